@@ -1,0 +1,75 @@
+// The addon's entry point: argument helpers shared by every kernel group, and registration.
+#include "common.h"
+#include <cstdlib>
+
+namespace ak {
+
+bool use_avx2() {
+  static const bool v = [] {
+    const char* p = std::getenv("ALIGNKIT_PORTABLE");
+    if (p && *p && std::string(p) != "0") return false;
+    __builtin_cpu_init();
+    return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+  }();
+  return v;
+}
+
+void fail(const Napi::Env& env, const std::string& msg) { throw Napi::Error::New(env, msg); }
+
+template <typename T, napi_typedarray_type kind>
+static T* typed(const Napi::CallbackInfo& info, size_t arg, size_t offset, size_t need, const char* what) {
+  if (arg >= info.Length() || !info[arg].IsTypedArray())
+    fail(info.Env(), "argument " + std::to_string(arg) + " must be a " + what);
+  Napi::TypedArray ta = info[arg].As<Napi::TypedArray>();
+  if (ta.TypedArrayType() != kind) fail(info.Env(), "argument " + std::to_string(arg) + " must be a " + what);
+  size_t len = ta.ElementLength();
+  if (offset > len || need > len - offset)
+    fail(info.Env(), "argument " + std::to_string(arg) + ": " + what + " of length " + std::to_string(len) +
+                         " is too short (offset " + std::to_string(offset) + ", need " + std::to_string(need) +
+                         "); was the tensor disposed?");
+  auto* base = reinterpret_cast<uint8_t*>(ta.ArrayBuffer().Data()) + ta.ByteOffset();
+  return reinterpret_cast<T*>(base) + offset;
+}
+
+float* f32(const Napi::CallbackInfo& info, size_t arg, size_t offset_arg, size_t need) {
+  size_t off = static_cast<size_t>(int_arg(info, offset_arg));
+  return typed<float, napi_float32_array>(info, arg, off, need, "Float32Array");
+}
+float* f32(const Napi::CallbackInfo& info, size_t arg, size_t need) {
+  return typed<float, napi_float32_array>(info, arg, 0, need, "Float32Array");
+}
+int32_t* i32(const Napi::CallbackInfo& info, size_t arg, size_t need) {
+  return typed<int32_t, napi_int32_array>(info, arg, 0, need, "Int32Array");
+}
+uint8_t* u8(const Napi::CallbackInfo& info, size_t arg, size_t need) {
+  return typed<uint8_t, napi_uint8_array>(info, arg, 0, need, "Uint8Array");
+}
+
+int64_t int_arg(const Napi::CallbackInfo& info, size_t arg) {
+  if (arg >= info.Length() || !info[arg].IsNumber()) fail(info.Env(), "argument " + std::to_string(arg) + " must be a number");
+  double d = info[arg].As<Napi::Number>().DoubleValue();
+  if (d < 0 || d != static_cast<double>(static_cast<int64_t>(d)))
+    fail(info.Env(), "argument " + std::to_string(arg) + " must be a non-negative integer");
+  return static_cast<int64_t>(d);
+}
+double num_arg(const Napi::CallbackInfo& info, size_t arg) {
+  if (arg >= info.Length() || !info[arg].IsNumber()) fail(info.Env(), "argument " + std::to_string(arg) + " must be a number");
+  return info[arg].As<Napi::Number>().DoubleValue();
+}
+bool bool_arg(const Napi::CallbackInfo& info, size_t arg) {
+  if (arg >= info.Length()) fail(info.Env(), "argument " + std::to_string(arg) + " is missing");
+  return info[arg].ToBoolean().Value();
+}
+
+}  // namespace ak
+
+static Napi::Object Init(Napi::Env env, Napi::Object exports) {
+  ak::InitCore(env, exports);
+  ak::InitGemm(env, exports);
+  ak::InitElementwise(env, exports);
+  ak::InitNorm(env, exports);
+  ak::InitAttention(env, exports);
+  return exports;
+}
+
+NODE_API_MODULE(alignkit, Init)

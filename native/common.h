@@ -1,0 +1,38 @@
+// Shared helpers for the native kernels: argument unpacking, CPU feature dispatch.
+#pragma once
+#include <napi.h>
+#include <cstddef>
+#include <cstdint>
+#include <string>
+
+namespace ak {
+
+// True when the AVX2+FMA kernels may run: the CPU has both and ALIGNKIT_PORTABLE is not set.
+bool use_avx2();
+
+#define AK_AVX2 __attribute__((target("avx2,fma")))
+
+// A float32 buffer passed from JS: a Float32Array plus an element offset into it.
+// `need` is the number of elements the kernel will touch from the offset on; it is checked.
+float* f32(const Napi::CallbackInfo& info, size_t arg, size_t offset_arg, size_t need);
+// A float32 buffer given as the Float32Array alone (offset 0).
+float* f32(const Napi::CallbackInfo& info, size_t arg, size_t need);
+// An Int32Array argument (token ids, masks, indices).
+int32_t* i32(const Napi::CallbackInfo& info, size_t arg, size_t need);
+// A Uint8Array argument (boolean masks).
+uint8_t* u8(const Napi::CallbackInfo& info, size_t arg, size_t need);
+
+int64_t int_arg(const Napi::CallbackInfo& info, size_t arg);
+double num_arg(const Napi::CallbackInfo& info, size_t arg);
+bool bool_arg(const Napi::CallbackInfo& info, size_t arg);
+
+[[noreturn]] void fail(const Napi::Env& env, const std::string& msg);
+
+// Each kernel group registers its functions on the addon's exports.
+void InitCore(Napi::Env env, Napi::Object exports);
+void InitGemm(Napi::Env env, Napi::Object exports);
+void InitElementwise(Napi::Env env, Napi::Object exports);
+void InitNorm(Napi::Env env, Napi::Object exports);
+void InitAttention(Napi::Env env, Napi::Object exports);
+
+}  // namespace ak

@@ -1,0 +1,124 @@
+// Core kernels the tensor layer itself needs: fill, strided copy, axpy, releasing storage, pool control.
+#include <cstring>
+#include <vector>
+
+#include "common.h"
+#include "pool.h"
+
+namespace ak {
+namespace {
+
+// fill(dst, off, n, value)
+Napi::Value Fill(const Napi::CallbackInfo& info) {
+  size_t n = int_arg(info, 2);
+  float* d = f32(info, 0, 1, n);
+  float v = static_cast<float>(num_arg(info, 3));
+  pool::parallel_for(n, 1 << 16, [&](size_t b, size_t e) {
+    for (size_t i = b; i < e; ++i) d[i] = v;
+  });
+  return info.Env().Undefined();
+}
+
+// copyStrided(src, srcOff, shape: number[], srcStrides: number[], dst, dstOff[, dstStrides: number[]]):
+// copies the strided view of src into dst, contiguously (row-major) or into dst's own strided view.
+static std::vector<int64_t> int_list(const Napi::Env& env, const Napi::Value& v, const char* what) {
+  if (!v.IsArray()) fail(env, std::string("copyStrided: ") + what + " must be an array");
+  auto a = v.As<Napi::Array>();
+  std::vector<int64_t> out(a.Length());
+  for (size_t i = 0; i < out.size(); ++i) {
+    out[i] = a.Get(i).As<Napi::Number>().Int64Value();
+    if (out[i] < 0) fail(env, std::string("copyStrided: negative ") + what);
+  }
+  return out;
+}
+
+Napi::Value CopyStrided(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  std::vector<int64_t> shape = int_list(env, info[2], "shape"), stride = int_list(env, info[3], "strides");
+  size_t nd = shape.size();
+  if (stride.size() != nd) fail(env, "copyStrided: shape and strides differ in length");
+  bool dst_strided = info.Length() > 6 && info[6].IsArray();
+  std::vector<int64_t> dstride;
+  if (dst_strided) {
+    dstride = int_list(env, info[6], "dstStrides");
+    if (dstride.size() != nd) fail(env, "copyStrided: shape and dstStrides differ in length");
+  } else {
+    dstride.assign(nd, 1);
+    for (int64_t k = static_cast<int64_t>(nd) - 2; k >= 0; --k) dstride[k] = dstride[k + 1] * shape[k + 1];
+  }
+  size_t n = 1;
+  int64_t smax = 0, dmax = 0;
+  for (size_t i = 0; i < nd; ++i) {
+    n *= static_cast<size_t>(shape[i]);
+    if (shape[i] > 0) { smax += (shape[i] - 1) * stride[i]; dmax += (shape[i] - 1) * dstride[i]; }
+  }
+  if (n == 0) return env.Undefined();
+  const float* s = f32(info, 0, 1, static_cast<size_t>(smax) + 1);
+  float* d = f32(info, 4, 5, static_cast<size_t>(dmax) + 1);
+  if (nd == 0) { d[0] = s[0]; return env.Undefined(); }
+  size_t inner = static_cast<size_t>(shape[nd - 1]);
+  int64_t is = stride[nd - 1], id = dstride[nd - 1];
+  size_t rows = n / inner;
+  pool::parallel_for(rows, inner >= 4096 ? 1 : (4096 / inner + 1), [&](size_t rb, size_t re) {
+    for (size_t r = rb; r < re; ++r) {
+      size_t rem = r;
+      int64_t so = 0, dof = 0;
+      for (int64_t k = static_cast<int64_t>(nd) - 2; k >= 0; --k) {
+        int64_t i = static_cast<int64_t>(rem % static_cast<size_t>(shape[k]));
+        rem /= static_cast<size_t>(shape[k]);
+        so += i * stride[k];
+        dof += i * dstride[k];
+      }
+      const float* sp = s + so;
+      float* dp = d + dof;
+      if (is == 1 && id == 1) std::memcpy(dp, sp, inner * sizeof(float));
+      else for (size_t j = 0; j < inner; ++j) dp[j * id] = sp[j * is];
+    }
+  });
+  return env.Undefined();
+}
+
+// axpy(y, yOff, x, xOff, n, alpha): y += alpha * x
+Napi::Value Axpy(const Napi::CallbackInfo& info) {
+  size_t n = int_arg(info, 4);
+  float* y = f32(info, 0, 1, n);
+  const float* x = f32(info, 2, 3, n);
+  float a = static_cast<float>(num_arg(info, 5));
+  pool::parallel_for(n, 1 << 15, [&](size_t b, size_t e) {
+    for (size_t i = b; i < e; ++i) y[i] += a * x[i];
+  });
+  return info.Env().Undefined();
+}
+
+// release(typedArray): detaches its ArrayBuffer, which frees the memory now and leaves every view empty.
+Napi::Value Release(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (!info[0].IsTypedArray()) fail(env, "release: expects a typed array");
+  Napi::ArrayBuffer ab = info[0].As<Napi::TypedArray>().ArrayBuffer();
+  if (ab.IsDetached()) return env.Undefined();
+  ab.Detach();
+  return env.Undefined();
+}
+
+Napi::Value GetThreads(const Napi::CallbackInfo& info) { return Napi::Number::New(info.Env(), pool::threads()); }
+Napi::Value SetThreads(const Napi::CallbackInfo& info) {
+  pool::set_threads(static_cast<int>(int_arg(info, 0)));
+  return info.Env().Undefined();
+}
+Napi::Value Isa(const Napi::CallbackInfo& info) {
+  return Napi::String::New(info.Env(), use_avx2() ? "avx2" : "portable");
+}
+
+}  // namespace
+
+void InitCore(Napi::Env env, Napi::Object exports) {
+  exports.Set("fill", Napi::Function::New(env, Fill));
+  exports.Set("copyStrided", Napi::Function::New(env, CopyStrided));
+  exports.Set("axpy", Napi::Function::New(env, Axpy));
+  exports.Set("release", Napi::Function::New(env, Release));
+  exports.Set("getThreads", Napi::Function::New(env, GetThreads));
+  exports.Set("setThreads", Napi::Function::New(env, SetThreads));
+  exports.Set("isa", Napi::Function::New(env, Isa));
+}
+
+}  // namespace ak

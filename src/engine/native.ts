@@ -1,0 +1,37 @@
+// Loads the native addon built by node-gyp during `npm ci`.
+import { createRequire } from 'node:module';
+import { existsSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+/** Finds the package root (the folder holding package.json) above this file. */
+export function packageRoot(): string {
+  let dir = dirname(fileURLToPath(import.meta.url));
+  for (;;) {
+    if (existsSync(join(dir, 'package.json')) && existsSync(join(dir, 'binding.gyp'))) return dir;
+    const up = dirname(dir);
+    if (up === dir) throw new Error('alignkit: cannot find the package root above ' + fileURLToPath(import.meta.url));
+    dir = up;
+  }
+}
+
+const require = createRequire(import.meta.url);
+const addonPath = join(packageRoot(), 'build', 'Release', 'alignkit.node');
+if (!existsSync(addonPath)) {
+  throw new Error(`alignkit: the native engine is not built (${addonPath} is missing); run \`npm ci\` or \`npm run build:native\``);
+}
+
+/** Raw native functions. Each ops file declares the typed slice it uses. */
+// eslint-disable-next-line @typescript-eslint/no-explicit-any
+export const native: Record<string, (...args: any[]) => any> = require(addonPath);
+
+export interface CoreKernels {
+  fill(dst: Float32Array, off: number, n: number, value: number): void;
+  copyStrided(src: Float32Array, srcOff: number, shape: readonly number[], strides: readonly number[], dst: Float32Array, dstOff: number, dstStrides?: readonly number[]): void;
+  axpy(y: Float32Array, yOff: number, x: Float32Array, xOff: number, n: number, alpha: number): void;
+  release(a: Float32Array | Int32Array | Uint8Array): void;
+  getThreads(): number;
+  setThreads(n: number): void;
+  isa(): 'avx2' | 'portable';
+}
+export const core = native as unknown as CoreKernels;

@@ -1,0 +1,83 @@
+// Matrix products on the GEMM kernel: matmul (batched, broadcasting a 2-D right operand) and linear.
+import { native } from '../native.js';
+import { Tensor, record, shapeStr } from '../tensor.js';
+
+export interface GemmKernels {
+  /** Row-major C[M×N] = alpha·op(A)·op(B) + beta·C; op(A) is M×K (A stored K×M when transA). */
+  sgemm(transA: boolean, transB: boolean, M: number, N: number, K: number, alpha: number,
+    A: Float32Array, aOff: number, lda: number, B: Float32Array, bOff: number, ldb: number,
+    beta: number, C: Float32Array, cOff: number, ldc: number): void;
+  /** The same for `batch` matrices at strides strideA/B/C (a stride of 0 repeats one matrix). */
+  sgemmBatched(transA: boolean, transB: boolean, M: number, N: number, K: number, alpha: number,
+    A: Float32Array, aOff: number, lda: number, strideA: number, B: Float32Array, bOff: number, ldb: number, strideB: number,
+    beta: number, C: Float32Array, cOff: number, ldc: number, strideC: number, batch: number): void;
+}
+export const gemm = native as unknown as GemmKernels;
+
+/** How a [rows × cols] matrix view (the last two dims of t) is handed to GEMM without a copy, if it can be. */
+interface MatArg {
+  t: Tensor; // the tensor actually passed (t itself or a contiguous copy)
+  trans: boolean;
+  ld: number;
+  batchStride: number; // stride between consecutive matrices when the batch dims are flattened
+}
+
+function asMatrix(t: Tensor, batch: number): MatArg {
+  const n = t.ndim;
+  const rs = t.strides[n - 2]!, cs = t.strides[n - 1]!;
+  const rows = t.shape[n - 2]!, cols = t.shape[n - 1]!;
+  // batch dims must flatten to one stride
+  let batchStride = rows * cols;
+  let ok = true;
+  if (n > 2) {
+    batchStride = t.strides[n - 3]!;
+    for (let d = n - 4; d >= 0; d--) if (t.shape[d]! !== 1 && t.strides[d]! !== t.strides[d + 1]! * t.shape[d + 1]!) ok = false;
+  }
+  if (batch <= 1) batchStride = 0;
+  if (ok && (cs === 1 || cols === 1) && rs >= cols) return { t, trans: false, ld: Math.max(rs, 1), batchStride };
+  if (ok && (rs === 1 || rows === 1) && cs >= rows) return { t, trans: true, ld: Math.max(cs, 1), batchStride };
+  const c = t.clone();
+  return { t: c, trans: false, ld: cols, batchStride: batch <= 1 ? 0 : rows * cols };
+}
+
+/**
+ * a [..., M, K] @ b [..., K, N] → [..., M, N]. Batch dims must match, or b is 2-D and shared by every batch.
+ * Transposed views are passed to GEMM as transpose flags, not copied.
+ */
+export function matmul(a: Tensor, b: Tensor): Tensor {
+  if (a.ndim < 2 || b.ndim < 2) throw new Error(`matmul needs matrices, got ${a.describe()} @ ${b.describe()}`);
+  const M = a.shape[a.ndim - 2]!, K = a.shape[a.ndim - 1]!, N = b.shape[b.ndim - 1]!;
+  if (b.shape[b.ndim - 2] !== K) throw new Error(`matmul: inner dims differ, ${shapeStr(a.shape)} @ ${shapeStr(b.shape)}`);
+  const aBatch = a.shape.slice(0, -2), bBatch = b.shape.slice(0, -2);
+  const shared = b.ndim === 2;
+  if (!shared && (aBatch.length !== bBatch.length || aBatch.some((d, i) => d !== bBatch[i])))
+    throw new Error(`matmul: batch dims differ, ${shapeStr(a.shape)} @ ${shapeStr(b.shape)}`);
+  const batch = aBatch.reduce((x, y) => x * y, 1);
+  const out = Tensor.zeros([...aBatch, M, N]);
+  if (out.size > 0) {
+    if (shared && a.ndim > 2 && M > 0) {
+      // Fold the batch into M when a's rows are evenly spaced: one large GEMM instead of many small ones.
+      const a2 = a.isContiguous ? a : a.clone();
+      const A = asMatrix(a2, 1);
+      const B = asMatrix(b, 1);
+      gemm.sgemm(false, B.trans, batch * M, N, K, 1, A.t.data, A.t.offset, K, B.t.data, B.t.offset, B.ld, 0, out.data, 0, N);
+      if (a2 !== a) a2.dispose();
+      if (B.t !== b) B.t.dispose();
+    } else {
+      const A = asMatrix(a, batch), B = asMatrix(b, shared ? 1 : batch);
+      gemm.sgemmBatched(A.trans, B.trans, M, N, K, 1, A.t.data, A.t.offset, A.ld, A.batchStride,
+        B.t.data, B.t.offset, B.ld, shared ? 0 : B.batchStride, 0, out.data, 0, N, M * N, batch);
+      if (A.t !== a) A.t.dispose();
+      if (B.t !== b) B.t.dispose();
+    }
+  }
+  return record(out, [a, b], (g) => {
+    const ga = a.requiresGrad ? matmul(g, b.transpose(-1, -2)) : null;
+    let gb: Tensor | null = null;
+    if (b.requiresGrad) {
+      if (shared && a.ndim > 2) gb = matmul(a.reshape([-1, K]).transpose(0, 1), g.reshape([-1, N]));
+      else gb = matmul(a.transpose(-1, -2), g);
+    }
+    return [ga, gb];
+  }, 'matmul');
+}

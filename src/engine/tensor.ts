@@ -1,0 +1,445 @@
+// Tensor: float32 data in native memory (an ArrayBuffer's backing store, outside the JS heap), a shape
+// and strides, and the autograd tape that records how it was made.
+//
+// Memory is released deterministically: `dispose()` drops a reference to the storage, and the last one
+// detaches the ArrayBuffer, which frees the memory at once (views of it become empty, so a stale view
+// fails loudly instead of reading freed memory). `tidy(fn)` disposes everything made inside fn except
+// what fn returns. Garbage collection remains the safety net for tensors nobody disposed.
+import { core } from './native.js';
+
+export type Shape = readonly number[];
+
+/** Reference-counted storage shared by a tensor and its views. */
+export class Storage {
+  refs = 1;
+  constructor(public data: Float32Array) {}
+  retain(): this {
+    this.refs++;
+    return this;
+  }
+  release(): void {
+    if (this.refs <= 0) return;
+    if (--this.refs === 0) core.release(this.data);
+  }
+  get released(): boolean {
+    return this.refs <= 0;
+  }
+}
+
+/** What the tape keeps for one op: its inputs and how to map the output's gradient to theirs. */
+export interface GradNode {
+  name: string;
+  inputs: readonly (Tensor | null)[];
+  backward: (grad: Tensor) => readonly (Tensor | null | undefined)[];
+}
+
+let gradEnabled = true;
+let liveCount = 0;
+const scopes: Set<Tensor>[] = [];
+
+export function isGradEnabled(): boolean {
+  return gradEnabled;
+}
+
+/** Runs fn without recording the tape (reference models, generation, evaluation). */
+export function noGrad<T>(fn: () => T): T {
+  const prev = gradEnabled;
+  gradEnabled = false;
+  try {
+    return fn();
+  } finally {
+    gradEnabled = prev;
+  }
+}
+
+/** Number of tensors created and not yet disposed (for leak tests). */
+export function liveTensors(): number {
+  return liveCount;
+}
+
+function collectTensors(v: unknown, out: Set<Tensor>, depth = 0): void {
+  if (depth > 4 || v === null || typeof v !== 'object') return;
+  if (v instanceof Tensor) {
+    out.add(v);
+    return;
+  }
+  if (Array.isArray(v)) {
+    for (const x of v) collectTensors(x, out, depth + 1);
+    return;
+  }
+  if (v instanceof Map) {
+    for (const x of v.values()) collectTensors(x, out, depth + 1);
+    return;
+  }
+  if (Object.getPrototypeOf(v) === Object.prototype) for (const x of Object.values(v)) collectTensors(x, out, depth + 1);
+}
+
+/**
+ * Runs fn and disposes every tensor created inside it, except the tensors it returns (directly, in an
+ * array, a Map or a plain object) and tensors passed to keep(). Returned tensors move to the enclosing scope.
+ */
+export function tidy<T>(fn: () => T): T {
+  const scope = new Set<Tensor>();
+  scopes.push(scope);
+  let result: T;
+  try {
+    result = fn();
+  } finally {
+    scopes.pop();
+  }
+  const survivors = new Set<Tensor>();
+  collectTensors(result, survivors);
+  const parent = scopes[scopes.length - 1];
+  for (const t of scope) {
+    if (survivors.has(t)) parent?.add(t);
+    else t.dispose();
+  }
+  return result;
+}
+
+/** Takes t out of every enclosing tidy scope: it lives until disposed explicitly. */
+export function keep<T extends Tensor>(t: T): T {
+  for (const s of scopes) s.delete(t);
+  return t;
+}
+
+export function sizeOf(shape: Shape): number {
+  let n = 1;
+  for (const d of shape) {
+    if (!Number.isInteger(d) || d < 0) throw new Error(`invalid shape [${shape.join(', ')}]`);
+    n *= d;
+  }
+  return n;
+}
+
+export function contiguousStrides(shape: Shape): number[] {
+  const s = new Array<number>(shape.length);
+  let acc = 1;
+  for (let i = shape.length - 1; i >= 0; i--) {
+    s[i] = acc;
+    acc *= shape[i]!;
+  }
+  return s;
+}
+
+function sameShape(a: Shape, b: Shape): boolean {
+  return a.length === b.length && a.every((d, i) => d === b[i]);
+}
+
+export function shapeStr(s: Shape): string {
+  return `[${s.join(', ')}]`;
+}
+
+export class Tensor {
+  readonly shape: number[];
+  readonly strides: number[];
+  readonly offset: number;
+  readonly storage: Storage;
+  requiresGrad = false;
+  grad: Tensor | null = null;
+  node: GradNode | null = null;
+  name?: string;
+  private disposed = false;
+
+  constructor(storage: Storage, shape: Shape, strides?: Shape, offset = 0) {
+    this.storage = storage;
+    this.shape = [...shape];
+    this.strides = strides ? [...strides] : contiguousStrides(shape);
+    this.offset = offset;
+    liveCount++;
+    scopes[scopes.length - 1]?.add(this);
+  }
+
+  // ---- creation -------------------------------------------------------------------------------
+
+  /** A new tensor; its contents are zero. */
+  static zeros(shape: Shape): Tensor {
+    return new Tensor(new Storage(new Float32Array(sizeOf(shape))), shape);
+  }
+  /** A new tensor whose contents the caller will overwrite (currently zeroed as well). */
+  static empty(shape: Shape): Tensor {
+    return Tensor.zeros(shape);
+  }
+  static full(shape: Shape, value: number): Tensor {
+    const t = Tensor.zeros(shape);
+    if (value !== 0) core.fill(t.data, 0, t.size, value);
+    return t;
+  }
+  static ones(shape: Shape): Tensor {
+    return Tensor.full(shape, 1);
+  }
+  static scalar(v: number): Tensor {
+    return Tensor.full([], v);
+  }
+  /** Copies values (any numeric array) into a new tensor of the given shape. */
+  static from(values: ArrayLike<number>, shape?: Shape): Tensor {
+    const sh = shape ?? [values.length];
+    if (sizeOf(sh) !== values.length) throw new Error(`Tensor.from: ${values.length} values do not fill shape ${shapeStr(sh)}`);
+    const data = new Float32Array(values.length);
+    data.set(values);
+    return new Tensor(new Storage(data), sh);
+  }
+  /** A trainable leaf: requiresGrad, and outside every tidy scope. */
+  static param(t: Tensor, name?: string): Tensor {
+    keep(t);
+    t.requiresGrad = true;
+    if (name !== undefined) t.name = name;
+    return t;
+  }
+
+  // ---- properties -----------------------------------------------------------------------------
+
+  get data(): Float32Array {
+    if (this.disposed || this.storage.released) throw new Error(`tensor ${this.describe()} was disposed`);
+    return this.storage.data;
+  }
+  get size(): number {
+    return sizeOf(this.shape);
+  }
+  get ndim(): number {
+    return this.shape.length;
+  }
+  get isDisposed(): boolean {
+    return this.disposed || this.storage.released;
+  }
+  get isContiguous(): boolean {
+    let acc = 1;
+    for (let i = this.shape.length - 1; i >= 0; i--) {
+      if (this.shape[i] !== 1 && this.strides[i] !== acc) return false;
+      acc *= this.shape[i]!;
+    }
+    return true;
+  }
+  describe(): string {
+    return `${this.name ?? 'tensor'}${shapeStr(this.shape)}`;
+  }
+
+  /** The single value of a one-element tensor. */
+  item(): number {
+    if (this.size !== 1) throw new Error(`item() needs one element, ${this.describe()} has ${this.size}`);
+    return this.data[this.offset]!;
+  }
+  /** A fresh Float32Array with the tensor's values in row-major order. */
+  toArray(): Float32Array {
+    const c = this.isContiguous ? this : this.copyContiguous();
+    const out = c.data.slice(c.offset, c.offset + c.size);
+    if (c !== this) c.dispose();
+    return out;
+  }
+  /** Nested JS arrays, for printing and small tests. */
+  toList(): unknown {
+    const flat = Array.from(this.toArray());
+    const build = (dim: number, off: number): unknown => {
+      if (dim === this.shape.length) return flat[off];
+      const stride = sizeOf(this.shape.slice(dim + 1));
+      return Array.from({ length: this.shape[dim]! }, (_, i) => build(dim + 1, off + i * stride));
+    };
+    return build(0, 0);
+  }
+
+  // ---- lifetime -------------------------------------------------------------------------------
+
+  dispose(): void {
+    if (this.disposed) return;
+    this.disposed = true;
+    liveCount--;
+    for (const s of scopes) s.delete(this);
+    this.storage.release();
+    this.node = null;
+    if (this.grad) {
+      this.grad.dispose();
+      this.grad = null;
+    }
+  }
+
+  /** A view of the same data with no tape history. */
+  detach(): Tensor {
+    return new Tensor(this.storage.retain(), this.shape, this.strides, this.offset);
+  }
+
+  /** A contiguous copy with no tape history. */
+  clone(): Tensor {
+    return this.copyContiguous();
+  }
+
+  private copyContiguous(): Tensor {
+    const out = Tensor.zeros(this.shape);
+    core.copyStrided(this.data, this.offset, this.shape, this.strides, out.data, 0);
+    return out;
+  }
+
+  /** Writes src's values into this tensor's view (no tape). Shapes must match. */
+  copyFrom(src: Tensor): void {
+    if (!sameShape(src.shape, this.shape)) throw new Error(`copyFrom: ${src.describe()} into ${this.describe()}`);
+    core.copyStrided(src.data, src.offset, src.shape, src.strides, this.data, this.offset, this.strides);
+  }
+
+  // ---- views (recorded on the tape) -----------------------------------------------------------
+
+  /** The same values laid out contiguously; returns this when already contiguous. */
+  contiguous(): Tensor {
+    if (this.isContiguous) return this;
+    const out = this.copyContiguous();
+    return record(out, [this], (g) => [g], 'contiguous');
+  }
+
+  reshape(shape: Shape): Tensor {
+    const sh = [...shape];
+    const infer = sh.indexOf(-1);
+    if (infer >= 0) {
+      const rest = sh.reduce((a, d, i) => (i === infer ? a : a * d), 1);
+      sh[infer] = rest === 0 ? 0 : this.size / rest;
+    }
+    if (sizeOf(sh) !== this.size) throw new Error(`reshape: ${this.describe()} cannot become ${shapeStr(shape)}`);
+    const src = this.contiguous();
+    const out = new Tensor(src.storage.retain(), sh, undefined, src.offset);
+    const inShape = this.shape;
+    return record(out, [src], (g) => [g.reshape(inShape)], 'reshape');
+  }
+
+  /** Swaps two dimensions (a view). */
+  transpose(d0: number, d1: number): Tensor {
+    const n = this.ndim;
+    const a = d0 < 0 ? d0 + n : d0,
+      b = d1 < 0 ? d1 + n : d1;
+    if (a < 0 || a >= n || b < 0 || b >= n) throw new Error(`transpose(${d0}, ${d1}) on ${this.describe()}`);
+    const shape = [...this.shape],
+      strides = [...this.strides];
+    [shape[a], shape[b]] = [shape[b]!, shape[a]!];
+    [strides[a], strides[b]] = [strides[b]!, strides[a]!];
+    const out = new Tensor(this.storage.retain(), shape, strides, this.offset);
+    return record(out, [this], (g) => [g.transpose(a, b)], 'transpose');
+  }
+
+  permute(order: readonly number[]): Tensor {
+    if (order.length !== this.ndim || new Set(order).size !== order.length || order.some((d) => d < 0 || d >= this.ndim))
+      throw new Error(`permute(${order.join(', ')}) on ${this.describe()}`);
+    const out = new Tensor(
+      this.storage.retain(),
+      order.map((d) => this.shape[d]!),
+      order.map((d) => this.strides[d]!),
+      this.offset,
+    );
+    const inverse = new Array<number>(order.length);
+    order.forEach((d, i) => (inverse[d] = i));
+    return record(out, [this], (g) => [g.permute(inverse)], 'permute');
+  }
+
+  /** Elements start..end-1 along dim (a view). */
+  slice(dim: number, start: number, end: number): Tensor {
+    const d = dim < 0 ? dim + this.ndim : dim;
+    const len = this.shape[d];
+    if (len === undefined || start < 0 || end > len || start > end)
+      throw new Error(`slice(${dim}, ${start}, ${end}) on ${this.describe()}`);
+    const shape = [...this.shape];
+    shape[d] = end - start;
+    const out = new Tensor(this.storage.retain(), shape, this.strides, this.offset + start * this.strides[d]!);
+    const inShape = this.shape;
+    return record(out, [this], (g) => {
+      const full = Tensor.zeros(inShape);
+      const view = new Tensor(full.storage.retain(), shape, full.strides, start * full.strides[d]!);
+      view.copyFrom(g);
+      view.dispose();
+      return [full];
+    }, 'slice');
+  }
+
+  // ---- autograd -------------------------------------------------------------------------------
+
+  /**
+   * Backpropagates from this tensor (a scalar unless `grad` is given) and adds the gradients of every
+   * leaf with requiresGrad into its `.grad` (accumulating across calls, as PyTorch does).
+   */
+  backward(grad?: Tensor): void {
+    if (!this.requiresGrad) throw new Error(`backward() on ${this.describe()}, which does not require grad`);
+    if (!grad && this.size !== 1) throw new Error(`backward() without a gradient needs a scalar, got ${this.describe()}`);
+    // Topological order, iteratively (models are deep).
+    const order: Tensor[] = [];
+    const seen = new Set<Tensor>();
+    const stack: [Tensor, boolean][] = [[this, false]];
+    while (stack.length) {
+      const [t, done] = stack.pop()!;
+      if (done) {
+        order.push(t);
+        continue;
+      }
+      if (seen.has(t)) continue;
+      seen.add(t);
+      stack.push([t, true]);
+      for (const i of t.node?.inputs ?? []) if (i && i.requiresGrad && !seen.has(i)) stack.push([i, false]);
+    }
+    const grads = new Map<Tensor, Tensor>();
+    grads.set(this, grad ?? Tensor.ones(this.shape));
+    const prevEnabled = gradEnabled;
+    gradEnabled = false; // gradients are not themselves differentiated
+    try {
+    for (let k = order.length - 1; k >= 0; k--) {
+      const t = order[k]!;
+      const g = grads.get(t);
+      if (!g) continue;
+      grads.delete(t);
+      if (!t.node) {
+        accumulateLeaf(t, g);
+        continue;
+      }
+      const gs = t.node.backward(g);
+      const inputs = t.node.inputs;
+      for (let i = 0; i < inputs.length; i++) {
+        const inp = inputs[i];
+        const gi = gs[i];
+        if (!inp || !inp.requiresGrad || !gi) continue;
+        if (!sameShape(gi.shape, inp.shape))
+          throw new Error(`autograd: ${t.node.name} gave a gradient ${gi.describe()} for input ${inp.describe()}`);
+        const prev = grads.get(inp);
+        grads.set(inp, prev ? sumGrads(prev, gi) : gi);
+      }
+    }
+    } finally {
+      gradEnabled = prevEnabled;
+    }
+  }
+
+  /** Clears .grad (disposing it). */
+  zeroGrad(): void {
+    if (this.grad) {
+      this.grad.dispose();
+      this.grad = null;
+    }
+  }
+}
+
+function sumGrads(a: Tensor, b: Tensor): Tensor {
+  const out = a.clone();
+  const bc = b.isContiguous ? b : b.clone();
+  core.axpy(out.data, 0, bc.data, bc.offset, out.size, 1);
+  if (bc !== b) bc.dispose();
+  return out;
+}
+
+function accumulateLeaf(t: Tensor, g: Tensor): void {
+  if (t.grad) {
+    const gc = g.isContiguous ? g : g.clone();
+    core.axpy(t.grad.data, t.grad.offset, gc.data, gc.offset, t.size, 1);
+    if (gc !== g) gc.dispose();
+  } else {
+    t.grad = keep(g.clone());
+  }
+}
+
+/**
+ * Records `out` as made from `inputs` by an op whose gradient map is `backward`. Does nothing when
+ * grad is disabled or no input requires grad. `backward` gets the gradient of out (same shape) and
+ * returns one gradient (or null) per input, each of that input's shape.
+ */
+export function record(
+  out: Tensor,
+  inputs: readonly (Tensor | null | undefined)[],
+  backward: (grad: Tensor) => readonly (Tensor | null | undefined)[],
+  name: string,
+): Tensor {
+  if (!gradEnabled) return out;
+  if (!inputs.some((t) => t?.requiresGrad)) return out;
+  out.requiresGrad = true;
+  out.node = { name, inputs: inputs.map((t) => t ?? null), backward };
+  return out;
+}
