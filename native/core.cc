@@ -1,4 +1,6 @@
 // Core kernels the tensor layer itself needs: fill, strided copy, axpy, releasing storage, pool control.
+#include <algorithm>
+#include <cmath>
 #include <cstring>
 #include <vector>
 
@@ -100,6 +102,62 @@ Napi::Value Release(const Napi::CallbackInfo& info) {
   return env.Undefined();
 }
 
+
+// adamw(p, g, m, v, n, lr, beta1, beta2, eps, weightDecay, step): one fused AdamW update (PyTorch semantics:
+// decoupled decay p -= lr*wd*p, bias-corrected moments, denom = sqrt(v)/sqrt(bc2) + eps).
+Napi::Value AdamW(const Napi::CallbackInfo& info) {
+  size_t n = int_arg(info, 4);
+  float* p = f32(info, 0, n);
+  const float* g = f32(info, 1, n);
+  float* m = f32(info, 2, n);
+  float* v = f32(info, 3, n);
+  double lr = num_arg(info, 5), b1 = num_arg(info, 6), b2 = num_arg(info, 7), eps = num_arg(info, 8),
+         wd = num_arg(info, 9), step = num_arg(info, 10);
+  double bc1 = 1.0 - std::pow(b1, step), bc2 = 1.0 - std::pow(b2, step);
+  float decay = float(1.0 - lr * wd), step_size = float(lr / bc1), inv_sqrt_bc2 = float(1.0 / std::sqrt(bc2));
+  float fb1 = float(b1), fb2 = float(b2), feps = float(eps);
+  pool::parallel_for(n, 1 << 14, [&](size_t b, size_t e) {
+    for (size_t i = b; i < e; ++i) {
+      float gi = g[i];
+      float mi = fb1 * m[i] + (1.f - fb1) * gi;
+      float vi = fb2 * v[i] + (1.f - fb2) * gi * gi;
+      m[i] = mi;
+      v[i] = vi;
+      float denom = std::sqrt(vi) * inv_sqrt_bc2 + feps;
+      p[i] = p[i] * decay - step_size * mi / denom;
+    }
+  });
+  return info.Env().Undefined();
+}
+
+// sumSquares(x, off, n) -> number: Σx² in double (NaN/inf propagate: callers use it to detect them).
+Napi::Value SumSquares(const Napi::CallbackInfo& info) {
+  size_t n = int_arg(info, 2);
+  const float* x = f32(info, 0, 1, n);
+  size_t chunks = (n + 65535) / 65536;
+  std::vector<double> part(chunks, 0.0);
+  pool::run(chunks, [&](size_t c, int) {
+    size_t b = c * 65536, e = std::min(n, b + 65536);
+    double acc = 0;
+    for (size_t i = b; i < e; ++i) acc += double(x[i]) * double(x[i]);
+    part[c] = acc;
+  });
+  double s = 0;
+  for (double p : part) s += p;
+  return Napi::Number::New(info.Env(), s);
+}
+
+// scaleInPlace(x, off, n, s): x *= s
+Napi::Value ScaleInPlace(const Napi::CallbackInfo& info) {
+  size_t n = int_arg(info, 2);
+  float* x = f32(info, 0, 1, n);
+  float s = float(num_arg(info, 3));
+  pool::parallel_for(n, 1 << 15, [&](size_t b, size_t e) {
+    for (size_t i = b; i < e; ++i) x[i] *= s;
+  });
+  return info.Env().Undefined();
+}
+
 Napi::Value GetThreads(const Napi::CallbackInfo& info) { return Napi::Number::New(info.Env(), pool::threads()); }
 Napi::Value SetThreads(const Napi::CallbackInfo& info) {
   pool::set_threads(static_cast<int>(int_arg(info, 0)));
@@ -119,6 +177,9 @@ void InitCore(Napi::Env env, Napi::Object exports) {
   exports.Set("getThreads", Napi::Function::New(env, GetThreads));
   exports.Set("setThreads", Napi::Function::New(env, SetThreads));
   exports.Set("isa", Napi::Function::New(env, Isa));
+  exports.Set("adamw", Napi::Function::New(env, AdamW));
+  exports.Set("sumSquares", Napi::Function::New(env, SumSquares));
+  exports.Set("scaleInPlace", Napi::Function::New(env, ScaleInPlace));
 }
 
 }  // namespace ak

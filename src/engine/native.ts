@@ -33,5 +33,9 @@ export interface CoreKernels {
   getThreads(): number;
   setThreads(n: number): void;
   isa(): 'avx2' | 'portable';
+  adamw(p: Float32Array, g: Float32Array, m: Float32Array, v: Float32Array, n: number, lr: number, beta1: number,
+    beta2: number, eps: number, weightDecay: number, step: number): void;
+  sumSquares(x: Float32Array, off: number, n: number): number;
+  scaleInPlace(x: Float32Array, off: number, n: number, s: number): void;
 }
 export const core = native as unknown as CoreKernels;
