@@ -122,6 +122,37 @@ export function contiguousStrides(shape: Shape): number[] {
   return s;
 }
 
+/**
+ * Strides that let a tensor of (shape, strides) be viewed as newShape without copying, or null when the
+ * memory layout does not allow it (the rule torch.view uses: only split or merge dims that are laid out
+ * contiguously with respect to each other).
+ */
+function strideForView(shape: Shape, strides: Shape, newShape: Shape): number[] | null {
+  const out = new Array<number>(newShape.length);
+  let viewD = newShape.length - 1;
+  let chunkBase = strides[strides.length - 1] ?? 1;
+  let tensorNumel = 1,
+    viewNumel = 1;
+  for (let d = shape.length - 1; d >= 0; d--) {
+    tensorNumel *= shape[d]!;
+    if (d === 0 || (shape[d - 1] !== 1 && strides[d - 1] !== tensorNumel * chunkBase)) {
+      while (viewD >= 0 && (viewNumel < tensorNumel || newShape[viewD] === 1)) {
+        out[viewD] = viewNumel * chunkBase;
+        viewNumel *= newShape[viewD]!;
+        viewD--;
+      }
+      if (viewNumel !== tensorNumel) return null;
+      if (d > 0) {
+        chunkBase = strides[d - 1]!;
+        tensorNumel = 1;
+        viewNumel = 1;
+      }
+    }
+  }
+  if (viewD !== -1) return null;
+  return out;
+}
+
 function sameShape(a: Shape, b: Shape): boolean {
   return a.length === b.length && a.every((d, i) => d === b[i]);
 }
@@ -283,6 +314,7 @@ export class Tensor {
     return record(out, [this], (g) => [g], 'contiguous');
   }
 
+  /** The same elements in a new shape: a view when the strides allow it (as torch.view), else a copy. */
   reshape(shape: Shape): Tensor {
     const sh = [...shape];
     const infer = sh.indexOf(-1);
@@ -291,8 +323,9 @@ export class Tensor {
       sh[infer] = rest === 0 ? 0 : this.size / rest;
     }
     if (sizeOf(sh) !== this.size) throw new Error(`reshape: ${this.describe()} cannot become ${shapeStr(shape)}`);
-    const src = this.contiguous();
-    const out = new Tensor(src.storage.retain(), sh, undefined, src.offset);
+    const viewStrides = this.isContiguous ? contiguousStrides(sh) : strideForView(this.shape, this.strides, sh);
+    const src = viewStrides ? this : this.contiguous();
+    const out = new Tensor(src.storage.retain(), sh, viewStrides ?? contiguousStrides(sh), src.offset);
     const inShape = this.shape;
     return record(out, [src], (g) => [g.reshape(inShape)], 'reshape');
   }

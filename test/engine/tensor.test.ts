@@ -23,6 +23,16 @@ test('views: transpose, permute, slice and reshape read the right elements', () 
     assert.equal(x.transpose(0, 1).isContiguous, false);
     assert.deepEqual(Array.from(x.transpose(1, 2).reshape([2, 12]).toArray().slice(0, 6)), [0, 4, 8, 1, 5, 9]);
     assert.deepEqual(x.reshape([-1, 6]).shape, [4, 6]);
+    // splitting the last dim of a column slice is a view (no copy), as torch.view allows
+    const s = x.slice(2, 2, 4); // [2,3,2], strides [12,4,1]
+    const v = s.reshape([2, 3, 2, 1]);
+    assert.equal(v.storage, x.storage);
+    assert.deepEqual(v.strides, [12, 4, 1, 1]);
+    assert.deepEqual(Array.from(v.toArray()), [2, 3, 6, 7, 10, 11, 14, 15, 18, 19, 22, 23]);
+    // merging dims that are not adjacent in memory copies
+    const m = x.transpose(0, 1).reshape([6, 4]);
+    assert.notEqual(m.storage, x.storage);
+    assert.deepEqual(Array.from(m.toArray().slice(0, 8)), [0, 1, 2, 3, 12, 13, 14, 15]);
     assert.throws(() => x.reshape([5, 5]), /reshape: tensor\[2, 3, 4\] cannot become \[5, 5\]/);
     assert.throws(() => x.slice(1, 2, 5), /slice\(1, 2, 5\)/);
   });
