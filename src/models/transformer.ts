@@ -1,0 +1,231 @@
+// A decoder-only transformer in the two layouts Hugging Face checkpoints use: GPT-2 (learned positions,
+// LayerNorm, GELU MLP, fused qkv Conv1D) and Llama (RoPE, RMSNorm, SwiGLU, grouped-query attention), with
+// parameters named exactly as transformers names them, so state dicts load and save unchanged.
+import { add, gelu, swiglu } from '../engine/ops/elementwise.js';
+import { attention, rope } from '../engine/ops/attention.js';
+import { embedding, layerNorm, rmsNorm } from '../engine/ops/norm.js';
+import { matmul } from '../engine/ops/matmul.js';
+import { Random } from '../engine/random.js';
+import { Tensor, noGrad, shapeStr } from '../engine/tensor.js';
+import { linear } from '../nn/linear.js';
+import { type CausalLMConfig, validateConfig } from './config.js';
+import type { KVCache } from './kv-cache.js';
+
+export interface ForwardOptions {
+  /** [B·T], 1 for real tokens, 0 for padding (keys at 0 are never attended). */
+  attentionMask?: Int32Array;
+  /** [B·T] position of each token; default 0..T−1 in every row (as transformers without position_ids). */
+  positions?: Int32Array;
+  /** Generation: read and extend this cache (no gradient). */
+  cache?: KVCache;
+}
+
+/** Parameter names and shapes of the base model (the `transformer.` / `model.` part) and LM head. */
+export function parameterShapes(c: CausalLMConfig): [string, number[]][] {
+  const C = c.hiddenSize, out: [string, number[]][] = [];
+  if (c.arch === 'gpt2') {
+    const p = 'transformer.';
+    out.push([p + 'wte.weight', [c.vocabSize, C]], [p + 'wpe.weight', [c.maxPositions, C]]);
+    for (let i = 0; i < c.numLayers; i++) {
+      const h = `${p}h.${i}.`;
+      out.push(
+        [h + 'ln_1.weight', [C]], [h + 'ln_1.bias', [C]],
+        [h + 'attn.c_attn.weight', [C, 3 * C]], [h + 'attn.c_attn.bias', [3 * C]],
+        [h + 'attn.c_proj.weight', [C, C]], [h + 'attn.c_proj.bias', [C]],
+        [h + 'ln_2.weight', [C]], [h + 'ln_2.bias', [C]],
+        [h + 'mlp.c_fc.weight', [C, c.intermediateSize]], [h + 'mlp.c_fc.bias', [c.intermediateSize]],
+        [h + 'mlp.c_proj.weight', [c.intermediateSize, C]], [h + 'mlp.c_proj.bias', [C]],
+      );
+    }
+    out.push([p + 'ln_f.weight', [C]], [p + 'ln_f.bias', [C]]);
+  } else {
+    const p = 'model.', q = c.numHeads * c.headDim, kv = c.numKvHeads * c.headDim, I = c.intermediateSize;
+    out.push([p + 'embed_tokens.weight', [c.vocabSize, C]]);
+    for (let i = 0; i < c.numLayers; i++) {
+      const l = `${p}layers.${i}.`;
+      out.push([l + 'input_layernorm.weight', [C]]);
+      out.push([l + 'self_attn.q_proj.weight', [q, C]], [l + 'self_attn.k_proj.weight', [kv, C]], [l + 'self_attn.v_proj.weight', [kv, C]]);
+      if (c.qkvBias) out.push([l + 'self_attn.q_proj.bias', [q]], [l + 'self_attn.k_proj.bias', [kv]], [l + 'self_attn.v_proj.bias', [kv]]);
+      out.push([l + 'self_attn.o_proj.weight', [C, q]]);
+      if (c.oBias) out.push([l + 'self_attn.o_proj.bias', [C]]);
+      out.push([l + 'post_attention_layernorm.weight', [C]]);
+      out.push([l + 'mlp.gate_proj.weight', [I, C]], [l + 'mlp.up_proj.weight', [I, C]], [l + 'mlp.down_proj.weight', [C, I]]);
+      if (c.mlpBias) out.push([l + 'mlp.gate_proj.bias', [I]], [l + 'mlp.up_proj.bias', [I]], [l + 'mlp.down_proj.bias', [C]]);
+    }
+    out.push([p + 'norm.weight', [C]]);
+  }
+  if (!c.tieWordEmbeddings) out.push(['lm_head.weight', [c.vocabSize, C]]);
+  return out;
+}
+
+/** Random initialisation as transformers does it: N(0, 0.02) matrices, zero biases, unit norms. */
+export function initParameter(name: string, shape: number[], rng: Random, numLayers: number): Tensor {
+  if (/(ln_\d|ln_f|layernorm|norm)\.weight$/.test(name)) return Tensor.ones(shape);
+  if (name.endsWith('.bias')) return Tensor.zeros(shape);
+  // GPT-2 scales the residual projections by 1/sqrt(2·layers)
+  const std = /c_proj\.weight$/.test(name) ? 0.02 / Math.sqrt(2 * numLayers) : 0.02;
+  const n = shape.reduce((a, b) => a * b, 1);
+  const data = new Float32Array(n);
+  for (let i = 0; i < n; i++) data[i] = rng.normal() * std;
+  return Tensor.from(data, shape);
+}
+
+export class Transformer {
+  readonly params = new Map<string, Tensor>();
+
+  constructor(readonly config: CausalLMConfig) {
+    validateConfig(config);
+  }
+
+  p(name: string): Tensor {
+    const t = this.params.get(name);
+    if (!t) throw new Error(`model has no parameter '${name}'`);
+    return t;
+  }
+  private maybe(name: string): Tensor | null {
+    return this.params.get(name) ?? null;
+  }
+
+  /** The input embedding matrix (also the LM head when tied). */
+  get embedWeight(): Tensor {
+    return this.p(this.config.arch === 'gpt2' ? 'transformer.wte.weight' : 'model.embed_tokens.weight');
+  }
+  get lmHeadWeight(): Tensor {
+    return this.config.tieWordEmbeddings ? this.embedWeight : this.p('lm_head.weight');
+  }
+
+  /** Final hidden states [B, T, C] for token ids [B·T]. */
+  hidden(ids: Int32Array, B: number, T: number, o: ForwardOptions = {}): Tensor {
+    const c = this.config;
+    if (ids.length !== B * T) throw new Error(`forward: ${ids.length} ids do not fill [${B}, ${T}]`);
+    if (o.attentionMask && o.attentionMask.length !== B * T) throw new Error(`forward: attention mask has ${o.attentionMask.length} entries, expected ${B * T}`);
+    const past = o.cache?.length ?? 0;
+    const positions = o.positions ?? defaultPositions(B, T, past);
+    if (o.cache) o.cache.appendMask(T, o.attentionMask);
+    const keyMask = o.cache ? o.cache.maskPrefix(past + T) : o.attentionMask;
+    let x: Tensor;
+    if (c.arch === 'gpt2') {
+      for (const p of positions) if (p >= c.maxPositions) throw new Error(`position ${p} is beyond n_positions ${c.maxPositions}`);
+      x = add(embedding(this.embedWeight, ids, [B, T]), embedding(this.p('transformer.wpe.weight'), positions, [B, T]));
+    } else {
+      x = embedding(this.embedWeight, ids, [B, T]);
+    }
+    for (let i = 0; i < c.numLayers; i++) {
+      x = c.arch === 'gpt2' ? this.gpt2Block(i, x, B, T, keyMask, o.cache) : this.llamaBlock(i, x, B, T, positions, keyMask, o.cache);
+    }
+    if (o.cache) o.cache.length += T;
+    return c.arch === 'gpt2'
+      ? layerNorm(x, this.p('transformer.ln_f.weight'), this.p('transformer.ln_f.bias'), c.normEps)
+      : rmsNorm(x, this.p('model.norm.weight'), c.normEps);
+  }
+
+  /** Next-token logits [B, T, V]. */
+  logits(hidden: Tensor): Tensor {
+    return matmul(hidden, this.lmHeadWeight.transpose(0, 1));
+  }
+
+  forward(ids: Int32Array, B: number, T: number, o: ForwardOptions = {}): Tensor {
+    return this.logits(this.hidden(ids, B, T, o));
+  }
+
+  private gpt2Block(i: number, x: Tensor, B: number, T: number, keyMask: Int32Array | undefined, cache?: KVCache): Tensor {
+    const c = this.config, C = c.hiddenSize, H = c.numHeads, D = c.headDim, h = `transformer.h.${i}.`;
+    const a = layerNorm(x, this.p(h + 'ln_1.weight'), this.p(h + 'ln_1.bias'), c.normEps);
+    const qkv = linear(a, this.p(h + 'attn.c_attn.weight'), this.p(h + 'attn.c_attn.bias'), 'in_out');
+    const heads = (k: number): Tensor => qkv.slice(2, k * C, (k + 1) * C).reshape([B, T, H, D]).transpose(1, 2);
+    const att = this.attend(i, heads(0), heads(1), heads(2), B, T, keyMask, cache);
+    x = add(x, linear(att, this.p(h + 'attn.c_proj.weight'), this.p(h + 'attn.c_proj.bias'), 'in_out'));
+    const m = layerNorm(x, this.p(h + 'ln_2.weight'), this.p(h + 'ln_2.bias'), c.normEps);
+    const f = gelu(linear(m, this.p(h + 'mlp.c_fc.weight'), this.p(h + 'mlp.c_fc.bias'), 'in_out'), c.activation === 'gelu' ? 'none' : 'tanh');
+    return add(x, linear(f, this.p(h + 'mlp.c_proj.weight'), this.p(h + 'mlp.c_proj.bias'), 'in_out'));
+  }
+
+  private llamaBlock(i: number, x: Tensor, B: number, T: number, positions: Int32Array, keyMask: Int32Array | undefined, cache?: KVCache): Tensor {
+    const c = this.config, D = c.headDim, l = `model.layers.${i}.`;
+    const a = rmsNorm(x, this.p(l + 'input_layernorm.weight'), c.normEps);
+    const proj = (n: string, heads: number): Tensor =>
+      linear(a, this.p(l + `self_attn.${n}_proj.weight`), this.maybe(l + `self_attn.${n}_proj.bias`), 'out_in').reshape([B, T, heads, D]).transpose(1, 2);
+    const q = rope(proj('q', c.numHeads), positions, c.ropeTheta);
+    const k = rope(proj('k', c.numKvHeads), positions, c.ropeTheta);
+    const att = this.attend(i, q, k, proj('v', c.numKvHeads), B, T, keyMask, cache);
+    x = add(x, linear(att, this.p(l + 'self_attn.o_proj.weight'), this.maybe(l + 'self_attn.o_proj.bias'), 'out_in'));
+    const m = rmsNorm(x, this.p(l + 'post_attention_layernorm.weight'), c.normEps);
+    const gate = linear(m, this.p(l + 'mlp.gate_proj.weight'), this.maybe(l + 'mlp.gate_proj.bias'), 'out_in');
+    const up = linear(m, this.p(l + 'mlp.up_proj.weight'), this.maybe(l + 'mlp.up_proj.bias'), 'out_in');
+    return add(x, linear(swiglu(gate, up), this.p(l + 'mlp.down_proj.weight'), this.maybe(l + 'mlp.down_proj.bias'), 'out_in'));
+  }
+
+  /** Causal attention over [B, H, T, D] heads (through the cache when generating) → [B, T, H·D]. */
+  private attend(i: number, q: Tensor, k: Tensor, v: Tensor, B: number, T: number, keyMask: Int32Array | undefined, cache?: KVCache): Tensor {
+    let out: Tensor;
+    if (cache) {
+      const past = cache.length;
+      noGrad(() => {
+        cache.k[i]!.slice(2, past, past + T).copyFrom(k);
+        cache.v[i]!.slice(2, past, past + T).copyFrom(v);
+      });
+      const kAll = cache.k[i]!.slice(2, 0, past + T), vAll = cache.v[i]!.slice(2, 0, past + T);
+      out = attention(q, kAll, vAll, { causal: true, keyMask, queryOffset: past });
+    } else {
+      out = attention(q, k, v, { causal: true, keyMask });
+    }
+    return out.transpose(1, 2).reshape([B, T, this.config.numHeads * this.config.headDim]);
+  }
+
+  parameters(): Tensor[] {
+    return [...this.params.values()];
+  }
+
+  /** Creates every parameter with transformers' random initialisation. */
+  static random(config: CausalLMConfig, seed = 0): Transformer {
+    const m = new Transformer(config);
+    const rng = new Random(seed);
+    for (const [name, shape] of parameterShapes(config)) m.params.set(name, Tensor.param(initParameter(name, shape, rng, config.numLayers), name));
+    return m;
+  }
+
+  /**
+   * Builds the model from a state dict (float32 arrays by name). Every expected parameter must be present
+   * with its shape; names it does not know are returned so the caller can decide (e.g. a score head).
+   */
+  static fromStateDict(config: CausalLMConfig, sd: Map<string, { shape: readonly number[]; data: Float32Array }>): { model: Transformer; unused: string[] } {
+    const m = new Transformer(config);
+    const want = parameterShapes(config);
+    const known = new Set(want.map(([n]) => n));
+    for (const [name, shape] of want) {
+      const e = sd.get(name) ?? sd.get(stripPrefix(name));
+      if (!e) throw new Error(`checkpoint has no tensor '${name}'`);
+      if (e.shape.length !== shape.length || e.shape.some((d, i) => d !== shape[i]))
+        throw new Error(`checkpoint tensor '${name}' has shape ${shapeStr(e.shape)}, expected ${shapeStr(shape)}`);
+      m.params.set(name, Tensor.param(Tensor.from(e.data, shape), name));
+    }
+    const unused = [...sd.keys()].filter((k) => !known.has(k) && !known.has(withPrefix(config, k)));
+    return { model: m, unused };
+  }
+
+  /** The parameters as a state dict in transformers' names (views of the live data, not copies). */
+  stateDict(): Map<string, { shape: number[]; data: Float32Array }> {
+    const out = new Map<string, { shape: number[]; data: Float32Array }>();
+    for (const [n, t] of this.params) out.set(n, { shape: [...t.shape], data: t.data.subarray(t.offset, t.offset + t.size) });
+    return out;
+  }
+
+  dispose(): void {
+    for (const t of this.params.values()) t.dispose();
+    this.params.clear();
+  }
+}
+
+function defaultPositions(B: number, T: number, past: number): Int32Array {
+  const p = new Int32Array(B * T);
+  for (let b = 0; b < B; b++) for (let t = 0; t < T; t++) p[b * T + t] = past + t;
+  return p;
+}
+
+// GPT-2 checkpoints saved from GPT2Model lack the `transformer.` prefix.
+function stripPrefix(name: string): string {
+  return name.startsWith('transformer.') ? name.slice('transformer.'.length) : name;
+}
+function withPrefix(c: CausalLMConfig, name: string): string {
+  return c.arch === 'gpt2' && !name.startsWith('transformer.') ? 'transformer.' + name : name;
+}

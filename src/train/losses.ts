@@ -1,0 +1,51 @@
+// Preference losses, written as the papers write them.
+import { add, logsigmoid, mean, neg, relu, scale, square, sub } from '../engine/ops/elementwise.js';
+import type { Tensor } from '../engine/tensor.js';
+
+export type DpoLossType = 'sigmoid' | 'ipo' | 'hinge' | 'robust';
+
+/**
+ * DPO (Rafailov et al. 2023) and its variants over per-sequence log-probs [N] of chosen (y_w) and rejected
+ * (y_l) completions under the policy π and the frozen reference π_ref:
+ *   h = (log π(y_w|x) − log π_ref(y_w|x)) − (log π(y_l|x) − log π_ref(y_l|x))
+ *   sigmoid: −log σ(β·h)·(1−ε) − log σ(−β·h)·ε          (ε = label_smoothing, conservative DPO)
+ *   robust:  (−log σ(β·h)·(1−ε) + log σ(−β·h)·ε) / (1−2ε)  (Chowdhury et al. 2024)
+ *   hinge:   max(0, 1 − β·h)                               (SLiC)
+ *   ipo:     (h − 1/(2β))²                                 (Azar et al. 2023; TRL averages log-probs per token for IPO)
+ * Returns the mean loss and the implicit rewards β·(log π − log π_ref) of chosen and rejected, [N] each.
+ */
+export function dpoLoss(
+  policyChosen: Tensor,
+  policyRejected: Tensor,
+  refChosen: Tensor,
+  refRejected: Tensor,
+  opts: { beta: number; lossType?: DpoLossType; labelSmoothing?: number },
+): { loss: Tensor; chosenRewards: Tensor; rejectedRewards: Tensor } {
+  const beta = opts.beta, eps = opts.labelSmoothing ?? 0;
+  const chosenLogratio = sub(policyChosen, refChosen);
+  const rejectedLogratio = sub(policyRejected, refRejected);
+  const h = sub(chosenLogratio, rejectedLogratio);
+  let losses: Tensor;
+  switch (opts.lossType ?? 'sigmoid') {
+    case 'sigmoid':
+      losses = sub(scale(neg(logsigmoid(scale(h, beta))), 1 - eps), scale(logsigmoid(scale(h, -beta)), eps));
+      break;
+    case 'robust':
+      if (eps >= 0.5) throw new Error('robust DPO needs label_smoothing < 0.5');
+      losses = scale(add(scale(neg(logsigmoid(scale(h, beta))), 1 - eps), scale(logsigmoid(scale(h, -beta)), eps)), 1 / (1 - 2 * eps));
+      break;
+    case 'hinge':
+      losses = relu(sub(1, scale(h, beta)));
+      break;
+    case 'ipo':
+      losses = square(sub(h, 1 / (2 * beta)));
+      break;
+    default:
+      throw new Error(`unknown DPO loss_type '${String(opts.lossType)}' (sigmoid, ipo, hinge, robust)`);
+  }
+  return {
+    loss: mean(losses),
+    chosenRewards: scale(chosenLogratio, beta),
+    rejectedRewards: scale(rejectedLogratio, beta),
+  };
+}
