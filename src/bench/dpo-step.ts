@@ -2,7 +2,6 @@
 // reference forward without grad, AdamW), in policy tokens per second, next to the same step in plain PyTorch
 // (bench/torch_dpo_step.py, Debian's python3-torch) run in the same bench on the same cores.
 import { execFileSync } from 'node:child_process';
-import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { packageRoot } from '../engine/native.js';
 import { Tensor, noGrad, tidy } from '../engine/tensor.js';
@@ -14,6 +13,7 @@ import { nextTokenLogprobs } from '../models/heads.js';
 import { Transformer } from '../models/transformer.js';
 import { dpoLoss } from '../train/losses.js';
 import { type BenchRow, row } from './report.js';
+import { torchMissing } from './torch.js';
 
 export interface DpoBenchOptions {
   json: boolean;
@@ -95,16 +95,6 @@ function torchDpoStep(o: Required<Pick<DpoBenchOptions, 'layers' | 'd' | 'heads'
   return JSON.parse(out.trim().split('\n').pop()!) as TorchResult;
 }
 
-function torchAvailable(): string | null {
-  if (!existsSync('/usr/bin/python3')) return 'no /usr/bin/python3';
-  try {
-    execFileSync('/usr/bin/python3', ['-c', 'import torch'], { stdio: 'ignore' });
-    return null;
-  } catch {
-    return "PyTorch is not installed (apt-get install python3-torch)";
-  }
-}
-
 export async function benchDpoStep(opts: DpoBenchOptions): Promise<BenchRow[]> {
   const log = opts.log ?? ((s: string) => process.stderr.write(s + '\n'));
   const o = {
@@ -120,7 +110,7 @@ export async function benchDpoStep(opts: DpoBenchOptions): Promise<BenchRow[]> {
   log(`bench dpo-step: ${name}`);
   const ak = alignkitDpoStep(o, log);
   log(`  alignkit: ${ak.tokensPerSecond.toFixed(1)} policy tokens/s`);
-  const missing = torchAvailable();
+  const missing = torchMissing();
   if (missing) return [row(name, ak.tokensPerSecond, null, 'policy tokens/s', `reference skipped: ${missing}`)];
   // Debian's torch multiplies through OpenBLAS, whose threads compete with torch's own: try the settings.
   const settings: [number, number][] = opts.quick ? [[1, 2]] : [[1, 2], [2, 1], [2, 2]];

@@ -9,6 +9,7 @@ const USAGE = `alignkit — align language models from Node.js
 usage:
   alignkit bench gemm [--json] [--quick]       sgemm GFLOP/s next to OpenBLAS
   alignkit bench dpo-step [--json] [--quick]   GPT-2-124M DPO training step next to PyTorch
+  alignkit bench generate [--json] [--quick]   sampling with the KV cache next to PyTorch
   alignkit bench all [--json] [--quick]        every benchmark
   alignkit info                                native engine: instruction set, threads
 
@@ -18,7 +19,7 @@ environment: ALIGNKIT_THREADS (thread pool size), ALIGNKIT_PORTABLE=1 (skip the 
 async function bench(what: string, json: boolean, quick: boolean): Promise<void> {
   const rows: BenchRow[] = [];
   const all = what === 'all';
-  if (!['all', 'gemm', 'dpo-step'].includes(what)) throw new Error(`unknown benchmark '${what}' (gemm, dpo-step, all)`);
+  if (!['all', 'gemm', 'dpo-step', 'generate'].includes(what)) throw new Error(`unknown benchmark '${what}' (gemm, dpo-step, generate, all)`);
   if (all || what === 'gemm') {
     const { benchGemm } = await import('../bench/gemm.js');
     rows.push(...(await benchGemm({ json, quick })));
@@ -26,6 +27,10 @@ async function bench(what: string, json: boolean, quick: boolean): Promise<void>
   if (all || what === 'dpo-step') {
     const { benchDpoStep } = await import('../bench/dpo-step.js');
     rows.push(...(await benchDpoStep({ json, quick })));
+  }
+  if (all || what === 'generate') {
+    const { benchGenerate } = await import('../bench/generate.js');
+    rows.push(...(await benchGenerate({ json, quick })));
   }
   printRows(rows, json);
 }
