@@ -7,7 +7,8 @@ import { embedding, layerNorm, rmsNorm } from '../engine/ops/norm.js';
 import { matmul } from '../engine/ops/matmul.js';
 import { Random } from '../engine/random.js';
 import { Tensor, noGrad, shapeStr } from '../engine/tensor.js';
-import { linear } from '../nn/linear.js';
+import type { WeightLayout } from '../nn/linear.js';
+import { LoraAdapter, type LoraConfig, loraLinear } from '../nn/lora.js';
 import { type CausalLMConfig, validateConfig } from './config.js';
 import type { KVCache } from './kv-cache.js';
 
@@ -72,6 +73,13 @@ export function initParameter(name: string, shape: number[], rng: Random, numLay
 
 export class Transformer {
   readonly params = new Map<string, Tensor>();
+  /** LoRA adapters by module name (e.g. `model.layers.0.self_attn.q_proj`) */
+  readonly adapters = new Map<string, LoraAdapter>();
+  adaptersEnabled = true;
+  /** training mode turns adapter dropout on */
+  training = true;
+  /** seed for dropout masks; advance it between steps for fresh masks */
+  dropoutSeed = 0;
 
   constructor(readonly config: CausalLMConfig) {
     validateConfig(config);
@@ -84,6 +92,69 @@ export class Transformer {
   }
   private maybe(name: string): Tensor | null {
     return this.params.get(name) ?? null;
+  }
+
+  /** A linear module by its transformers name (weight, optional bias, optional LoRA adapter). */
+  private lin(module: string, x: Tensor, layout: WeightLayout): Tensor {
+    return loraLinear(x, this.p(module + '.weight'), this.maybe(module + '.bias'), layout, this.adapters.get(module), this.adaptersEnabled, this.training, this.dropoutSeed);
+  }
+
+  /** Names of the linear modules, with their layout and [in, out] sizes. */
+  linearModules(): { name: string; layout: WeightLayout; inFeatures: number; outFeatures: number }[] {
+    const out: { name: string; layout: WeightLayout; inFeatures: number; outFeatures: number }[] = [];
+    for (const [n, t] of this.params) {
+      if (!n.endsWith('.weight') || t.ndim !== 2 || /(wte|wpe|embed_tokens|lm_head)\.weight$/.test(n)) continue;
+      const layout: WeightLayout = this.config.arch === 'gpt2' ? 'in_out' : 'out_in';
+      const [a, b] = t.shape as [number, number];
+      out.push({ name: n.slice(0, -'.weight'.length), layout, inFeatures: layout === 'in_out' ? a : b, outFeatures: layout === 'in_out' ? b : a });
+    }
+    return out;
+  }
+
+  /**
+   * Adds LoRA adapters to the linear modules whose names end in one of cfg.targetModules and freezes every
+   * base parameter: only the adapters train, and with adaptersEnabled = false the same weights are the
+   * frozen reference model (no second copy).
+   */
+  addLora(cfg: LoraConfig, seed = 0): LoraAdapter[] {
+    const rng = new Random(seed);
+    const made: LoraAdapter[] = [];
+    for (const m of this.linearModules()) {
+      if (!cfg.targetModules.some((t) => m.name === t || m.name.endsWith('.' + t))) continue;
+      const ad = new LoraAdapter(m.inFeatures, m.outFeatures, cfg, rng, m.name);
+      this.adapters.set(m.name, ad);
+      made.push(ad);
+    }
+    if (!made.length) throw new Error(`LoRA: no linear module matches target_modules [${cfg.targetModules.join(', ')}]`);
+    for (const p of this.params.values()) p.requiresGrad = false;
+    return made;
+  }
+
+  /** Runs fn with the adapters off (the frozen base model, e.g. as the DPO/PPO reference). */
+  withoutAdapters<T>(fn: () => T): T {
+    const prev = this.adaptersEnabled;
+    this.adaptersEnabled = false;
+    try {
+      return fn();
+    } finally {
+      this.adaptersEnabled = prev;
+    }
+  }
+
+  /** Folds every adapter into its base weight and removes the adapters. */
+  mergeLora(): void {
+    for (const m of this.linearModules()) {
+      const ad = this.adapters.get(m.name);
+      if (ad) ad.mergeInto(this.p(m.name + '.weight'), m.layout);
+    }
+    for (const ad of this.adapters.values()) ad.dispose();
+    this.adapters.clear();
+  }
+
+  /** What the optimiser should update: the adapters when there are any, else every parameter. */
+  trainableParameters(): Tensor[] {
+    if (this.adapters.size) return [...this.adapters.values()].flatMap((a) => [a.A, a.B]);
+    return this.parameters().filter((p) => p.requiresGrad);
   }
 
   /** The input embedding matrix (also the LM head when tied). */
@@ -131,28 +202,27 @@ export class Transformer {
   private gpt2Block(i: number, x: Tensor, B: number, T: number, keyMask: Int32Array | undefined, cache?: KVCache): Tensor {
     const c = this.config, C = c.hiddenSize, H = c.numHeads, D = c.headDim, h = `transformer.h.${i}.`;
     const a = layerNorm(x, this.p(h + 'ln_1.weight'), this.p(h + 'ln_1.bias'), c.normEps);
-    const qkv = linear(a, this.p(h + 'attn.c_attn.weight'), this.p(h + 'attn.c_attn.bias'), 'in_out');
+    const qkv = this.lin(h + 'attn.c_attn', a, 'in_out');
     const heads = (k: number): Tensor => qkv.slice(2, k * C, (k + 1) * C).reshape([B, T, H, D]).transpose(1, 2);
     const att = this.attend(i, heads(0), heads(1), heads(2), B, T, keyMask, cache);
-    x = add(x, linear(att, this.p(h + 'attn.c_proj.weight'), this.p(h + 'attn.c_proj.bias'), 'in_out'));
+    x = add(x, this.lin(h + 'attn.c_proj', att, 'in_out'));
     const m = layerNorm(x, this.p(h + 'ln_2.weight'), this.p(h + 'ln_2.bias'), c.normEps);
-    const f = gelu(linear(m, this.p(h + 'mlp.c_fc.weight'), this.p(h + 'mlp.c_fc.bias'), 'in_out'), c.activation === 'gelu' ? 'none' : 'tanh');
-    return add(x, linear(f, this.p(h + 'mlp.c_proj.weight'), this.p(h + 'mlp.c_proj.bias'), 'in_out'));
+    const f = gelu(this.lin(h + 'mlp.c_fc', m, 'in_out'), c.activation === 'gelu' ? 'none' : 'tanh');
+    return add(x, this.lin(h + 'mlp.c_proj', f, 'in_out'));
   }
 
   private llamaBlock(i: number, x: Tensor, B: number, T: number, positions: Int32Array, keyMask: Int32Array | undefined, cache?: KVCache): Tensor {
     const c = this.config, D = c.headDim, l = `model.layers.${i}.`;
     const a = rmsNorm(x, this.p(l + 'input_layernorm.weight'), c.normEps);
-    const proj = (n: string, heads: number): Tensor =>
-      linear(a, this.p(l + `self_attn.${n}_proj.weight`), this.maybe(l + `self_attn.${n}_proj.bias`), 'out_in').reshape([B, T, heads, D]).transpose(1, 2);
+    const proj = (n: string, heads: number): Tensor => this.lin(l + `self_attn.${n}_proj`, a, 'out_in').reshape([B, T, heads, D]).transpose(1, 2);
     const q = rope(proj('q', c.numHeads), positions, c.ropeTheta);
     const k = rope(proj('k', c.numKvHeads), positions, c.ropeTheta);
     const att = this.attend(i, q, k, proj('v', c.numKvHeads), B, T, keyMask, cache);
-    x = add(x, linear(att, this.p(l + 'self_attn.o_proj.weight'), this.maybe(l + 'self_attn.o_proj.bias'), 'out_in'));
+    x = add(x, this.lin(l + 'self_attn.o_proj', att, 'out_in'));
     const m = rmsNorm(x, this.p(l + 'post_attention_layernorm.weight'), c.normEps);
-    const gate = linear(m, this.p(l + 'mlp.gate_proj.weight'), this.maybe(l + 'mlp.gate_proj.bias'), 'out_in');
-    const up = linear(m, this.p(l + 'mlp.up_proj.weight'), this.maybe(l + 'mlp.up_proj.bias'), 'out_in');
-    return add(x, linear(swiglu(gate, up), this.p(l + 'mlp.down_proj.weight'), this.maybe(l + 'mlp.down_proj.bias'), 'out_in'));
+    const gate = this.lin(l + 'mlp.gate_proj', m, 'out_in');
+    const up = this.lin(l + 'mlp.up_proj', m, 'out_in');
+    return add(x, this.lin(l + 'mlp.down_proj', swiglu(gate, up), 'out_in'));
   }
 
   /** Causal attention over [B, H, T, D] heads (through the cache when generating) → [B, T, H·D]. */
@@ -213,6 +283,8 @@ export class Transformer {
   dispose(): void {
     for (const t of this.params.values()) t.dispose();
     this.params.clear();
+    for (const a of this.adapters.values()) a.dispose();
+    this.adapters.clear();
   }
 }
 

@@ -1,0 +1,70 @@
+// LoRA (Hu et al. 2021): a frozen linear layer plus a trainable low-rank update,
+//   y = x·Wᵀ + b + (α/r)·dropout(x)·Aᵀ·Bᵀ,   A [r, in] (Kaiming-uniform), B [out, r] (zeros),
+// in PEFT's conventions, so adapters save and load as PEFT's adapter_model.safetensors.
+import { add, dropout, scale } from '../engine/ops/elementwise.js';
+import { matmul } from '../engine/ops/matmul.js';
+import { Random } from '../engine/random.js';
+import { Tensor, noGrad } from '../engine/tensor.js';
+import { linear, type WeightLayout } from './linear.js';
+
+export interface LoraConfig {
+  r: number;
+  alpha: number;
+  dropout?: number;
+  /** module names ending in one of these get an adapter (PEFT's target_modules), e.g. q_proj, v_proj, c_attn */
+  targetModules: readonly string[];
+}
+
+export class LoraAdapter {
+  readonly A: Tensor;
+  readonly B: Tensor;
+  readonly scaling: number;
+  private calls = 0;
+
+  constructor(
+    readonly inFeatures: number,
+    readonly outFeatures: number,
+    readonly cfg: LoraConfig,
+    rng: Random,
+    readonly name: string,
+  ) {
+    if (!(cfg.r > 0) || !Number.isInteger(cfg.r)) throw new Error(`LoRA rank must be a positive integer, got ${cfg.r}`);
+    // kaiming_uniform_(a=√5) on [r, in]: bound = 1/√in
+    const bound = 1 / Math.sqrt(inFeatures);
+    const a = new Float32Array(cfg.r * inFeatures);
+    for (let i = 0; i < a.length; i++) a[i] = (rng.uniform() * 2 - 1) * bound;
+    this.A = Tensor.param(Tensor.from(a, [cfg.r, inFeatures]), `${name}.lora_A.weight`);
+    this.B = Tensor.param(Tensor.zeros([outFeatures, cfg.r]), `${name}.lora_B.weight`);
+    this.scaling = cfg.alpha / cfg.r;
+  }
+
+  /** The low-rank update for input x [..., in] → [..., out]. */
+  delta(x: Tensor, training: boolean, seed: number): Tensor {
+    const p = this.cfg.dropout ?? 0;
+    const xin = p > 0 && training ? dropout(x, p, (seed + this.calls++) >>> 0, true) : x;
+    return scale(matmul(matmul(xin, this.A.transpose(0, 1)), this.B.transpose(0, 1)), this.scaling);
+  }
+
+  /** W += (α/r)·B·A in the weight's own layout. */
+  mergeInto(weight: Tensor, layout: WeightLayout): void {
+    noGrad(() => {
+      const ba = scale(matmul(this.B, this.A), this.scaling); // [out, in]
+      const upd = layout === 'out_in' ? ba : ba.transpose(0, 1);
+      const merged = add(weight, upd);
+      weight.copyFrom(merged);
+      merged.dispose();
+      ba.dispose();
+    });
+  }
+
+  dispose(): void {
+    this.A.dispose();
+    this.B.dispose();
+  }
+}
+
+/** A linear layer with an optional adapter (skipped when `enabled` is false: the frozen base alone). */
+export function loraLinear(x: Tensor, weight: Tensor, bias: Tensor | null, layout: WeightLayout, adapter: LoraAdapter | undefined, enabled: boolean, training: boolean, seed: number): Tensor {
+  const y = linear(x, weight, bias, layout);
+  return adapter && enabled ? add(y, adapter.delta(x, training, seed)) : y;
+}
