@@ -1,26 +1,515 @@
-// Kernel group: GEMM. PLACEHOLDER naive implementation; being replaced by the packed, blocked kernel.
+// Kernel group: GEMM. Packed, cache-blocked single-precision matrix product, row-major:
+//   C[M×N] = alpha·op(A)·op(B) + beta·C   (beta == 0: C is only written, never read).
+// Loops (outer to inner): N in NC-column blocks, K in KC-deep blocks, M in MC-row blocks, then 16-column
+// and 6-row micro-tiles. op(B)'s KC×NC block is packed once (16-column panels, shared by the threads); op(A)'s
+// MC×KC blocks are packed per thread (6-row panels). Transposes are folded into the packing, so every layout
+// runs the same 6×16 micro-kernel (AVX2/FMA inline assembly: 12 accumulators; a plain C++ kernel when
+// use_avx2() is false). Edge tiles are zero-padded in the packed panels and clipped when C is written.
+// Threads: tasks are M blocks (each packs its own A block), or, when M is short, M blocks × N chunks over
+// a shared packed A. Batched calls run whole matrices per thread when the batch is large or the matrices small.
+#include <immintrin.h>
+#include <sys/mman.h>
+
+#include <algorithm>
+#include <cstdlib>
+#include <cstring>
+
 #include "common.h"
 #include "pool.h"
 
 namespace ak {
 namespace {
 
-void gemm_naive(bool ta, bool tb, size_t M, size_t N, size_t K, float alpha, const float* A, size_t lda,
-                const float* B, size_t ldb, float beta, float* C, size_t ldc) {
-  pool::parallel_for(M, 4, [&](size_t mb, size_t me) {
-    for (size_t i = mb; i < me; ++i)
-      for (size_t j = 0; j < N; ++j) {
-        double acc = 0;
-        for (size_t k = 0; k < K; ++k) acc += double(ta ? A[k * lda + i] : A[i * lda + k]) * double(tb ? B[j * ldb + k] : B[k * ldb + j]);
-        float prev = beta == 0.f ? 0.f : beta * C[i * ldc + j];
-        C[i * ldc + j] = prev + alpha * float(acc);
+constexpr size_t MR = 6, NR = 16;
+constexpr size_t MC_MAX = 144, KC_MAX = 384, NC_MAX = 3072;
+
+inline size_t cdiv(size_t a, size_t b) { return (a + b - 1) / b; }
+
+// ---------------------------------------------------------------- buffers
+// A growable, 64-byte aligned scratch buffer (2 MiB aligned + huge pages when large). One per thread and role,
+// kept for the thread's life so steady-state calls do not allocate.
+struct Scratch {
+  float* p = nullptr;
+  size_t cap = 0;
+  float* get(size_t n) {
+    if (n <= cap) return p;
+    std::free(p);
+    size_t bytes = n * sizeof(float);
+    const size_t huge = size_t(2) << 20;
+    size_t align = bytes >= huge ? huge : 64;
+    bytes = cdiv(bytes, align) * align;
+    p = static_cast<float*>(std::aligned_alloc(align, bytes));
+    if (!p) { cap = 0; throw std::bad_alloc(); }
+#ifdef MADV_HUGEPAGE
+    if (align == huge) madvise(p, bytes, MADV_HUGEPAGE);
+#endif
+    cap = bytes / sizeof(float);
+    return p;
+  }
+  ~Scratch() { std::free(p); }
+};
+thread_local Scratch tl_a;        // this thread's packed A block
+thread_local Scratch tl_b;        // packed B block (shared by all threads when the caller runs in parallel)
+thread_local Scratch tl_ashared;  // whole packed A for short M (shared)
+
+// ---------------------------------------------------------------- operand views
+// op(X)[r][c] = p[r*rs + c*cs]
+struct View {
+  const float* p;
+  size_t rs, cs;
+  const float* at(size_t r, size_t c) const { return p + r * rs + c * cs; }
+};
+
+// ---------------------------------------------------------------- portable kernels
+// Packs op(A)[0..mc)[0..kc) into 6-row panels: dst[panel][k][6], rows past mc are zero.
+void pack_a_ref(View a, size_t mc, size_t kc, float* dst) {
+  for (size_t i = 0; i < mc; i += MR, dst += kc * MR) {
+    size_t mr = std::min(MR, mc - i);
+    if (a.rs == 1 && mr == MR) {  // transposed A: 6 contiguous values per k
+      for (size_t k = 0; k < kc; ++k) std::memcpy(dst + k * MR, a.at(i, k), MR * sizeof(float));
+      continue;
+    }
+    for (size_t r = 0; r < MR; ++r) {
+      if (r < mr) {
+        const float* s = a.at(i + r, 0);
+        for (size_t k = 0; k < kc; ++k) dst[k * MR + r] = s[k * a.cs];
+      } else {
+        for (size_t k = 0; k < kc; ++k) dst[k * MR + r] = 0.f;
       }
-  });
+    }
+  }
 }
 
+// Packs op(B)[0..kc)[0..nc) into 16-column panels: dst[panel][k][16], columns past nc are zero.
+void pack_b_ref(View b, size_t kc, size_t nc, float* dst) {
+  for (size_t j = 0; j < nc; j += NR, dst += kc * NR) {
+    size_t nr = std::min(NR, nc - j);
+    if (b.cs == 1 && nr == NR) {  // plain B: 16 contiguous values per k
+      for (size_t k = 0; k < kc; ++k) std::memcpy(dst + k * NR, b.at(k, j), NR * sizeof(float));
+      continue;
+    }
+    for (size_t c = 0; c < NR; ++c) {
+      if (c < nr) {
+        const float* s = b.at(0, j + c);
+        for (size_t k = 0; k < kc; ++k) dst[k * NR + c] = s[k * b.rs];
+      } else {
+        for (size_t k = 0; k < kc; ++k) dst[k * NR + c] = 0.f;
+      }
+    }
+  }
+}
+
+// Writes a computed 6×16 tile t (row-major) into C: C = alpha·t + beta·C for the mr×nr valid part.
+inline void store_tile_ref(const float* t, float* C, size_t ldc, size_t mr, size_t nr, float alpha, float beta) {
+  for (size_t r = 0; r < mr; ++r) {
+    float* c = C + r * ldc;
+    const float* s = t + r * NR;
+    if (beta == 0.f)
+      for (size_t j = 0; j < nr; ++j) c[j] = alpha * s[j];
+    else
+      for (size_t j = 0; j < nr; ++j) c[j] = alpha * s[j] + beta * c[j];
+  }
+}
+
+void macro_ref(size_t mc, size_t nc, size_t kc, const float* pa, const float* pb, float* C, size_t ldc, float alpha,
+               float beta) {
+  float t[MR * NR];
+  for (size_t j = 0; j < nc; j += NR) {
+    const float* b = pb + (j / NR) * kc * NR;
+    for (size_t i = 0; i < mc; i += MR) {
+      const float* a = pa + (i / MR) * kc * MR;
+      for (size_t x = 0; x < MR * NR; ++x) t[x] = 0.f;
+      for (size_t k = 0; k < kc; ++k) {
+        const float* ak = a + k * MR;
+        const float* bk = b + k * NR;
+        for (size_t r = 0; r < MR; ++r)
+          for (size_t c = 0; c < NR; ++c) t[r * NR + c] += ak[r] * bk[c];
+      }
+      store_tile_ref(t, C + i * ldc + j, ldc, std::min(MR, mc - i), std::min(NR, nc - j), alpha, beta);
+    }
+  }
+}
+
+// ---------------------------------------------------------------- AVX2 kernels
+AK_AVX2 inline void transpose8(__m256& r0, __m256& r1, __m256& r2, __m256& r3, __m256& r4, __m256& r5, __m256& r6,
+                               __m256& r7) {
+  __m256 t0 = _mm256_unpacklo_ps(r0, r1), t1 = _mm256_unpackhi_ps(r0, r1);
+  __m256 t2 = _mm256_unpacklo_ps(r2, r3), t3 = _mm256_unpackhi_ps(r2, r3);
+  __m256 t4 = _mm256_unpacklo_ps(r4, r5), t5 = _mm256_unpackhi_ps(r4, r5);
+  __m256 t6 = _mm256_unpacklo_ps(r6, r7), t7 = _mm256_unpackhi_ps(r6, r7);
+  __m256 s0 = _mm256_shuffle_ps(t0, t2, 0x44), s1 = _mm256_shuffle_ps(t0, t2, 0xEE);
+  __m256 s2 = _mm256_shuffle_ps(t1, t3, 0x44), s3 = _mm256_shuffle_ps(t1, t3, 0xEE);
+  __m256 s4 = _mm256_shuffle_ps(t4, t6, 0x44), s5 = _mm256_shuffle_ps(t4, t6, 0xEE);
+  __m256 s6 = _mm256_shuffle_ps(t5, t7, 0x44), s7 = _mm256_shuffle_ps(t5, t7, 0xEE);
+  r0 = _mm256_permute2f128_ps(s0, s4, 0x20);
+  r1 = _mm256_permute2f128_ps(s1, s5, 0x20);
+  r2 = _mm256_permute2f128_ps(s2, s6, 0x20);
+  r3 = _mm256_permute2f128_ps(s3, s7, 0x20);
+  r4 = _mm256_permute2f128_ps(s0, s4, 0x31);
+  r5 = _mm256_permute2f128_ps(s1, s5, 0x31);
+  r6 = _mm256_permute2f128_ps(s2, s6, 0x31);
+  r7 = _mm256_permute2f128_ps(s3, s7, 0x31);
+}
+
+AK_AVX2 void pack_a_avx2(View a, size_t mc, size_t kc, float* dst) {
+  if (a.cs != 1) return pack_a_ref(a, mc, kc, dst);  // transposed A is a plain copy
+  for (size_t i = 0; i < mc; i += MR, dst += kc * MR) {
+    if (mc - i < MR) {
+      pack_a_ref(View{a.at(i, 0), a.rs, a.cs}, mc - i, kc, dst);
+      continue;
+    }
+    const float* s0 = a.at(i, 0);
+    const float *s1 = s0 + a.rs, *s2 = s1 + a.rs, *s3 = s2 + a.rs, *s4 = s3 + a.rs, *s5 = s4 + a.rs;
+    size_t k = 0;
+    for (; k + 8 <= kc; k += 8) {
+      __m256 r0 = _mm256_loadu_ps(s0 + k), r1 = _mm256_loadu_ps(s1 + k), r2 = _mm256_loadu_ps(s2 + k);
+      __m256 r3 = _mm256_loadu_ps(s3 + k), r4 = _mm256_loadu_ps(s4 + k), r5 = _mm256_loadu_ps(s5 + k);
+      __m256 r6 = _mm256_setzero_ps(), r7 = _mm256_setzero_ps();
+      transpose8(r0, r1, r2, r3, r4, r5, r6, r7);
+      float* d = dst + k * MR;
+      __m256 rr[8] = {r0, r1, r2, r3, r4, r5, r6, r7};
+      for (int q = 0; q < 8; ++q) {
+        _mm_storeu_ps(d + q * MR, _mm256_castps256_ps128(rr[q]));
+        _mm_storel_pi(reinterpret_cast<__m64*>(d + q * MR + 4), _mm256_extractf128_ps(rr[q], 1));
+      }
+    }
+    for (; k < kc; ++k) {
+      float* d = dst + k * MR;
+      d[0] = s0[k]; d[1] = s1[k]; d[2] = s2[k]; d[3] = s3[k]; d[4] = s4[k]; d[5] = s5[k];
+    }
+  }
+}
+
+AK_AVX2 void pack_b_avx2(View b, size_t kc, size_t nc, float* dst) {
+  if (b.rs != 1) return pack_b_ref(b, kc, nc, dst);  // plain B is a plain copy
+  for (size_t j = 0; j < nc; j += NR, dst += kc * NR) {
+    if (nc - j < NR) {
+      pack_b_ref(View{b.at(0, j), b.rs, b.cs}, kc, nc - j, dst);
+      continue;
+    }
+    const float* s[NR];
+    for (size_t c = 0; c < NR; ++c) s[c] = b.at(0, j + c);
+    size_t k = 0;
+    for (; k + 8 <= kc; k += 8) {
+      float* d = dst + k * NR;
+      for (int h = 0; h < 2; ++h) {
+        const float* const* q = s + 8 * h;
+        __m256 r0 = _mm256_loadu_ps(q[0] + k), r1 = _mm256_loadu_ps(q[1] + k), r2 = _mm256_loadu_ps(q[2] + k);
+        __m256 r3 = _mm256_loadu_ps(q[3] + k), r4 = _mm256_loadu_ps(q[4] + k), r5 = _mm256_loadu_ps(q[5] + k);
+        __m256 r6 = _mm256_loadu_ps(q[6] + k), r7 = _mm256_loadu_ps(q[7] + k);
+        transpose8(r0, r1, r2, r3, r4, r5, r6, r7);
+        float* e = d + 8 * h;
+        _mm256_store_ps(e + 0 * NR, r0);
+        _mm256_store_ps(e + 1 * NR, r1);
+        _mm256_store_ps(e + 2 * NR, r2);
+        _mm256_store_ps(e + 3 * NR, r3);
+        _mm256_store_ps(e + 4 * NR, r4);
+        _mm256_store_ps(e + 5 * NR, r5);
+        _mm256_store_ps(e + 6 * NR, r6);
+        _mm256_store_ps(e + 7 * NR, r7);
+      }
+    }
+    for (; k < kc; ++k)
+      for (size_t c = 0; c < NR; ++c) dst[k * NR + c] = s[c][k];
+  }
+}
+
+// One k step of the 6×16 micro-kernel: A values at byte offset AO of %[a], B row at byte offset BO of %[b].
+#define AK_STEP(AO, BO)                                 \
+  "vmovaps " #BO "(%[b]), %%ymm12\n\t"                  \
+  "vmovaps " #BO "+32(%[b]), %%ymm13\n\t"               \
+  "vbroadcastss " #AO "(%[a]), %%ymm14\n\t"             \
+  "vfmadd231ps %%ymm12, %%ymm14, %%ymm0\n\t"            \
+  "vfmadd231ps %%ymm13, %%ymm14, %%ymm1\n\t"            \
+  "vbroadcastss " #AO "+4(%[a]), %%ymm15\n\t"           \
+  "vfmadd231ps %%ymm12, %%ymm15, %%ymm2\n\t"            \
+  "vfmadd231ps %%ymm13, %%ymm15, %%ymm3\n\t"            \
+  "vbroadcastss " #AO "+8(%[a]), %%ymm14\n\t"           \
+  "vfmadd231ps %%ymm12, %%ymm14, %%ymm4\n\t"            \
+  "vfmadd231ps %%ymm13, %%ymm14, %%ymm5\n\t"            \
+  "vbroadcastss " #AO "+12(%[a]), %%ymm15\n\t"          \
+  "vfmadd231ps %%ymm12, %%ymm15, %%ymm6\n\t"            \
+  "vfmadd231ps %%ymm13, %%ymm15, %%ymm7\n\t"            \
+  "vbroadcastss " #AO "+16(%[a]), %%ymm14\n\t"          \
+  "vfmadd231ps %%ymm12, %%ymm14, %%ymm8\n\t"            \
+  "vfmadd231ps %%ymm13, %%ymm14, %%ymm9\n\t"            \
+  "vbroadcastss " #AO "+20(%[a]), %%ymm15\n\t"          \
+  "vfmadd231ps %%ymm12, %%ymm15, %%ymm10\n\t"           \
+  "vfmadd231ps %%ymm13, %%ymm15, %%ymm11\n\t"
+
+// t[6][16] = Σ_k a[k][0..6) ⊗ b[k][0..16), packed panels; t 32-byte aligned. The accumulators live in
+// ymm0–ymm11 for the whole loop (assembly, so the compiler cannot spill them).
+AK_AVX2 inline void ukernel_avx2(size_t kc, const float* a, const float* b, float* t) {
+  size_t k4 = kc / 4, kr = kc % 4;
+  __asm__ volatile(
+      "vxorps %%ymm0, %%ymm0, %%ymm0\n\t"
+      "vxorps %%ymm1, %%ymm1, %%ymm1\n\t"
+      "vxorps %%ymm2, %%ymm2, %%ymm2\n\t"
+      "vxorps %%ymm3, %%ymm3, %%ymm3\n\t"
+      "vxorps %%ymm4, %%ymm4, %%ymm4\n\t"
+      "vxorps %%ymm5, %%ymm5, %%ymm5\n\t"
+      "vxorps %%ymm6, %%ymm6, %%ymm6\n\t"
+      "vxorps %%ymm7, %%ymm7, %%ymm7\n\t"
+      "vxorps %%ymm8, %%ymm8, %%ymm8\n\t"
+      "vxorps %%ymm9, %%ymm9, %%ymm9\n\t"
+      "vxorps %%ymm10, %%ymm10, %%ymm10\n\t"
+      "vxorps %%ymm11, %%ymm11, %%ymm11\n\t"
+      "test %[k4], %[k4]\n\t"
+      "jz 2f\n\t"
+      ".p2align 5\n"
+      "1:\n\t"
+      "prefetcht0 384(%[a])\n\t"
+      AK_STEP(0, 0)
+      AK_STEP(24, 64)
+      "prefetcht0 448(%[a])\n\t"
+      AK_STEP(48, 128)
+      AK_STEP(72, 192)
+      "add $96, %[a]\n\t"
+      "add $256, %[b]\n\t"
+      "dec %[k4]\n\t"
+      "jnz 1b\n"
+      "2:\n\t"
+      "test %[kr], %[kr]\n\t"
+      "jz 4f\n"
+      "3:\n\t"
+      AK_STEP(0, 0)
+      "add $24, %[a]\n\t"
+      "add $64, %[b]\n\t"
+      "dec %[kr]\n\t"
+      "jnz 3b\n"
+      "4:\n\t"
+      "vmovaps %%ymm0, 0(%[t])\n\t"
+      "vmovaps %%ymm1, 32(%[t])\n\t"
+      "vmovaps %%ymm2, 64(%[t])\n\t"
+      "vmovaps %%ymm3, 96(%[t])\n\t"
+      "vmovaps %%ymm4, 128(%[t])\n\t"
+      "vmovaps %%ymm5, 160(%[t])\n\t"
+      "vmovaps %%ymm6, 192(%[t])\n\t"
+      "vmovaps %%ymm7, 224(%[t])\n\t"
+      "vmovaps %%ymm8, 256(%[t])\n\t"
+      "vmovaps %%ymm9, 288(%[t])\n\t"
+      "vmovaps %%ymm10, 320(%[t])\n\t"
+      "vmovaps %%ymm11, 352(%[t])\n\t"
+      : [a] "+r"(a), [b] "+r"(b), [k4] "+r"(k4), [kr] "+r"(kr)
+      : [t] "r"(t)
+      : "cc", "memory", "xmm0", "xmm1", "xmm2", "xmm3", "xmm4", "xmm5", "xmm6", "xmm7", "xmm8", "xmm9", "xmm10",
+        "xmm11", "xmm12", "xmm13", "xmm14", "xmm15");
+}
+#undef AK_STEP
+
+AK_AVX2 inline void store_tile_avx2(const float* t, float* C, size_t ldc, size_t mr, size_t nr, float alpha,
+                                    float beta) {
+  if (mr != MR || nr != NR) return store_tile_ref(t, C, ldc, mr, nr, alpha, beta);
+  const __m256 va = _mm256_set1_ps(alpha);
+  if (beta == 0.f) {
+    for (size_t r = 0; r < MR; ++r) {
+      _mm256_storeu_ps(C + r * ldc, _mm256_mul_ps(va, _mm256_load_ps(t + r * NR)));
+      _mm256_storeu_ps(C + r * ldc + 8, _mm256_mul_ps(va, _mm256_load_ps(t + r * NR + 8)));
+    }
+  } else if (beta == 1.f) {
+    for (size_t r = 0; r < MR; ++r) {
+      float* c = C + r * ldc;
+      _mm256_storeu_ps(c, _mm256_fmadd_ps(va, _mm256_load_ps(t + r * NR), _mm256_loadu_ps(c)));
+      _mm256_storeu_ps(c + 8, _mm256_fmadd_ps(va, _mm256_load_ps(t + r * NR + 8), _mm256_loadu_ps(c + 8)));
+    }
+  } else {
+    const __m256 vb = _mm256_set1_ps(beta);
+    for (size_t r = 0; r < MR; ++r) {
+      float* c = C + r * ldc;
+      _mm256_storeu_ps(c, _mm256_fmadd_ps(va, _mm256_load_ps(t + r * NR), _mm256_mul_ps(vb, _mm256_loadu_ps(c))));
+      _mm256_storeu_ps(c + 8,
+                       _mm256_fmadd_ps(va, _mm256_load_ps(t + r * NR + 8), _mm256_mul_ps(vb, _mm256_loadu_ps(c + 8))));
+    }
+  }
+}
+
+AK_AVX2 void macro_avx2(size_t mc, size_t nc, size_t kc, const float* pa, const float* pb, float* C, size_t ldc,
+                        float alpha, float beta) {
+  alignas(64) float t[MR * NR];
+  for (size_t j = 0; j < nc; j += NR) {
+    const float* b = pb + (j / NR) * kc * NR;
+    size_t nr = std::min(NR, nc - j);
+    for (size_t i = 0; i < mc; i += MR) {
+      const float* a = pa + (i / MR) * kc * MR;
+      size_t mr = std::min(MR, mc - i);
+      float* c = C + i * ldc + j;
+      for (size_t r = 0; r < mr; ++r) {
+        _mm_prefetch(reinterpret_cast<const char*>(c + r * ldc), _MM_HINT_T0);
+        _mm_prefetch(reinterpret_cast<const char*>(c + r * ldc + nr - 1), _MM_HINT_T0);
+      }
+      ukernel_avx2(kc, a, b, t);
+      store_tile_avx2(t, c, ldc, mr, nr, alpha, beta);
+    }
+  }
+}
+
+// ---------------------------------------------------------------- driver
+struct Kernels {
+  void (*pack_a)(View, size_t mc, size_t kc, float* dst);
+  void (*pack_b)(View, size_t kc, size_t nc, float* dst);
+  void (*macro)(size_t mc, size_t nc, size_t kc, const float* pa, const float* pb, float* C, size_t ldc, float alpha,
+                float beta);
+};
+
+const Kernels& kernels() {
+  static const Kernels avx2{pack_a_avx2, pack_b_avx2, macro_avx2};
+  static const Kernels ref{pack_a_ref, pack_b_ref, macro_ref};
+  return use_avx2() ? avx2 : ref;
+}
+
+// Runs fn(task, tid) for every task, on the pool when par.
+template <class F>
+void for_tasks(bool par, size_t n, F&& fn) {
+  if (par && n > 1)
+    pool::run(n, [&](size_t t, int tid) { fn(t, tid); });
+  else
+    for (size_t t = 0; t < n; ++t) fn(t, 0);
+}
+
+// C = beta·C (beta == 0: zero without reading) — the product is empty or alpha is 0.
+void scale_c(bool par, size_t M, size_t N, float beta, float* C, size_t ldc) {
+  auto rows = [&](size_t b, size_t e) {
+    for (size_t i = b; i < e; ++i) {
+      float* c = C + i * ldc;
+      if (beta == 0.f)
+        std::memset(c, 0, N * sizeof(float));
+      else if (beta != 1.f)
+        for (size_t j = 0; j < N; ++j) c[j] *= beta;
+    }
+  };
+  if (par) pool::parallel_for(M, std::max<size_t>(1, 16384 / std::max<size_t>(N, 1)), rows);
+  else rows(0, M);
+}
+
+struct Problem {
+  bool ta, tb;
+  size_t M, N, K;
+  float alpha;
+  const float* A;
+  size_t lda;
+  const float* B;
+  size_t ldb;
+  float beta;
+  float* C;
+  size_t ldc;
+};
+
+// The blocked product. par: split the work over the pool (false inside a batch task or for small products).
+void gemm(const Problem& P, bool par) {
+  const size_t M = P.M, N = P.N, K = P.K;
+  if (M == 0 || N == 0) return;
+  if (K == 0 || P.alpha == 0.f) return scale_c(par, M, N, P.beta, P.C, P.ldc);
+  const Kernels& kern = kernels();
+  const View A = P.ta ? View{P.A, 1, P.lda} : View{P.A, P.lda, 1};
+  const View B = P.tb ? View{P.B, 1, P.ldb} : View{P.B, P.ldb, 1};
+  const size_t T = par ? static_cast<size_t>(std::max(1, pool::threads())) : 1;
+  if (T == 1) par = false;
+
+  // Block sizes: as even as possible, in whole panels.
+  const size_t kb = cdiv(K, KC_MAX), kc_step = cdiv(K, kb);
+  const size_t nb = cdiv(N, NC_MAX), nc_step = cdiv(cdiv(N, nb), NR) * NR;
+  const size_t mpanels = cdiv(M, MR);
+  size_t mb = cdiv(M, MC_MAX);
+  if (par) mb = cdiv(mb, T) * T;
+  mb = std::min(mb, mpanels);
+  auto mblock = [&](size_t b) { return std::min(M, (b * mpanels / mb) * MR); };  // first row of M block b
+  const bool shared_a = par && mb < 2 * T;  // short M: pack all of A once, split N as well
+
+  float* pb = tl_b.get(kc_step * nc_step);
+  float* pa_shared = shared_a ? tl_ashared.get(kc_step * mpanels * MR) : nullptr;
+
+  for (size_t jc = 0; jc < N; jc += nc_step) {
+    const size_t nc = std::min(nc_step, N - jc);
+    const size_t npan = cdiv(nc, NR);
+    for (size_t pc = 0; pc < K; pc += kc_step) {
+      const size_t kc = std::min(kc_step, K - pc);
+      const float beta = pc == 0 ? P.beta : 1.f;
+      const View Bk{B.at(pc, jc), B.rs, B.cs};
+
+      // 1. pack op(B)[pc:pc+kc, jc:jc+nc] (and all of op(A)[:, pc:pc+kc] when shared_a)
+      const size_t bchunks = par ? std::min(npan, 4 * T) : 1;
+      const size_t achunks = shared_a ? mb : 0;
+      for_tasks(par, bchunks + achunks, [&](size_t t, int) {
+        if (t < bchunks) {
+          size_t p0 = t * npan / bchunks, p1 = (t + 1) * npan / bchunks;
+          size_t j0 = p0 * NR, j1 = std::min(nc, p1 * NR);
+          if (j1 > j0) kern.pack_b(View{Bk.at(0, j0), Bk.rs, Bk.cs}, kc, j1 - j0, pb + p0 * kc * NR);
+        } else {
+          size_t b = t - bchunks, i0 = mblock(b), i1 = mblock(b + 1);
+          if (i1 > i0) kern.pack_a(View{A.at(i0, pc), A.rs, A.cs}, i1 - i0, kc, pa_shared + (i0 / MR) * kc * MR);
+        }
+      });
+
+      // 2. multiply
+      if (shared_a) {
+        const size_t ns = std::max<size_t>(1, std::min(npan / 4 + (npan < 4), cdiv(4 * T, mb)));
+        for_tasks(par, mb * ns, [&](size_t t, int) {
+          size_t b = t / ns, s = t % ns;
+          size_t i0 = mblock(b), i1 = mblock(b + 1);
+          size_t p0 = s * npan / ns, p1 = (s + 1) * npan / ns;
+          size_t j0 = p0 * NR, j1 = std::min(nc, p1 * NR);
+          if (i1 <= i0 || j1 <= j0) return;
+          kern.macro(i1 - i0, j1 - j0, kc, pa_shared + (i0 / MR) * kc * MR, pb + p0 * kc * NR,
+                     P.C + i0 * P.ldc + jc + j0, P.ldc, P.alpha, beta);
+        });
+      } else {
+        for_tasks(par, mb, [&](size_t b, int) {
+          size_t i0 = mblock(b), i1 = mblock(b + 1);
+          if (i1 <= i0) return;
+          float* pa = tl_a.get(kc_step * cdiv(i1 - i0, MR) * MR);
+          kern.pack_a(View{A.at(i0, pc), A.rs, A.cs}, i1 - i0, kc, pa);
+          kern.macro(i1 - i0, nc, kc, pa, pb, P.C + i0 * P.ldc + jc, P.ldc, P.alpha, beta);
+        });
+      }
+    }
+  }
+}
+
+// Products smaller than this many multiply-adds run on the calling thread.
+constexpr double PAR_MIN_MACS = 1 << 18;
+
+void gemm_auto(const Problem& P) {
+  gemm(P, double(P.M) * double(P.N) * double(P.K) >= PAR_MIN_MACS);
+}
+
+void gemm_batched(Problem P, size_t sa, size_t sb, size_t sc, size_t batch) {
+  if (batch == 0) return;
+  const double macs = double(P.M) * double(P.N) * double(P.K);
+  const size_t T = static_cast<size_t>(std::max(1, pool::threads()));
+  const bool per_matrix = T > 1 && batch > 1 && sc != 0 &&
+                          (batch % T == 0 || batch >= 4 * T || macs < double(1 << 20));
+  if (per_matrix) {
+    pool::run(batch, [&](size_t b, int) {
+      Problem Q = P;
+      Q.A += b * sa;
+      Q.B += b * sb;
+      Q.C += b * sc;
+      gemm(Q, false);
+    });
+    return;
+  }
+  for (size_t b = 0; b < batch; ++b) {
+    Problem Q = P;
+    Q.A += b * sa;
+    Q.B += b * sb;
+    Q.C += b * sc;
+    gemm_auto(Q);
+  }
+}
+
+// ---------------------------------------------------------------- JS bindings
 size_t span(bool t, size_t rows, size_t cols, size_t ld) {  // elements a row-major [rows x cols] op-matrix touches
   size_t r = t ? cols : rows, c = t ? rows : cols;
   return r == 0 || c == 0 ? 0 : (r - 1) * ld + c;
+}
+
+void check_ld(const Napi::Env& env, const char* fn, bool ta, bool tb, size_t M, size_t N, size_t K, size_t lda,
+              size_t ldb, size_t ldc) {
+  size_t arow = ta ? M : K, brow = tb ? K : N;
+  if ((lda < arow && (ta ? K : M) > 1) || (ldb < brow && (tb ? N : K) > 1) || (ldc < N && M > 1))
+    fail(env, std::string(fn) + ": leading dimension too small (M=" + std::to_string(M) + " N=" + std::to_string(N) +
+                  " K=" + std::to_string(K) + " lda=" + std::to_string(lda) + " ldb=" + std::to_string(ldb) +
+                  " ldc=" + std::to_string(ldc) + ")");
 }
 
 // sgemm(transA, transB, M, N, K, alpha, A, aOff, lda, B, bOff, ldb, beta, C, cOff, ldc)
@@ -30,10 +519,11 @@ Napi::Value Sgemm(const Napi::CallbackInfo& info) {
   float alpha = float(num_arg(info, 5));
   size_t lda = int_arg(info, 8), ldb = int_arg(info, 11), ldc = int_arg(info, 15);
   float beta = float(num_arg(info, 12));
+  check_ld(info.Env(), "sgemm", ta, tb, M, N, K, lda, ldb, ldc);
   const float* A = f32(info, 6, 7, span(ta, M, K, lda));
   const float* B = f32(info, 9, 10, span(tb, K, N, ldb));
   float* C = f32(info, 13, 14, span(false, M, N, ldc));
-  gemm_naive(ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+  gemm_auto(Problem{ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc});
   return info.Env().Undefined();
 }
 
@@ -46,11 +536,11 @@ Napi::Value SgemmBatched(const Napi::CallbackInfo& info) {
   float beta = float(num_arg(info, 14));
   size_t ldc = int_arg(info, 17), sc = int_arg(info, 18), batch = int_arg(info, 19);
   if (batch == 0) return info.Env().Undefined();
+  check_ld(info.Env(), "sgemmBatched", ta, tb, M, N, K, lda, ldb, ldc);
   const float* A = f32(info, 6, 7, (batch - 1) * sa + span(ta, M, K, lda));
   const float* B = f32(info, 10, 11, (batch - 1) * sb + span(tb, K, N, ldb));
   float* C = f32(info, 15, 16, (batch - 1) * sc + span(false, M, N, ldc));
-  for (size_t b = 0; b < batch; ++b)
-    gemm_naive(ta, tb, M, N, K, alpha, A + b * sa, lda, B + b * sb, ldb, beta, C + b * sc, ldc);
+  gemm_batched(Problem{ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc}, sa, sb, sc, batch);
   return info.Env().Undefined();
 }
 

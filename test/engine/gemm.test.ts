@@ -1,0 +1,226 @@
+// The native SGEMM kernels (sgemm, sgemmBatched) against a float64 reference: every transpose layout, odd
+// sizes, padded leading dimensions, offsets, alpha/beta (beta = 0 must not read C), batches with a shared or
+// strided B, the serial/parallel/threaded splits, and the portable path (ALIGNKIT_PORTABLE=1, child process).
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
+import { core } from '../../src/engine/native.js';
+import { gemm } from '../../src/engine/ops/matmul.js';
+import { Random } from '../../src/engine/random.js';
+
+const PORTABLE_CHILD = process.env.ALIGNKIT_GEMM_TEST_CHILD === '1';
+const SIZES = [1, 7, 33, 129, 200] as const;
+const U = 2 ** -24; // float32 unit roundoff
+
+interface Case {
+  ta: boolean;
+  tb: boolean;
+  M: number;
+  N: number;
+  K: number;
+  alpha: number;
+  beta: number;
+  /** extra elements per stored row (lda = row length + pad), per operand */
+  padA: number;
+  padB: number;
+  padC: number;
+  /** element offsets of the operands inside their arrays */
+  offA: number;
+  offB: number;
+  offC: number;
+  /** batch (1 for sgemm) and extra elements between consecutive matrices; strideB 0 when sharedB */
+  batch: number;
+  gap: number;
+  sharedB: boolean;
+}
+
+function randF32(n: number, rng: Random): Float32Array {
+  const a = new Float32Array(n);
+  for (let i = 0; i < n; i++) a[i] = rng.normal();
+  return a;
+}
+
+interface Layout {
+  lda: number;
+  ldb: number;
+  ldc: number;
+  sa: number;
+  sb: number;
+  sc: number;
+  lenA: number;
+  lenB: number;
+  lenC: number;
+}
+
+function layout(c: Case): Layout {
+  const lda = (c.ta ? c.M : c.K) + c.padA;
+  const ldb = (c.tb ? c.K : c.N) + c.padB;
+  const ldc = c.N + c.padC;
+  const sa = (c.ta ? c.K : c.M) * lda + c.gap;
+  const sb = c.sharedB ? 0 : (c.tb ? c.N : c.K) * ldb + c.gap;
+  const sc = c.M * ldc + c.gap;
+  return {
+    lda, ldb, ldc, sa, sb, sc,
+    lenA: c.offA + c.batch * sa + 3,
+    lenB: c.offB + Math.max(1, c.sharedB ? 1 : c.batch) * ((c.tb ? c.N : c.K) * ldb + c.gap) + 3,
+    lenC: c.offC + c.batch * sc + 3,
+  };
+}
+
+/**
+ * Runs the case natively and checks every element of C's array against the float64 reference: the
+ * written elements within the rigorous float32 bound (K + 4)·u·(|alpha|·Σ|a·b| + |beta·c|), every
+ * other element (padding, gaps, outside the offsets) unchanged.
+ */
+function checkCase(c: Case, rng: Random): void {
+  const L = layout(c);
+  const A = randF32(L.lenA, rng), B = randF32(L.lenB, rng);
+  const C = randF32(L.lenC, rng);
+  if (c.beta === 0) C.fill(NaN); // must not leak: beta = 0 means C is not read
+  const C0 = C.slice();
+  if (c.batch === 1 && c.gap === 0 && !c.sharedB)
+    gemm.sgemm(c.ta, c.tb, c.M, c.N, c.K, c.alpha, A, c.offA, L.lda, B, c.offB, L.ldb, c.beta, C, c.offC, L.ldc);
+  else
+    gemm.sgemmBatched(c.ta, c.tb, c.M, c.N, c.K, c.alpha, A, c.offA, L.lda, L.sa, B, c.offB, L.ldb, L.sb, c.beta,
+      C, c.offC, L.ldc, L.sc, c.batch);
+  const written = new Uint8Array(L.lenC);
+  const what = `${c.ta ? 'T' : 'N'}${c.tb ? 'T' : 'N'} M=${c.M} N=${c.N} K=${c.K} alpha=${c.alpha} beta=${c.beta} ` +
+    `pads=${c.padA},${c.padB},${c.padC} offs=${c.offA},${c.offB},${c.offC} batch=${c.batch} gap=${c.gap} sharedB=${c.sharedB}`;
+  for (let b = 0; b < c.batch; b++) {
+    const a0 = c.offA + b * L.sa, b0 = c.offB + b * L.sb, c0 = c.offC + b * L.sc;
+    for (let i = 0; i < c.M; i++)
+      for (let j = 0; j < c.N; j++) {
+        let acc = 0, mag = 0;
+        for (let k = 0; k < c.K; k++) {
+          const av = A[a0 + (c.ta ? k * L.lda + i : i * L.lda + k)]!;
+          const bv = B[b0 + (c.tb ? j * L.ldb + k : k * L.ldb + j)]!;
+          acc += av * bv;
+          mag += Math.abs(av * bv);
+        }
+        const ci = c0 + i * L.ldc + j;
+        const prev = c.beta === 0 ? 0 : c.beta * C0[ci]!;
+        const expected = c.alpha * acc + prev;
+        const tol = (c.K + 4) * U * (Math.abs(c.alpha) * mag + Math.abs(prev)) + 1e-30;
+        const got = C[ci]!;
+        if (!(Math.abs(got - expected) <= tol))
+          assert.fail(`${what}: C[b=${b}][${i}][${j}] = ${got}, expected ${expected} (tolerance ${tol.toExponential(2)})`);
+        written[ci] = 1;
+      }
+  }
+  for (let x = 0; x < L.lenC; x++)
+    if (!written[x] && !Object.is(C[x], C0[x])) assert.fail(`${what}: element ${x} outside the result changed: ${C0[x]} -> ${C[x]}`);
+}
+
+function base(ta: boolean, tb: boolean, M: number, N: number, K: number): Case {
+  return { ta, tb, M, N, K, alpha: 1, beta: 0, padA: 0, padB: 0, padC: 0, offA: 0, offB: 0, offC: 0, batch: 1, gap: 0, sharedB: false };
+}
+
+const LAYOUTS: [boolean, boolean][] = [[false, false], [false, true], [true, false], [true, true]];
+const ALPHA_BETA: [number, number][] = [[1, 0], [0.75, 0], [1, 1], [-1.5, 0.5], [2, -1]];
+
+test('isa reports the path in use', () => {
+  const isa = core.isa();
+  if (PORTABLE_CHILD) {
+    assert.equal(isa, 'portable');
+    console.log('gemm-child isa=portable');
+  } else {
+    assert.ok(isa === 'avx2' || isa === 'portable', `isa() = ${isa}`);
+  }
+});
+
+test('sgemm: all four layouts, sizes {1,7,33,129,200} mixed, padded ld, offsets, alpha/beta', () => {
+  const rng = new Random(11);
+  let n = 0;
+  for (const [ta, tb] of LAYOUTS)
+    for (const M of SIZES)
+      for (const N of SIZES)
+        for (const K of SIZES) {
+          // every (M, N, K) combination; the other parameters vary cyclically
+          const c = base(ta, tb, M, N, K);
+          [c.alpha, c.beta] = ALPHA_BETA[n % ALPHA_BETA.length]!;
+          if (n % 2) { c.padA = 3; c.padB = 5; c.padC = 2; }
+          if (n % 3 === 1) { c.offA = 5; c.offB = 2; c.offC = 7; }
+          checkCase(c, rng);
+          n++;
+        }
+  assert.equal(n, 4 * SIZES.length ** 3);
+});
+
+test('sgemm: blocked paths (K past one KC block, N past one NC block, many M blocks)', () => {
+  const rng = new Random(12);
+  for (const [ta, tb] of LAYOUTS) {
+    checkCase({ ...base(ta, tb, 37, 45, 800), beta: 1, padA: 1, padC: 3 }, rng); // 3 K blocks, beta=1 on the later ones
+    checkCase({ ...base(ta, tb, 13, 3100, 20), alpha: 0.5, padB: 4 }, rng); // 2 N blocks, short M (shared A, split N)
+    checkCase({ ...base(ta, tb, 611, 70, 401), beta: -0.5, offA: 1, offB: 1, offC: 1 }, rng); // many M blocks
+  }
+});
+
+test('sgemm: degenerate shapes and alpha = 0', () => {
+  const rng = new Random(13);
+  checkCase({ ...base(false, false, 5, 9, 0), beta: 0.5 }, rng); // K = 0: C = beta·C
+  checkCase({ ...base(true, false, 5, 9, 0), beta: 0 }, rng); // K = 0, beta = 0: C = 0
+  checkCase({ ...base(false, true, 6, 17, 4), alpha: 0, beta: 2 }, rng);
+  checkCase(base(false, false, 0, 5, 3), rng);
+  checkCase(base(false, false, 4, 0, 3), rng);
+  checkCase(base(false, false, 1, 1, 1), rng);
+});
+
+test('sgemm: same results with 1 and 3 threads as with the default pool', () => {
+  const before = core.getThreads();
+  try {
+    for (const t of [1, 3]) {
+      core.setThreads(t);
+      const rng = new Random(14 + t);
+      checkCase({ ...base(false, true, 129, 200, 33), padC: 1 }, rng);
+      checkCase({ ...base(true, false, 611, 45, 129), beta: 1 }, rng);
+      checkCase({ ...base(false, false, 7, 1000, 129) }, rng);
+      checkCase({ ...base(false, false, 4, 8, 3), batch: 9, gap: 2 }, rng);
+    }
+  } finally {
+    core.setThreads(before);
+  }
+});
+
+test('sgemmBatched: strided and shared B, small and large matrices, every layout', () => {
+  const rng = new Random(15);
+  let n = 0;
+  for (const [ta, tb] of LAYOUTS) {
+    // small matrices, batch split over threads
+    checkCase({ ...base(ta, tb, 7, 33, 7), batch: 5, gap: 3, padA: 1 }, rng);
+    checkCase({ ...base(ta, tb, 33, 7, 129), batch: 4, sharedB: true, beta: 1, offB: 3 }, rng);
+    checkCase({ ...base(ta, tb, 1, 1, 1), batch: 3, gap: 0 }, rng);
+    // large matrices with a batch that does not divide over the threads: one parallel product per matrix
+    checkCase({ ...base(ta, tb, 129, 129, 129), batch: 3, gap: 1, sharedB: n % 2 === 1, alpha: 0.75, beta: 0.5 }, rng);
+    n++;
+  }
+  // batch = 0 is a no-op and reads nothing
+  const C = new Float32Array(4).fill(7);
+  gemm.sgemmBatched(false, false, 2, 2, 2, 1, new Float32Array(0), 0, 2, 4, new Float32Array(0), 0, 2, 4, 0, C, 0, 2, 4, 0);
+  assert.deepEqual(Array.from(C), [7, 7, 7, 7]);
+});
+
+test('sgemm: clear errors for short buffers and bad leading dimensions', () => {
+  const a = new Float32Array(6), b = new Float32Array(6), c = new Float32Array(4);
+  assert.throws(() => gemm.sgemm(false, false, 2, 2, 3, 1, a, 1, 3, b, 0, 2, 0, c, 0, 2), /too short/);
+  assert.throws(() => gemm.sgemm(false, false, 2, 2, 3, 1, a, 0, 2, b, 0, 2, 0, c, 0, 2), /sgemm: leading dimension too small/);
+  assert.throws(() => gemm.sgemm(false, false, 2, 2, 3, 1, a, 0, 3, b, 0, 2, 0, c, 0, 1), /leading dimension/);
+  assert.throws(() => gemm.sgemm(false, false, -1, 2, 3, 1, a, 0, 3, b, 0, 2, 0, c, 0, 2), /non-negative integer/);
+});
+
+if (!PORTABLE_CHILD) {
+  test('portable path: the same checks pass in a child process with ALIGNKIT_PORTABLE=1', () => {
+    const self = fileURLToPath(import.meta.url);
+    const env: NodeJS.ProcessEnv = { ...process.env, ALIGNKIT_PORTABLE: '1', ALIGNKIT_GEMM_TEST_CHILD: '1' };
+    delete env.NODE_TEST_CONTEXT; // run as a plain script that prints TAP, not as a child of this runner
+    const r = spawnSync(process.execPath, ['--test-reporter=tap', self], {
+      env,
+      encoding: 'utf8',
+      timeout: 120_000,
+    });
+    const out = `${r.stdout}\n${r.stderr}`;
+    assert.equal(r.status, 0, `portable child failed:\n${out.slice(-4000)}`);
+    assert.match(out, /gemm-child isa=portable/);
+    assert.match(out, /# fail 0/);
+  });
+}
