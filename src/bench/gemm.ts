@@ -1,0 +1,159 @@
+// `alignkit bench gemm`: sgemm GFLOP/s at 1 and 2 threads on training shapes, each next to OpenBLAS
+// (cblas_sgemm) measured in the same run by bench/openblas_gemm.c, compiled here at run time. The two never
+// run at once: alignkit is measured with no OpenBLAS process alive, OpenBLAS in a separate process while
+// alignkit's pool is idle. Each figure is the median of several timed runs after warm-up; with two rounds
+// (the default), each side keeps its better round, so a burst of load from elsewhere hurts neither side alone.
+import { spawnSync } from 'node:child_process';
+import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { core, packageRoot } from '../engine/native.js';
+import { gemm } from '../engine/ops/matmul.js';
+import { Random } from '../engine/random.js';
+import { row, type BenchRow } from './report.js';
+
+type Layout = 'NN' | 'NT' | 'TN' | 'TT';
+
+interface Shape {
+  layout: Layout;
+  M: number;
+  N: number;
+  K: number;
+  threads: number;
+  label?: string;
+}
+
+const CBLAS_HEADERS = ['/usr/include/x86_64-linux-gnu/cblas.h', '/usr/include/cblas.h'];
+
+function key(s: Shape): string {
+  return `${s.layout}:${s.M}:${s.N}:${s.K}`;
+}
+
+function median(xs: number[]): number {
+  const s = [...xs].sort((a, b) => a - b);
+  const n = s.length;
+  return n % 2 ? s[(n - 1) / 2]! : 0.5 * (s[n / 2 - 1]! + s[n / 2]!);
+}
+
+function sleep(ms: number): Promise<void> {
+  return new Promise((r) => setTimeout(r, ms));
+}
+
+/** GFLOP/s of alignkit's sgemm on each shape (median of `reps` timed runs after 2 warm-up runs). */
+function measureAlignkit(shapes: readonly Shape[], reps: number): Map<Shape, number> {
+  const out = new Map<Shape, number>();
+  const before = core.getThreads();
+  const rng = new Random(1234);
+  try {
+    for (const s of shapes) {
+      if (core.getThreads() !== s.threads) core.setThreads(s.threads);
+      const ta = s.layout[0] === 'T', tb = s.layout[1] === 'T';
+      const A = new Float32Array(s.M * s.K), B = new Float32Array(s.K * s.N), C = new Float32Array(s.M * s.N);
+      for (let i = 0; i < A.length; i++) A[i] = rng.uniform() * 2 - 1;
+      for (let i = 0; i < B.length; i++) B[i] = rng.uniform() * 2 - 1;
+      const lda = ta ? s.M : s.K, ldb = tb ? s.K : s.N;
+      const times: number[] = [];
+      for (let r = -2; r < reps; r++) {
+        const t0 = process.hrtime.bigint();
+        gemm.sgemm(ta, tb, s.M, s.N, s.K, 1, A, 0, lda, B, 0, ldb, 0, C, 0, s.N);
+        const t1 = process.hrtime.bigint();
+        if (r >= 0) times.push(Number(t1 - t0) / 1e9);
+      }
+      out.set(s, (2 * s.M * s.N * s.K) / median(times) / 1e9);
+    }
+  } finally {
+    if (core.getThreads() !== before) core.setThreads(before);
+  }
+  return out;
+}
+
+/** Compiles bench/openblas_gemm.c; returns the binary's path or why it could not. */
+function buildOpenblas(dir: string): { exe: string } | { why: string } {
+  if (!CBLAS_HEADERS.some((h) => existsSync(h))) return { why: 'OpenBLAS reference skipped: cblas.h not found (install libopenblas-dev)' };
+  const src = join(packageRoot(), 'bench', 'openblas_gemm.c');
+  if (!existsSync(src)) return { why: `OpenBLAS reference skipped: ${src} is missing` };
+  const exe = join(dir, 'openblas_gemm');
+  const cc = spawnSync('gcc', ['-O2', '-o', exe, src, '-lopenblas'], { encoding: 'utf8' });
+  if (cc.error || cc.status !== 0) {
+    const msg = (cc.error?.message ?? cc.stderr ?? '').trim().split('\n').slice(-2).join(' ');
+    return { why: `OpenBLAS reference skipped: could not build with gcc -lopenblas (install libopenblas-dev): ${msg}` };
+  }
+  return { exe };
+}
+
+/** GFLOP/s of OpenBLAS on each shape with `threads` threads (separate process), by shape key. */
+function measureOpenblas(exe: string, shapes: readonly Shape[], threads: number, reps: number): Map<string, number> | string {
+  const keys = [...new Set(shapes.filter((s) => s.threads === threads).map(key))];
+  const out = new Map<string, number>();
+  if (keys.length === 0) return out;
+  const r = spawnSync(exe, [String(reps), ...keys], {
+    encoding: 'utf8',
+    env: { ...process.env, OPENBLAS_NUM_THREADS: String(threads), OMP_NUM_THREADS: String(threads) },
+    timeout: 600_000,
+  });
+  if (r.error || r.status !== 0) return `OpenBLAS run failed: ${(r.error?.message ?? r.stderr ?? '').trim().slice(0, 200)}`;
+  for (const line of r.stdout.split('\n')) {
+    if (!line.trim()) continue;
+    const j = JSON.parse(line) as { layout: string; M: number; N: number; K: number; gflops: number };
+    out.set(`${j.layout}:${j.M}:${j.N}:${j.K}`, j.gflops);
+  }
+  return out;
+}
+
+export async function benchGemm(opts: { json: boolean; quick?: boolean }): Promise<BenchRow[]> {
+  const quick = opts.quick ?? false;
+  const reps = quick ? 5 : 9;
+  const rounds = quick ? 1 : 2;
+  const shapes: Shape[] = [
+    { layout: 'NN', M: 1024, N: 1024, K: 1024, threads: 1 },
+    { layout: 'NN', M: 1024, N: 1024, K: 1024, threads: 2 },
+    { layout: 'NN', M: 1024, N: 3072, K: 768, threads: 1 },
+    { layout: 'NN', M: 1024, N: 3072, K: 768, threads: 2 },
+    { layout: 'NT', M: 1024, N: 3072, K: 768, threads: 2 },
+    { layout: 'TN', M: 1024, N: 3072, K: 768, threads: 2 },
+  ];
+  if (!quick) {
+    shapes.push(
+      { layout: 'NN', M: 1024, N: 768, K: 3072, threads: 2, label: 'MLP down-projection' },
+      { layout: 'NT', M: 1024, N: 50257, K: 768, threads: 2, label: 'LM head logits' },
+      { layout: 'TN', M: 50257, N: 768, K: 1024, threads: 2, label: 'LM head weight grad' },
+    );
+  }
+  const repsFor = (s: Shape): number => (s.M * s.N * s.K > 1e10 ? Math.max(3, Math.ceil(reps / 3)) : reps);
+
+  const dir = mkdtempSync(join(tmpdir(), 'alignkit-gemm-'));
+  try {
+    const built = buildOpenblas(dir);
+    const ours = new Map<Shape, number>();
+    const ref = new Map<string, number>(); // `${threads}|${key}`
+    let refNote: string | null = 'exe' in built ? null : built.why;
+    for (let round = 0; round < rounds; round++) {
+      // alignkit, in groups of equal cost so that the LM-head shapes do not need nine runs each
+      for (const group of [shapes.filter((s) => repsFor(s) === reps), shapes.filter((s) => repsFor(s) !== reps)]) {
+        for (const [s, g] of measureAlignkit(group, repsFor(group[0] ?? shapes[0]!)))
+          ours.set(s, Math.max(ours.get(s) ?? 0, g));
+      }
+      if (refNote !== null || !('exe' in built)) continue;
+      await sleep(50); // let the pool's workers stop spinning and sleep
+      for (const threads of [1, 2]) {
+        for (const group of [shapes.filter((s) => repsFor(s) === reps), shapes.filter((s) => repsFor(s) !== reps)]) {
+          if (group.length === 0) continue;
+          const r = measureOpenblas(built.exe, group, threads, repsFor(group[0]!));
+          if (typeof r === 'string') {
+            refNote = r;
+            break;
+          }
+          for (const [k, g] of r) ref.set(`${threads}|${k}`, Math.max(ref.get(`${threads}|${k}`) ?? 0, g));
+        }
+      }
+    }
+    return shapes.map((s) => {
+      const name = `sgemm ${s.layout} ${s.M}x${s.N}x${s.K}, ${s.threads} thread${s.threads > 1 ? 's' : ''}` + (s.label ? ` (${s.label})` : '');
+      const theirs = refNote === null ? ref.get(`${s.threads}|${key(s)}`) ?? null : null;
+      const note = refNote ?? `OpenBLAS cblas_sgemm, OPENBLAS_NUM_THREADS=${s.threads}; median of ${repsFor(s)}` + (rounds > 1 ? `, best of ${rounds} rounds` : '');
+      return row(name, ours.get(s) ?? null, theirs, 'GFLOP/s', note);
+    });
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
