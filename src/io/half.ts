@@ -93,7 +93,7 @@ function checkLengths(what: string, src: { length: number }, dst: { length: numb
 }
 
 /** Upcasts F16 bits to float32 into `dst` (allocated when omitted). */
-export function f16ArrayToF32(src: Uint16Array, dst = new Float32Array(src.length)): Float32Array {
+export function f16ArrayToF32(src: Uint16Array, dst: Float32Array = new Float32Array(src.length)): Float32Array {
   checkLengths('f16ArrayToF32', src, dst);
   // copied as bits: going through JS numbers would quiet signalling-NaN payloads
   const t = new Uint32Array(f16ToF32Table().buffer);
@@ -103,7 +103,7 @@ export function f16ArrayToF32(src: Uint16Array, dst = new Float32Array(src.lengt
 }
 
 /** Upcasts BF16 bits to float32 into `dst` (allocated when omitted). */
-export function bf16ArrayToF32(src: Uint16Array, dst = new Float32Array(src.length)): Float32Array {
+export function bf16ArrayToF32(src: Uint16Array, dst: Float32Array = new Float32Array(src.length)): Float32Array {
   checkLengths('bf16ArrayToF32', src, dst);
   const out = new Uint32Array(dst.buffer, dst.byteOffset, dst.length);
   for (let i = 0, n = src.length; i < n; i++) out[i] = src[i]! << 16;
@@ -111,7 +111,7 @@ export function bf16ArrayToF32(src: Uint16Array, dst = new Float32Array(src.leng
 }
 
 /** Rounds float32 values to F16 bits into `dst` (allocated when omitted). */
-export function f32ArrayToF16(src: Float32Array, dst = new Uint16Array(src.length)): Uint16Array {
+export function f32ArrayToF16(src: Float32Array, dst: Uint16Array = new Uint16Array(src.length)): Uint16Array {
   checkLengths('f32ArrayToF16', src, dst);
   const bits = new Uint32Array(src.buffer, src.byteOffset, src.length);
   for (let i = 0, n = src.length; i < n; i++) dst[i] = f32BitsToF16(bits[i]!);
@@ -119,7 +119,7 @@ export function f32ArrayToF16(src: Float32Array, dst = new Uint16Array(src.lengt
 }
 
 /** Rounds float32 values to BF16 bits into `dst` (allocated when omitted). */
-export function f32ArrayToBf16(src: Float32Array, dst = new Uint16Array(src.length)): Uint16Array {
+export function f32ArrayToBf16(src: Float32Array, dst: Uint16Array = new Uint16Array(src.length)): Uint16Array {
   checkLengths('f32ArrayToBf16', src, dst);
   const bits = new Uint32Array(src.buffer, src.byteOffset, src.length);
   for (let i = 0, n = src.length; i < n; i++) {

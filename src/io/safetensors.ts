@@ -83,6 +83,9 @@ export function numel(shape: readonly number[]): number {
   return n;
 }
 
+/** Raw bytes converted per step by SafetensorsReader.readFloat32. */
+const SCRATCH_BYTES = 4 << 20;
+
 /** The maximum header the reference implementation accepts (100 MB). */
 export const MAX_HEADER_BYTES = 100_000_000;
 
@@ -182,26 +185,30 @@ export class SafetensorsReader {
   }
 
   /**
-   * One tensor upcast to float32. F32 data is read straight into the result; other dtypes go through `scratch`
-   * (grown as needed and returned in `.scratch` for reuse), so loading many tensors holds one float32 copy each
-   * plus one raw buffer the size of the largest tensor.
+   * One tensor upcast to float32. F32 data is read straight into the result; other dtypes are read and converted
+   * in chunks of at most 4 MiB through `scratch` (allocated when missing or too small, and returned in `.scratch`
+   * for reuse), so loading a checkpoint holds the float32 results plus one bounded buffer.
    */
   readFloat32(name: string, scratch?: Uint8Array): { shape: number[]; data: Float32Array; scratch?: Uint8Array } {
     const i = this.info(name);
-    const n = i.byteLength / DTYPES[i.dtype].size;
+    const spec = DTYPES[i.dtype];
+    const n = i.byteLength / spec.size;
+    const data = new Float32Array(n);
     if (i.dtype === 'F32') {
-      const data = new Float32Array(n);
       readFully(this.handle(), new Uint8Array(data.buffer), i.start, this.path);
       return { shape: i.shape.slice(), data, scratch };
     }
+    const chunk = Math.floor(SCRATCH_BYTES / spec.size);
+    const need = Math.min(n, chunk) * spec.size;
     // scratch must start 8-byte aligned for the typed views below
-    if (!scratch || scratch.byteLength < i.byteLength || scratch.byteOffset % 8 !== 0) {
-      scratch = new Uint8Array(new ArrayBuffer(Math.max(i.byteLength, 8)));
+    if (!scratch || scratch.byteLength < need || scratch.byteOffset % 8 !== 0) scratch = new Uint8Array(new ArrayBuffer(Math.max(need, 8)));
+    for (let e0 = 0; e0 < n; e0 += chunk) {
+      const m = Math.min(chunk, n - e0);
+      const raw = scratch.subarray(0, m * spec.size);
+      readFully(this.handle(), raw, i.start + e0 * spec.size, this.path);
+      convertIntoFloat32(i.dtype, spec.make(raw.buffer as ArrayBuffer, raw.byteOffset, m), data.subarray(e0, e0 + m));
     }
-    const raw = scratch.subarray(0, i.byteLength);
-    readFully(this.handle(), raw, i.start, this.path);
-    const entry = { dtype: i.dtype, shape: i.shape, data: DTYPES[i.dtype].make(raw.buffer as ArrayBuffer, raw.byteOffset, n) } as TensorEntry;
-    return { shape: i.shape.slice(), data: toFloat32(entry, name), scratch };
+    return { shape: i.shape.slice(), data, scratch };
   }
 
   close(): void {
@@ -333,29 +340,34 @@ export function readSafetensors(path: string): SafetensorsContent {
  * (I64 beyond 2^53 may round twice).
  */
 export function toFloat32(entry: TensorEntry, name = 'tensor'): Float32Array {
-  const { dtype, data } = entry;
+  if (!isDtype(entry.dtype)) throw new Error(`toFloat32 ${name}: unsupported dtype ${JSON.stringify(entry.dtype)}`);
+  const out = new Float32Array(entry.data.length);
+  convertIntoFloat32(entry.dtype, entry.data, out);
+  return out;
+}
+
+/** Raw elements of `dtype` → float32 into `dst` (same length). F32 is copied bit for bit (NaN payloads kept). */
+function convertIntoFloat32(dtype: Dtype, data: RawArray, dst: Float32Array): void {
   switch (dtype) {
     case 'F16':
-      return f16ArrayToF32(data as Uint16Array);
+      f16ArrayToF32(data as Uint16Array, dst);
+      return;
     case 'BF16':
-      return bf16ArrayToF32(data as Uint16Array);
-    case 'I64': {
-      const d = data as BigInt64Array;
-      const w = new Int32Array(d.buffer, d.byteOffset, d.length * 2);
-      const out = new Float32Array(d.length);
-      for (let i = 0; i < d.length; i++) out[i] = w[2 * i + 1]! * 4294967296 + (w[2 * i]! >>> 0);
-      return out;
-    }
+      bf16ArrayToF32(data as Uint16Array, dst);
+      return;
     case 'F32':
-    case 'F64':
-    case 'I32':
-    case 'I16':
-    case 'I8':
-    case 'U8':
-    case 'BOOL':
-      return Float32Array.from(data as ArrayLike<number>);
-    default:
-      throw new Error(`toFloat32 ${name}: unsupported dtype ${String(dtype)}`);
+      dst.set(data as Float32Array);
+      return;
+    case 'I64': {
+      // from the two 32-bit halves: exact below 2^53, no BigInt per element
+      const w = new Int32Array(data.buffer, data.byteOffset, data.length * 2);
+      for (let i = 0; i < dst.length; i++) dst[i] = w[2 * i + 1]! * 4294967296 + (w[2 * i]! >>> 0);
+      return;
+    }
+    default: {
+      const d = data as Exclude<RawArray, BigInt64Array>;
+      for (let i = 0; i < dst.length; i++) dst[i] = d[i]!;
+    }
   }
 }
 
