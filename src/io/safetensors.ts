@@ -494,7 +494,7 @@ export function writeFileAtomic(path: string, write: (fd: number) => void): void
 }
 
 /** The header JSON (padded to 8 bytes) and the write order for a set of tensors. */
-export function planSafetensors(
+function planSafetensors(
   tensors: Iterable<[string, WritableEntry]>,
   metadata?: Record<string, string>,
 ): { header: Buffer; order: [string, WritableEntry][]; dataBytes: number } {
