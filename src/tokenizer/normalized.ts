@@ -1,0 +1,278 @@
+// A piece of text as it moves through the tokenizer pipeline: the current (normalized) string plus, for every
+// UTF-16 unit of it, the [start, end) span of the input text it came from, so that token offsets can be mapped
+// back to the caller's string. Also the splitting primitive shared by the pre-tokenizers (the five
+// SplitDelimiterBehavior modes of the `tokenizers` library).
+
+import { findAll } from './regex.js';
+
+export type SplitBehavior = 'Removed' | 'Isolated' | 'MergedWithPrevious' | 'MergedWithNext' | 'Contiguous';
+
+/** A list of [start, end, isMatch] covering the whole string, in order. */
+export type MatchList = Array<[number, number, boolean]>;
+
+export class NormalizedString {
+  /** Current text. */
+  text: string;
+  /** starts[k], ends[k]: span in the original input of text unit k. */
+  starts: number[];
+  ends: number[];
+  /** Offset in the original input where this piece starts (the `original_shift` of the tokenizers library). */
+  readonly originalStart: number;
+  readonly originalEnd: number;
+
+  constructor(text: string, starts: number[], ends: number[], originalStart: number, originalEnd: number) {
+    this.text = text;
+    this.starts = starts;
+    this.ends = ends;
+    this.originalStart = originalStart;
+    this.originalEnd = originalEnd;
+  }
+
+  /** A piece covering `text` exactly, starting at `offset` in the original input. */
+  static fromOriginal(text: string, offset = 0): NormalizedString {
+    const n = text.length;
+    const starts = new Array<number>(n);
+    const ends = new Array<number>(n);
+    for (let k = 0; k < n; ) {
+      const c = text.charCodeAt(k);
+      const w = c >= 0xd800 && c <= 0xdbff && k + 1 < n && (text.charCodeAt(k + 1) & 0xfc00) === 0xdc00 ? 2 : 1;
+      for (let j = 0; j < w; j++) {
+        starts[k + j] = offset + k;
+        ends[k + j] = offset + k + w;
+      }
+      k += w;
+    }
+    return new NormalizedString(text, starts, ends, offset, offset + n);
+  }
+
+  get length(): number {
+    return this.text.length;
+  }
+
+  isEmpty(): boolean {
+    return this.text.length === 0;
+  }
+
+  /** Original span of the normalized units [a, b). */
+  originalSpan(a: number, b: number): [number, number] {
+    if (b <= a || this.text.length === 0) {
+      const at = a < this.starts.length ? this.starts[a] : this.text.length ? this.ends[this.text.length - 1] : this.originalStart;
+      return [at, at];
+    }
+    return [this.starts[a], this.ends[b - 1]];
+  }
+
+  /** Sub-piece of normalized units [a, b). */
+  slice(a: number, b: number): NormalizedString {
+    const st = this.starts.slice(a, b);
+    const en = this.ends.slice(a, b);
+    const os = b > a ? st[0] : a < this.starts.length ? this.starts[a] : this.originalEnd;
+    const oe = b > a ? en[en.length - 1] : os;
+    return new NormalizedString(this.text.slice(a, b), st, en, os, oe);
+  }
+
+  /**
+   * Rewrites the text code point by code point: `fn` returns the replacement of each code point (possibly empty
+   * or several chars); every produced unit keeps the span of the code point it came from.
+   */
+  mapChars(fn: (ch: string) => string): this {
+    let text = '';
+    const starts: number[] = [];
+    const ends: number[] = [];
+    const s = this.text;
+    for (let k = 0; k < s.length; ) {
+      const c = s.charCodeAt(k);
+      const w = c >= 0xd800 && c <= 0xdbff && k + 1 < s.length && (s.charCodeAt(k + 1) & 0xfc00) === 0xdc00 ? 2 : 1;
+      const ch = w === 2 ? s.slice(k, k + 2) : s[k];
+      const rep = fn(ch);
+      const st = this.starts[k];
+      const en = this.ends[k + w - 1];
+      text += rep;
+      for (let j = 0; j < rep.length; j++) {
+        starts.push(st);
+        ends.push(en);
+      }
+      k += w;
+    }
+    this.text = text;
+    this.starts = starts;
+    this.ends = ends;
+    return this;
+  }
+
+  /** Replaces the normalized units [a, b) by `rep`; new units take the span of what they replace. */
+  private splice(a: number, b: number, rep: string, spanFrom: [number, number]): void {
+    this.text = this.text.slice(0, a) + rep + this.text.slice(b);
+    const st = new Array<number>(rep.length).fill(spanFrom[0]);
+    const en = new Array<number>(rep.length).fill(spanFrom[1]);
+    this.starts.splice(a, b - a, ...st);
+    this.ends.splice(a, b - a, ...en);
+  }
+
+  /** Inserts `s` at the front; it is aligned with the first character (nothing happens on an empty string). */
+  prepend(s: string): this {
+    if (this.text.length === 0 || s.length === 0) return this;
+    this.splice(0, 0, s, [this.starts[0], this.ends[0]]);
+    return this;
+  }
+
+  /** Appends `s`; it is aligned with the last character (nothing happens on an empty string). */
+  append(s: string): this {
+    const n = this.text.length;
+    if (n === 0 || s.length === 0) return this;
+    this.splice(n, n, s, [this.starts[n - 1], this.ends[n - 1]]);
+    return this;
+  }
+
+  /** Replaces every match of `re` (global, u) by `content`. */
+  replaceRegex(re: RegExp, content: string): this {
+    const matches = findAll(re, this.text);
+    for (let m = matches.length - 1; m >= 0; m--) {
+      const [a, b] = matches[m];
+      const span: [number, number] = b > a ? [this.starts[a], this.ends[b - 1]] : this.originalSpan(a, a);
+      this.splice(a, b, content, span);
+    }
+    return this;
+  }
+
+  /** Removes leading and/or trailing whitespace (Unicode White_Space). */
+  strip(left: boolean, right: boolean): this {
+    let a = 0;
+    let b = this.text.length;
+    const ws = /\p{White_Space}/u;
+    if (left) while (a < b && ws.test(this.text[a])) a++;
+    if (right) while (b > a && ws.test(this.text[b - 1])) b--;
+    if (a === 0 && b === this.text.length) return this;
+    this.text = this.text.slice(a, b);
+    this.starts = this.starts.slice(a, b);
+    this.ends = this.ends.slice(a, b);
+    return this;
+  }
+
+  /**
+   * Unicode normalization. The text is normalized as a whole (so the result is exactly String#normalize);
+   * alignments are computed per run of a starter plus its following combining marks, falling back to one span
+   * for the whole piece in the rare case where runs do not normalize independently.
+   */
+  unicodeNormalize(form: 'NFC' | 'NFD' | 'NFKC' | 'NFKD'): this {
+    const whole = this.text.normalize(form);
+    if (whole === this.text) return this;
+    const runs: Array<[number, number]> = [];
+    const s = this.text;
+    const mark = /^\p{M}$/u;
+    let runStart = 0;
+    for (let k = 0; k < s.length; ) {
+      const w = s.charCodeAt(k) >= 0xd800 && s.charCodeAt(k) <= 0xdbff && k + 1 < s.length ? 2 : 1;
+      if (k > 0 && !mark.test(s.slice(k, k + w))) {
+        runs.push([runStart, k]);
+        runStart = k;
+      }
+      k += w;
+    }
+    if (s.length) runs.push([runStart, s.length]);
+    let text = '';
+    const starts: number[] = [];
+    const ends: number[] = [];
+    for (const [a, b] of runs) {
+      const piece = s.slice(a, b).normalize(form);
+      text += piece;
+      for (let j = 0; j < piece.length; j++) {
+        starts.push(this.starts[a]);
+        ends.push(this.ends[b - 1]);
+      }
+    }
+    if (text !== whole) {
+      const st = this.starts[0];
+      const en = this.ends[s.length - 1];
+      this.starts = new Array<number>(whole.length).fill(st);
+      this.ends = new Array<number>(whole.length).fill(en);
+    } else {
+      this.starts = starts;
+      this.ends = ends;
+    }
+    this.text = whole;
+    return this;
+  }
+
+  /** Splits with a list of matches and a delimiter behavior; empty pieces are dropped. */
+  splitByMatches(matches: MatchList, behavior: SplitBehavior): NormalizedString[] {
+    const keep = splitSpans(matches, behavior);
+    const out: NormalizedString[] = [];
+    for (const [a, b] of keep) if (b > a) out.push(this.slice(a, b));
+    return out;
+  }
+}
+
+/** Matches of a regex over `s`, covering the whole string (the `find_matches` of the tokenizers library). */
+export function regexMatchList(re: RegExp, s: string, invert = false): MatchList {
+  if (s.length === 0) return [[0, 0, invert]];
+  const out: MatchList = [];
+  let prev = 0;
+  for (const [a, b] of findAll(re, s)) {
+    if (prev !== a) out.push([prev, a, invert]);
+    out.push([a, b, !invert]);
+    prev = b;
+  }
+  if (prev !== s.length) out.push([prev, s.length, invert]);
+  return out;
+}
+
+/** Matches of single code points satisfying `pred`, covering the whole string. */
+export function charMatchList(pred: (ch: string) => boolean, s: string, invert = false): MatchList {
+  if (s.length === 0) return [[0, 0, invert]];
+  const out: MatchList = [];
+  let last = 0;
+  for (let k = 0; k < s.length; ) {
+    const w = s.charCodeAt(k) >= 0xd800 && s.charCodeAt(k) <= 0xdbff && k + 1 < s.length ? 2 : 1;
+    if (pred(s.slice(k, k + w))) {
+      if (last < k) out.push([last, k, invert]);
+      out.push([k, k + w, !invert]);
+      last = k + w;
+    }
+    k += w;
+  }
+  if (s.length > last) out.push([last, s.length, invert]);
+  return out;
+}
+
+/** Applies a delimiter behavior to a match list: the spans to keep. */
+function splitSpans(matches: MatchList, behavior: SplitBehavior): Array<[number, number]> {
+  const out: Array<[number, number]> = [];
+  switch (behavior) {
+    case 'Isolated':
+      for (const [a, b] of matches) out.push([a, b]);
+      return out;
+    case 'Removed':
+      for (const [a, b, m] of matches) if (!m) out.push([a, b]);
+      return out;
+    case 'Contiguous': {
+      let prevMatch = false;
+      for (const [a, b, m] of matches) {
+        if (m === prevMatch && out.length) out[out.length - 1][1] = b;
+        else out.push([a, b]);
+        prevMatch = m;
+      }
+      return out;
+    }
+    case 'MergedWithPrevious': {
+      let prevMatch = false;
+      for (const [a, b, m] of matches) {
+        if (m && !prevMatch && out.length) out[out.length - 1][1] = b;
+        else out.push([a, b]);
+        prevMatch = m;
+      }
+      return out;
+    }
+    case 'MergedWithNext': {
+      let prevMatch = false;
+      for (let k = matches.length - 1; k >= 0; k--) {
+        const [a, b, m] = matches[k];
+        if (m && !prevMatch && out.length) out[out.length - 1][0] = a;
+        else out.push([a, b]);
+        prevMatch = m;
+      }
+      out.reverse();
+      return out;
+    }
+  }
+}
