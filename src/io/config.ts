@@ -298,7 +298,11 @@ function parseSlidingWindow(f: Fields, modelType: LlamaFamilyConfig['modelType']
   if (Array.isArray(layerTypes)) return layerTypes.includes('sliding_attention') ? window : null;
   if (modelType === 'qwen2') {
     if (!f.bool('use_sliding_window', false)) return null;
-    const firstSliding = f.raw.max_window_layers === undefined ? 28 : f.posInt('max_window_layers', 28);
+    // layers from max_window_layers on use the window (transformers' default 28; 0 = every layer)
+    const firstSliding = f.raw.max_window_layers ?? 28;
+    if (typeof firstSliding !== 'number' || !Number.isInteger(firstSliding) || firstSliding < 0) {
+      throw configError(f.source, `"max_window_layers" must be a non-negative integer, got ${JSON.stringify(firstSliding)}`);
+    }
     if (firstSliding >= numLayers) window = null;
   }
   return window;

@@ -151,10 +151,6 @@ export class SafetensorsReader {
     }
   }
 
-  get names(): string[] {
-    return [...this.infos.keys()];
-  }
-
   info(name: string): TensorInfo {
     const i = this.infos.get(name);
     if (!i) throw new Error(`safetensors ${this.path}: no tensor named "${name}"`);
@@ -164,15 +160,6 @@ export class SafetensorsReader {
   private handle(): number {
     if (this.fd === null) throw new Error(`safetensors ${this.path}: the reader is closed`);
     return this.fd;
-  }
-
-  /** The raw bytes of a tensor; `into` (at least byteLength bytes) is used when given, to avoid allocating. */
-  readBytes(name: string, into?: Uint8Array): Uint8Array {
-    const i = this.info(name);
-    const dst = into ? into.subarray(0, i.byteLength) : new Uint8Array(i.byteLength);
-    if (dst.length < i.byteLength) throw new Error(`safetensors ${this.path}: buffer too small for "${name}"`);
-    readFully(this.handle(), dst, i.start, this.path);
-    return dst;
   }
 
   /** One tensor in its own dtype, in a freshly allocated (aligned) array. */

@@ -194,6 +194,8 @@ test('sliding windows: Mistral (default 4096, null = off), Qwen2 only with use_s
   assert.equal(qwen({}).slidingWindow, null);
   assert.equal(qwen({ use_sliding_window: true, max_window_layers: 3 }).slidingWindow, null, 'no layer index >= 3 among 3 layers');
   assert.equal(qwen({ use_sliding_window: true, max_window_layers: 2 }).slidingWindow, 16);
+  assert.equal(qwen({ use_sliding_window: true, max_window_layers: 0 }).slidingWindow, 16);
+  assert.equal(qwen({ use_sliding_window: true }).slidingWindow, null, 'default max_window_layers 28 > 3 layers');
   assert.equal(qwen({ layer_types: ['full_attention', 'full_attention', 'full_attention'] }).slidingWindow, null);
   assert.equal(qwen({ layer_types: ['full_attention', 'sliding_attention', 'full_attention'] }).slidingWindow, 16);
   const g = readConfig(fixture('tiny-gpt2'));
