@@ -1,0 +1,63 @@
+// Hugging Face model directories ↔ alignkit models: config.json + (sharded) safetensors in, the same out.
+import { Tensor } from '../engine/tensor.js';
+import type { CausalLMConfig } from '../models/config.js';
+import { Transformer } from '../models/transformer.js';
+import { type SaveOptions, loadCheckpoint, saveCheckpoint } from './checkpoint.js';
+import type { ModelConfig } from './config.js';
+import type { GenerationConfig } from './generation-config.js';
+
+/** The model-level description of a parsed config.json (refusing what the models cannot compute). */
+export function toModelConfig(c: ModelConfig): CausalLMConfig {
+  if (c.family === 'gpt2') {
+    if (c.activation !== 'gelu_tanh' && c.activation !== 'gelu')
+      throw new Error(`GPT-2 activation '${c.activationName}' is not supported (gelu_new, gelu_pytorch_tanh, gelu_fast, gelu)`);
+    if (!c.scaleAttnWeights || c.scaleAttnByInverseLayerIdx)
+      throw new Error('GPT-2 attention scaling other than 1/sqrt(head_dim) is not supported');
+    return {
+      arch: 'gpt2', vocabSize: c.vocabSize, hiddenSize: c.hiddenSize, numLayers: c.numLayers, numHeads: c.numHeads,
+      numKvHeads: c.numHeads, headDim: c.headDim, intermediateSize: c.innerSize, maxPositions: c.maxPositions,
+      normEps: c.layerNormEps, activation: c.activation === 'gelu' ? 'gelu' : 'gelu_new', ropeTheta: 0,
+      tieWordEmbeddings: c.tieWordEmbeddings, qkvBias: true, oBias: true, mlpBias: true,
+      padTokenId: c.padTokenId, bosTokenId: c.bosTokenId, eosTokenId: c.eosTokenId,
+    };
+  }
+  return {
+    arch: 'llama', vocabSize: c.vocabSize, hiddenSize: c.hiddenSize, numLayers: c.numLayers, numHeads: c.numHeads,
+    numKvHeads: c.numKvHeads, headDim: c.headDim, intermediateSize: c.intermediateSize, maxPositions: c.maxPositions,
+    normEps: c.rmsNormEps, activation: 'silu', ropeTheta: c.ropeTheta, tieWordEmbeddings: c.tieWordEmbeddings,
+    qkvBias: c.qkvBias, oBias: c.oBias, mlpBias: c.mlpBias,
+    padTokenId: c.padTokenId, bosTokenId: c.bosTokenId, eosTokenId: c.eosTokenId,
+  };
+}
+
+export interface Pretrained {
+  model: Transformer;
+  /** config.json as parsed (architecture, task, ids, the raw JSON) */
+  hfConfig: ModelConfig;
+  generation: GenerationConfig | null;
+  /** `score.weight` [numLabels, C] of a *ForSequenceClassification checkpoint (a reward model), else null */
+  score: Tensor | null;
+}
+
+/** Loads a Hugging Face model directory (config.json + model.safetensors or a sharded index). */
+export function loadPretrained(dir: string): Pretrained {
+  const ck = loadCheckpoint(dir);
+  const { model } = Transformer.fromStateDict(toModelConfig(ck.config), ck.weights);
+  let score: Tensor | null = null;
+  if (ck.config.task === 'sequence-classification') {
+    const e = ck.weights.get('score.weight')!; // checkCheckpoint guarantees it
+    score = Tensor.param(Tensor.from(e.data, e.shape), 'score.weight');
+  }
+  return { model, hfConfig: ck.config, generation: ck.generation, score };
+}
+
+/**
+ * Writes a model as a Hugging Face directory that transformers loads: model.safetensors (sharded past
+ * maxShardSize), config.json (the original's keys kept, dtype set to the stored one), generation_config.json.
+ * A tokenizer is saved by the caller into the same directory.
+ */
+export function savePretrained(dir: string, p: Pretrained, opts: SaveOptions = {}): void {
+  const weights = p.model.stateDict();
+  if (p.score) weights.set('score.weight', { shape: [...p.score.shape], data: p.score.toArray() });
+  saveCheckpoint(dir, { config: p.hfConfig, weights, generation: p.generation }, opts);
+}
