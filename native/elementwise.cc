@@ -658,13 +658,24 @@ AK_AVX2 double sum_row_avx2(const float* x, size_t n) {
   return r;
 }
 
-// acc[j] += x[j] for j < n (columns of one row added into double accumulators)
+// acc[j] += Σ_r x[r·ld + j] for j < n over `rows` rows (column sums into double accumulators), four rows a pass.
 template <int kDummy>
-AK_INLINE void acc_row_body(double* __restrict acc, const float* __restrict x, size_t n) {
-  for (size_t j = 0; j < n; ++j) acc[j] += double(x[j]);
+AK_INLINE void acc_rows_body(double* __restrict acc, const float* __restrict x, size_t ld, size_t rows, size_t n) {
+  size_t r = 0;
+  for (; r + 4 <= rows; r += 4) {
+    const float* x0 = x + r * ld;
+    const float* x1 = x0 + ld;
+    const float* x2 = x1 + ld;
+    const float* x3 = x2 + ld;
+    for (size_t j = 0; j < n; ++j) acc[j] += (double(x0[j]) + double(x1[j])) + (double(x2[j]) + double(x3[j]));
+  }
+  for (; r < rows; ++r) {
+    const float* x0 = x + r * ld;
+    for (size_t j = 0; j < n; ++j) acc[j] += double(x0[j]);
+  }
 }
-void acc_row_portable(double* acc, const float* x, size_t n) { acc_row_body<0>(acc, x, n); }
-AK_AVX2 void acc_row_avx2(double* acc, const float* x, size_t n) { acc_row_body<0>(acc, x, n); }
+void acc_rows_portable(double* acc, const float* x, size_t ld, size_t rows, size_t n) { acc_rows_body<0>(acc, x, ld, rows, n); }
+AK_AVX2 void acc_rows_avx2(double* acc, const float* x, size_t ld, size_t rows, size_t n) { acc_rows_body<0>(acc, x, ld, rows, n); }
 
 constexpr size_t kRowChunk = 16384;  // elements of one row summed by one task (inner == 1)
 constexpr size_t kColBlock = 256;    // columns per task (inner > 1)
@@ -701,7 +712,7 @@ Napi::Value ReduceSum(const Napi::CallbackInfo& info) {
     }
     return env.Undefined();
   }
-  auto acc_row = avx ? acc_row_avx2 : acc_row_portable;
+  auto acc_rows = avx ? acc_rows_avx2 : acc_rows_portable;
   size_t ncb = (inner + kColBlock - 1) / kColBlock;
   size_t nrc = std::max<size_t>(1, (R + kRedChunk - 1) / kRedChunk);
   std::vector<double> part(outer * nrc * inner);
@@ -710,7 +721,7 @@ Napi::Value ReduceSum(const Napi::CallbackInfo& info) {
     size_t j0 = cb * kColBlock, j1 = std::min(inner, j0 + kColBlock);
     size_t r0 = rc * kRedChunk, r1 = std::min(R, r0 + kRedChunk);
     double* acc = part.data() + (o * nrc + rc) * inner + j0;
-    for (size_t r = r0; r < r1; ++r) acc_row(acc, x + (o * R + r) * inner + j0, j1 - j0);
+    acc_rows(acc, x + (o * R + r0) * inner + j0, inner, r1 - r0, j1 - j0);
   });
   pool::parallel_for(outer * inner, 8192, [&](size_t b, size_t e) {
     for (size_t i = b; i < e; ++i) {

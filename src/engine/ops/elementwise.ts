@@ -523,9 +523,9 @@ export function maskedMean(x: Tensor, mask: Tensor, dims?: number | number[]): T
   const num = maskedSum(x, mask, dims);
   const ds = normDims('maskedMean', x, dims);
   const red = new Set(ds);
-  const full = map1('copy', x.shape, [mask]);
+  const full = sameShape(mask.shape, x.shape) ? mask : map1('copy', x.shape, [mask]);
   const den = reduceInto(full, ds, 1, x.shape.filter((_, i) => !red.has(i)));
-  full.dispose();
+  if (full !== mask) full.dispose();
   const out = div(num, den);
   if (!out.requiresGrad) {
     num.dispose();
