@@ -75,7 +75,7 @@ export function generate(model: Transformer, prompts: readonly (readonly number[
       for (let b = 0; b < B; b++) {
         if (finish[b]) continue;
         const row = logits.subarray(b * V, (b + 1) * V);
-        const [tok, lp] = greedy ? argmax(row) : sample(row, temperature, o.topK, o.topP, rng);
+        const [tok, lp] = greedy ? argmax(row) : sampleToken(row, temperature, o.topK, o.topP, rng);
         next[b] = tok;
         tokens[b]!.push(tok);
         logprobs[b]!.push(lp);
@@ -117,7 +117,7 @@ function argmax(row: Float32Array): [number, number] {
  * probable tokens whose mass reaches top-p. Returns the token and its log-prob under the unrestricted
  * temperature-scaled distribution.
  */
-function sample(row: Float32Array, temperature: number, topK: number | undefined, topP: number | undefined, rng: Random): [number, number] {
+export function sampleToken(row: Float32Array, temperature: number, topK: number | undefined, topP: number | undefined, rng: Random): [number, number] {
   const V = row.length, inv = 1 / temperature;
   let m = -Infinity;
   for (let i = 0; i < V; i++) if (row[i]! > m) m = row[i]!;
