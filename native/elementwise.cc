@@ -715,6 +715,17 @@ Napi::Value ReduceSum(const Napi::CallbackInfo& info) {
   auto acc_rows = avx ? acc_rows_avx2 : acc_rows_portable;
   size_t ncb = (inner + kColBlock - 1) / kColBlock;
   size_t nrc = std::max<size_t>(1, (R + kRedChunk - 1) / kRedChunk);
+  if (nrc == 1) {  // few reduced rows: each task owns its output columns
+    pool::run(outer * ncb, [&](size_t t, int) {
+      size_t cb = t % ncb, o = t / ncb;
+      size_t j0 = cb * kColBlock, j1 = std::min(inner, j0 + kColBlock);
+      double acc[kColBlock] = {};
+      acc_rows(acc, x + o * R * inner + j0, inner, R, j1 - j0);
+      for (size_t j = j0; j < j1; ++j) out[o * inner + j] = float(acc[j - j0] * scale);
+    });
+    return env.Undefined();
+  }
+  // partial sums per chunk of reduced rows, combined in chunk order (independent of the thread count)
   std::vector<double> part(outer * nrc * inner);
   pool::run(outer * ncb * nrc, [&](size_t t, int) {
     size_t rc = t % nrc, cb = (t / nrc) % ncb, o = t / (nrc * ncb);
