@@ -5,7 +5,8 @@
 // is written once as a template over an ISA tag (Port or Avx); the row reductions and the exp are
 // overloaded on the tag (plain C++ for Port, AVX2+FMA intrinsics for Avx), and the template is instantiated
 // in a plain function and in an AK_AVX2 one, so the elementwise loops are also compiled for AVX2 there.
-// Row reductions (means, dot products, sums of exponentials) accumulate in double.
+// Row reductions (means, dot products) accumulate in double; sums of exponentials add blocks of 256 terms
+// in float lanes and the block sums in double.
 // Reductions across rows (dweight, dbias) use fixed row chunks whose count depends only on the sizes, with
 // per-chunk partial sums reduced in a fixed order: results do not depend on scheduling or thread count.
 #include <immintrin.h>
@@ -188,6 +189,40 @@ AK_AVX2 double wdot_d(Avx, const float* a, const float* w, const float* x, doubl
   return s;
 }
 
+// Both sums of the layerNorm backward in one pass: G = Σ a·w and H = Σ (a·w)·(x − m), in double.
+void wdot2_d(Port, const float* a, const float* w, const float* x, double m, size_t n, double* G, double* H) {
+  double g = 0, h = 0;
+  for (size_t j = 0; j < n; ++j) {
+    double aw = w ? a[j] * w[j] : a[j];
+    g += aw;
+    h += aw * (double(x[j]) - m);
+  }
+  *G = g;
+  *H = h;
+}
+AK_AVX2 void wdot2_d(Avx, const float* a, const float* w, const float* x, double m, size_t n, double* G, double* H) {
+  __m256d g0 = _mm256_setzero_pd(), g1 = g0, h0 = g0, h1 = g0, mv = _mm256_set1_pd(m);
+  size_t j = 0;
+  for (; j + 8 <= n; j += 8) {
+    __m256 u = _mm256_loadu_ps(a + j);
+    if (w) u = _mm256_mul_ps(u, _mm256_loadu_ps(w + j));
+    __m256 v = _mm256_loadu_ps(x + j);
+    __m256d u0 = lo4(u), u1 = hi4(u);
+    g0 = _mm256_add_pd(g0, u0);
+    g1 = _mm256_add_pd(g1, u1);
+    h0 = _mm256_fmadd_pd(u0, _mm256_sub_pd(lo4(v), mv), h0);
+    h1 = _mm256_fmadd_pd(u1, _mm256_sub_pd(hi4(v), mv), h1);
+  }
+  double g = hsum(_mm256_add_pd(g0, g1)), h = hsum(_mm256_add_pd(h0, h1));
+  for (; j < n; ++j) {
+    double aw = w ? a[j] * w[j] : a[j];
+    g += aw;
+    h += aw * (double(x[j]) - m);
+  }
+  *G = g;
+  *H = h;
+}
+
 // max over the row (−inf for an empty row)
 float max_row(Port, const float* x, size_t n) {
   float m = -std::numeric_limits<float>::infinity();
@@ -213,25 +248,58 @@ AK_AVX2 float max_row(Avx, const float* x, size_t n) {
   return m;
 }
 
-// Σ exp(x − shift) in double; also stores the exponentials in out when out is not null.
+// The sums of exponentials below add blocks of kBlock terms in float (8 or 16 lanes, so each lane adds at
+// most kBlock/8 terms) and the block sums in double: about as accurate as double throughout, but the hot
+// loop does no conversions. The portable versions write a block of exponentials to a buffer first, in a
+// loop the compiler can vectorise with baseline SSE2, and then sum it.
+constexpr size_t kBlock = 256;
+
+AK_INLINE float sum8_port(const float* b, size_t len) {  // 8 independent lanes, then their sum
+  float acc[8] = {0, 0, 0, 0, 0, 0, 0, 0};
+  size_t i = 0;
+  for (; i + 8 <= len; i += 8)
+    for (int q = 0; q < 8; ++q) acc[q] += b[i + q];
+  for (; i < len; ++i) acc[0] += b[i];
+  return ((acc[0] + acc[1]) + (acc[2] + acc[3])) + ((acc[4] + acc[5]) + (acc[6] + acc[7]));
+}
+
+AK_INLINE void exp_block_port(const float* x, size_t n, float shift, float* out) {
+  for (size_t i = 0; i < n; ++i) out[i] = exp_port(x[i] - shift);
+}
+
+// Σ exp(x − shift) (block sums in double); also stores the exponentials in out when out is not null.
 double exp_sum(Port, const float* x, size_t n, float shift, float* out) {
   double s = 0;
-  for (size_t j = 0; j < n; ++j) {
-    float e = exp_port(x[j] - shift);
-    if (out) out[j] = e;
-    s += e;
+  float buf[kBlock];
+  for (size_t j = 0; j < n; j += kBlock) {
+    size_t len = std::min(kBlock, n - j);
+    float* e = out ? out + j : buf;
+    exp_block_port(x + j, len, shift, e);
+    s += sum8_port(e, len);
   }
   return s;
 }
 AK_AVX2 double exp_sum(Avx, const float* x, size_t n, float shift, float* out) {
   __m256d a0 = _mm256_setzero_pd(), a1 = _mm256_setzero_pd();
   __m256 sh = _mm256_set1_ps(shift);
+  const size_t n16 = n - n % 16;
   size_t j = 0;
-  for (; j + 8 <= n; j += 8) {
-    __m256 e = exp8(_mm256_sub_ps(_mm256_loadu_ps(x + j), sh));
-    if (out) _mm256_storeu_ps(out + j, e);
-    a0 = _mm256_add_pd(a0, lo4(e));
-    a1 = _mm256_add_pd(a1, hi4(e));
+  while (j < n16) {
+    size_t end = std::min(n16, j + kBlock);
+    __m256 f0 = _mm256_setzero_ps(), f1 = f0;
+    for (; j < end; j += 16) {
+      __m256 e0 = exp8(_mm256_sub_ps(_mm256_loadu_ps(x + j), sh));
+      __m256 e1 = exp8(_mm256_sub_ps(_mm256_loadu_ps(x + j + 8), sh));
+      if (out) {
+        _mm256_storeu_ps(out + j, e0);
+        _mm256_storeu_ps(out + j + 8, e1);
+      }
+      f0 = _mm256_add_ps(f0, e0);
+      f1 = _mm256_add_ps(f1, e1);
+    }
+    __m256 f = _mm256_add_ps(f0, f1);
+    a0 = _mm256_add_pd(a0, lo4(f));
+    a1 = _mm256_add_pd(a1, hi4(f));
   }
   double s = hsum(_mm256_add_pd(a0, a1));
   for (; j < n; ++j) {
@@ -242,15 +310,17 @@ AK_AVX2 double exp_sum(Avx, const float* x, size_t n, float shift, float* out) {
   return s;
 }
 
-// S = Σ e_j and D = Σ e_j·(x_j − shift), e_j = exp(x_j − shift), in double (terms with e_j = 0 add 0, so
-// −inf logits are fine). Entropy of the softmax is log S − D/S when shift is the row max.
+// S = Σ e_j and D = Σ e_j·(x_j − shift), e_j = exp(x_j − shift) (terms with e_j = 0 add 0, so −inf logits
+// are fine). The entropy of the softmax is log S − D/S when shift is the row max.
 void exp_sum_dot(Port, const float* x, size_t n, float shift, double* S, double* D) {
   double s = 0, d = 0;
-  for (size_t j = 0; j < n; ++j) {
-    float t = x[j] - shift;
-    float e = exp_port(t);
-    s += e;
-    if (e != 0.f) d += double(e) * double(t);
+  float e[kBlock], p[kBlock];
+  for (size_t j = 0; j < n; j += kBlock) {
+    size_t len = std::min(kBlock, n - j);
+    exp_block_port(x + j, len, shift, e);
+    for (size_t i = 0; i < len; ++i) p[i] = e[i] != 0.f ? e[i] * (x[j + i] - shift) : 0.f;
+    s += sum8_port(e, len);
+    d += sum8_port(p, len);
   }
   *S = s;
   *D = d;
@@ -258,16 +328,22 @@ void exp_sum_dot(Port, const float* x, size_t n, float shift, double* S, double*
 AK_AVX2 void exp_sum_dot(Avx, const float* x, size_t n, float shift, double* S, double* D) {
   __m256d s0 = _mm256_setzero_pd(), s1 = s0, d0 = s0, d1 = s0;
   __m256 sh = _mm256_set1_ps(shift), zero = _mm256_setzero_ps();
+  const size_t n8 = n - n % 8;
   size_t j = 0;
-  for (; j + 8 <= n; j += 8) {
-    __m256 t = _mm256_sub_ps(_mm256_loadu_ps(x + j), sh);
-    __m256 e = exp8(t);
-    t = _mm256_and_ps(t, _mm256_cmp_ps(e, zero, _CMP_NEQ_UQ));  // e = 0 → t = 0 (avoids 0·−inf)
-    __m256d e0 = lo4(e), e1 = hi4(e);
-    s0 = _mm256_add_pd(s0, e0);
-    s1 = _mm256_add_pd(s1, e1);
-    d0 = _mm256_fmadd_pd(e0, lo4(t), d0);
-    d1 = _mm256_fmadd_pd(e1, hi4(t), d1);
+  while (j < n8) {
+    size_t end = std::min(n8, j + kBlock);
+    __m256 fs = zero, fd = zero;
+    for (; j < end; j += 8) {
+      __m256 t = _mm256_sub_ps(_mm256_loadu_ps(x + j), sh);
+      __m256 e = exp8(t);
+      t = _mm256_and_ps(t, _mm256_cmp_ps(e, zero, _CMP_NEQ_UQ));  // e = 0 → t = 0 (avoids 0·−inf)
+      fs = _mm256_add_ps(fs, e);
+      fd = _mm256_fmadd_ps(e, t, fd);
+    }
+    s0 = _mm256_add_pd(s0, lo4(fs));
+    s1 = _mm256_add_pd(s1, hi4(fs));
+    d0 = _mm256_add_pd(d0, lo4(fd));
+    d1 = _mm256_add_pd(d1, hi4(fd));
   }
   double s = hsum(_mm256_add_pd(s0, s1)), d = hsum(_mm256_add_pd(d0, d1));
   for (; j < n; ++j) {
@@ -282,7 +358,10 @@ AK_AVX2 void exp_sum_dot(Avx, const float* x, size_t n, float shift, double* S, 
 
 // out = a + s·exp(x − shift) (a == nullptr: a = 0)
 void exp_axpy(Port, const float* x, size_t n, float shift, float s, const float* a, float* out) {
-  for (size_t j = 0; j < n; ++j) out[j] = (a ? a[j] : 0.f) + s * exp_port(x[j] - shift);
+  if (a)
+    for (size_t j = 0; j < n; ++j) out[j] = a[j] + s * exp_port(x[j] - shift);
+  else
+    for (size_t j = 0; j < n; ++j) out[j] = s * exp_port(x[j] - shift);
 }
 AK_AVX2 void exp_axpy(Avx, const float* x, size_t n, float shift, float s, const float* a, float* out) {
   __m256 sh = _mm256_set1_ps(shift), sv = _mm256_set1_ps(s);
@@ -330,6 +409,16 @@ AK_INLINE void ln_fwd_rows(T isa, const LnArgs& a, size_t rb, size_t re) {
 void ln_fwd_port(const LnArgs& a, size_t rb, size_t re) { ln_fwd_rows(Port{}, a, rb, re); }
 AK_AVX2 void ln_fwd_avx2(const LnArgs& a, size_t rb, size_t re) { ln_fwd_rows(Avx{}, a, rb, re); }
 
+// dweight/dbias: each chunk adds its rows into float sums, which are moved into the chunk's double partial
+// sums every kFlushRows rows (the flush points depend only on the row index, so results stay deterministic).
+constexpr size_t kFlushRows = 16;
+AK_INLINE void flush(float* f, double* d, size_t C) {
+  for (size_t j = 0; j < C; ++j) {
+    d[j] += f[j];
+    f[j] = 0.f;
+  }
+}
+
 // dx = rstd·(g − mean(g) − x̂·mean(g·x̂)) with g = dy·w and x̂ = (x − mean)·rstd; dw += dy·x̂, db += dy.
 template <class T>
 AK_INLINE void ln_bwd_chunk(T isa, const LnArgs& a, size_t chunk) {
@@ -337,25 +426,36 @@ AK_INLINE void ln_bwd_chunk(T isa, const LnArgs& a, size_t chunk) {
   size_t rb = chunk * a.rows_per_chunk, re = std::min(a.rows, rb + a.rows_per_chunk);
   double* pdw = a.pdw ? a.pdw + chunk * C : nullptr;
   double* pdb = a.pdb ? a.pdb + chunk * C : nullptr;
+  std::vector<float> fw(pdw ? C : 0, 0.f), fb(pdb ? C : 0, 0.f);  // float sums of up to kFlushRows rows
+  float *sw = fw.data(), *sb = fb.data();
   const float* w = a.w;
   for (size_t r = rb; r < re; ++r) {
     const float* x = a.x + r * C;
     const float* dy = a.dy + r * C;
     const float m = a.mean[r], rs = a.rstd[r];
     if (a.dx) {
-      double sg = dot_d(isa, dy, w, C);
-      double sgx = wdot_d(isa, dy, w, x, double(m), C) * rs;
-      float c1 = float(sg / double(C)), c2 = float(sgx / double(C));
+      double sg, sgx;
+      wdot2_d(isa, dy, w, x, double(m), C, &sg, &sgx);
+      float c1 = float(sg / double(C)), c2 = float(sgx * rs / double(C));
       float* dx = a.dx + r * C;
       if (w)
         for (size_t j = 0; j < C; ++j) dx[j] = rs * (dy[j] * w[j] - c1 - (x[j] - m) * rs * c2);
       else
         for (size_t j = 0; j < C; ++j) dx[j] = rs * (dy[j] - c1 - (x[j] - m) * rs * c2);
     }
-    if (pdw)
-      for (size_t j = 0; j < C; ++j) pdw[j] += double(dy[j] * ((x[j] - m) * rs));
-    if (pdb)
-      for (size_t j = 0; j < C; ++j) pdb[j] += double(dy[j]);
+    if (pdw && pdb)
+      for (size_t j = 0; j < C; ++j) {
+        sw[j] += dy[j] * ((x[j] - m) * rs);
+        sb[j] += dy[j];
+      }
+    else if (pdw)
+      for (size_t j = 0; j < C; ++j) sw[j] += dy[j] * ((x[j] - m) * rs);
+    else if (pdb)
+      for (size_t j = 0; j < C; ++j) sb[j] += dy[j];
+    if ((r - rb) % kFlushRows == kFlushRows - 1 || r + 1 == re) {
+      if (pdw) flush(sw, pdw, C);
+      if (pdb) flush(sb, pdb, C);
+    }
   }
 }
 void ln_bwd_port(const LnArgs& a, size_t c) { ln_bwd_chunk(Port{}, a, c); }
@@ -476,6 +576,8 @@ AK_INLINE void rms_bwd_chunk(T isa, const LnArgs& a, size_t chunk) {
   const size_t C = a.C;
   size_t rb = chunk * a.rows_per_chunk, re = std::min(a.rows, rb + a.rows_per_chunk);
   double* pdw = a.pdw ? a.pdw + chunk * C : nullptr;
+  std::vector<float> fw(pdw ? C : 0, 0.f);
+  float* sw = fw.data();
   const float* w = a.w;
   for (size_t r = rb; r < re; ++r) {
     const float* x = a.x + r * C;
@@ -491,8 +593,10 @@ AK_INLINE void rms_bwd_chunk(T isa, const LnArgs& a, size_t chunk) {
       else
         for (size_t j = 0; j < C; ++j) dx[j] = rs * dy[j] - x[j] * k;
     }
-    if (pdw)
-      for (size_t j = 0; j < C; ++j) pdw[j] += double(dy[j] * (x[j] * rs));
+    if (pdw) {
+      for (size_t j = 0; j < C; ++j) sw[j] += dy[j] * (x[j] * rs);
+      if ((r - rb) % kFlushRows == kFlushRows - 1 || r + 1 == re) flush(sw, pdw, C);
+    }
   }
 }
 void rms_bwd_port(const LnArgs& a, size_t c) { rms_bwd_chunk(Port{}, a, c); }
