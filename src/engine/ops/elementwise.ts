@@ -389,12 +389,13 @@ function normDim(op: string, dim: number, nd: number): number {
 /** Joins tensors along an existing dim; all other dims must match. */
 export function concat(tensors: Tensor[], dim: number): Tensor {
   if (!Array.isArray(tensors) || tensors.length === 0) throw new Error('concat: needs a non-empty array of tensors');
-  tensors.forEach((t, i) => checkTensor('concat', t, `tensors[${i}]`));
-  const first = tensors[0]!;
+  const items = [...tensors];
+  items.forEach((t, i) => checkTensor('concat', t, `tensors[${i}]`));
+  const first = items[0]!;
   if (first.ndim === 0) throw new Error('concat: cannot concatenate 0-d tensors (use stack)');
   const d = normDim('concat', dim, first.ndim);
   let total = 0;
-  tensors.forEach((t, i) => {
+  items.forEach((t, i) => {
     if (t.ndim !== first.ndim || t.shape.some((s, k) => k !== d && s !== first.shape[k]))
       throw new Error(`concat: tensors[${i}] has shape ${shapeStr(t.shape)}, tensors[0] has ${shapeStr(first.shape)}; only dim ${d} may differ`);
     total += t.shape[d]!;
@@ -404,13 +405,13 @@ export function concat(tensors: Tensor[], dim: number): Tensor {
   const out = Tensor.empty(shape);
   const os = out.strides;
   let at = 0;
-  for (const t of tensors) {
+  for (const t of items) {
     if (t.size > 0) core.copyStrided(t.data, t.offset, t.shape, t.strides, out.data, at * os[d]!, os);
     at += t.shape[d]!;
   }
-  return record(out, tensors, (g) => {
+  return record(out, items, (g) => {
     let o = 0;
-    return tensors.map((t) => {
+    return items.map((t) => {
       const s = o;
       o += t.shape[d]!;
       return t.requiresGrad ? g.slice(d, s, o) : null;
@@ -421,22 +422,23 @@ export function concat(tensors: Tensor[], dim: number): Tensor {
 /** Stacks same-shape tensors along a new dim (0..ndim). */
 export function stack(tensors: Tensor[], dim: number): Tensor {
   if (!Array.isArray(tensors) || tensors.length === 0) throw new Error('stack: needs a non-empty array of tensors');
-  tensors.forEach((t, i) => checkTensor('stack', t, `tensors[${i}]`));
-  const first = tensors[0]!;
+  const items = [...tensors];
+  items.forEach((t, i) => checkTensor('stack', t, `tensors[${i}]`));
+  const first = items[0]!;
   const d = normDim('stack', dim, first.ndim + 1);
-  tensors.forEach((t, i) => {
+  items.forEach((t, i) => {
     if (!sameShape(t.shape, first.shape))
       throw new Error(`stack: tensors[${i}] has shape ${shapeStr(t.shape)}, tensors[0] has ${shapeStr(first.shape)}; all must match`);
   });
   const shape = [...first.shape];
-  shape.splice(d, 0, tensors.length);
+  shape.splice(d, 0, items.length);
   const out = Tensor.empty(shape);
   const dstStrides = out.strides.filter((_, k) => k !== d);
-  tensors.forEach((t, i) => {
+  items.forEach((t, i) => {
     if (t.size > 0) core.copyStrided(t.data, t.offset, t.shape, t.strides, out.data, i * out.strides[d]!, dstStrides);
   });
-  return record(out, tensors, (g) =>
-    tensors.map((t, i) => t.requiresGrad
+  return record(out, items, (g) =>
+    items.map((t, i) => t.requiresGrad
       ? new Tensor(g.storage.retain(), t.shape, g.strides.filter((_, k) => k !== d), g.offset + i * g.strides[d]!)
       : null), 'stack');
 }
