@@ -670,8 +670,9 @@ AK_INLINE void sm_fwd_rows(T isa, const SmArgs& a, size_t rb, size_t re) {
     float m = max_row(isa, x, C);
     if (a.log) {
       double s = exp_sum(isa, x, C, m, nullptr);
-      float lse = float(double(m) + std::log(s));
-      for (size_t j = 0; j < C; ++j) o[j] = x[j] - lse;
+      // (x − m) − log s rather than x − (m + log s): log s is small, so it rounds far less than m + log s
+      float ls = float(std::log(s));
+      for (size_t j = 0; j < C; ++j) o[j] = (x[j] - m) - ls;
     } else {
       double s = exp_sum(isa, x, C, m, o);
       float inv = float(1.0 / s);

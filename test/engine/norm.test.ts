@@ -227,7 +227,7 @@ test('softmax and logSoftmax: native matches the reference on odd sizes and extr
     assertClose(ns.grads[0]!, ref.softmaxBackwardRef(x, R, rows, C), { rtol: 1e-4, atol: 1e-5 }, `softmax extreme dx C=${C}`);
     for (let j = 0; j < C; j++) assert.ok(Math.abs(ns.out[C + j]! - 1 / C) < 1e-6 / C, 'equal logits give 1/C');
     const nl = nativeRun(([x]) => logSoftmax(x!), [{ v: x, shape: [rows, C] }], R);
-    assertClose(nl.out, ref.logSoftmaxRef(x, rows, C), { rtol: 1e-6, atol: 2e-5 }, `logSoftmax extreme C=${C}`);
+    assertClose(nl.out, ref.logSoftmaxRef(x, rows, C), { rtol: 1e-6, atol: 2e-6 }, `logSoftmax extreme C=${C}`);
     assertClose(nl.grads[0]!, ref.logSoftmaxBackwardRef(x, R, rows, C), { rtol: 1e-4, atol: 1e-4 }, `logSoftmax extreme dx C=${C}`);
   }
   // a masked (−inf) logit: probability 0, log-probability −inf, everything else finite
@@ -275,7 +275,7 @@ test('selectiveLogSoftmax: native matches the reference on odd sizes, ignore-ind
     rowsArr.forEach((r, i) => x.set(r, i * V));
     const t = Int32Array.from([0, 3, V >> 1, V - 1]), g = vals(rows);
     const n = nativeRun(([x]) => selectiveLogSoftmax(x!, t), [{ v: x, shape: [rows, V] }], g);
-    assertClose(n.out, ref.selectiveLogSoftmaxRef(x, t, rows, V), { rtol: 1e-6, atol: 2e-5 }, `extreme V=${V} out`);
+    assertClose(n.out, ref.selectiveLogSoftmaxRef(x, t, rows, V), { rtol: 1e-6, atol: 2e-6 }, `extreme V=${V} out`);
     assertClose(n.grads[0]!, ref.selectiveLogSoftmaxBackwardRef(x, t, g, rows, V), { rtol: 1e-5, atol: 1e-6 }, `extreme V=${V} dx`);
     assert.ok(Math.abs(n.out[1]! + Math.log(V)) < 1e-6, 'equal logits give −log V');
   }
@@ -292,7 +292,7 @@ test('selectiveLogSoftmax: GPT-2 vocabulary (V = 50257) rows', () => {
   for (let j = 0; j < V; j += 97) x[2 * V + j] = j % 2 ? 80 : -80; // a row with extreme entries
   const t = Int32Array.from([50256, 17, 0]), g = vals(rows);
   const n = nativeRun(([x]) => selectiveLogSoftmax(x!, t), [{ v: x, shape: [rows, V] }], g);
-  assertClose(n.out, ref.selectiveLogSoftmaxRef(x, t, rows, V), { rtol: 1e-6, atol: 2e-5 }, 'V=50257 out');
+  assertClose(n.out, ref.selectiveLogSoftmaxRef(x, t, rows, V), { rtol: 1e-6, atol: 2e-6 }, 'V=50257 out');
   assertClose(n.grads[0]!, ref.selectiveLogSoftmaxBackwardRef(x, t, g, rows, V), { rtol: 1e-5, atol: 1e-9 }, 'V=50257 dx');
   const e = tidy(() => noGrad(() => entropyFromLogits(tensorOf(x, [rows, V])).toArray()));
   assertClose(e, ref.entropyRef(x, rows, V), { rtol: 1e-5, atol: 1e-5 }, 'V=50257 entropy');
@@ -448,7 +448,7 @@ test('portable kernels (ALIGNKIT_PORTABLE=1, child process): selectiveLogSoftmax
         const R = f32round(randArray(rows * C, rng));
         const xt = tensorOf(x, [rows, C], true), wt = tensorOf(w, [C], true), bt = tensorOf(b, [C], true);
         const y = layerNorm(xt, wt, bt);
-        assertClose(y.toArray(), ref.layerNormRef(x, w, b, rows, C).y, { rtol: 1e-5, atol: 2e-5 }, 'portable ln y');
+        assertClose(y.toArray(), ref.layerNormRef(x, w, b, rows, C).y, { rtol: 1e-5, atol: 5e-6 }, 'portable ln y');
         y.backward(Tensor.from(R, [rows, C]));
         const gr = ref.layerNormBackwardRef(R, x, w, rows, C);
         assertClose(xt.grad.toArray(), gr.dx, { rtol: 1e-4, atol: 1e-4 }, 'portable ln dx');
