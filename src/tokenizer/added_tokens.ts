@@ -99,6 +99,7 @@ export class AddedVocabulary {
   readonly tokens: AddedToken[];
   private readonly byContent = new Map<string, AddedToken>();
   private readonly byId = new Map<number, AddedToken>();
+  private readonly decodeForms = new Map<number, string>();
   private rawMatcher: Matcher;
   private normMatcher: Matcher;
 
@@ -109,7 +110,9 @@ export class AddedVocabulary {
       this.byId.set(t.id, t);
     }
     this.rawMatcher = new Matcher(tokens.filter((t) => !t.normalized).map((t) => [t.content, t]));
-    this.normMatcher = new Matcher(tokens.filter((t) => t.normalized).map((t) => [normalizeString(normalizer, t.content), t]));
+    const norm = tokens.filter((t) => t.normalized).map((t): [string, AddedToken] => [normalizeString(normalizer, t.content), t]);
+    for (const [p, t] of norm) if (p !== t.content) this.decodeForms.set(t.id, p);
+    this.normMatcher = new Matcher(norm);
   }
 
   tokenToId(s: string): number | undefined {
@@ -118,6 +121,11 @@ export class AddedVocabulary {
 
   idToToken(id: number): string | undefined {
     return this.byId.get(id)?.content;
+  }
+
+  /** The string decoders see for an added token: its normalized form when it is a normalized token. */
+  decodeForm(id: number): string | undefined {
+    return this.decodeForms.get(id) ?? this.byId.get(id)?.content;
   }
 
   get(id: number): AddedToken | undefined {

@@ -150,36 +150,60 @@ export class NormalizedString {
   }
 
   /**
-   * Unicode normalization. The text is normalized as a whole (so the result is exactly String#normalize);
-   * alignments are computed per run of a starter plus its following combining marks, falling back to one span
-   * for the whole piece in the rare case where runs do not normalize independently.
+   * Unicode normalization. The text is normalized as a whole (so the result is exactly String#normalize).
+   * Alignments follow the tokenizers library: the string is cut into runs (a character and the combining marks
+   * after it) that are normalized separately; inside a run, the k-th output character takes the span of the k-th
+   * input character (the last one when the run grew), so a composed character points at its base character and
+   * decomposed characters all point at their source. If the runs do not normalize independently (rare), every
+   * character of the piece gets the span of the whole piece.
    */
   unicodeNormalize(form: 'NFC' | 'NFD' | 'NFKC' | 'NFKD'): this {
     const whole = this.text.normalize(form);
     if (whole === this.text) return this;
-    const runs: Array<[number, number]> = [];
     const s = this.text;
     const mark = /^\p{M}$/u;
-    let runStart = 0;
+    // code point starts of the input
+    const cps: number[] = [];
     for (let k = 0; k < s.length; ) {
-      const w = s.charCodeAt(k) >= 0xd800 && s.charCodeAt(k) <= 0xdbff && k + 1 < s.length ? 2 : 1;
-      if (k > 0 && !mark.test(s.slice(k, k + w))) {
-        runs.push([runStart, k]);
-        runStart = k;
-      }
-      k += w;
+      cps.push(k);
+      k += s.charCodeAt(k) >= 0xd800 && s.charCodeAt(k) <= 0xdbff && k + 1 < s.length && (s.charCodeAt(k + 1) & 0xfc00) === 0xdc00 ? 2 : 1;
     }
-    if (s.length) runs.push([runStart, s.length]);
+    cps.push(s.length);
     let text = '';
     const starts: number[] = [];
     const ends: number[] = [];
-    for (const [a, b] of runs) {
-      const piece = s.slice(a, b).normalize(form);
-      text += piece;
-      for (let j = 0; j < piece.length; j++) {
-        starts.push(this.starts[a]);
-        ends.push(this.ends[b - 1]);
+    let r0 = 0; // index into cps of the run start
+    for (let c = 1; c <= cps.length - 1; c++) {
+      const atEnd = c === cps.length - 1;
+      if (!atEnd && mark.test(s.slice(cps[c], cps[c + 1]))) continue;
+      const inChars = c - r0;
+      const outChars = [...s.slice(cps[r0], cps[c]).normalize(form)];
+      // output char -> input char of the run: unchanged chars are matched from the end; the others share the
+      // input char of the output char before them (the first one: the run's base character)
+      const map = new Array<number>(outChars.length).fill(-1);
+      let q = inChars - 1;
+      for (let k = outChars.length - 1; k >= 0 && q >= 0; k--) {
+        for (let j = q; j >= 0; j--) {
+          if (s.slice(cps[r0 + j], cps[r0 + j + 1]) === outChars[k]) {
+            map[k] = j;
+            q = j - 1;
+            break;
+          }
+        }
       }
+      for (let k = 0; k < outChars.length; k++) if (map[k] < 0 || (k > 0 && map[k] < map[k - 1])) map[k] = k === 0 ? 0 : map[k - 1];
+      let k = 0;
+      for (const ch of outChars) {
+        const src = cps[r0 + map[k]];
+        const srcEnd = this.ends[src + (s.charCodeAt(src) >= 0xd800 && s.charCodeAt(src) <= 0xdbff && src + 1 < s.length ? 1 : 0)];
+        for (let j = 0; j < ch.length; j++) {
+          starts.push(this.starts[src]);
+          ends.push(srcEnd);
+        }
+        text += ch;
+        k++;
+      }
+      r0 = c;
     }
     if (text !== whole) {
       const st = this.starts[0];

@@ -482,6 +482,11 @@ export function findAll(re: RegExp, s: string): Array<[number, number]> {
     if (!m) break;
     const st = m.index;
     const en = st + m[0].length;
+    if (st > 0 && st < s.length && (s.charCodeAt(st) & 0xfc00) === 0xdc00 && (s.charCodeAt(st - 1) & 0xfc00) === 0xd800) {
+      // V8 may report a match starting between the two halves of a surrogate pair; Oniguruma works on code points
+      lastEnd = st + 1;
+      continue;
+    }
     if (st === en && lastMatchEnd === en) {
       if (lastEnd >= s.length) break;
       const cc = s.charCodeAt(lastEnd);

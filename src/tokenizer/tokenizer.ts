@@ -112,6 +112,8 @@ export class Tokenizer {
   readonly config: JsonObject;
   /** Chat template(s): one template, or named templates ("default", "tool_use", ...). */
   chatTemplate: ChatTemplates;
+  /** Problems found while loading that the tokenizers library also tolerates (e.g. added-token id mismatches). */
+  readonly warnings: string[] = [];
   private readonly json: JsonObject;
   private readonly truncation: Truncation | null;
   private readonly padding: Padding | null;
@@ -127,16 +129,27 @@ export class Tokenizer {
     this.preTokenizer = buildPreTokenizer(r.raw('pre_tokenizer'), 'pre_tokenizer');
     this.postProcessor = buildPostProcessor(r.raw('post_processor'), 'post_processor');
     this.decoder = buildDecoder(r.raw('decoder'), 'decoder');
-    const added: AddedToken[] = readAddedTokens(r.raw('added_tokens'), 'added_tokens');
-    added.forEach((t, k) => {
-      const modelId = this.model.tokenToId(t.content);
-      if (modelId !== undefined && modelId !== t.id) {
-        throw new TokenizerFormatError(`added_tokens[${k}].id`, `the token ${JSON.stringify(t.content)} has id ${t.id} but id ${modelId} in model.vocab`);
-      }
-    });
-    this.addedVocabulary = new AddedVocabulary(added, this.normalizer);
+    this.addedVocabulary = new AddedVocabulary(this.assignAddedIds(readAddedTokens(r.raw('added_tokens'), 'added_tokens')), this.normalizer);
     this.truncation = r.has('truncation') ? Tokenizer.readTruncation(r.object('truncation')) : null;
     this.padding = r.has('padding') ? Tokenizer.readPadding(r.object('padding')) : null;
+  }
+
+  /**
+   * The ids added tokens really get. Like the tokenizers library, the "id" fields of tokenizer.json are not
+   * used: a token already in the vocabulary keeps that id, the others get the next ids after the model
+   * vocabulary, in file order. Disagreements with the file are listed in `warnings`.
+   */
+  private assignAddedIds(tokens: AddedToken[]): AddedToken[] {
+    const byContent = new Map<string, AddedToken>();
+    let nextId = this.model.size;
+    tokens.forEach((t, k) => {
+      if (t.content.length === 0) return;
+      const id = byContent.get(t.content)?.id ?? this.model.tokenToId(t.content) ?? nextId++;
+      if (id !== t.id) this.warnings.push(`added_tokens[${k}]: the token ${JSON.stringify(t.content)} is declared with id ${t.id} but gets id ${id} (as in the tokenizers library)`);
+      byContent.delete(t.content);
+      byContent.set(t.content, { ...t, id });
+    });
+    return [...byContent.values()];
   }
 
   private static readTruncation(r: Reader): Truncation {
@@ -307,7 +320,17 @@ export class Tokenizer {
         };
       }
     }
-    if (this.postProcessor) enc = this.postProcessor.process(enc, addSpecial);
+    if (this.postProcessor) {
+      enc = this.postProcessor.process(enc, addSpecial);
+      // offset trimming counts characters; never leave an offset between the halves of a surrogate pair
+      for (const off of enc.offsets) {
+        for (let j = 0; j < 2; j++) {
+          const p = off[j];
+          if (p > 0 && p < text.length && (text.charCodeAt(p) & 0xfc00) === 0xdc00 && (text.charCodeAt(p - 1) & 0xfc00) === 0xd800) off[j] = p + 1;
+        }
+        if (off[0] > off[1]) off[0] = off[1];
+      }
+    }
     if (this.padding) this.pad(enc, this.padding);
     return enc;
   }
@@ -340,7 +363,7 @@ export class Tokenizer {
     const tokens: string[] = [];
     for (let k = 0; k < ids.length; k++) {
       const id = ids[k];
-      const t = this.idToToken(id);
+      const t = this.addedVocabulary.decodeForm(id) ?? this.model.idToToken(id);
       if (t === undefined) continue;
       if (skip && this.addedVocabulary.isSpecialContent(t)) continue;
       tokens.push(t);
