@@ -1,0 +1,56 @@
+// Where training reports go: metrics as JSON lines (one object per logged step, TRL's metric names) and a
+// progress display (a bar on a terminal, a periodic line otherwise, so CI logs stay readable).
+import { appendFileSync, mkdirSync } from 'node:fs';
+import { dirname } from 'node:path';
+import cliProgress from 'cli-progress';
+
+export class MetricsLog {
+  private bar: cliProgress.SingleBar | null = null;
+  private lastLine = 0;
+  private readonly started = performance.now();
+
+  constructor(
+    readonly path: string | null,
+    readonly total: number,
+    readonly label: string,
+    private readonly quiet = false,
+    useBar = process.stderr.isTTY === true,
+  ) {
+    if (path) mkdirSync(dirname(path), { recursive: true });
+    if (useBar && !quiet) {
+      this.bar = new cliProgress.SingleBar(
+        { format: `${label} {bar} {value}/{total} | {metrics}`, stream: process.stderr, hideCursor: true, clearOnComplete: false },
+        cliProgress.Presets.shades_classic,
+      );
+      this.bar.start(total, 0, { metrics: '' });
+    }
+  }
+
+  /** Appends one metrics record (step, epoch and the trainer's named metrics). */
+  write(record: Record<string, number | string>): void {
+    if (this.path) appendFileSync(this.path, JSON.stringify(record) + '\n');
+  }
+
+  /** Moves the progress display to `step`, showing a few metrics. */
+  progress(step: number, shown: Record<string, number>): void {
+    if (this.quiet) return;
+    const text = Object.entries(shown)
+      .map(([k, v]) => `${k} ${Math.abs(v) >= 100 || v === 0 ? v.toFixed(1) : v.toPrecision(4)}`)
+      .join(' | ');
+    if (this.bar) {
+      this.bar.update(step, { metrics: text });
+      return;
+    }
+    const now = performance.now();
+    if (step === this.total || now - this.lastLine > 2000) {
+      this.lastLine = now;
+      const el = (now - this.started) / 1000;
+      process.stderr.write(`${this.label} ${step}/${this.total} (${el.toFixed(0)} s) ${text}\n`);
+    }
+  }
+
+  close(): void {
+    this.bar?.stop();
+    this.bar = null;
+  }
+}
