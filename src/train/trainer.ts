@@ -125,7 +125,7 @@ export abstract class SupervisedTrainer<B> {
             const value = loss.item();
             if (!Number.isFinite(value)) throw new TrainingDivergedError(`${this.name}: loss is ${value} at step ${this.globalStep + 1}`);
             (a.gradient_accumulation_steps === 1 ? loss : scale(loss, 1 / a.gradient_accumulation_steps)).backward();
-            return { loss: value, ...metrics };
+            return { loss: value, ...metrics } as Record<string, number>;
           });
           tokensSeen += m.num_tokens ?? 0;
           micro.push(m);
