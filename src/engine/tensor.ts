@@ -5,9 +5,66 @@
 // detaches the ArrayBuffer, which frees the memory at once (views of it become empty, so a stale view
 // fails loudly instead of reading freed memory). `tidy(fn)` disposes everything made inside fn except
 // what fn returns. Garbage collection remains the safety net for tensors nobody disposed.
+import { totalmem } from 'node:os';
 import { core } from './native.js';
 
 export type Shape = readonly number[];
+
+// ---- a caching allocator ------------------------------------------------------------------------
+// Training repeats the same shapes every step. Fresh multi-megabyte buffers cost page faults on first touch
+// (a 206 MB logits gradient: ~100 ms), so released buffers of at least POOL_MIN elements are kept by exact
+// length and handed out again, up to a cap (ALIGNKIT_CACHE_MB, default a quarter of RAM, at most 8 GiB).
+// Smaller buffers, and any beyond the cap, are freed at once.
+const POOL_MIN = 1 << 14;
+const poolCap = (() => {
+  const env = Number(process.env.ALIGNKIT_CACHE_MB);
+  return Number.isFinite(env) && env >= 0 ? env * 2 ** 20 : Math.min(8 * 2 ** 30, totalmem() / 4);
+})();
+const pool = new Map<number, Float32Array[]>();
+let pooledBytes = 0;
+
+function allocate(n: number, zero: boolean): Float32Array {
+  if (n >= POOL_MIN) {
+    const a = pool.get(n)?.pop();
+    if (a) {
+      pooledBytes -= n * 4;
+      if (zero) core.fill(a, 0, n, 0);
+      return a;
+    }
+  }
+  return new Float32Array(n);
+}
+
+function recycle(a: Float32Array): void {
+  const bytes = a.length * 4;
+  if (a.length >= POOL_MIN && pooledBytes + bytes <= poolCap) {
+    let list = pool.get(a.length);
+    if (!list) pool.set(a.length, (list = []));
+    list.push(a);
+    pooledBytes += bytes;
+  } else {
+    core.release(a);
+  }
+}
+
+/** Storage for n floats from the cache (zeroed when asked), for ops that build custom-strided outputs. */
+export function allocStorage(n: number, zero = false): Storage {
+  return new Storage(allocate(n, zero));
+}
+
+/** Frees every cached buffer now; returns the bytes freed. */
+export function emptyCache(): number {
+  const freed = pooledBytes;
+  for (const list of pool.values()) for (const a of list) core.release(a);
+  pool.clear();
+  pooledBytes = 0;
+  return freed;
+}
+
+/** Bytes held by the allocator's cache. */
+export function cachedBytes(): number {
+  return pooledBytes;
+}
 
 /** Reference-counted storage shared by a tensor and its views. */
 export class Storage {
@@ -19,7 +76,7 @@ export class Storage {
   }
   release(): void {
     if (this.refs <= 0) return;
-    if (--this.refs === 0) core.release(this.data);
+    if (--this.refs === 0) recycle(this.data);
   }
   get released(): boolean {
     return this.refs <= 0;
@@ -185,11 +242,11 @@ export class Tensor {
 
   /** A new tensor; its contents are zero. */
   static zeros(shape: Shape): Tensor {
-    return new Tensor(new Storage(new Float32Array(sizeOf(shape))), shape);
+    return new Tensor(new Storage(allocate(sizeOf(shape), true)), shape);
   }
-  /** A new tensor whose contents the caller will overwrite (currently zeroed as well). */
+  /** A new tensor whose contents are undefined: for outputs a kernel overwrites completely. */
   static empty(shape: Shape): Tensor {
-    return Tensor.zeros(shape);
+    return new Tensor(new Storage(allocate(sizeOf(shape), false)), shape);
   }
   static full(shape: Shape, value: number): Tensor {
     const t = Tensor.zeros(shape);
@@ -294,7 +351,7 @@ export class Tensor {
   }
 
   private copyContiguous(): Tensor {
-    const out = Tensor.zeros(this.shape);
+    const out = Tensor.empty(this.shape);
     core.copyStrided(this.data, this.offset, this.shape, this.strides, out.data, 0);
     return out;
   }

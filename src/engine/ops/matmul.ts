@@ -53,7 +53,7 @@ export function matmul(a: Tensor, b: Tensor): Tensor {
   if (!shared && (aBatch.length !== bBatch.length || aBatch.some((d, i) => d !== bBatch[i])))
     throw new Error(`matmul: batch dims differ, ${shapeStr(a.shape)} @ ${shapeStr(b.shape)}`);
   const batch = aBatch.reduce((x, y) => x * y, 1);
-  const out = Tensor.zeros([...aBatch, M, N]);
+  const out = Tensor.empty([...aBatch, M, N]); // beta = 0: GEMM writes every element
   if (out.size > 0) {
     if (shared && a.ndim > 2 && M > 0) {
       // Fold the batch into M when a's rows are evenly spaced: one large GEMM instead of many small ones.
