@@ -459,6 +459,9 @@ export class Tensor {
       for (const i of t.node?.inputs ?? []) if (i && i.requiresGrad && !seen.has(i)) stack.push([i, false]);
     }
     const grads = new Map<Tensor, Tensor>();
+    // Gradients this pass may add into in place: made here, or returned fresh by one backward closure
+    // (not the incoming gradient, not returned twice, sharing storage with nothing).
+    const owned = new Set<Tensor>();
     grads.set(this, grad ?? Tensor.ones(this.shape));
     const prevEnabled = gradEnabled;
     gradEnabled = false; // gradients are not themselves differentiated
@@ -469,7 +472,7 @@ export class Tensor {
       if (!g) continue;
       grads.delete(t);
       if (!t.node) {
-        accumulateLeaf(t, g);
+        accumulateLeaf(t, g, owned.has(g));
         continue;
       }
       const gs = t.node.backward(g);
@@ -480,8 +483,23 @@ export class Tensor {
         if (!inp || !inp.requiresGrad || !gi) continue;
         if (!sameShape(gi.shape, inp.shape))
           throw new Error(`autograd: ${t.node.name} gave a gradient ${gi.describe()} for input ${inp.describe()}`);
+        const fresh = gi !== g && gs.indexOf(gi) === i && gs.lastIndexOf(gi) === i && exclusive(gi);
         const prev = grads.get(inp);
-        grads.set(inp, prev ? sumGrads(prev, gi) : gi);
+        if (!prev) {
+          grads.set(inp, gi);
+          if (fresh) owned.add(gi);
+        } else if (owned.has(prev)) {
+          addInPlace(prev, gi);
+        } else if (fresh) {
+          addInPlace(gi, prev);
+          owned.add(gi);
+          grads.set(inp, gi);
+        } else {
+          const sum = prev.clone();
+          addInPlace(sum, gi);
+          owned.add(sum);
+          grads.set(inp, sum);
+        }
       }
     }
     } finally {
@@ -498,22 +516,22 @@ export class Tensor {
   }
 }
 
-function sumGrads(a: Tensor, b: Tensor): Tensor {
-  const out = a.clone();
-  const bc = b.isContiguous ? b : b.clone();
-  core.axpy(out.data, 0, bc.data, bc.offset, out.size, 1);
-  if (bc !== b) bc.dispose();
-  return out;
+/** A contiguous tensor that is the only user of its whole storage. */
+function exclusive(t: Tensor): boolean {
+  return t.storage.refs === 1 && t.offset === 0 && t.isContiguous && t.size === t.storage.data.length;
 }
 
-function accumulateLeaf(t: Tensor, g: Tensor): void {
-  if (t.grad) {
-    const gc = g.isContiguous ? g : g.clone();
-    core.axpy(t.grad.data, t.grad.offset, gc.data, gc.offset, t.size, 1);
-    if (gc !== g) gc.dispose();
-  } else {
-    t.grad = keep(g.clone());
-  }
+/** dst += src (dst contiguous). */
+function addInPlace(dst: Tensor, src: Tensor): void {
+  const sc = src.isContiguous ? src : src.clone();
+  core.axpy(dst.data, dst.offset, sc.data, sc.offset, dst.size, 1);
+  if (sc !== src) sc.dispose();
+}
+
+/** Adds a finished gradient into a leaf's .grad, taking the tensor itself when this pass owns it. */
+function accumulateLeaf(t: Tensor, g: Tensor, owned: boolean): void {
+  if (t.grad) addInPlace(t.grad, g);
+  else t.grad = keep(owned ? g : g.clone());
 }
 
 /**
