@@ -7,6 +7,7 @@
 // use_avx2() is false). Edge tiles are zero-padded in the packed panels and clipped when C is written.
 // Threads: tasks are M blocks (each packs its own A block), or, when M is short, M blocks × N chunks over
 // a shared packed A. Batched calls run whole matrices per thread when the batch is large or the matrices small.
+// M or N up to 4 (matrix-vector-like: decoding) skips packing and streams op(B) once (AVX2 only).
 #include <immintrin.h>
 #include <sys/mman.h>
 
@@ -22,6 +23,7 @@ namespace {
 
 constexpr size_t MR = 6, NR = 16;
 constexpr size_t MC_MAX = 144, KC_MAX = 384, NC_MAX = 3072;
+constexpr size_t FEW_ROWS = 4;  // M (or N) up to this uses the unpacked matrix-vector-like kernels
 
 inline size_t cdiv(size_t a, size_t b) { return (a + b - 1) / b; }
 
@@ -343,6 +345,150 @@ AK_AVX2 void macro_avx2(size_t mc, size_t nc, size_t kc, const float* pa, const 
   }
 }
 
+// ---------------------------------------------------------------- AVX2: a few rows (M <= 4)
+// Matrix-vector-like products (one decoded token times a weight, a handful of rows) are bound by reading op(B)
+// once; packing it would read and write it again and the 6-row tile would mostly multiply padding. These
+// kernels read op(B) in place and write C[i·crs + j·ccs] for the MM rows i, columns [j0, j1).
+
+AK_AVX2 inline void put(float* c, float v, float alpha, float beta) { *c = beta == 0.f ? alpha * v : alpha * v + beta * *c; }
+
+AK_AVX2 inline void put8(float* c, size_t ccs, __m256 v, float alpha, float beta) {
+  if (ccs == 1) {
+    __m256 r = _mm256_mul_ps(_mm256_set1_ps(alpha), v);
+    if (beta != 0.f) r = _mm256_fmadd_ps(_mm256_set1_ps(beta), _mm256_loadu_ps(c), r);
+    _mm256_storeu_ps(c, r);
+    return;
+  }
+  alignas(32) float t[8];
+  _mm256_store_ps(t, v);
+  for (size_t q = 0; q < 8; ++q) put(c + q * ccs, t[q], alpha, beta);
+}
+
+AK_AVX2 inline float hsum(__m256 v) {
+  __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+  s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+  s = _mm_add_ss(s, _mm_movehdup_ps(s));
+  return _mm_cvtss_f32(s);
+}
+
+// op(B) rows contiguous (B.cs == 1): C's few rows are built up in a local buffer, U rows of op(B) at a time,
+// each streamed from start to end (sequential reads, friendly to the prefetchers even when rows are far apart).
+template <int MM>
+AK_AVX2 void few_rows_stream(size_t K, float alpha, View A, View B, float beta, float* C, size_t crs, size_t ccs,
+                             size_t j0, size_t j1) {
+  constexpr size_t JB = 512;           // columns per pass: the MM×JB sums stay in L1
+  constexpr int U = MM <= 2 ? 4 : 2;   // rows of op(B) per sweep
+  alignas(32) float acc[MM][JB];
+  for (size_t jb = j0; jb < j1; jb += JB) {
+    const size_t w = std::min(JB, j1 - jb), w8 = w & ~size_t(7);
+    for (int i = 0; i < MM; ++i) std::memset(acc[i], 0, w * sizeof(float));
+    const float* b = B.p + jb;
+    size_t k = 0;
+    for (; k + U <= K; k += U, b += U * B.rs) {
+      __m256 a[MM][U];
+      for (int i = 0; i < MM; ++i)
+        for (int q = 0; q < U; ++q) a[i][q] = _mm256_broadcast_ss(A.at(i, k + q));
+      for (size_t j = 0; j < w8; j += 8) {
+        __m256 bv[U];
+        for (int q = 0; q < U; ++q) bv[q] = _mm256_loadu_ps(b + q * B.rs + j);
+        for (int i = 0; i < MM; ++i) {
+          __m256 c = _mm256_load_ps(acc[i] + j);
+          for (int q = 0; q < U; ++q) c = _mm256_fmadd_ps(a[i][q], bv[q], c);
+          _mm256_store_ps(acc[i] + j, c);
+        }
+      }
+      for (size_t j = w8; j < w; ++j)
+        for (int i = 0; i < MM; ++i)
+          for (int q = 0; q < U; ++q) acc[i][j] += *A.at(i, k + q) * b[q * B.rs + j];
+    }
+    for (; k < K; ++k, b += B.rs) {
+      for (int i = 0; i < MM; ++i) {
+        const float av = *A.at(i, k);
+        const __m256 a = _mm256_set1_ps(av);
+        size_t j = 0;
+        for (; j < w8; j += 8)
+          _mm256_store_ps(acc[i] + j, _mm256_fmadd_ps(a, _mm256_loadu_ps(b + j), _mm256_load_ps(acc[i] + j)));
+        for (; j < w; ++j) acc[i][j] += av * b[j];
+      }
+    }
+    for (int i = 0; i < MM; ++i) {
+      float* c = C + i * crs + jb * ccs;
+      size_t j = 0;
+      for (; j < w8; j += 8) put8(c + j * ccs, ccs, _mm256_load_ps(acc[i] + j), alpha, beta);
+      for (; j < w; ++j) put(c + j * ccs, acc[i][j], alpha, beta);
+    }
+  }
+}
+
+// op(B) columns contiguous (B.rs == 1) and A rows contiguous (row i at a + i·ars): dot products, JW columns per tile.
+template <int MM, int JW>
+AK_AVX2 void few_rows_dot(size_t K, float alpha, const float* a, size_t ars, View B, float beta, float* C, size_t crs,
+                          size_t ccs, size_t j0, size_t j1) {
+  const size_t K8 = K & ~size_t(7);
+  const __m256i tail = _mm256_cmpgt_epi32(_mm256_set1_epi32(int(K - K8)), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
+  size_t j = j0;
+  for (; j + JW <= j1; j += JW) {
+    __m256 acc[MM][JW];
+    for (int i = 0; i < MM; ++i)
+      for (int w = 0; w < JW; ++w) acc[i][w] = _mm256_setzero_ps();
+    const float* bc = B.p + j * B.cs;
+    for (size_t k = 0; k < K8; k += 8) {
+      __m256 av[MM];
+      for (int i = 0; i < MM; ++i) av[i] = _mm256_loadu_ps(a + i * ars + k);
+      for (int w = 0; w < JW; ++w) {
+        const __m256 b = _mm256_loadu_ps(bc + w * B.cs + k);
+        for (int i = 0; i < MM; ++i) acc[i][w] = _mm256_fmadd_ps(av[i], b, acc[i][w]);
+      }
+    }
+    if (K8 < K) {
+      __m256 av[MM];
+      for (int i = 0; i < MM; ++i) av[i] = _mm256_maskload_ps(a + i * ars + K8, tail);
+      for (int w = 0; w < JW; ++w) {
+        const __m256 b = _mm256_maskload_ps(bc + w * B.cs + K8, tail);
+        for (int i = 0; i < MM; ++i) acc[i][w] = _mm256_fmadd_ps(av[i], b, acc[i][w]);
+      }
+    }
+    for (int i = 0; i < MM; ++i)
+      for (int w = 0; w < JW; ++w) put(C + i * crs + (j + w) * ccs, hsum(acc[i][w]), alpha, beta);
+  }
+  if constexpr (JW > 1)
+    if (j < j1) few_rows_dot<MM, 1>(K, alpha, a, ars, B, beta, C, crs, ccs, j, j1);
+}
+
+// C (MM×N, element (i,j) at C[i·crs + j·ccs]) = alpha·op(A)·op(B) + beta·C for MM <= 4, with B.cs == 1 or B.rs == 1.
+AK_AVX2 void few_rows(size_t MM, size_t N, size_t K, float alpha, View A, View B, float beta, float* C, size_t crs,
+                      size_t ccs, bool par) {
+  auto split = [&](size_t width, auto&& fn) {  // columns in tiles of `width`, over the pool when par
+    size_t tiles = cdiv(N, width);
+    auto body = [&](size_t t0, size_t t1) { fn(t0 * width, std::min(N, t1 * width)); };
+    if (par) pool::parallel_for(tiles, std::max<size_t>(1, 32768 / std::max<size_t>(1, width * K * MM)), body);
+    else body(0, tiles);
+  };
+  if (B.cs == 1) {
+    switch (MM) {
+      case 1: return split(64, [&](size_t j0, size_t j1) { few_rows_stream<1>(K, alpha, A, B, beta, C, crs, ccs, j0, j1); });
+      case 2: return split(64, [&](size_t j0, size_t j1) { few_rows_stream<2>(K, alpha, A, B, beta, C, crs, ccs, j0, j1); });
+      case 3: return split(64, [&](size_t j0, size_t j1) { few_rows_stream<3>(K, alpha, A, B, beta, C, crs, ccs, j0, j1); });
+      default: return split(64, [&](size_t j0, size_t j1) { few_rows_stream<4>(K, alpha, A, B, beta, C, crs, ccs, j0, j1); });
+    }
+  }
+  const float* a = A.p;
+  size_t ars = A.rs;
+  if (A.cs != 1) {  // gather the few rows of op(A) into contiguous rows
+    float* t = tl_ashared.get(MM * K);
+    for (size_t i = 0; i < MM; ++i)
+      for (size_t k = 0; k < K; ++k) t[i * K + k] = *A.at(i, k);
+    a = t;
+    ars = K;
+  }
+  switch (MM) {
+    case 1: return split(8, [&](size_t j0, size_t j1) { few_rows_dot<1, 8>(K, alpha, a, ars, B, beta, C, crs, ccs, j0, j1); });
+    case 2: return split(4, [&](size_t j0, size_t j1) { few_rows_dot<2, 4>(K, alpha, a, ars, B, beta, C, crs, ccs, j0, j1); });
+    case 3: return split(4, [&](size_t j0, size_t j1) { few_rows_dot<3, 4>(K, alpha, a, ars, B, beta, C, crs, ccs, j0, j1); });
+    default: return split(2, [&](size_t j0, size_t j1) { few_rows_dot<4, 2>(K, alpha, a, ars, B, beta, C, crs, ccs, j0, j1); });
+  }
+}
+
 // ---------------------------------------------------------------- driver
 struct Kernels {
   void (*pack_a)(View, size_t mc, size_t kc, float* dst);
@@ -402,6 +548,9 @@ void gemm(const Problem& P, bool par) {
   const Kernels& kern = kernels();
   const View A = P.ta ? View{P.A, 1, P.lda} : View{P.A, P.lda, 1};
   const View B = P.tb ? View{P.B, 1, P.ldb} : View{P.B, P.ldb, 1};
+  if (use_avx2() && M <= FEW_ROWS) return few_rows(M, N, K, P.alpha, A, B, P.beta, P.C, P.ldc, 1, par);
+  if (use_avx2() && N <= FEW_ROWS)  // C^T = op(B)^T·op(A)^T: the few columns become the few rows
+    return few_rows(N, M, K, P.alpha, View{B.p, B.cs, B.rs}, View{A.p, A.cs, A.rs}, P.beta, P.C, 1, P.ldc, par);
   const size_t T = par ? static_cast<size_t>(std::max(1, pool::threads())) : 1;
   if (T == 1) par = false;
 

@@ -156,6 +156,20 @@ test('sgemm: blocked paths (K past one KC block, N past one NC block, many M blo
   }
 });
 
+test('sgemm: a few rows or columns (M or N up to 4, matrix-vector-like), every layout', () => {
+  const rng = new Random(16);
+  let n = 0;
+  for (const [ta, tb] of LAYOUTS)
+    for (const few of [1, 2, 3, 4])
+      for (const [other, K] of [[5, 3], [70, 9], [203, 130], [1000, 40]] as const) {
+        const [alpha, beta] = ALPHA_BETA[n % ALPHA_BETA.length]!;
+        const pads = n % 2 ? { padA: 2, padB: 3, padC: 1 } : {};
+        checkCase({ ...base(ta, tb, few, other, K), alpha, beta, ...pads, offC: n % 3 }, rng);
+        checkCase({ ...base(ta, tb, other, few, K), alpha, beta, ...pads, offA: n % 3 }, rng);
+        n++;
+      }
+});
+
 test('sgemm: degenerate shapes and alpha = 0', () => {
   const rng = new Random(13);
   checkCase({ ...base(false, false, 5, 9, 0), beta: 0.5 }, rng); // K = 0: C = beta·C
