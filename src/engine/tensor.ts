@@ -92,6 +92,8 @@ export interface GradNode {
 
 let gradEnabled = true;
 let liveCount = 0;
+/** counts backward() calls, so per-pass state (split's shared buffer) is never reused across passes */
+let backwardPass = 0;
 const scopes: Set<Tensor>[] = [];
 
 export function isGradEnabled(): boolean {
@@ -434,6 +436,39 @@ export class Tensor {
     }, 'slice');
   }
 
+  /**
+   * Consecutive views along dim with the given sizes (summing to the dim's length). Their gradients are
+   * written into one shared buffer, so splitting (e.g. a fused qkv projection) costs no extra sums.
+   */
+  split(dim: number, sizes: readonly number[]): Tensor[] {
+    const d = dim < 0 ? dim + this.ndim : dim;
+    if (d < 0 || d >= this.ndim || sizes.reduce((a, b) => a + b, 0) !== this.shape[d])
+      throw new Error(`split(${dim}, [${sizes.join(', ')}]) on ${this.describe()}`);
+    const inShape = this.shape;
+    let shared: Tensor | null = null;
+    let sharedPass = -1;
+    let start = 0;
+    return sizes.map((len) => {
+      const from = start;
+      start += len;
+      const shape = [...this.shape];
+      shape[d] = len;
+      const out = new Tensor(this.storage.retain(), shape, this.strides, this.offset + from * this.strides[d]!);
+      return record(out, [this], (g) => {
+        const first = shared === null || sharedPass !== backwardPass;
+        if (first) {
+          shared = Tensor.zeros(inShape);
+          sharedPass = backwardPass;
+        }
+        const view = new Tensor(shared!.storage.retain(), shape, shared!.strides, from * shared!.strides[d]!);
+        view.copyFrom(g);
+        view.dispose();
+        // only the first part hands the buffer to autograd; the others fill it in place before it is used
+        return [first ? shared : null];
+      }, 'split');
+    });
+  }
+
   // ---- autograd -------------------------------------------------------------------------------
 
   /**
@@ -458,6 +493,7 @@ export class Tensor {
       stack.push([t, true]);
       for (const i of t.node?.inputs ?? []) if (i && i.requiresGrad && !seen.has(i)) stack.push([i, false]);
     }
+    backwardPass++;
     const grads = new Map<Tensor, Tensor>();
     // Gradients this pass may add into in place: made here, or returned fresh by one backward closure
     // (not the incoming gradient, not returned twice, sharing storage with nothing).

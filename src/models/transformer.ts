@@ -203,8 +203,8 @@ export class Transformer {
     const c = this.config, C = c.hiddenSize, H = c.numHeads, D = c.headDim, h = `transformer.h.${i}.`;
     const a = layerNorm(x, this.p(h + 'ln_1.weight'), this.p(h + 'ln_1.bias'), c.normEps);
     const qkv = this.lin(h + 'attn.c_attn', a, 'in_out');
-    const heads = (k: number): Tensor => qkv.slice(2, k * C, (k + 1) * C).reshape([B, T, H, D]).transpose(1, 2);
-    const att = this.attend(i, heads(0), heads(1), heads(2), B, T, keyMask, cache);
+    const [q, k, v] = qkv.split(2, [C, C, C]).map((t) => t.reshape([B, T, H, D]).transpose(1, 2)) as [Tensor, Tensor, Tensor];
+    const att = this.attend(i, q, k, v, B, T, keyMask, cache);
     x = add(x, this.lin(h + 'attn.c_proj', att, 'in_out'));
     const m = layerNorm(x, this.p(h + 'ln_2.weight'), this.p(h + 'ln_2.bias'), c.normEps);
     const f = gelu(this.lin(h + 'mlp.c_fc', m, 'in_out'), c.activation === 'gelu' ? 'none' : 'tanh');

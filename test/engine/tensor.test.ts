@@ -66,6 +66,28 @@ test('autograd: gradients accumulate across backward calls and through shared in
   b.dispose();
 });
 
+test('split: views whose gradients land in one buffer, pass after pass', () => {
+  const x = Tensor.param(Tensor.from([1, 2, 3, 4, 5, 6], [2, 3]));
+  for (let pass = 1; pass <= 2; pass++) {
+    tidy(() => {
+      const [a, b] = x.split(1, [1, 2]);
+      assert.deepEqual(a!.toList(), [[1], [4]]);
+      assert.deepEqual(b!.toList(), [[2, 3], [5, 6]]);
+      // y = aᵀ·a + Σ b·w  with w = [[1],[10]]: dy/da = 2a, dy/db = [1, 10] per row
+      const y = matmul(a!.transpose(0, 1), a!);
+      y.backward();
+      matmul(b!, Tensor.from([1, 10], [2, 1])).backward(Tensor.ones([2, 1]));
+    });
+    assert.deepEqual(Array.from(x.grad!.toArray()), [2, 1, 10, 8, 1, 10].map((v) => v * pass), `pass ${pass}`);
+  }
+  // only the second part used: the first part's region stays zero
+  x.zeroGrad();
+  tidy(() => matmul(x.split(1, [1, 2])[1]!, Tensor.from([1, 1], [2, 1])).backward(Tensor.ones([2, 1])));
+  assert.deepEqual(Array.from(x.grad!.toArray()), [0, 1, 1, 0, 1, 1]);
+  assert.throws(() => x.split(1, [1, 1]), /split\(1, \[1, 1\]\)/);
+  x.dispose();
+});
+
 test('detach and noGrad record nothing', () => {
   const w = Tensor.param(Tensor.from([1, 2], [1, 2]));
   tidy(() => {

@@ -75,8 +75,11 @@ export function matmul(a: Tensor, b: Tensor): Tensor {
     const ga = a.requiresGrad ? matmul(g, b.transpose(-1, -2)) : null;
     let gb: Tensor | null = null;
     if (b.requiresGrad) {
-      if (shared && a.ndim > 2) gb = matmul(a.reshape([-1, K]).transpose(0, 1), g.reshape([-1, N]));
-      else gb = matmul(a.transpose(-1, -2), g);
+      const a2 = shared ? a.reshape([-1, K]) : a, g2 = shared ? g.reshape([-1, N]) : g;
+      // Give b's gradient b's own memory layout: for b = Wᵀ (a weight stored [N, K]), compute (gᵀ·a)ᵀ so
+      // that W's gradient comes out contiguous instead of as a transposed view that must be copied.
+      const bIsTransposed = b.ndim === 2 && K > 1 && N > 1 && b.strides[0] === 1 && b.strides[1] === K;
+      gb = bIsTransposed ? matmul(g2.transpose(-1, -2), a2).transpose(0, 1) : matmul(a2.transpose(-1, -2), g2);
     }
     return [ga, gb];
   }, 'matmul');
