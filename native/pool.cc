@@ -9,32 +9,50 @@
 
 #include "common.h"
 
+// Jobs: the caller publishes (fn, ntasks), wakes the workers and starts claiming tasks itself. A worker joins
+// the job only while it is open (registering under the mutex), so the caller never waits for a worker that
+// is asleep or descheduled: when it has claimed the last task it closes the job and waits only for the
+// workers that joined to finish the tasks they hold. Idle workers spin on the job counter for about a
+// millisecond (back-to-back kernels start without a wake-up), then sleep on a condition variable.
+
 namespace ak::pool {
 namespace {
 
 thread_local bool in_task = false;
 thread_local int cur_tid = 0;
 
+inline void cpu_relax() {
+#if defined(__x86_64__)
+  __builtin_ia32_pause();
+#endif
+}
+
+using Fn = std::function<void(size_t, int)>;
+
 struct Pool {
   std::vector<std::thread> workers;
   std::mutex submit;           // one job at a time
-  std::mutex m;
-  std::condition_variable cv;  // sleeping workers wait here
-  std::atomic<uint64_t> generation{0};
-  std::atomic<size_t> next{0};
-  std::atomic<int> active{0};  // workers still inside the current job
+  std::mutex m;                // guards fn, ntasks, open, stop and changes of refs
+  std::condition_variable cv;  // sleeping workers wait here for a job
+  std::condition_variable left;  // the caller waits here for the last registered worker to leave
+  std::atomic<uint64_t> generation{0};  // bumped for every job
+  std::atomic<size_t> next{0};          // next task to claim in the current job
+  std::atomic<int> refs{0};             // workers inside the current job
+  const Fn* fn = nullptr;
   size_t ntasks = 0;
-  const std::function<void(size_t, int)>* fn = nullptr;
+  bool open = false;
   bool stop = false;
   int nthreads = 1;
 
-  void work(int tid) {
+  static constexpr int kSpins = 20000;  // ~1.3 ms of pause instructions on this hardware
+
+  void work(const Fn& f, size_t n, int tid) {
     in_task = true;
     cur_tid = tid;
     for (;;) {
       size_t i = next.fetch_add(1, std::memory_order_relaxed);
-      if (i >= ntasks) break;
-      (*fn)(i, tid);
+      if (i >= n) break;
+      f(i, tid);
     }
     in_task = false;
   }
@@ -42,22 +60,24 @@ struct Pool {
   void loop(int tid) {
     uint64_t seen = 0;
     for (;;) {
-      // Spin for a while (cheap wake-up for back-to-back kernels), then sleep.
-      int spins = 0;
-      while (generation.load(std::memory_order_acquire) == seen && spins < 20000) {
-        ++spins;
-#if defined(__x86_64__)
-        __builtin_ia32_pause();
-#endif
-      }
-      if (generation.load(std::memory_order_acquire) == seen) {
+      for (int spins = 0; spins < kSpins && generation.load(std::memory_order_acquire) == seen; ++spins) cpu_relax();
+      const Fn* f;
+      size_t n;
+      {
         std::unique_lock<std::mutex> lk(m);
         cv.wait(lk, [&] { return stop || generation.load(std::memory_order_acquire) != seen; });
+        if (stop) return;
+        seen = generation.load(std::memory_order_acquire);
+        if (!open || tid >= nthreads) continue;  // too late for that job: every task is taken
+        refs.fetch_add(1, std::memory_order_relaxed);
+        f = fn;
+        n = ntasks;
       }
-      if (stop) return;
-      seen = generation.load(std::memory_order_acquire);
-      if (tid < nthreads) work(tid);
-      active.fetch_sub(1, std::memory_order_acq_rel);
+      work(*f, n, tid);
+      {
+        std::lock_guard<std::mutex> lk(m);
+        if (refs.fetch_sub(1, std::memory_order_acq_rel) == 1 && !open) left.notify_one();
+      }
     }
   }
 
@@ -79,7 +99,7 @@ struct Pool {
     workers.clear();
   }
 
-  void run(size_t n, const std::function<void(size_t, int)>& f) {
+  void run(size_t n, const Fn& f) {
     std::lock_guard<std::mutex> job(submit);
     if (workers.empty() || n == 1) {
       in_task = true;
@@ -87,21 +107,27 @@ struct Pool {
       in_task = false;
       return;
     }
-    fn = &f;
-    ntasks = n;
-    next.store(0, std::memory_order_relaxed);
-    active.store(static_cast<int>(workers.size()), std::memory_order_relaxed);
     {
       std::lock_guard<std::mutex> lk(m);
+      fn = &f;
+      ntasks = n;
+      next.store(0, std::memory_order_relaxed);
+      open = true;
       generation.fetch_add(1, std::memory_order_acq_rel);
     }
     cv.notify_all();
-    work(0);
-    while (active.load(std::memory_order_acquire) != 0) {
-#if defined(__x86_64__)
-      __builtin_ia32_pause();
-#endif
+    work(f, n, 0);
+    // Every task is claimed. Close the job (late workers will not join) and wait for those inside.
+    {
+      std::lock_guard<std::mutex> lk(m);
+      open = false;
     }
+    for (int spins = 0; spins < kSpins && refs.load(std::memory_order_acquire) != 0; ++spins) cpu_relax();
+    if (refs.load(std::memory_order_acquire) != 0) {
+      std::unique_lock<std::mutex> lk(m);
+      left.wait(lk, [&] { return refs.load(std::memory_order_acquire) == 0; });
+    }
+    std::lock_guard<std::mutex> lk(m);
     fn = nullptr;
   }
 
