@@ -11,6 +11,9 @@ usage:
   alignkit bench dpo-step [--json] [--quick]   GPT-2-124M DPO training step next to PyTorch
   alignkit bench generate [--json] [--quick]   sampling with the KV cache next to PyTorch
   alignkit bench all [--json] [--quick]        every benchmark
+  alignkit generate --model DIR --prompt TEXT [--prompt TEXT ...] [--max-new-tokens 64] [--temperature 0.7]
+                   [--top-k K] [--top-p P] [--seed 0] [--chat] [--stop STR]
+                                               sample from a Hugging Face checkpoint directory
   alignkit info                                native engine: instruction set, threads
 
 environment: ALIGNKIT_THREADS (thread pool size), ALIGNKIT_PORTABLE=1 (skip the AVX2 kernels)
@@ -36,10 +39,24 @@ async function bench(what: string, json: boolean, quick: boolean): Promise<void>
 }
 
 async function main(argv: string[]): Promise<number> {
+  if (argv[0] === 'label') return (await import('../label/cli.js')).labelMain(argv.slice(1)); // its own options
   const { values, positionals } = parseArgs({
     args: argv,
     allowPositionals: true,
-    options: { json: { type: 'boolean', default: false }, quick: { type: 'boolean', default: false }, help: { type: 'boolean', short: 'h', default: false } },
+    options: {
+      json: { type: 'boolean', default: false },
+      quick: { type: 'boolean', default: false },
+      help: { type: 'boolean', short: 'h', default: false },
+      model: { type: 'string' },
+      prompt: { type: 'string', multiple: true },
+      'max-new-tokens': { type: 'string', default: '64' },
+      temperature: { type: 'string', default: '0.7' },
+      'top-k': { type: 'string' },
+      'top-p': { type: 'string' },
+      seed: { type: 'string', default: '0' },
+      chat: { type: 'boolean', default: false },
+      stop: { type: 'string', multiple: true },
+    },
   });
   const [cmd, sub] = positionals;
   if (values.help || !cmd) {
@@ -50,6 +67,27 @@ async function main(argv: string[]): Promise<number> {
     case 'bench':
       await bench(sub ?? 'all', values.json ?? false, values.quick ?? false);
       return 0;
+    case 'generate': {
+      const { runGenerate } = await import('./generate.js');
+      const num = (name: string, v: string | undefined): number | undefined => {
+        if (v === undefined) return undefined;
+        const n = Number(v);
+        if (!Number.isFinite(n)) throw new Error(`--${name} must be a number, got '${v}'`);
+        return n;
+      };
+      runGenerate({
+        model: values.model ?? '',
+        prompt: values.prompt ?? [],
+        max_new_tokens: num('max-new-tokens', values['max-new-tokens'])!,
+        temperature: num('temperature', values.temperature)!,
+        top_k: num('top-k', values['top-k']),
+        top_p: num('top-p', values['top-p']),
+        seed: num('seed', values.seed)!,
+        chat: values.chat ?? false,
+        stop: values.stop,
+      });
+      return 0;
+    }
     case 'info':
       process.stdout.write(JSON.stringify({ isa: core.isa(), threads: core.getThreads(), node: process.version }) + '\n');
       return 0;
