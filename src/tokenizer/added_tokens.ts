@@ -150,8 +150,8 @@ export class AddedVocabulary {
   }
 
   /** Splits the input on added tokens and normalizes the rest (extract_and_normalize). */
-  extractAndNormalize(text: string, normalizer: Normalizer | null): Split[] {
-    const first = this.splitWith(NormalizedString.fromOriginal(text), this.rawMatcher);
+  extractAndNormalize(text: string, normalizer: Normalizer | null, trackOffsets = true): Split[] {
+    const first = this.splitWith(NormalizedString.fromOriginal(text, 0, trackOffsets), this.rawMatcher);
     const out: Split[] = [];
     for (const s of first) {
       if (s.tokenId !== null) {

@@ -3,36 +3,73 @@
 // back to the caller's string. Also the splitting primitive shared by the pre-tokenizers (the five
 // SplitDelimiterBehavior modes of the `tokenizers` library).
 
-import { findAll } from './regex.js';
+import { findAll, forEachMatch } from './regex.js';
 
 export type SplitBehavior = 'Removed' | 'Isolated' | 'MergedWithPrevious' | 'MergedWithNext' | 'Contiguous';
 
 /** A list of [start, end, isMatch] covering the whole string, in order. */
 export type MatchList = Array<[number, number, boolean]>;
 
+/** Growable pair of Int32 alignment arrays. */
+class AlignBuilder {
+  starts: Int32Array;
+  ends: Int32Array;
+  n = 0;
+  constructor(capacity: number) {
+    this.starts = new Int32Array(Math.max(8, capacity));
+    this.ends = new Int32Array(Math.max(8, capacity));
+  }
+  push(st: number, en: number, count: number): void {
+    if (this.n + count > this.starts.length) {
+      const cap = Math.max(this.starts.length * 2, this.n + count);
+      const s2 = new Int32Array(cap);
+      const e2 = new Int32Array(cap);
+      s2.set(this.starts.subarray(0, this.n));
+      e2.set(this.ends.subarray(0, this.n));
+      this.starts = s2;
+      this.ends = e2;
+    }
+    this.starts.fill(st, this.n, this.n + count);
+    this.ends.fill(en, this.n, this.n + count);
+    this.n += count;
+  }
+  copy(starts: Int32Array, ends: Int32Array, a: number, b: number): void {
+    const count = b - a;
+    if (count <= 0) return;
+    this.push(0, 0, count);
+    this.starts.set(starts.subarray(a, b), this.n - count);
+    this.ends.set(ends.subarray(a, b), this.n - count);
+  }
+}
+
 export class NormalizedString {
   /** Current text. */
   text: string;
-  /** starts[k], ends[k]: span in the original input of text unit k. */
-  starts: number[];
-  ends: number[];
+  /**
+   * starts[k], ends[k]: span in the original input of text unit k. Null when alignment is not tracked (encoding
+   * without offsets), which makes every operation a plain string operation.
+   */
+  starts: Int32Array | null;
+  ends: Int32Array | null;
   /** Offset in the original input where this piece starts (the `original_shift` of the tokenizers library). */
   readonly originalStart: number;
-  readonly originalEnd: number;
+  /** Untracked pieces: true while the text is still an unmodified slice of the input. */
+  private exact: boolean;
 
-  constructor(text: string, starts: number[], ends: number[], originalStart: number, originalEnd: number) {
+  constructor(text: string, starts: Int32Array | null, ends: Int32Array | null, originalStart: number, exact = false) {
     this.text = text;
     this.starts = starts;
     this.ends = ends;
     this.originalStart = originalStart;
-    this.originalEnd = originalEnd;
+    this.exact = exact;
   }
 
   /** A piece covering `text` exactly, starting at `offset` in the original input. */
-  static fromOriginal(text: string, offset = 0): NormalizedString {
+  static fromOriginal(text: string, offset = 0, track = true): NormalizedString {
+    if (!track) return new NormalizedString(text, null, null, offset, true);
     const n = text.length;
-    const starts = new Array<number>(n);
-    const ends = new Array<number>(n);
+    const starts = new Int32Array(n);
+    const ends = new Int32Array(n);
     for (let k = 0; k < n; ) {
       const c = text.charCodeAt(k);
       const w = c >= 0xd800 && c <= 0xdbff && k + 1 < n && (text.charCodeAt(k + 1) & 0xfc00) === 0xdc00 ? 2 : 1;
@@ -42,7 +79,7 @@ export class NormalizedString {
       }
       k += w;
     }
-    return new NormalizedString(text, starts, ends, offset, offset + n);
+    return new NormalizedString(text, starts, ends, offset);
   }
 
   get length(): number {
@@ -53,22 +90,30 @@ export class NormalizedString {
     return this.text.length === 0;
   }
 
-  /** Original span of the normalized units [a, b). */
+  /** Original span of the normalized units [a, b) ([0, 0] when alignment is not tracked). */
   originalSpan(a: number, b: number): [number, number] {
+    const st = this.starts;
+    const en = this.ends;
+    if (!st || !en) return [0, 0];
     if (b <= a || this.text.length === 0) {
-      const at = a < this.starts.length ? this.starts[a] : this.text.length ? this.ends[this.text.length - 1] : this.originalStart;
+      const at = a < st.length ? st[a] : this.text.length ? en[this.text.length - 1] : this.originalStart;
       return [at, at];
     }
-    return [this.starts[a], this.ends[b - 1]];
+    return [st[a], en[b - 1]];
   }
 
-  /** Sub-piece of normalized units [a, b). */
+  /** Sub-piece of normalized units [a, b) (shares the alignment buffers). */
   slice(a: number, b: number): NormalizedString {
-    const st = this.starts.slice(a, b);
-    const en = this.ends.slice(a, b);
-    const os = b > a ? st[0] : a < this.starts.length ? this.starts[a] : this.originalEnd;
-    const oe = b > a ? en[en.length - 1] : os;
-    return new NormalizedString(this.text.slice(a, b), st, en, os, oe);
+    const text = this.text.slice(a, b);
+    if (!this.starts || !this.ends) {
+      // untracked: exact while unmodified; otherwise only "starts at the input start or not" is kept
+      const os = this.exact || a === 0 ? this.originalStart + a : this.originalStart + Math.max(1, a);
+      return new NormalizedString(text, null, null, os, this.exact);
+    }
+    const st = this.starts.subarray(a, b);
+    const en = this.ends.subarray(a, b);
+    const os = b > a ? st[0] : a < this.starts.length ? this.starts[a] : this.text.length ? this.ends[this.text.length - 1] : this.originalStart;
+    return new NormalizedString(text, st, en, os);
   }
 
   /**
@@ -76,43 +121,64 @@ export class NormalizedString {
    * or several chars); every produced unit keeps the span of the code point it came from.
    */
   mapChars(fn: (ch: string) => string): this {
-    let text = '';
-    const starts: number[] = [];
-    const ends: number[] = [];
+    const parts: string[] = [];
     const s = this.text;
+    const st = this.starts;
+    const en = this.ends;
+    const out = st ? new AlignBuilder(s.length * 2) : null;
     for (let k = 0; k < s.length; ) {
       const c = s.charCodeAt(k);
       const w = c >= 0xd800 && c <= 0xdbff && k + 1 < s.length && (s.charCodeAt(k + 1) & 0xfc00) === 0xdc00 ? 2 : 1;
-      const ch = w === 2 ? s.slice(k, k + 2) : s[k];
-      const rep = fn(ch);
-      const st = this.starts[k];
-      const en = this.ends[k + w - 1];
-      text += rep;
-      for (let j = 0; j < rep.length; j++) {
-        starts.push(st);
-        ends.push(en);
+      const rep = fn(w === 2 ? s.slice(k, k + 2) : s[k]);
+      if (rep.length) {
+        parts.push(rep);
+        if (out) out.push(st![k], en![k + w - 1], rep.length);
       }
       k += w;
     }
-    this.text = text;
-    this.starts = starts;
-    this.ends = ends;
+    this.setText(parts.join(''), out);
     return this;
   }
 
-  /** Replaces the normalized units [a, b) by `rep`; new units take the span of what they replace. */
-  private splice(a: number, b: number, rep: string, spanFrom: [number, number]): void {
-    this.text = this.text.slice(0, a) + rep + this.text.slice(b);
-    const st = new Array<number>(rep.length).fill(spanFrom[0]);
-    const en = new Array<number>(rep.length).fill(spanFrom[1]);
-    this.starts.splice(a, b - a, ...st);
-    this.ends.splice(a, b - a, ...en);
+  private setText(text: string, out: AlignBuilder | null): void {
+    if (text !== this.text) this.exact = false;
+    this.text = text;
+    if (out) {
+      this.starts = out.starts.subarray(0, out.n);
+      this.ends = out.ends.subarray(0, out.n);
+    }
+  }
+
+  /** Replaces non-overlapping ranges (sorted) by strings; new units take the span of what they replace. */
+  private replaceRanges(ranges: Array<[number, number, string]>): void {
+    const s = this.text;
+    const parts: string[] = [];
+    const st = this.starts;
+    const en = this.ends;
+    const out = st && en ? new AlignBuilder(s.length + 16) : null;
+    let prev = 0;
+    for (const [a, b, rep] of ranges) {
+      parts.push(s.slice(prev, a), rep);
+      if (out) {
+        out.copy(st!, en!, prev, a);
+        const span = b > a ? [st![a], en![b - 1]] : this.originalSpan(a, a);
+        out.push(span[0], span[1], rep.length);
+      }
+      prev = b;
+    }
+    parts.push(s.slice(prev));
+    if (out) out.copy(st!, en!, prev, s.length);
+    this.setText(parts.join(''), out);
   }
 
   /** Inserts `s` at the front; it is aligned with the first character (nothing happens on an empty string). */
   prepend(s: string): this {
     if (this.text.length === 0 || s.length === 0) return this;
-    this.splice(0, 0, s, [this.starts[0], this.ends[0]]);
+    this.replaceRanges([[0, 0, s]]);
+    if (this.starts && this.ends) {
+      this.starts.fill(this.starts[s.length], 0, s.length);
+      this.ends.fill(this.ends[s.length], 0, s.length);
+    }
     return this;
   }
 
@@ -120,18 +186,20 @@ export class NormalizedString {
   append(s: string): this {
     const n = this.text.length;
     if (n === 0 || s.length === 0) return this;
-    this.splice(n, n, s, [this.starts[n - 1], this.ends[n - 1]]);
+    const st = this.starts ? this.starts[n - 1] : 0;
+    const en = this.ends ? this.ends[n - 1] : 0;
+    this.replaceRanges([[n, n, s]]);
+    if (this.starts && this.ends) {
+      this.starts.fill(st, n);
+      this.ends.fill(en, n);
+    }
     return this;
   }
 
   /** Replaces every match of `re` (global, u) by `content`. */
   replaceRegex(re: RegExp, content: string): this {
     const matches = findAll(re, this.text);
-    for (let m = matches.length - 1; m >= 0; m--) {
-      const [a, b] = matches[m];
-      const span: [number, number] = b > a ? [this.starts[a], this.ends[b - 1]] : this.originalSpan(a, a);
-      this.splice(a, b, content, span);
-    }
+    if (matches.length) this.replaceRanges(matches.map(([a, b]) => [a, b, content]));
     return this;
   }
 
@@ -143,26 +211,33 @@ export class NormalizedString {
     if (left) while (a < b && ws.test(this.text[a])) a++;
     if (right) while (b > a && ws.test(this.text[b - 1])) b--;
     if (a === 0 && b === this.text.length) return this;
+    this.exact = false;
     this.text = this.text.slice(a, b);
-    this.starts = this.starts.slice(a, b);
-    this.ends = this.ends.slice(a, b);
+    if (this.starts && this.ends) {
+      this.starts = this.starts.subarray(a, b);
+      this.ends = this.ends.subarray(a, b);
+    }
     return this;
   }
 
   /**
    * Unicode normalization. The text is normalized as a whole (so the result is exactly String#normalize).
    * Alignments follow the tokenizers library: the string is cut into runs (a character and the combining marks
-   * after it) that are normalized separately; inside a run, the k-th output character takes the span of the k-th
-   * input character (the last one when the run grew), so a composed character points at its base character and
-   * decomposed characters all point at their source. If the runs do not normalize independently (rare), every
-   * character of the piece gets the span of the whole piece.
+   * after it) that are normalized separately; unchanged characters keep their own span, the others share the
+   * span of the output character before them (the first one: the run's base character), so a composed character
+   * points at its base character and decomposed characters all point at their source. If the runs do not
+   * normalize independently (rare), every character of the piece gets the span of the whole piece.
    */
   unicodeNormalize(form: 'NFC' | 'NFD' | 'NFKC' | 'NFKD'): this {
     const whole = this.text.normalize(form);
     if (whole === this.text) return this;
+    this.exact = false;
+    if (!this.starts || !this.ends) {
+      this.text = whole;
+      return this;
+    }
     const s = this.text;
     const mark = /^\p{M}$/u;
-    // code point starts of the input
     const cps: number[] = [];
     for (let k = 0; k < s.length; ) {
       cps.push(k);
@@ -170,16 +245,13 @@ export class NormalizedString {
     }
     cps.push(s.length);
     let text = '';
-    const starts: number[] = [];
-    const ends: number[] = [];
-    let r0 = 0; // index into cps of the run start
+    const out = new AlignBuilder(whole.length);
+    let r0 = 0;
     for (let c = 1; c <= cps.length - 1; c++) {
       const atEnd = c === cps.length - 1;
       if (!atEnd && mark.test(s.slice(cps[c], cps[c + 1]))) continue;
       const inChars = c - r0;
       const outChars = [...s.slice(cps[r0], cps[c]).normalize(form)];
-      // output char -> input char of the run: unchanged chars are matched from the end; the others share the
-      // input char of the output char before them (the first one: the run's base character)
       const map = new Array<number>(outChars.length).fill(-1);
       let q = inChars - 1;
       for (let k = outChars.length - 1; k >= 0 && q >= 0; k--) {
@@ -192,30 +264,36 @@ export class NormalizedString {
         }
       }
       for (let k = 0; k < outChars.length; k++) if (map[k] < 0 || (k > 0 && map[k] < map[k - 1])) map[k] = k === 0 ? 0 : map[k - 1];
-      let k = 0;
-      for (const ch of outChars) {
-        const src = cps[r0 + map[k]];
-        const srcEnd = this.ends[src + (s.charCodeAt(src) >= 0xd800 && s.charCodeAt(src) <= 0xdbff && src + 1 < s.length ? 1 : 0)];
-        for (let j = 0; j < ch.length; j++) {
-          starts.push(this.starts[src]);
-          ends.push(srcEnd);
-        }
+      outChars.forEach((ch, k) => {
+        const src = r0 + map[k];
+        out.push(this.starts![cps[src]], this.ends![cps[src + 1] - 1], ch.length);
         text += ch;
-        k++;
-      }
+      });
       r0 = c;
     }
     if (text !== whole) {
       const st = this.starts[0];
       const en = this.ends[s.length - 1];
-      this.starts = new Array<number>(whole.length).fill(st);
-      this.ends = new Array<number>(whole.length).fill(en);
+      this.starts = new Int32Array(whole.length).fill(st);
+      this.ends = new Int32Array(whole.length).fill(en);
     } else {
-      this.starts = starts;
-      this.ends = ends;
+      this.starts = out.starts.subarray(0, out.n);
+      this.ends = out.ends.subarray(0, out.n);
     }
     this.text = whole;
     return this;
+  }
+
+  /** Splits on the matches of `re`, keeping matches and gaps as pieces (Isolated behavior), without lists. */
+  splitIsolated(re: RegExp, out: NormalizedString[]): void {
+    const s = this.text;
+    let prev = 0;
+    forEachMatch(re, s, (a, b) => {
+      if (a > prev) out.push(this.slice(prev, a));
+      if (b > a) out.push(this.slice(a, b));
+      prev = b;
+    });
+    if (s.length > prev) out.push(this.slice(prev, s.length));
   }
 
   /** Splits with a list of matches and a delimiter behavior; empty pieces are dropped. */

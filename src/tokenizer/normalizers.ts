@@ -120,7 +120,7 @@ export function buildNormalizer(json: Json | undefined, path = 'normalizer'): No
 /** Normalizes a plain string (used for the content of normalized added tokens). */
 export function normalizeString(n: Normalizer | null, s: string): string {
   if (!n) return s;
-  const ns = NormalizedString.fromOriginal(s);
+  const ns = NormalizedString.fromOriginal(s, 0, false);
   n.normalize(ns);
   return ns.text;
 }

@@ -30,6 +30,7 @@ const SPACE_CHAR = BYTE_TO_CHAR[32];
 
 /** The ByteLevel offset trimming: leading/trailing spaces (Ġ) of a token are not part of its offsets. */
 export function trimByteLevelOffsets(enc: Encoding, addPrefixSpace: boolean): void {
+  if (enc.offsets.length !== enc.ids.length) return; // offsets not requested
   const isSpace = (ch: string) => ch === SPACE_CHAR || isWhitespace(ch);
   enc.tokens.forEach((tok, i) => {
     const chars = [...tok];
@@ -47,16 +48,34 @@ export function trimByteLevelOffsets(enc: Encoding, addPrefixSpace: boolean): vo
   });
 }
 
+/** Adds special tokens around a sequence (offsets only when the encoding carries them). */
 function wrap(enc: Encoding, before: Array<[string, number]>, after: Array<[string, number]>, typeId = 0): Encoding {
-  const n = enc.ids.length;
-  return {
-    ids: [...before.map((t) => t[1]), ...enc.ids, ...after.map((t) => t[1])],
-    tokens: [...before.map((t) => t[0]), ...enc.tokens, ...after.map((t) => t[0])],
-    offsets: [...before.map((): [number, number] => [0, 0]), ...enc.offsets, ...after.map((): [number, number] => [0, 0])],
-    specialTokensMask: [...before.map(() => 1), ...new Array<number>(n).fill(0), ...after.map(() => 1)],
-    typeIds: [...before.map(() => typeId), ...new Array<number>(n).fill(typeId), ...after.map(() => typeId)],
-    attentionMask: new Array<number>(before.length + n + after.length).fill(1),
+  const out = emptyEncoding();
+  const withOffsets = enc.offsets.length === enc.ids.length;
+  const special = (t: [string, number]) => {
+    out.ids.push(t[1]);
+    out.tokens.push(t[0]);
+    if (withOffsets) out.offsets.push([0, 0]);
+    out.specialTokensMask.push(1);
+    out.typeIds.push(typeId);
+    out.attentionMask.push(1);
   };
+  before.forEach(special);
+  appendSequence(out, enc, typeId, withOffsets);
+  after.forEach(special);
+  return out;
+}
+
+/** Appends a whole encoding (no spread: sequences can be long). */
+function appendSequence(out: Encoding, enc: Encoding, typeId: number, withOffsets: boolean): void {
+  for (let k = 0; k < enc.ids.length; k++) {
+    out.ids.push(enc.ids[k]);
+    out.tokens.push(enc.tokens[k]);
+    if (withOffsets) out.offsets.push(enc.offsets[k]);
+    out.specialTokensMask.push(enc.specialTokensMask[k]);
+    out.typeIds.push(typeId);
+    out.attentionMask.push(enc.attentionMask[k]);
+  }
 }
 
 type Piece = { kind: 'seq'; id: 'A' | 'B'; typeId: number } | { kind: 'special'; id: string; typeId: number };
@@ -124,21 +143,16 @@ export function buildPostProcessor(json: Json | undefined, path = 'post_processo
       return {
         addedTokens: () => added,
         process(enc, addSpecialTokens) {
-          const out: Encoding = { ids: [], tokens: [], offsets: [], specialTokensMask: [], typeIds: [], attentionMask: [] };
+          const out = emptyEncoding();
+          const withOffsets = enc.offsets.length === enc.ids.length;
           for (const p of single) {
             if (p.kind === 'seq') {
-              if (p.id !== 'A') continue;
-              out.ids.push(...enc.ids);
-              out.tokens.push(...enc.tokens);
-              out.offsets.push(...enc.offsets);
-              out.specialTokensMask.push(...enc.specialTokensMask);
-              out.typeIds.push(...enc.ids.map(() => p.typeId));
-              out.attentionMask.push(...enc.attentionMask);
+              if (p.id === 'A') appendSequence(out, enc, p.typeId, withOffsets);
             } else if (addSpecialTokens) {
               for (const [tok, id] of specials.get(p.id)!) {
                 out.ids.push(id);
                 out.tokens.push(tok);
-                out.offsets.push([0, 0]);
+                if (withOffsets) out.offsets.push([0, 0]);
                 out.specialTokensMask.push(1);
                 out.typeIds.push(p.typeId);
                 out.attentionMask.push(1);

@@ -51,12 +51,19 @@ export function byteLevelOf(ch: string): string {
 /** ByteLevel pre-tokenizer with the given options. */
 export function byteLevelPreTokenizer(addPrefixSpace: boolean, useRegex: boolean): PreTokenizer {
   const re = compileOniguruma(GPT2_PATTERN);
-  return eachPiece((p) => {
-    if (addPrefixSpace && !p.text.startsWith(' ')) p.prepend(' ');
-    const parts = useRegex ? p.splitByMatches(regexMatchList(re, p.text), 'Isolated') : [p];
-    for (const q of parts) q.mapChars(byteLevelOf);
-    return parts;
-  });
+  return {
+    preTokenize(pieces) {
+      const out: NormalizedString[] = [];
+      for (const p of pieces) {
+        if (addPrefixSpace && !p.text.startsWith(' ')) p.prepend(' ');
+        const from = out.length;
+        if (useRegex) p.splitIsolated(re, out);
+        else if (!p.isEmpty()) out.push(p);
+        for (let k = from; k < out.length; k++) out[k].mapChars(byteLevelOf);
+      }
+      return out;
+    },
+  };
 }
 
 const WS_WORDS = /[\p{Alphabetic}\p{M}\p{Nd}\p{Pc}\p{Join_Control}]+|[^\p{Alphabetic}\p{M}\p{Nd}\p{Pc}\p{Join_Control}\p{White_Space}]+/gu;
@@ -73,6 +80,15 @@ export function buildPreTokenizer(json: Json | undefined, path = 'pre_tokenizer'
       const re = readPattern(r, 'pattern');
       const behavior = readBehavior(r, 'behavior');
       const invert = r.bool('invert', false);
+      if (behavior === 'Isolated') {
+        return {
+          preTokenize(pieces) {
+            const out: NormalizedString[] = [];
+            for (const p of pieces) p.splitIsolated(re, out);
+            return out;
+          },
+        };
+      }
       return eachPiece((p) => p.splitByMatches(regexMatchList(re, p.text, invert), behavior));
     }
     case 'Metaspace': {

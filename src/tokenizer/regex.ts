@@ -469,11 +469,11 @@ export function escapeLiteral(s: string): string {
 }
 
 /**
- * All matches of `re` (a global regex) in `s`, as [start, end) pairs in UTF-16 units, with the `onig` crate's
- * iteration rule: an empty match right where the previous match ended is skipped (search moves on one char).
+ * Calls `cb(start, end)` for every match of `re` (a global regex) in `s`, in UTF-16 units, with the `onig`
+ * crate's iteration rule: an empty match right where the previous match ended is skipped (search moves on one
+ * char). Matches starting between the halves of a surrogate pair are skipped too.
  */
-export function findAll(re: RegExp, s: string): Array<[number, number]> {
-  const res: Array<[number, number]> = [];
+export function forEachMatch(re: RegExp, s: string, cb: (start: number, end: number) => void): void {
   let lastEnd = 0;
   let lastMatchEnd = -1;
   while (lastEnd <= s.length) {
@@ -495,7 +495,13 @@ export function findAll(re: RegExp, s: string): Array<[number, number]> {
     }
     lastEnd = en;
     lastMatchEnd = en;
-    res.push([st, en]);
+    cb(st, en);
   }
+}
+
+/** All matches of `re` in `s` as [start, end) pairs (see forEachMatch). */
+export function findAll(re: RegExp, s: string): Array<[number, number]> {
+  const res: Array<[number, number]> = [];
+  forEachMatch(re, s, (a, b) => res.push([a, b]));
   return res;
 }

@@ -284,36 +284,43 @@ export class Tokenizer {
 
   /** Token ids of `text`. */
   encode(text: string, opts: EncodeOptions = {}): number[] {
-    return this.encodeWithOffsets(text, opts).ids;
+    return this.run(text, opts.addSpecialTokens ?? true, false).ids;
   }
 
   /** Full encoding: ids, token strings, offsets (UTF-16 units of `text`), masks. */
   encodeWithOffsets(text: string, opts: EncodeOptions = {}): Encoding {
+    return this.run(text, opts.addSpecialTokens ?? true, true);
+  }
+
+  /** The pipeline. Without `withOffsets`, the offsets array stays empty (the rest is filled). */
+  private run(text: string, addSpecial: boolean, withOffsets: boolean): Encoding {
     if (typeof text !== 'string') throw new TokenizerError(`encode: expected a string, got ${typeof text}`);
-    const addSpecial = opts.addSpecialTokens ?? true;
     let enc = emptyEncoding();
-    const push = (id: number, token: string, off: [number, number]) => {
-      enc.ids.push(id);
-      enc.tokens.push(token);
-      enc.offsets.push(off);
-      enc.specialTokensMask.push(0);
-      enc.typeIds.push(0);
-      enc.attentionMask.push(1);
-    };
-    for (const split of this.addedVocabulary.extractAndNormalize(text, this.normalizer)) {
+    const { ids, tokens, offsets } = enc;
+    for (const split of this.addedVocabulary.extractAndNormalize(text, this.normalizer, withOffsets)) {
       if (split.tokenId !== null) {
-        push(split.tokenId, split.ns.text, split.ns.originalSpan(0, split.ns.length));
+        ids.push(split.tokenId);
+        tokens.push(split.ns.text);
+        if (withOffsets) offsets.push(split.ns.originalSpan(0, split.ns.length));
         continue;
       }
       const pieces = this.preTokenizer ? this.preTokenizer.preTokenize([split.ns]) : [split.ns];
       for (const p of pieces) {
-        for (const t of this.model.tokenize(p.text)) push(t.id, this.model.idToToken(t.id)!, p.originalSpan(t.start, t.end));
+        for (const t of this.model.tokenize(p.text)) {
+          ids.push(t.id);
+          tokens.push(this.model.idToToken(t.id)!);
+          if (withOffsets) offsets.push(p.originalSpan(t.start, t.end));
+        }
       }
     }
+    const n = ids.length;
+    enc.specialTokensMask = new Array<number>(n).fill(0);
+    enc.typeIds = new Array<number>(n).fill(0);
+    enc.attentionMask = new Array<number>(n).fill(1);
     if (this.truncation) {
       const max = Math.max(0, this.truncation.maxLength - (addSpecial && this.postProcessor ? this.postProcessor.addedTokens() : 0));
-      if (enc.ids.length > max) {
-        const keep = <T>(a: T[]) => (this.truncation!.direction === 'Right' ? a.slice(0, max) : a.slice(a.length - max));
+      if (n > max) {
+        const keep = <T>(a: T[]) => (this.truncation!.direction === 'Right' ? a.slice(0, max) : a.slice(Math.max(0, a.length - max)));
         enc = {
           ids: keep(enc.ids), tokens: keep(enc.tokens), offsets: keep(enc.offsets), specialTokensMask: keep(enc.specialTokensMask),
           typeIds: keep(enc.typeIds), attentionMask: keep(enc.attentionMask),
@@ -331,28 +338,29 @@ export class Tokenizer {
         if (off[0] > off[1]) off[0] = off[1];
       }
     }
-    if (this.padding) this.pad(enc, this.padding);
+    if (this.padding) this.pad(enc, this.padding, withOffsets);
+    if (!withOffsets) enc.offsets = [];
     return enc;
   }
 
-  private pad(enc: Encoding, p: Padding): void {
+  private pad(enc: Encoding, p: Padding, withOffsets: boolean): void {
     let target = p.fixed ?? enc.ids.length;
     if (p.multipleOf && p.multipleOf > 0 && target % p.multipleOf !== 0) target += p.multipleOf - (target % p.multipleOf);
     const n = target - enc.ids.length;
     if (n <= 0) return;
     const fill = <T>(a: T[], v: T) => {
       const pad = new Array<T>(n).fill(v);
-      if (p.direction === 'Right') a.push(...pad);
-      else a.unshift(...pad);
+      const all = p.direction === 'Right' ? a.concat(pad) : pad.concat(a);
+      a.length = 0;
+      for (const x of all) a.push(x);
     };
     fill(enc.ids, p.padId);
     fill(enc.tokens, p.padToken);
     fill(enc.typeIds, p.padTypeId);
     fill(enc.specialTokensMask, 1);
     fill(enc.attentionMask, 0);
-    const offs = new Array(n).fill(0).map((): [number, number] => [0, 0]);
-    if (p.direction === 'Right') enc.offsets.push(...offs);
-    else enc.offsets.unshift(...offs);
+    if (withOffsets) fill(enc.offsets, [0, 0]);
+    enc.offsets = enc.offsets.map((o) => [o[0], o[1]]); // padding entries must not share one array
   }
 
   // ---------------------------------------------------------------- decoding
