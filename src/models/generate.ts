@@ -40,12 +40,14 @@ export function generate(model: Transformer, prompts: readonly (readonly number[
   if (!(o.maxNewTokens >= 0)) throw new Error('generate: maxNewTokens must be >= 0');
   if (prompts.some((p) => p.length === 0)) throw new Error('generate: every prompt needs at least one token');
   const eos = new Set(o.eosTokenId === undefined || o.eosTokenId === null ? [] : typeof o.eosTokenId === 'number' ? [o.eosTokenId] : o.eosTokenId);
-  const pad = o.padTokenId ?? (eos.size ? [...eos][0]! : 0);
+  const V = model.config.vocabSize;
+  const firstEos = [...eos][0];
+  const pad = o.padTokenId ?? (firstEos !== undefined && firstEos < V ? firstEos : 0);
+  if (!Number.isInteger(pad) || pad < 0 || pad >= V) throw new Error(`generate: padTokenId ${pad} is outside the vocabulary (${V})`);
   const temperature = o.temperature ?? 1;
   const greedy = o.doSample === false || temperature === 0;
   const rng = o.rng ?? new Random(o.seed ?? 0);
   if (o.stopStrings?.length && !o.decode) throw new Error('generate: stopStrings need a decode function');
-  const V = model.config.vocabSize;
 
   // Left-pad the prompts; positions count real tokens only (as transformers' generate does).
   const Tp = Math.max(...prompts.map((p) => p.length));

@@ -1,0 +1,22 @@
+// alignkit's public API: the names the README documents.
+export { Tensor, tidy, keep, noGrad, emptyCache } from './engine/tensor.js';
+export { Random } from './engine/random.js';
+export { AdamW, clipGradNorm, gradNorm, lrMultiplier } from './engine/optim.js';
+export { core as engine } from './engine/native.js';
+export { matmul } from './engine/ops/matmul.js';
+export * as ops from './engine/ops/all.js';
+export { Transformer } from './models/transformer.js';
+export type { ForwardOptions } from './models/transformer.js';
+export { gpt2Config, llamaConfig } from './models/config.js';
+export type { CausalLMConfig } from './models/config.js';
+export { generate } from './models/generate.js';
+export type { GenerateOptions, GenerateResult } from './models/generate.js';
+export { KVCache } from './models/kv-cache.js';
+export { nextTokenLogprobs, sequenceScore, lastTokenIndex, tokenValues } from './models/heads.js';
+export { loadPretrained, savePretrained } from './io/pretrained.js';
+export type { Pretrained } from './io/pretrained.js';
+export { saveAdapter, loadAdapter } from './io/peft.js';
+export { readSafetensors, writeSafetensors, toFloat32 } from './io/safetensors.js';
+export { writeGguf } from './io/gguf.js';
+export { Tokenizer, trainByteLevelBPE } from './tokenizer/index.js';
+export { dpoLoss } from './train/losses.js';
