@@ -2,21 +2,24 @@
 // dot-product attention (causal and/or key-padding masks, grouped-query heads, KV-cache query offsets),
 // forward and backward, in the FlashAttention-2 manner:
 //
-// - Forward: one pool task per (batch, query head, block of kBq queries). It walks the key blocks of kBk keys
-//   the block can see (causal upper triangle and fully padded blocks are skipped), computes the kBq × kBk score
-//   tile, and folds it into the output with an online softmax (running row max m and sum l, the output rows
-//   rescaled when m grows). Only tiles are ever materialised; the per-row log-sum-exp is saved for backward.
+// - Forward: one pool task per (batch, query head, block of kBq queries), heaviest blocks first. It walks the
+//   key blocks of kBk keys the block can see (the causal upper triangle and fully padded blocks are skipped),
+//   computes the score tile, and folds it into the output rows with an online softmax (running max m and sum
+//   l per query, output rows rescaled when m grows). Only tiles are ever materialised; the per-query
+//   log-sum-exp is saved for backward. The tiles are keys × queries (see the forward section).
 // - Backward: one task per (batch, kv head[, range of key blocks]). For each key block it recomputes
 //   P = exp(S·scale − lse) tile by tile for every query head of the group, and accumulates dV += Pᵀ dO,
 //   dK += dSᵀ Q and dQ += dS K with dS = P ∘ (dO Vᵀ − rowsum(dO ∘ O))·scale. dK and dV of a kv head and dQ of its
-//   query heads belong to that task alone, so nothing races; when there are too few (batch, kv head) pairs to
-//   keep the threads busy the key blocks are split and each split writes dQ into its own partial buffer,
-//   summed afterwards in a fixed order.
+//   query heads belong to that task alone, so nothing races; when there are few (batch, kv head) pairs the key
+//   blocks are split and each split writes dQ into its own partial buffer, summed afterwards in a fixed order
+//   (the split depends on the sizes only, so results do not depend on the thread count).
 //
 // Inputs are read through their strides (the innermost dim must have stride 1); outputs are written through
-// the strides the caller gives. Tiles are products of three shapes (A·Bᵀ with B packed transposed, row dot
-// products, and C += A·B over rows), each with an AVX2+FMA micro-kernel and a portable one; the tile loops are
-// templates over an ISA tag, compiled once plain and once inside AK_AVX2 functions.
+// the strides the caller gives. Blocks that a tile walks many times are first copied to contiguous scratch:
+// the rows of a [B, T, H, D] view lie H·D floats apart, a stride at which a block's rows collide in the caches.
+// Tiles are products of three shapes (A·Bᵀ with B packed transposed, row dot products, and C += A·B over
+// rows), each with an AVX2+FMA micro-kernel (6 rows × 16 columns of accumulators) and a portable one; the tile
+// loops are templates over an ISA tag, compiled once plain and once inside AK_AVX2 functions.
 #include <immintrin.h>
 
 #include <algorithm>
@@ -34,7 +37,8 @@ namespace ak {
 namespace {
 
 constexpr int kBq = 64;  // queries per tile
-constexpr int kBk = 64;  // keys per tile (also the row stride of score tiles and packed Kᵀ/Vᵀ)
+constexpr int kBk = 64;  // keys per tile (also the row stride of score tiles and packed Kᵀ/Vᵀ/Qᵀ)
+static_assert(kBq == kBk, "score tiles are used both ways round, with one row stride");
 constexpr float kNegInf = -std::numeric_limits<float>::infinity();
 
 struct Port {};
@@ -285,17 +289,6 @@ AK_AVX2 void mm_acc(Avx, int M, int N, int K, const float* A, size_t ars, size_t
 
 // ---- row operations on score tiles (n a multiple of 8 for the vector paths) ----------------------------
 
-float row_max(Port, const float* s, int n) {
-  float m = kNegInf;
-  for (int j = 0; j < n; ++j) m = std::max(m, s[j]);
-  return m;
-}
-AK_AVX2 float row_max(Avx, const float* s, int n) {
-  __m256 m = _mm256_set1_ps(kNegInf);
-  for (int j = 0; j < n; j += 8) m = _mm256_max_ps(m, _mm256_loadu_ps(s + j));
-  return hmax8(m);
-}
-
 // s = exp(s·scale − shift); returns the sum.
 float row_exp(Port, float* s, int n, float scale, float shift) {
   float sum = 0.f;
@@ -386,8 +379,6 @@ struct Attn {
   float* lse;  // [B, Hq, Tq]
   int nqb, nkb;
   std::vector<int> valid;  // [B, nkb] valid keys per key block (when mask)
-  const float* kt = nullptr;  // forward: packed Kᵀ blocks [B, Hkv, nkb, D, kBk] (null: dot path)
-  const float* vp = nullptr;  // forward: V rows packed contiguously [B, Hkv, Tk, D] (with kt)
   // backward
   View g, dq, dk, dv;
   float* dq_part = nullptr;  // [nsplit, B, Hq, Tq, D] when nsplit > 1
@@ -426,63 +417,121 @@ bool tile_needs_mask(const Attn& a, int64_t b, int64_t i0, int64_t j0, int bk) {
 bool block_empty(const Attn& a, int64_t b, int kb) { return a.mask && a.valid[b * a.nkb + kb] == 0; }
 
 // ---- forward ------------------------------------------------------------------------------------------
+// The forward tiles are transposed, keys × queries: Sᵀ = K·Qᵀ with Qᵀ packed once per task (so no per-block
+// transposes of K are needed), the softmax statistics are then per column and vectorise across queries, and
+// O += P·V reads Pᵀ through strides.
+
+// Online softmax over the columns (queries) of a score tile Sᵀ [bk × n8] (row stride kBk): per column c, with
+// m the running max of the scaled scores (−inf: nothing visible yet) and l the running sum, m' = max(m,
+// scale·max_j S[j, c]), Pᵀ = exp(scale·S − m') in place, alpha = exp(m − m') (the factor for the output rows
+// so far) and l' = l·alpha + Σ_j P. A column with nothing visible yet keeps P = 0 and alpha = 0.
+void softmax_cols(Port, float* ST, int bk, int n8, float scale, float* m, float* l, float* alpha) {
+  for (int c = 0; c < n8; ++c) {
+    float mx = kNegInf;
+    for (int j = 0; j < bk; ++j) mx = std::max(mx, ST[static_cast<size_t>(j) * kBk + c]);
+    float mnew = std::max(m[c], mx * scale);
+    float shift = mnew == kNegInf ? 0.f : mnew;
+    float sum = 0.f;
+    for (int j = 0; j < bk; ++j) {
+      float& s = ST[static_cast<size_t>(j) * kBk + c];
+      s = exp_s(s * scale - shift);
+      sum += s;
+    }
+    alpha[c] = exp_s(m[c] - shift);
+    l[c] = l[c] * alpha[c] + sum;
+    m[c] = mnew;
+  }
+}
+
+AK_AVX2 void softmax_cols(Avx, float* ST, int bk, int n8, float scale, float* m, float* l, float* alpha) {
+  const __m256 ninf = _mm256_set1_ps(kNegInf), sc = _mm256_set1_ps(scale);
+  for (int c = 0; c < n8; c += 8) {
+    __m256 mx = ninf;
+    for (int j = 0; j < bk; ++j) mx = _mm256_max_ps(mx, _mm256_loadu_ps(ST + static_cast<size_t>(j) * kBk + c));
+    __m256 mold = _mm256_loadu_ps(m + c);
+    __m256 mnew = _mm256_max_ps(mold, _mm256_mul_ps(mx, sc));
+    __m256 shift = _mm256_andnot_ps(_mm256_cmp_ps(mnew, ninf, _CMP_EQ_OQ), mnew);  // −inf → 0
+    __m256 sum = _mm256_setzero_ps();
+    for (int j = 0; j < bk; ++j) {
+      float* s = ST + static_cast<size_t>(j) * kBk + c;
+      __m256 e = exp8(_mm256_fmsub_ps(_mm256_loadu_ps(s), sc, shift));
+      _mm256_storeu_ps(s, e);
+      sum = _mm256_add_ps(sum, e);
+    }
+    __m256 al = exp8(_mm256_sub_ps(mold, shift));
+    _mm256_storeu_ps(alpha + c, al);
+    _mm256_storeu_ps(l + c, _mm256_fmadd_ps(_mm256_loadu_ps(l + c), al, sum));
+    _mm256_storeu_ps(m + c, mnew);
+  }
+}
+
+// Masks a transposed score tile Sᵀ [bk × bq]: keys after a query's position (causal) and padded keys.
+void mask_tile_t(const Attn& a, int64_t b, int64_t i0, int bq, int64_t j0, int bk, float* ST) {
+  const uint8_t* m = a.mask ? a.mask + b * a.Tk + j0 : nullptr;
+  for (int j = 0; j < bk; ++j) {
+    float* s = ST + static_cast<size_t>(j) * kBk;
+    int first = 0;  // first query that sees key j0 + j
+    if (m && !m[j])
+      first = bq;
+    else if (a.causal)
+      first = static_cast<int>(std::max<int64_t>(0, std::min<int64_t>(bq, j0 + j - a.qoff - i0)));
+    for (int i = 0; i < first; ++i) s[i] = kNegInf;
+  }
+}
 
 template <class Isa>
 void fwd_task(Isa isa, const Attn& a, size_t task) {
+  const int D = static_cast<int>(a.D);
   thread_local std::vector<float> buf;
-  buf.resize(static_cast<size_t>(kBq) * kBk + 2 * kBq);
-  float* S = buf.data();
-  float* m = S + static_cast<size_t>(kBq) * kBk;
+  buf.resize(static_cast<size_t>(kBk) * kBq + 2 * static_cast<size_t>(D) * kBk + 3 * kBq);
+  float* ST = buf.data();                          // scores, then probabilities [kBk × kBq]
+  float* QT = ST + static_cast<size_t>(kBk) * kBq;  // Qᵀ [D × kBq]
+  float* Vp = QT + static_cast<size_t>(D) * kBq;    // V block rows [kBk × D]
+  float* m = Vp + static_cast<size_t>(D) * kBk;
   float* l = m + kBq;
+  float* alpha = l + kBq;
 
   // Heaviest (last) query blocks first, so the pool's tail is short.
   const int64_t nbh = a.B * a.Hq;
   const int64_t qb = a.nqb - 1 - static_cast<int64_t>(task) / nbh;
   const int64_t bh = static_cast<int64_t>(task) % nbh, b = bh / a.Hq, h = bh % a.Hq, g = h / a.G;
   const int64_t i0 = qb * kBq;
-  const int bq = static_cast<int>(std::min<int64_t>(kBq, a.Tq - i0));
-  const int D = static_cast<int>(a.D);
+  const int bq = static_cast<int>(std::min<int64_t>(kBq, a.Tq - i0)), n8 = round8(bq);
+  // Few queries (decoding): dot products on the rows in place; packing Qᵀ or V would not pay.
+  const bool few = bq < 16;
   const float* Q = a.q.row(b, h, i0);
   float* O = a.out.row(b, h, i0);
   const size_t lq = a.q.s2, lo = a.out.s2;
-  for (int r = 0; r < bq; ++r) {
-    m[r] = kNegInf;
-    l[r] = 0.f;
-    std::fill(O + r * lo, O + r * lo + D, 0.f);
+  if (!few) pack_t(Q, lq, bq, D, QT);
+  for (int c = 0; c < n8; ++c) {
+    m[c] = kNegInf;
+    l[c] = 0.f;
   }
+  for (int r = 0; r < bq; ++r) std::fill(O + r * lo, O + r * lo + D, 0.f);
   const int64_t kend = key_end(a, i0 + bq);
   for (int64_t j0 = 0; j0 < kend; j0 += kBk) {
     const int kb = static_cast<int>(j0 / kBk);
     if (block_empty(a, b, kb)) continue;
-    const int bk = static_cast<int>(std::min<int64_t>(kBk, kend - j0)), n8 = round8(bk);
-    if (a.kt)
-      mm_abt(isa, bq, n8, D, Q, lq, a.kt + ((b * a.Hkv + g) * a.nkb + kb) * a.D * kBk, S);
-    else
-      mm_dot(isa, bq, bk, D, Q, lq, a.k.row(b, g, j0), a.k.s2, S);
-    for (int r = 0; r < bq; ++r)
-      for (int j = bk; j < n8; ++j) S[r * kBk + j] = kNegInf;
-    if (tile_needs_mask(a, b, i0, j0, bk)) mask_tile(a, b, i0, bq, j0, bk, S);
-    for (int r = 0; r < bq; ++r) {
-      float* s = S + static_cast<size_t>(r) * kBk;
-      float mx = row_max(isa, s, n8);
-      float mnew = std::max(m[r], mx * a.scale);
-      if (mnew == kNegInf) {  // nothing visible yet: this row adds nothing
-        std::fill(s, s + n8, 0.f);
-        continue;
-      }
-      float sum = row_exp(isa, s, n8, a.scale, mnew);
-      if (m[r] != kNegInf && m[r] != mnew) {
-        float alpha = exp_s(m[r] - mnew);
-        l[r] *= alpha;
-        row_scale(isa, O + r * lo, D, alpha);
-      }
-      l[r] += sum;
-      m[r] = mnew;
+    const int bk = static_cast<int>(std::min<int64_t>(kBk, kend - j0));
+    const float* K = a.k.row(b, g, j0);
+    if (few) {
+      mm_dot(isa, bk, bq, D, K, a.k.s2, Q, lq, ST);
+      for (int j = 0; j < bk; ++j) std::fill(ST + static_cast<size_t>(j) * kBk + bq, ST + static_cast<size_t>(j) * kBk + n8, 0.f);
+    } else {
+      mm_abt(isa, bk, n8, D, K, a.k.s2, QT, ST);
     }
-    if (a.vp)
-      mm_acc(isa, bq, D, bk, S, kBk, 1, a.vp + ((b * a.Hkv + g) * a.Tk + j0) * a.D, a.D, O, lo);
-    else
-      mm_acc(isa, bq, D, bk, S, kBk, 1, a.v.row(b, g, j0), a.v.s2, O, lo);
+    if (tile_needs_mask(a, b, i0, j0, bk)) mask_tile_t(a, b, i0, bq, j0, bk, ST);
+    softmax_cols(isa, ST, bk, n8, a.scale, m, l, alpha);
+    for (int r = 0; r < bq; ++r)
+      if (alpha[r] != 1.f) row_scale(isa, O + r * lo, D, alpha[r]);
+    const float* V = a.v.row(b, g, j0);
+    size_t lv = a.v.s2;
+    if (!few) {  // contiguous rows: a [B, T, H, D] view's rows are H·D floats apart and collide in the caches
+      pack_rows(V, lv, bk, D, Vp);
+      V = Vp;
+      lv = D;
+    }
+    mm_acc(isa, bq, D, bk, ST, 1, kBk, V, lv, O, lo);
   }
   float* L = a.lse + (b * a.Hq + h) * a.Tq + i0;
   for (int r = 0; r < bq; ++r) {
@@ -654,23 +703,6 @@ Napi::Value AttentionForward(const Napi::CallbackInfo& info) {
   Attn a;
   parse_common(info, a);
   if (a.B * a.Hq * a.Tq == 0) return info.Env().Undefined();
-  // When enough queries share each key block to pay for it, pack Kᵀ per key block and V's rows contiguously
-  // once (rows of a [B, T, H, D] view are H·D apart, a stride at which a block's rows collide in the caches).
-  std::vector<float> kt, vp;
-  if (a.Tq * a.G >= 16 && a.Tk > 0) {
-    kt.resize(static_cast<size_t>(a.B * a.Hkv * a.nkb) * a.D * kBk);
-    vp.resize(static_cast<size_t>(a.B * a.Hkv * a.Tk) * a.D);
-    pool::parallel_for(static_cast<size_t>(a.B * a.Hkv * a.nkb), 1, [&](size_t s, size_t e) {
-      for (size_t t = s; t < e; ++t) {
-        int64_t kb = t % a.nkb, bg = t / a.nkb, b = bg / a.Hkv, g = bg % a.Hkv, j0 = kb * kBk;
-        int bk = static_cast<int>(std::min<int64_t>(kBk, a.Tk - j0));
-        pack_t(a.k.row(b, g, j0), a.k.s2, bk, static_cast<int>(a.D), kt.data() + t * a.D * kBk);
-        pack_rows(a.v.row(b, g, j0), a.v.s2, bk, static_cast<int>(a.D), vp.data() + (bg * a.Tk + j0) * a.D);
-      }
-    });
-    a.kt = kt.data();
-    a.vp = vp.data();
-  }
   const bool avx = use_avx2();
   pool::run(static_cast<size_t>(a.B * a.Hq * a.nqb), [&](size_t t, int) {
     if (avx)

@@ -7,7 +7,7 @@
 // probabilities tile by tile. Its output is laid out [B, Tq, Hq, D] in memory, so that
 // out.transpose(1, 2).reshape([B, Tq, Hq·D]) is a view. Gradients are laid out like the inputs they belong to.
 import { native } from '../native.js';
-import { Storage, Tensor, record, shapeStr } from '../tensor.js';
+import { Tensor, allocStorage, record, shapeStr } from '../tensor.js';
 
 export interface AttentionKernels {
   /**
@@ -64,10 +64,11 @@ function unitInner(t: Tensor): Tensor {
 }
 
 /**
- * A zero-filled tensor of t's shape whose memory follows t's dimension order (dims 0..2 by decreasing stride,
- * the last dim innermost), so that the gradient of a view of a [B, T, H, D] projection is itself such a view.
+ * A tensor of t's shape (zero-filled when asked) whose memory follows t's dimension order (dims 0..2 by
+ * decreasing stride, the last dim innermost), so that the gradient of a view of a [B, T, H, D] projection is
+ * itself such a view.
  */
-function zerosLike(t: Tensor): Tensor {
+function layoutLike(t: Tensor, zero: boolean): Tensor {
   const order = [0, 1, 2].sort((a, b) => t.strides[b]! - t.strides[a]! || a - b);
   order.push(3);
   const strides = new Array<number>(4);
@@ -76,7 +77,7 @@ function zerosLike(t: Tensor): Tensor {
     strides[order[i]!] = acc;
     acc *= t.shape[order[i]!]!;
   }
-  return new Tensor(new Storage(new Float32Array(acc)), t.shape, strides, 0);
+  return new Tensor(allocStorage(acc, zero), t.shape, strides, 0);
 }
 
 /**
@@ -103,10 +104,10 @@ export function rope(x: Tensor, positions: Int32Array, theta: number, rotaryDim?
   const half = d / 2;
   const cos = new Float32Array(positions.length * half), sin = new Float32Array(positions.length * half);
   k_.ropeTable(positions, positions.length, theta, d, cos, sin);
-  const out = Tensor.zeros(x.shape);
+  const out = Tensor.empty(x.shape); // every element is written
   if (out.size > 0) k_.ropeApply(x.data, x.offset, x.shape, x.strides, out.data, 0, out.strides, cos, sin, perRow, d, false);
   return record(out, [x], (g) => {
-    const dx = zerosLike(x);
+    const dx = layoutLike(x, false); // every element is written
     if (dx.size > 0) k_.ropeApply(g.data, g.offset, g.shape, g.strides, dx.data, 0, dx.strides, cos, sin, perRow, d, true);
     return [dx];
   }, op);
@@ -157,14 +158,14 @@ function attentionImpl(q: Tensor, k: Tensor, v: Tensor, opts: AttentionOptions):
   const qc = unitInner(q), kc = unitInner(k), vc = unitInner(v);
   const dims = [B, Hq, Hkv, Tq, Tk, D];
   const outStrides = [Tq * Hq * D, D, Hq * D, 1];
-  const out = new Tensor(new Storage(new Float32Array(B * Tq * Hq * D)), [B, Hq, Tq, D], outStrides, 0);
+  const out = new Tensor(allocStorage(B * Tq * Hq * D), [B, Hq, Tq, D], outStrides, 0); // every row is written
   const lse = new Float32Array(B * Hq * Tq);
   if (out.size > 0)
     k_.attentionForward(qc.data, qc.offset, qc.strides, kc.data, kc.offset, kc.strides, vc.data, vc.offset, vc.strides,
       dims, mask, causal, queryOffset, scale, out.data, 0, outStrides, lse);
   const result = record(out, [qc, kc, vc], (g) => {
     const gc = unitInner(g);
-    const dq = zerosLike(qc), dk = zerosLike(kc), dv = zerosLike(vc);
+    const dq = layoutLike(qc, true), dk = layoutLike(kc, true), dv = layoutLike(vc, true); // accumulated into
     if (out.size > 0 && Tk > 0)
       k_.attentionBackward(qc.data, qc.offset, qc.strides, kc.data, kc.offset, kc.strides, vc.data, vc.offset, vc.strides,
         dims, mask, causal, queryOffset, scale, out.data, out.offset, out.strides, lse, gc.data, gc.offset, gc.strides,
