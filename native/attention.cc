@@ -824,10 +824,22 @@ Napi::Value RopeApply(const Napi::CallbackInfo& info) {
       const int64_t p = per_row ? b * T + t : t;
       const float *cr = c + p * half, *sr = s + p * half;
       const int64_t x3 = xs[3], o3 = os[3];
+      if (x3 == 1 && o3 == 1) {  // the usual case, in a loop the compiler vectorises
+        const float* __restrict xa = xr;
+        float* __restrict oa = orow;
+        for (int64_t i = 0; i < half; ++i) {
+          float x0 = xa[i], x1 = xa[i + half], ci = cr[i], si = sg * sr[i];
+          float a0 = x0 * ci, b0 = x1 * si, a1 = x1 * ci, b1 = x0 * si;  // rounded separately, as torch does
+          oa[i] = a0 - b0;
+          oa[i + half] = a1 + b1;
+        }
+        if (D > d) std::memcpy(oa + d, xa + d, sizeof(float) * (D - d));
+        continue;
+      }
       for (int64_t i = 0; i < half; ++i) {
         float x0 = xr[i * x3], x1 = xr[(i + half) * x3];
         float ci = cr[i], si = sg * sr[i];
-        float a0 = x0 * ci, b0 = x1 * si, a1 = x1 * ci, b1 = x0 * si;  // rounded separately, as torch does
+        float a0 = x0 * ci, b0 = x1 * si, a1 = x1 * ci, b1 = x0 * si;
         orow[i * o3] = a0 - b0;
         orow[(i + half) * o3] = a1 + b1;
       }
