@@ -157,3 +157,13 @@ test('truncation (room left for the template tokens) and padding from tokenizer.
   assert.deepEqual(enc.specialTokensMask, [1, 0, 0, 0, 1, 1]);
   assert.deepEqual(enc.offsets, [[0, 0], [0, 5], [5, 11], [11, 15], [0, 0], [0, 0]]);
 });
+
+test('long inputs: one 60k-character word (no pre-tokenizer) encodes and decodes', () => {
+  const s = 'hello world '.repeat(5000);
+  const ids = llama2.encode(s);
+  assert.equal(ids.length, 10002); // <s>, then ▁hello ▁world per repetition, and the final ▁
+  assert.deepEqual(ids.slice(0, 5), [1, 273, 278, 273, 278]);
+  assert.equal(ids[ids.length - 1], 259);
+  assert.equal(llama2.decode(ids, { skipSpecialTokens: true }), s);
+  assert.equal(llama2.encodeWithOffsets(s).offsets.length, 10002);
+});
