@@ -14,6 +14,8 @@ export interface Batch {
   attentionMask: Int32Array;
   /** 1 where position t's NEXT token (t + 1) is a loss token [B·T] */
   lossMask: Float32Array;
+  /** next-token targets [B·T]: targets[b, t] = ids[b, t + 1]; padId in the last column (where lossMask is 0) */
+  targets: Int32Array;
   B: number;
   T: number;
   /** real tokens per row [B] */
@@ -97,7 +99,12 @@ function fill(
       }
     }
   }
-  return { ids, attentionMask, lossMask, B: rows, T, lengths };
+  const targets = new Int32Array(rows * T);
+  for (let i = 0; i < rows; i++) {
+    targets.set(ids.subarray(i * T + 1, (i + 1) * T), i * T);
+    targets[(i + 1) * T - 1] = o.padId;
+  }
+  return { ids, attentionMask, lossMask, targets, B: rows, T, lengths };
 }
 
 /** The per-token loss flags of a sequence example under the options. */

@@ -21,6 +21,7 @@ test('shifted loss mask and right padding, by hand', () => {
   // lossMask[b, t] = completion_mask[b, t + 1]; the last real position and padding are 0
   assert.deepEqual(arr(b.lossMask), [0, 1, 1, 1, 0, 1, 1, 0, 0, 0]);
   assert.deepEqual(arr(b.lengths), [5, 3]);
+  assert.deepEqual(arr(b.targets), [11, 12, 13, 14, 99, 21, 22, 99, 99, 99]);
   // loss on everything (completionOnlyLoss false): every next token that is real
   const all = collateSequences([seq([10, 11, 12, 13, 14], [0, 0, 1, 1, 1]), seq([20, 21, 22], [0, 1, 1])], { padId: 99, completionOnlyLoss: false });
   assert.deepEqual(arr(all.lossMask), [1, 1, 1, 1, 0, 1, 1, 0, 0, 0]);
