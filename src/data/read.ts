@@ -43,7 +43,7 @@ export async function* readJsonl(path: string): AsyncGenerator<RawRecord> {
   };
   try {
     for await (const chunk of stream as AsyncIterable<string>) {
-      let text = rest + chunk;
+      const text = rest + chunk;
       let start = 0;
       for (let nl = text.indexOf('\n', start); nl >= 0; nl = text.indexOf('\n', start)) {
         const r = parse(text.slice(start, nl));
@@ -51,7 +51,6 @@ export async function* readJsonl(path: string): AsyncGenerator<RawRecord> {
         if (r) yield r;
       }
       rest = text.slice(start);
-      text = '';
     }
   } catch (e) {
     if (e instanceof DataError) throw e;
