@@ -96,3 +96,22 @@ export function preferenceTask(n: number, seed: number, len = 3): { prompt: stri
   }
   return out;
 }
+
+/**
+ * Preference pairs that need counting: completions of `len` tokens drawn from x, y and letters; chosen is the
+ * one with more x's ("contains more of the token class x"). Pairs with equal counts are redrawn.
+ */
+export function countingPreferenceTask(n: number, seed: number, len = 5): { prompt: string; chosen: string; rejected: string }[] {
+  const rng = new Random(seed);
+  const draw = (): string[] => Array.from({ length: len }, () => (rng.uniform() < 0.4 ? 'x' : rng.uniform() < 0.5 ? 'y' : pick(rng, LETTERS)));
+  const xs = (w: string[]) => w.filter((t) => t === 'x').length;
+  const out: { prompt: string; chosen: string; rejected: string }[] = [];
+  while (out.length < n) {
+    const a = draw(), b = draw();
+    if (xs(a) === xs(b)) continue;
+    const [good, bad] = xs(a) > xs(b) ? [a, b] : [b, a];
+    const p = [pick(rng, LETTERS), pick(rng, LETTERS)];
+    out.push({ prompt: `${p.join(' ')} =`, chosen: ` ${good.join(' ')}`, rejected: ` ${bad.join(' ')}` });
+  }
+  return out;
+}

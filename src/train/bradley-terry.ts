@@ -1,0 +1,28 @@
+// The reward-model loss (Bradley & Terry 1952, as used by Ouyang et al. 2022): the probability that the chosen
+// completion beats the rejected one is σ(r_c − r_r), so the loss over N pairs is
+//   L = mean( −log σ(r_c − r_r − m) )  +  c · mean( (r_c + r_r)² )
+// with an optional per-pair margin m (Llama 2's margin loss, Touvron et al. 2023) and an optional centring term
+// with coefficient c = center_rewards_coefficient (Eisenstein et al. 2023, eq. 2) that keeps rewards near zero.
+import { add, logsigmoid, mean, neg, scale, square, sub } from '../engine/ops/elementwise.js';
+import { Tensor } from '../engine/tensor.js';
+
+export function bradleyTerryLoss(
+  chosen: Tensor,
+  rejected: Tensor,
+  opts: { margin?: ArrayLike<number> | Tensor | null; centerRewardsCoefficient?: number | null } = {},
+): Tensor {
+  if (chosen.ndim !== 1 || rejected.ndim !== 1 || chosen.shape[0] !== rejected.shape[0])
+    throw new Error(`bradleyTerryLoss: chosen ${chosen.describe()} and rejected ${rejected.describe()} must both be [N]`);
+  const n = chosen.shape[0]!;
+  let diff = sub(chosen, rejected);
+  const m = opts.margin;
+  if (m !== null && m !== undefined) {
+    const mt = m instanceof Tensor ? m : Tensor.from(m, [n]);
+    if (mt.size !== n) throw new Error(`bradleyTerryLoss: ${mt.size} margins for ${n} pairs`);
+    diff = sub(diff, mt);
+  }
+  let loss = mean(neg(logsigmoid(diff)));
+  const c = opts.centerRewardsCoefficient;
+  if (c !== null && c !== undefined && c !== 0) loss = add(loss, scale(mean(square(add(chosen, rejected))), c));
+  return loss;
+}
