@@ -96,6 +96,10 @@ const SCRIPT = `
 
   function pick(side) {
     if (!st.item || st.busy) return;
+    select(side);
+  }
+
+  function select(side) {
     st.side = side;
     for (const b of document.querySelectorAll('button.choice')) b.setAttribute('aria-pressed', String(b.dataset.side === side));
     el.left.classList.toggle('picked', side === 'left');
@@ -112,6 +116,8 @@ const SCRIPT = `
     el.right.classList.remove('picked');
     el.submit.disabled = true;
     el.reason.value = given && given.reason ? given.reason : '';
+    // the number keys choose again on the next pair, even if the reason field had the focus
+    if (document.activeElement === el.reason) el.reason.blur();
     el.work.classList.toggle('hidden', !item);
     el.empty.classList.toggle('hidden', !!item);
     if (!item) {
@@ -122,7 +128,7 @@ const SCRIPT = `
     renderPrompt(item.prompt);
     el.left.textContent = item.left;
     el.right.textContent = item.right;
-    if (given && given.side) pick(given.side);
+    if (given && given.side) select(given.side);
   }
 
   async function load() {

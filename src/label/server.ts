@@ -191,7 +191,7 @@ export async function startServer(o: ServeOptions): Promise<LabelServer> {
 const SECURITY: Record<string, string> = {
   'Cache-Control': 'no-store',
   'X-Content-Type-Options': 'nosniff',
-  'Referrer-Policy': 'no-referrer',
+  'Referrer-Policy': 'same-origin',
   'X-Frame-Options': 'DENY',
 };
 

@@ -1,10 +1,13 @@
 // Helpers of the labeling tests: temporary folders, JSONL files, a test policy (tiny-gpt2 with a trained
 // 1000-token tokenizer), an HTTP client, the CLI server as a child process, and Debian's chromium.
 import { spawn, type ChildProcess } from 'node:child_process';
-import { copyFileSync, existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { parseConfig } from '../../src/io/config.js';
+import { savePretrained, toModelConfig } from '../../src/io/pretrained.js';
+import { Transformer } from '../../src/models/transformer.js';
 import { trainByteLevelBPE } from '../../src/tokenizer/index.js';
 
 /** The package root: the first folder above this file holding package.json and binding.gyp. */
@@ -50,6 +53,19 @@ export function makePolicy(dir: string, weights = 'tiny-gpt2'): string {
     const src = join(hfFixture(weights), f);
     if (existsSync(src)) copyFileSync(src, join(dir, f));
   }
+  policyTokenizer().save(dir);
+  return dir;
+}
+
+/**
+ * A slower policy (random GPT-2, width 128, 4 layers, 512 positions, the same 1000-token tokenizer): one prompt's
+ * two 480-token samples take a few hundred milliseconds, long enough to see whether they block the server.
+ */
+export function makeSlowPolicy(dir: string): string {
+  const raw = JSON.parse(readFileSync(join(hfFixture('tiny-gpt2'), 'config.json'), 'utf8')) as Record<string, unknown>;
+  Object.assign(raw, { n_embd: 128, n_layer: 4, n_head: 4, n_positions: 512 });
+  const hfConfig = parseConfig(raw);
+  savePretrained(dir, { model: Transformer.random(toModelConfig(hfConfig), 3), hfConfig, generation: null, score: null });
   policyTokenizer().save(dir);
   return dir;
 }
