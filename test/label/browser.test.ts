@@ -150,5 +150,10 @@ test('sign in with a token, label with the keyboard, undo one: the export holds 
       [p3.right, p3.left, null, 'erin'],
     ],
   );
+
+  // signing out drops the cookie: the page and the API are closed again
+  await page.click('text=Sign out');
+  await page.waitForSelector('#token');
+  assert.equal(await page.evaluate(async () => (await fetch('/api/next')).status), 401);
   await page.close();
 });

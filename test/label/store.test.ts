@@ -5,6 +5,7 @@ import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { checkDataset } from '../../src/data/dataset.js';
 import { FeedbackDB, type LabelRow } from '../../src/label/db.js';
 import { exportPreferences } from '../../src/label/export.js';
 import type { PairRecord } from '../../src/label/inputs.js';
@@ -138,7 +139,7 @@ test('undo withdraws the latest label of the round, reopens its pair, and the pa
   }
 });
 
-test('export: TRL preference rows (text or conversational), ties and both-bad left out and counted, one round', () => {
+test('export: TRL preference rows (text or conversational), ties and both-bad left out and counted, one round', async () => {
   const s = FeedbackDB.open(join(tmp(), 'fb.sqlite'));
   try {
     const a = s.addAnnotator('ann').id;
@@ -167,8 +168,17 @@ test('export: TRL preference rows (text or conversational), ties and both-bad le
       reason: null,
       pair_id: 5,
     });
+    // the files read as TRL preference data in alignkit's own data layer (extra columns ignored)
+    const firstRound = join(tmp(), 'r1.jsonl');
+    exportPreferences(s, firstRound, 1);
+    const c1 = await checkDataset(firstRound);
+    assert.deepEqual(c1.format, { type: 'preference', conversational: false, implicitPrompt: false });
+    assert.equal(c1.report.kept, 2);
     assert.deepEqual(exportPreferences(s, out, 2), { written: 1, ties: 0, bothBad: 0 });
     assert.equal(readJsonl(out).length, 1);
+    const c2 = await checkDataset(out);
+    assert.deepEqual(c2.format, { type: 'preference', conversational: true, implicitPrompt: false });
+    assert.equal(c2.report.kept, 1);
     const st = computeStats(s);
     const a1 = (shown[0]!.left === 'A0' ? 1 : 0) + (shown[1]!.right === 'A1' ? 1 : 0);
     const a2 = it.right === 'A0' ? 1 : 0;
