@@ -59,7 +59,11 @@ const SCRIPT = `
     let data = null;
     try { data = await res.json(); } catch (e) { data = null; }
     if (res.status === 401) { location.assign('/'); throw new Error('signed out'); }
-    if (!res.ok) throw new Error((data && data.error) || ('HTTP ' + res.status));
+    if (!res.ok) {
+      const err = new Error((data && data.error) || ('HTTP ' + res.status));
+      err.status = res.status;
+      throw err;
+    }
     return data;
   }
 
@@ -85,7 +89,8 @@ const SCRIPT = `
   }
 
   function showProgress(p, sampler) {
-    if (!p || p.round === null) { el.progress.textContent = 'No round open yet'; return; }
+    if (!p) return;
+    if (p.round === null) { el.progress.textContent = 'No round open yet'; return; }
     let t = 'Round ' + p.round + ' \\u00b7 ' + p.labeled + ' labeled \\u00b7 ' + p.ready + ' ready';
     if (p.sampling > 0) t += ' \\u00b7 ' + p.sampling + ' still being sampled';
     el.progress.textContent = t;
@@ -149,9 +154,14 @@ const SCRIPT = `
       say('Saved.', false);
       show(d.next);
       showProgress(d.progress, d.sampler);
-      if (!d.next) el.emptyText.textContent = d.progress.sampling > 0 ? 'The next pairs are being sampled\\u2026' : 'Nothing left to label in this round. Thank you!';
+      if (!d.next) el.emptyText.textContent = d.progress && d.progress.sampling > 0 ? 'The next pairs are being sampled\\u2026' : 'Nothing left to label in this round. Thank you!';
     } catch (e) {
-      say('Not saved: ' + e.message, true);
+      if (e.status === 409) {
+        // stored by an earlier try whose answer was lost: move on
+        say('Already saved.', false);
+        st.busy = false;
+        await load();
+      } else say('Not saved: ' + e.message, true);
     } finally { st.busy = false; }
   }
 

@@ -108,11 +108,17 @@ export async function startServer(o: ServeOptions): Promise<LabelServer> {
           throw new HttpError(400, `field "choice": expected one of ${SIDES.join(', ')}, got ${JSON.stringify(choice) ?? 'nothing'}`);
         const reason = checkReason(body.reason);
         const labelId = store.label(who.id, assignmentId, choice as Side, reason, Date.now());
-        // committed: from here on the label is acknowledged
-        const round = sampler.round;
-        const next = round === null ? null : store.nextItem(who.id, round, Date.now(), leaseMs);
-        sampler.nudge();
-        return json(res, 200, { labelId, next, progress: store.progress(who.id, round, Date.now(), leaseMs), sampler: sampler.status() });
+        // committed: the answer is 200 from here on, even if the next pair cannot be fetched now
+        let next = null, progress = null;
+        try {
+          const round = sampler.round;
+          next = round === null ? null : store.nextItem(who.id, round, Date.now(), leaseMs);
+          progress = store.progress(who.id, round, Date.now(), leaseMs);
+          sampler.nudge();
+        } catch (e) {
+          log(`label ${labelId} stored; its next pair failed: ${(e as Error).message}`);
+        }
+        return json(res, 200, { labelId, next, progress, sampler: sampler.status() });
       }
       case '/api/undo': {
         allow(method, ['POST']);
