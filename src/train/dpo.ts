@@ -14,9 +14,9 @@ import { TRAINING_DEFAULTS, type TrainingArgs } from './args.js';
 import { type DpoLossType, dpoLoss } from './losses.js';
 import { meanLossLogit, sequenceLogps } from './sequence-logps.js';
 import {
-  ExampleBatches, applyLora, checkChoice, checkNumber, checkTrainingArgs, dataFiles, inOrder, loadModelAndTokenizer, logMetrics, resolveNullable, resolveRunConfig, saveFinal,
+  ExampleBatches, applyLora, seedDropout, checkChoice, checkNumber, checkTrainingArgs, dataFiles, inOrder, loadModelAndTokenizer, logMetrics, resolveNullable, resolveRunConfig, saveFinal,
 } from './setup.js';
-import type { RunResult } from './sft.js';
+import type { RunOptions, RunResult } from './sft.js';
 import { type BatchSource, type LossResult, SupervisedTrainer } from './trainer.js';
 
 export interface DPOConfig extends TrainingArgs {
@@ -266,7 +266,7 @@ export class DPOTrainer extends SupervisedTrainer<DPOBatch> {
 
   /** Policy log-probs and the loss of a batch (policy forward with the tape on). */
   override computeLoss(b: DPOBatch): LossResult {
-    this.model.model.dropoutSeed = this.rng.seed();
+    seedDropout(this.model.model, this.rng.seed());
     return this.batchLoss(b);
   }
 
@@ -324,7 +324,7 @@ export interface DPORunArgs {
  * dataset_path, output_dir, LoRA options, every DPOConfig option) → loads policy, reference and tokenizer,
  * trains, and saves the final policy (a PEFT adapter with use_peft) and the tokenizer into output_dir.
  */
-export async function runDPO(config: Record<string, unknown>, opts: { quiet?: boolean; source?: string } = {}): Promise<RunResult> {
+export async function runDPO(config: Record<string, unknown>, opts: RunOptions = {}): Promise<RunResult> {
   const source = opts.source ?? 'dpo config';
   const { config: args, model: margs, data, extra } = resolveRunConfig<DPOConfig, DPORunArgs>(config, source, resolveDPOConfig, { ref_model_name_or_path: null });
   if (extra.ref_model_name_or_path !== null && typeof extra.ref_model_name_or_path !== 'string') throw new Error(`${source}: ref_model_name_or_path must be a folder path`);
@@ -345,7 +345,7 @@ export async function runDPO(config: Record<string, unknown>, opts: { quiet?: bo
     trainer.releaseReference();
     ref.dispose();
   }
-  const last = trainer.train({ quiet: opts.quiet });
+  const last = trainer.train({ quiet: opts.quiet, onLog: opts.onLog });
   const ev = evalSet ? trainer.evaluate() : null;
   if (ev) logMetrics(args.output_dir, { step: trainer.globalStep, ...ev });
   saveFinal(args.output_dir, pretrained, tokenizer, lora ? { config: lora.config, base: margs.model_name_or_path } : null);

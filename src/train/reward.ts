@@ -17,9 +17,9 @@ import { Tokenizer } from '../tokenizer/index.js';
 import { TRAINING_DEFAULTS, type TrainingArgs } from './args.js';
 import { bradleyTerryLoss } from './bradley-terry.js';
 import {
-  ExampleBatches, applyLora, checkNumber, checkTrainingArgs, dataFiles, inOrder, logMetrics, resolveNullable, resolveRunConfig, saveFinal,
+  ExampleBatches, applyLora, seedDropout, checkNumber, checkTrainingArgs, dataFiles, inOrder, logMetrics, resolveNullable, resolveRunConfig, saveFinal,
 } from './setup.js';
-import type { RunResult } from './sft.js';
+import type { RunOptions, RunResult } from './sft.js';
 import { type BatchSource, type LossResult, SupervisedTrainer } from './trainer.js';
 
 export interface RewardConfig extends TrainingArgs {
@@ -208,7 +208,7 @@ export class RewardTrainer extends SupervisedTrainer<RewardBatch> {
   }
 
   override computeLoss(b: RewardBatch): LossResult {
-    this.model.model.dropoutSeed = this.rng.seed();
+    seedDropout(this.model.model, this.rng.seed());
     const { chosen, rejected } = this.rewards(b);
     const loss = bradleyTerryLoss(chosen, rejected, { margin: b.margins, centerRewardsCoefficient: this.args.center_rewards_coefficient });
     let tokens = 0;
@@ -266,7 +266,7 @@ export function rewardMetrics(chosen: ArrayLike<number>, rejected: ArrayLike<num
  * trains, and saves the reward model (GPT2ForSequenceClassification / LlamaForSequenceClassification ...; with
  * LoRA the adapters are merged first) and the tokenizer into output_dir.
  */
-export async function runReward(config: Record<string, unknown>, opts: { quiet?: boolean; source?: string } = {}): Promise<RunResult> {
+export async function runReward(config: Record<string, unknown>, opts: RunOptions = {}): Promise<RunResult> {
   const source = opts.source ?? 'reward config';
   const { config: args, model: margs, data } = resolveRunConfig(config, source, resolveRewardConfig);
   const files = dataFiles(data, source);
@@ -276,7 +276,7 @@ export async function runReward(config: Record<string, unknown>, opts: { quiet?:
   const train = await loadRewardData(files.train, tokenizer, args);
   const evalSet = files.eval ? await loadRewardData(files.eval, tokenizer, args) : null;
   const trainer = new RewardTrainer({ args, model: pretrained, trainDataset: train, evalDataset: evalSet, extraState: lora?.tensors });
-  const last = trainer.train({ quiet: opts.quiet });
+  const last = trainer.train({ quiet: opts.quiet, onLog: opts.onLog });
   const ev = evalSet ? trainer.evaluate() : null;
   if (ev) logMetrics(args.output_dir, { step: trainer.globalStep, ...ev });
   if (lora) pretrained.model.mergeLora();

@@ -10,7 +10,7 @@ import type { Tokenizer } from '../tokenizer/index.js';
 import { TRAINING_DEFAULTS, type TrainingArgs } from './args.js';
 import { logitStats, lossTokenLogprobs } from './sequence-logps.js';
 import {
-  ExampleBatches, applyLora, checkNullableBool, checkNumber, checkTrainingArgs, dataFiles, inOrder, loadModelAndTokenizer, logMetrics, resolveNullable, resolveRunConfig, saveFinal,
+  ExampleBatches, applyLora, seedDropout, checkNullableBool, checkNumber, checkTrainingArgs, dataFiles, inOrder, loadModelAndTokenizer, logMetrics, resolveNullable, resolveRunConfig, saveFinal,
 } from './setup.js';
 import { type BatchSource, type LossResult, SupervisedTrainer } from './trainer.js';
 
@@ -120,7 +120,7 @@ export class SFTTrainer extends SupervisedTrainer<Batch> {
   override computeLoss(batch: Batch): LossResult {
     const { ids, B, T, lossMask } = batch;
     const m = this.model.model;
-    m.dropoutSeed = this.rng.seed();
+    seedDropout(m, this.rng.seed());
     const logits = m.forward(ids, B, T, { attentionMask: batch.attentionMask });
     const lp = lossTokenLogprobs(logits, ids, lossMask, B, T);
     let n = 0;
@@ -169,6 +169,16 @@ export function evaluateSequences(p: Pretrained, examples: readonly SequenceExam
   return { eval_loss: nll / count, eval_mean_token_accuracy: correct / count, eval_entropy: ent / count, eval_num_tokens: count };
 }
 
+/** Options of the run entries (runSFT, runReward, runDPO). */
+export interface RunOptions {
+  /** no progress output */
+  quiet?: boolean;
+  /** names the config in errors (e.g. the YAML file's path) */
+  source?: string;
+  /** called with every logged record (training and eval) */
+  onLog?: (record: Record<string, number>) => void;
+}
+
 /** What a run returns: the final metrics and where the model went. */
 export interface RunResult {
   output_dir: string;
@@ -184,7 +194,7 @@ export interface RunResult {
  * output_dir, LoRA options and every SFTConfig option) → loads model and tokenizer, trains, saves the final model
  * and tokenizer into output_dir (Hugging Face layout; a PEFT adapter with use_peft) and returns the metrics.
  */
-export async function runSFT(config: Record<string, unknown>, opts: { quiet?: boolean; source?: string } = {}): Promise<RunResult> {
+export async function runSFT(config: Record<string, unknown>, opts: RunOptions = {}): Promise<RunResult> {
   const source = opts.source ?? 'sft config';
   const { config: args, model: margs, data } = resolveRunConfig(config, source, resolveSFTConfig);
   const files = dataFiles(data, source);
@@ -193,7 +203,7 @@ export async function runSFT(config: Record<string, unknown>, opts: { quiet?: bo
   const train = await loadSFTData(files.train, tokenizer, args);
   const evalSet = files.eval ? await loadSFTData(files.eval, tokenizer, args, args.eval_packing ?? args.packing) : null;
   const trainer = new SFTTrainer({ args, model: pretrained, trainDataset: train, evalDataset: evalSet, padTokenId: padTokenId(tokenizer), extraState: lora?.tensors });
-  const last = trainer.train({ quiet: opts.quiet });
+  const last = trainer.train({ quiet: opts.quiet, onLog: opts.onLog });
   const ev = evalSet ? trainer.evaluate() : null;
   if (ev) logMetrics(args.output_dir, { step: trainer.globalStep, ...ev });
   saveFinal(args.output_dir, pretrained, tokenizer, lora ? { config: lora.config, base: margs.model_name_or_path } : null);
