@@ -269,6 +269,16 @@ export class Tensor {
     data.set(values);
     return new Tensor(new Storage(data), sh);
   }
+  /**
+   * A tensor over `data` itself when the array spans its whole buffer (no copy: loading a checkpoint then
+   * needs no second copy of the weights), else over a copy.
+   */
+  static adopt(data: Float32Array, shape?: Shape): Tensor {
+    const sh = shape ?? [data.length];
+    if (sizeOf(sh) !== data.length) throw new Error(`Tensor.adopt: ${data.length} values do not fill shape ${shapeStr(sh)}`);
+    if (data.byteOffset !== 0 || data.byteLength !== data.buffer.byteLength || !(data.buffer instanceof ArrayBuffer)) return Tensor.from(data, sh);
+    return new Tensor(new Storage(data), sh);
+  }
   /** A trainable leaf: requiresGrad, and outside every tidy scope. */
   static param(t: Tensor, name?: string): Tensor {
     keep(t);

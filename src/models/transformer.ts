@@ -255,7 +255,8 @@ export class Transformer {
   }
 
   /**
-   * Builds the model from a state dict (float32 arrays by name). Every expected parameter must be present
+   * Builds the model from a state dict (float32 arrays by name; arrays that own their buffer are taken over,
+   * not copied, so the caller must not reuse them). Every expected parameter must be present
    * with its shape; names it does not know are returned so the caller can decide (e.g. a score head).
    */
   static fromStateDict(config: CausalLMConfig, sd: Map<string, { shape: readonly number[]; data: Float32Array }>): { model: Transformer; unused: string[] } {
@@ -267,7 +268,7 @@ export class Transformer {
       if (!e) throw new Error(`checkpoint has no tensor '${name}'`);
       if (e.shape.length !== shape.length || e.shape.some((d, i) => d !== shape[i]))
         throw new Error(`checkpoint tensor '${name}' has shape ${shapeStr(e.shape)}, expected ${shapeStr(shape)}`);
-      m.params.set(name, Tensor.param(Tensor.from(e.data, shape), name));
+      m.params.set(name, Tensor.param(Tensor.adopt(e.data, shape), name)); // takes the loaded array, no copy
     }
     const unused = [...sd.keys()].filter((k) => !known.has(k) && !known.has(withPrefix(config, k)));
     return { model: m, unused };
