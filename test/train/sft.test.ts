@@ -84,6 +84,40 @@ test('completion-only loss: the mean NLL over completion tokens only, as compute
   }
 });
 
+test('assistant_only_loss: the loss covers the assistant turns (and the EOS that ends the last one) only', async () => {
+  const template =
+    "{% for m in messages %}{% if m['role'] == 'assistant' %}{% generation %}{{ m['content'] + ' ' }}{% endgeneration %}{% else %}{{ m['content'] + ' ' }}{% endif %}{% endfor %}";
+  const chatTok = wordTokenizer();
+  chatTok.chatTemplate = template;
+  const convo = [
+    { messages: [{ role: 'user', content: 'a b c =' }, { role: 'assistant', content: 'c b a' }] },
+    { messages: [{ role: 'user', content: 'd =' }, { role: 'assistant', content: 'd' }, { role: 'user', content: 'e f =' }, { role: 'assistant', content: 'f e' }] },
+  ];
+  const args = resolveSFTConfig({ output_dir: '/nonexistent', assistant_only_loss: true });
+  const data = await loadSFTData(convo, chatTok, args);
+  const p = tinyGpt2(chatTok.vocabSize, 3);
+  const trainer = new SFTTrainer({ args, model: p, trainDataset: data, padTokenId: padTokenId(chatTok) });
+  const batch = trainer.collate(data);
+  const got = tidy(() => trainer.computeLoss(batch).loss.item());
+  const logits = noGrad(() => p.model.forward(batch.ids, batch.B, batch.T).toArray());
+  const V = chatTok.vocabSize;
+  // by hand: the assistant words are c b a <eos> / d, f e <eos>
+  const assistantTokens = [['c', 'b', 'a', '<eos>'], ['d', 'f', 'e', '<eos>']];
+  let nll = 0, n = 0;
+  data.forEach((ex, b) => {
+    const want = assistantTokens[b]!.slice();
+    for (let t = 1; t < ex.ids.length; t++) {
+      if (!ex.assistantMask![t]) continue;
+      assert.equal(chatTok.idToToken(ex.ids[t]!), want.shift(), `row ${b} token ${t}`);
+      nll -= logSoftmaxAt(logits.subarray((b * batch.T + t - 1) * V, (b * batch.T + t) * V), ex.ids[t]!);
+      n++;
+    }
+    assert.equal(want.length, 0, `row ${b}: every assistant token is in the mask`);
+  });
+  assert.equal(n, 8);
+  assert.ok(Math.abs(got - nll / n) < 2e-6 * Math.max(1, nll / n), `loss ${got} vs hand ${nll / n}`);
+});
+
 test('packing: rows of max_length tokens, and the loss trains', async () => {
   const { dir, cleanup } = tempDir();
   try {
