@@ -8,6 +8,8 @@ import { existsSync, openSync, readFileSync, readSync, closeSync, readdirSync, w
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { gguf } from '@huggingface/gguf';
+import { loadPretrained } from '../../src/io/pretrained.js';
+import { generate } from '../../src/models/generate.js';
 import { getLlama, LlamaLogLevel, type Llama, type LlamaModel } from 'node-llama-cpp';
 import { writeGguf, permuteRopeRows, ggufTensorName, type GgufLlamaConfig, type GgufTensor } from '../../src/io/gguf.js';
 import { writeGgufFile, GgufType, GgmlType } from '../../src/io/gguf-file.js';
@@ -564,6 +566,9 @@ const TINY_LLAMA_PROMPT = [845, 139, 124, 368, 263];
 const TINY_LLAMA_GREEDY = [522, 320, 152, 533, 634, 152, 864, 320];
 
 test('tiny-llama fixture → GGUF f32 and f16: read back exactly; llama.cpp matches the reference', async () => {
+  const aligned = loadPretrained(fixture('tiny-llama')).model;
+  const alignkitGreedy = generate(aligned, [TINY_LLAMA_PROMPT], { maxNewTokens: 8, doSample: false }).tokens[0]!;
+  aligned.dispose();
   const { cfg, tensors } = fixtureModel();
   const tok = truncateTokenizer(tokJson(), cfg.V);
   await withTmpAsync(async (dir) => {
@@ -647,6 +652,8 @@ test('tiny-llama fixture → GGUF f32 and f16: read back exactly; llama.cpp matc
       for (let i = 0; i < 8 && expected.gaps[i]! > bound; i++) assert.equal(greedy[i], expected.tokens[i], `${dtype} greedy token ${i}`);
       if (dtype === 'f32') assert.deepEqual(greedy, expected.tokens);
       assert.deepEqual(greedy, TINY_LLAMA_GREEDY, `${dtype}: recorded llama.cpp continuation`);
+      // and alignkit's own KV-cache generation on the same checkpoint gives llama.cpp's continuation
+      assert.deepEqual(alignkitGreedy, greedy, `${dtype}: alignkit's greedy continuation vs llama.cpp on the export`);
     }
   });
 });
