@@ -16,7 +16,9 @@ import { preferenceTask, tempDir, tinyGpt2, wordTokenizer, writeJsonl, writeMode
 
 const tok = wordTokenizer();
 const PAD = padTokenId(tok);
-const copyOf = (m: Transformer) => Transformer.fromStateDict(m.config, m.stateDict()).model;
+/** An independent copy of a model's weights (fromStateDict adopts the arrays it is given, so they are sliced). */
+const copyOf = (m: Transformer) =>
+  Transformer.fromStateDict(m.config, new Map([...m.stateDict()].map(([n, e]) => [n, { shape: e.shape, data: e.data.slice() }]))).model;
 
 test('DPO raises rewards/accuracies and rewards/margins on held-out pairs', async () => {
   const { dir, cleanup } = tempDir();
