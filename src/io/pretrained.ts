@@ -42,7 +42,10 @@ export interface Pretrained {
 /** Loads a Hugging Face model directory (config.json + model.safetensors or a sharded index). */
 export function loadPretrained(dir: string): Pretrained {
   const ck = loadCheckpoint(dir);
-  const { model } = Transformer.fromStateDict(toModelConfig(ck.config), ck.weights);
+  const mc = toModelConfig(ck.config);
+  // a *ForSequenceClassification checkpoint has a score head and no lm_head, whatever tie_word_embeddings says
+  if (ck.config.task === 'sequence-classification') mc.tieWordEmbeddings = true;
+  const { model } = Transformer.fromStateDict(mc, ck.weights);
   let score: Tensor | null = null;
   if (ck.config.task === 'sequence-classification') {
     const e = ck.weights.get('score.weight')!; // checkCheckpoint guarantees it

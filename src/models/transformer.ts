@@ -121,7 +121,7 @@ export class Transformer {
     const made: LoraAdapter[] = [];
     for (const m of this.linearModules()) {
       if (!cfg.targetModules.some((t) => m.name === t || m.name.endsWith('.' + t))) continue;
-      const ad = new LoraAdapter(m.inFeatures, m.outFeatures, cfg, rng, m.name);
+      const ad = new LoraAdapter(m.inFeatures, m.outFeatures, cfg, rng, m.name, made.length);
       this.adapters.set(m.name, ad);
       made.push(ad);
     }

@@ -19,7 +19,6 @@ export class LoraAdapter {
   readonly A: Tensor;
   readonly B: Tensor;
   readonly scaling: number;
-  private calls = 0;
 
   constructor(
     readonly inFeatures: number,
@@ -27,6 +26,8 @@ export class LoraAdapter {
     readonly cfg: LoraConfig,
     rng: Random,
     readonly name: string,
+    /** mixed into the dropout seed so that adapters draw different masks */
+    readonly salt = 0,
   ) {
     if (!(cfg.r > 0) || !Number.isInteger(cfg.r)) throw new Error(`LoRA rank must be a positive integer, got ${cfg.r}`);
     // kaiming_uniform_(a=√5) on [r, in]: bound = 1/√in
@@ -38,10 +39,13 @@ export class LoraAdapter {
     this.scaling = cfg.alpha / cfg.r;
   }
 
-  /** The low-rank update for input x [..., in] → [..., out]. */
+  /**
+   * The low-rank update for input x [..., in] → [..., out]. The dropout mask is a pure function of (seed,
+   * adapter), so a resumed run draws the same masks; callers advance the seed between steps.
+   */
   delta(x: Tensor, training: boolean, seed: number): Tensor {
     const p = this.cfg.dropout ?? 0;
-    const xin = p > 0 && training ? dropout(x, p, (seed + this.calls++) >>> 0, true) : x;
+    const xin = p > 0 && training ? dropout(x, p, (Math.imul(seed >>> 0, 0x9e3779b1) ^ Math.imul(this.salt + 1, 0x85ebca6b)) >>> 0, true) : x;
     return scale(matmul(matmul(xin, this.A.transpose(0, 1)), this.B.transpose(0, 1)), this.scaling);
   }
 

@@ -193,13 +193,11 @@ export function loadModelAndTokenizer(m: ModelArgs): { pretrained: Pretrained; t
 }
 
 /**
- * Sets the dropout seed of a forward pass from the trainer's RNG (which checkpoints save). LoRA adapters also
- * count their calls into the mask seed; that counter is not in a checkpoint, so it is reset here to make the
- * masks a function of the seed alone (and a resumed run draw the same masks as an uninterrupted one).
+ * Sets the dropout seed of a forward pass from the trainer's RNG (which checkpoints save): masks are a function
+ * of this seed and the adapter alone, so a resumed run draws the same masks as an uninterrupted one.
  */
 export function seedDropout(model: Transformer, seed: number): void {
   model.dropoutSeed = seed;
-  for (const a of model.adapters.values()) (a as unknown as { calls: number }).calls = 0;
 }
 
 /** PEFT's default LoRA targets for the architectures alignkit runs. */
