@@ -186,7 +186,10 @@ test('runRLOO and runGRPO: model directory + tokenizer + JSONL prompts + a score
       return r.map((x) => x.length % 3);
     };
     const common = { model_name_or_path: modelDir, train_file: data, scorer, per_device_train_batch_size: 4, num_generations: 2, max_completion_length: 4, max_steps: 2, disable_tqdm: true, logging_steps: 1, learning_rate: 1e-3 };
-    const r = (await runRLOO({ ...common, output_dir: join(dir, 'rloo') }, { quiet: true })).train;
+    const logged: Record<string, number>[] = [];
+    const r = (await runRLOO({ ...common, output_dir: join(dir, 'rloo'), ref_model_name_or_path: modelDir }, { quiet: true, onLog: (m) => logged.push(m) })).train;
+    assert.equal(logged[0]!.kl, 0, 'the separate reference starts equal to the policy');
+    assert.ok(logged[1]!.kl !== 0);
     const g = (await runGRPO({ ...common, output_dir: join(dir, 'grpo'), beta: 0.1, use_peft: true, lora_r: 2 }, { quiet: true })).train;
     assert.equal(r.step, 2);
     assert.equal(g.step, 2);

@@ -91,6 +91,8 @@ export abstract class OnlineTrainer<A extends TrainingArgs> {
     this.padTokenId = deps.padTokenId ?? this.eosTokenId ?? 0;
     if (deps.ref === this.policy) throw new Error(`${name}: the reference must not be the policy object itself (omit it to get a frozen copy)`);
     if (deps.ref) {
+      if (deps.ref.config.vocabSize !== this.policy.config.vocabSize)
+        throw new Error(`${name}: the reference's vocabulary (${deps.ref.config.vocabSize}) differs from the policy's (${this.policy.config.vocabSize})`);
       this.ref = deps.ref;
       this.ownsRef = false;
     } else if (this.policy.adapters.size) {

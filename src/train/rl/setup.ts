@@ -26,9 +26,11 @@ export interface OnlineRunArgs {
   scorer: ScoreFunction | string | null;
   /** prompts longer than this keep their first tokens (null: no limit) */
   max_prompt_length: number | null;
+  /** a separate frozen reference model directory; default: the policy with its LoRA adapters off (use_peft), else a frozen copy of the initial policy */
+  ref_model_name_or_path: string | null;
 }
 
-const ONLINE_RUN_DEFAULTS: OnlineRunArgs = { reward_model_path: null, scorer: null, max_prompt_length: null };
+const ONLINE_RUN_DEFAULTS: OnlineRunArgs = { reward_model_path: null, scorer: null, max_prompt_length: null, ref_model_name_or_path: null };
 
 /**
  * A whole online run: resolve `config` strictly (trainer options through `resolveTrainer`), load the policy,
@@ -62,10 +64,12 @@ export async function runOnline<C extends TrainingArgs, T extends OnlineTrainer<
     scorer = rewardModelScorer(rm);
   } else scorer = await loadScorer(extra.scorer!, source);
 
+  if (extra.ref_model_name_or_path !== null && typeof extra.ref_model_name_or_path !== 'string') throw optionError(source, 'ref_model_name_or_path', 'a model directory', extra.ref_model_name_or_path);
+  const ref = extra.ref_model_name_or_path ? loadPretrained(extra.ref_model_name_or_path).model : null;
   const { pretrained, tokenizer } = loadModelAndTokenizer(margs);
   const lora = applyLora(pretrained.model, margs, args.seed);
   const prompts = await loadPrompts(files.train, tokenizer, extra.max_prompt_length);
-  const trainer = make(args, { policy: pretrained, scorer, prompts, tokenizer, eosTokenId: tokenizer.eosTokenId ?? null, padTokenId: padTokenId(tokenizer) });
+  const trainer = make(args, { policy: pretrained, ref, scorer, prompts, tokenizer, eosTokenId: tokenizer.eosTokenId ?? null, padTokenId: padTokenId(tokenizer) });
   try {
     const last = await trainer.train({ quiet: opts.quiet, onLog: opts.onLog });
     saveFinal(args.output_dir, pretrained, tokenizer, lora ? { config: lora.config, base: margs.model_name_or_path } : null);
@@ -77,6 +81,7 @@ export async function runOnline<C extends TrainingArgs, T extends OnlineTrainer<
     return { output_dir: args.output_dir, train: last, eval: null, global_step: trainer.globalStep };
   } finally {
     trainer.dispose();
+    ref?.dispose();
     rm?.model.dispose();
     rm?.score?.dispose();
   }
