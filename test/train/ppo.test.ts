@@ -101,6 +101,18 @@ test('rollouts: left-padded prompts, responses cut after the stop token, recompu
   }
 });
 
+test('rollouts on a Llama checkpoint: rotary positions of left-padded prompts match the sampler\'s', () => {
+  const p = loadPretrained(join(packageRoot(), '..', 'shared', 'fixtures', 'hf-fixtures', 'tiny-llama'));
+  const ps = [[5, 17, 300], [42], [7, 99, 1, 2, 3]];
+  const g = generate(p.model, ps, { maxNewTokens: 7, temperature: 0.8, seed: 3 });
+  const b = layoutRollout(ps, g.tokens, g.finishReason, 0);
+  const lp = rolloutForward(p.model, b, { temperature: 0.8, chunk: 2 }).logprobs;
+  let maxErr = 0;
+  g.logprobs.forEach((row, i) => row.forEach((v, j) => (maxErr = Math.max(maxErr, Math.abs(v - lp[i * b.R + j]!)))));
+  assert.ok(maxErr < 2e-5, `llama: recomputed log-probs differ by ${maxErr}`);
+  p.model.dispose();
+});
+
 test('scores: missing_eos_penalty is subtracted from responses without EOS; scorer errors are clear', async () => {
   const p = tinyPolicy(3);
   const dir = tmp();
