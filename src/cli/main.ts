@@ -3,10 +3,20 @@
 import { parseArgs } from 'node:util';
 import { core } from '../engine/native.js';
 import { printRows, type BenchRow } from '../bench/report.js';
+import { parseConfigArgs } from './config-args.js';
 
 const USAGE = `alignkit — align language models from Node.js
 
 usage:
+  alignkit quickstart [--out DIR] [--quick]    the whole pipeline offline on a tiny model: pretrain, SFT, reward
+                                               model from AI-judged pairs, DPO, PPO; prints what each stage changed
+  alignkit sft    --config sft.yaml    [--key value ...]   supervised fine-tuning (TRL SFTConfig names)
+  alignkit reward --config rm.yaml     [--key value ...]   Bradley–Terry reward model (RewardConfig)
+  alignkit dpo    --config dpo.yaml    [--key value ...]   DPO / IPO / hinge / robust (DPOConfig)
+  alignkit ppo    --config ppo.yaml    [--key value ...]   PPO with a value head against a reward model or scorer (PPOConfig)
+  alignkit rloo   --config rloo.yaml   [--key value ...]   RLOO, leave-one-out baseline (RLOOConfig)
+  alignkit grpo   --config grpo.yaml   [--key value ...]   GRPO, group-normalised advantages (GRPOConfig)
+  alignkit label serve|add-annotator|round|export|stats ...  human feedback: A-vs-B labeling app (docs/labeling.md)
   alignkit bench gemm [--json] [--quick]       sgemm GFLOP/s next to OpenBLAS
   alignkit bench dpo-step [--json] [--quick]   GPT-2-124M DPO training step next to PyTorch
   alignkit bench generate [--json] [--quick]   sampling with the KV cache next to PyTorch
@@ -38,8 +48,29 @@ async function bench(what: string, json: boolean, quick: boolean): Promise<void>
   printRows(rows, json);
 }
 
+type TrainerEntry = (config: Record<string, unknown>) => Promise<{ output_dir: string; global_step: number; train: Record<string, number>; eval: Record<string, number> | null }>;
+
+/** `alignkit <name> --config file.yaml [--key value ...]`: options under TRL's names. */
+const TRAINERS: Record<string, TrainerEntry> = {
+  sft: async (c) => (await import('../train/sft.js')).runSFT(c),
+  reward: async (c) => (await import('../train/reward.js')).runReward(c),
+  dpo: async (c) => (await import('../train/dpo.js')).runDPO(c),
+  ppo: async (c) => (await import('../train/ppo.js')).runPPO(c),
+  rloo: async (c) => (await import('../train/rloo.js')).runRLOO(c),
+  grpo: async (c) => (await import('../train/grpo.js')).runGRPO(c),
+};
+
 async function main(argv: string[]): Promise<number> {
-  if (argv[0] === 'label') return (await import('../label/cli.js')).labelMain(argv.slice(1)); // its own options
+  // commands with options of their own
+  if (argv[0] === 'label') return (await import('../label/cli.js')).labelMain(argv.slice(1));
+  if (argv[0] !== undefined && argv[0] in TRAINERS) {
+    const cfg = parseConfigArgs(argv.slice(1));
+    const r = await TRAINERS[argv[0]]!(cfg);
+    process.stderr.write(`${argv[0]}: ${r.global_step} steps; model saved to ${r.output_dir}\n`);
+    if (r.eval) process.stdout.write(JSON.stringify({ train: r.train, eval: r.eval }) + '\n');
+    return 0;
+  }
+  if (argv[0] === 'quickstart') return (await import('./quickstart.js')).quickstartMain(argv.slice(1));
   const { values, positionals } = parseArgs({
     args: argv,
     allowPositionals: true,
