@@ -7,7 +7,7 @@
 // use_avx2() is false). Edge tiles are zero-padded in the packed panels and clipped when C is written.
 // Threads: tasks are M blocks (each packs its own A block), or, when M is short, M blocks × N chunks over
 // a shared packed A. Batched calls run whole matrices per thread when the batch is large or the matrices small.
-// M or N up to 4 (matrix-vector-like: decoding) skips packing and streams op(B) once (AVX2 only).
+// M or N up to 8 (matrix-vector-like: decoding) skips packing and streams op(B) once (AVX2 only).
 #include <immintrin.h>
 #include <sys/mman.h>
 
@@ -23,7 +23,7 @@ namespace {
 
 constexpr size_t MR = 6, NR = 16;
 constexpr size_t MC_MAX = 144, KC_MAX = 384, NC_MAX = 3072;
-constexpr size_t FEW_ROWS = 4;  // M (or N) up to this uses the unpacked matrix-vector-like kernels
+constexpr size_t FEW_ROWS = 8;  // M (or N) up to this uses the unpacked matrix-vector-like kernels
 
 inline size_t cdiv(size_t a, size_t b) { return (a + b - 1) / b; }
 
@@ -377,7 +377,7 @@ template <int MM>
 AK_AVX2 void few_rows_stream(size_t K, float alpha, View A, View B, float beta, float* C, size_t crs, size_t ccs,
                              size_t j0, size_t j1) {
   constexpr size_t JB = 512;           // columns per pass: the MM×JB sums stay in L1
-  constexpr int U = MM <= 2 ? 4 : 2;   // rows of op(B) per sweep
+  constexpr int U = MM <= 2 ? 4 : MM <= 6 ? 2 : 1;  // rows of op(B) per sweep (MM·U broadcasts in registers)
   alignas(32) float acc[MM][JB];
   for (size_t jb = j0; jb < j1; jb += JB) {
     const size_t w = std::min(JB, j1 - jb), w8 = w & ~size_t(7);
@@ -433,11 +433,16 @@ AK_AVX2 void few_rows_dot(size_t K, float alpha, const float* a, size_t ars, Vie
       for (int w = 0; w < JW; ++w) acc[i][w] = _mm256_setzero_ps();
     const float* bc = B.p + j * B.cs;
     for (size_t k = 0; k < K8; k += 8) {
-      __m256 av[MM];
-      for (int i = 0; i < MM; ++i) av[i] = _mm256_loadu_ps(a + i * ars + k);
-      for (int w = 0; w < JW; ++w) {
-        const __m256 b = _mm256_loadu_ps(bc + w * B.cs + k);
-        for (int i = 0; i < MM; ++i) acc[i][w] = _mm256_fmadd_ps(av[i], b, acc[i][w]);
+      if constexpr (JW == 1) {  // A straight from L1 (keeps the registers for up to 8 accumulators)
+        const __m256 b = _mm256_loadu_ps(bc + k);
+        for (int i = 0; i < MM; ++i) acc[i][0] = _mm256_fmadd_ps(_mm256_loadu_ps(a + i * ars + k), b, acc[i][0]);
+      } else {
+        __m256 av[MM];
+        for (int i = 0; i < MM; ++i) av[i] = _mm256_loadu_ps(a + i * ars + k);
+        for (int w = 0; w < JW; ++w) {
+          const __m256 b = _mm256_loadu_ps(bc + w * B.cs + k);
+          for (int i = 0; i < MM; ++i) acc[i][w] = _mm256_fmadd_ps(av[i], b, acc[i][w]);
+        }
       }
     }
     if (K8 < K) {
@@ -455,23 +460,18 @@ AK_AVX2 void few_rows_dot(size_t K, float alpha, const float* a, size_t ars, Vie
     if (j < j1) few_rows_dot<MM, 1>(K, alpha, a, ars, B, beta, C, crs, ccs, j, j1);
 }
 
-// C (MM×N, element (i,j) at C[i·crs + j·ccs]) = alpha·op(A)·op(B) + beta·C for MM <= 4, with B.cs == 1 or B.rs == 1.
-AK_AVX2 void few_rows(size_t MM, size_t N, size_t K, float alpha, View A, View B, float beta, float* C, size_t crs,
-                      size_t ccs, bool par) {
+// C (MM×N, element (i,j) at C[i·crs + j·ccs]) = alpha·op(A)·op(B) + beta·C, with B.cs == 1 or B.rs == 1.
+template <int MM>
+AK_AVX2 void few_rows_mm(size_t N, size_t K, float alpha, View A, View B, float beta, float* C, size_t crs, size_t ccs,
+                         bool par) {
   auto split = [&](size_t width, auto&& fn) {  // columns in tiles of `width`, over the pool when par
     size_t tiles = cdiv(N, width);
     auto body = [&](size_t t0, size_t t1) { fn(t0 * width, std::min(N, t1 * width)); };
     if (par) pool::parallel_for(tiles, std::max<size_t>(1, 32768 / std::max<size_t>(1, width * K * MM)), body);
     else body(0, tiles);
   };
-  if (B.cs == 1) {
-    switch (MM) {
-      case 1: return split(64, [&](size_t j0, size_t j1) { few_rows_stream<1>(K, alpha, A, B, beta, C, crs, ccs, j0, j1); });
-      case 2: return split(64, [&](size_t j0, size_t j1) { few_rows_stream<2>(K, alpha, A, B, beta, C, crs, ccs, j0, j1); });
-      case 3: return split(64, [&](size_t j0, size_t j1) { few_rows_stream<3>(K, alpha, A, B, beta, C, crs, ccs, j0, j1); });
-      default: return split(64, [&](size_t j0, size_t j1) { few_rows_stream<4>(K, alpha, A, B, beta, C, crs, ccs, j0, j1); });
-    }
-  }
+  if (B.cs == 1)
+    return split(64, [&](size_t j0, size_t j1) { few_rows_stream<MM>(K, alpha, A, B, beta, C, crs, ccs, j0, j1); });
   const float* a = A.p;
   size_t ars = A.rs;
   if (A.cs != 1) {  // gather the few rows of op(A) into contiguous rows
@@ -481,11 +481,21 @@ AK_AVX2 void few_rows(size_t MM, size_t N, size_t K, float alpha, View A, View B
     a = t;
     ars = K;
   }
+  constexpr int JW = MM == 1 ? 8 : MM <= 3 ? 4 : MM == 4 ? 2 : 1;  // MM·JW accumulators + MM rows of A <= 16
+  split(JW, [&](size_t j0, size_t j1) { few_rows_dot<MM, JW>(K, alpha, a, ars, B, beta, C, crs, ccs, j0, j1); });
+}
+
+AK_AVX2 void few_rows(size_t MM, size_t N, size_t K, float alpha, View A, View B, float beta, float* C, size_t crs,
+                      size_t ccs, bool par) {
   switch (MM) {
-    case 1: return split(8, [&](size_t j0, size_t j1) { few_rows_dot<1, 8>(K, alpha, a, ars, B, beta, C, crs, ccs, j0, j1); });
-    case 2: return split(4, [&](size_t j0, size_t j1) { few_rows_dot<2, 4>(K, alpha, a, ars, B, beta, C, crs, ccs, j0, j1); });
-    case 3: return split(4, [&](size_t j0, size_t j1) { few_rows_dot<3, 4>(K, alpha, a, ars, B, beta, C, crs, ccs, j0, j1); });
-    default: return split(2, [&](size_t j0, size_t j1) { few_rows_dot<4, 2>(K, alpha, a, ars, B, beta, C, crs, ccs, j0, j1); });
+    case 1: return few_rows_mm<1>(N, K, alpha, A, B, beta, C, crs, ccs, par);
+    case 2: return few_rows_mm<2>(N, K, alpha, A, B, beta, C, crs, ccs, par);
+    case 3: return few_rows_mm<3>(N, K, alpha, A, B, beta, C, crs, ccs, par);
+    case 4: return few_rows_mm<4>(N, K, alpha, A, B, beta, C, crs, ccs, par);
+    case 5: return few_rows_mm<5>(N, K, alpha, A, B, beta, C, crs, ccs, par);
+    case 6: return few_rows_mm<6>(N, K, alpha, A, B, beta, C, crs, ccs, par);
+    case 7: return few_rows_mm<7>(N, K, alpha, A, B, beta, C, crs, ccs, par);
+    default: return few_rows_mm<8>(N, K, alpha, A, B, beta, C, crs, ccs, par);
   }
 }
 

@@ -156,11 +156,11 @@ test('sgemm: blocked paths (K past one KC block, N past one NC block, many M blo
   }
 });
 
-test('sgemm: a few rows or columns (M or N up to 4, matrix-vector-like), every layout', () => {
+test('sgemm: a few rows or columns (M or N up to 8, matrix-vector-like), every layout', () => {
   const rng = new Random(16);
   let n = 0;
   for (const [ta, tb] of LAYOUTS)
-    for (const few of [1, 2, 3, 4])
+    for (const few of [1, 2, 3, 4, 5, 6, 7, 8])
       for (const [other, K] of [[5, 3], [70, 9], [203, 130], [1000, 40]] as const) {
         const [alpha, beta] = ALPHA_BETA[n % ALPHA_BETA.length]!;
         const pads = n % 2 ? { padA: 2, padB: 3, padC: 1 } : {};
