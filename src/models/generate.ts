@@ -1,6 +1,8 @@
 // Batched sampling with a KV cache: left-padded prompts, temperature, top-k, top-p, EOS ids and stop strings,
 // seeded; returns the new tokens, their log-probs (PPO needs them) and why each row stopped.
 import { Random } from '../engine/random.js';
+import { scale } from '../engine/ops/elementwise.js';
+import { logSoftmax, softmax } from '../engine/ops/norm.js';
 import { Tensor, noGrad, tidy } from '../engine/tensor.js';
 import { KVCache } from './kv-cache.js';
 import type { Transformer } from './transformer.js';
@@ -71,13 +73,16 @@ export function generate(model: Transformer, prompts: readonly (readonly number[
   const finish: (FinishReason | null)[] = prompts.map(() => null);
   const cache = new KVCache(model.config, B, Tp + o.maxNewTokens);
   try {
-    let logits = noGrad(() => tidy(() => lastLogits(model, ids, B, Tp, { attentionMask: mask, positions, cache })));
+    // per row: log-probabilities (greedy) or probabilities (sampling) at the sampling temperature, computed natively
+    const dist = (ids: Int32Array, T: number, attentionMask: Int32Array, positions: Int32Array): Float32Array =>
+      noGrad(() => tidy(() => lastDistribution(model, ids, B, T, { attentionMask, positions, cache }, greedy ? 1 : temperature, greedy)));
+    let logits = dist(ids, Tp, mask, positions);
     for (let step = 0; step < o.maxNewTokens; step++) {
       const next = new Int32Array(B).fill(pad);
       for (let b = 0; b < B; b++) {
         if (finish[b]) continue;
         const row = logits.subarray(b * V, (b + 1) * V);
-        const [tok, lp] = greedy ? argmax(row) : sampleToken(row, temperature, o.topK, o.topP, rng);
+        const [tok, lp] = greedy ? argmax(row) : sampleFromProbs(row, o.topK, o.topP, rng);
         next[b] = tok;
         tokens[b]!.push(tok);
         logprobs[b]!.push(lp);
@@ -91,7 +96,7 @@ export function generate(model: Transformer, prompts: readonly (readonly number[
       if (finish.every((f) => f) || step === o.maxNewTokens - 1) break;
       const pos = Int32Array.from(nextPos);
       for (let b = 0; b < B; b++) nextPos[b]!++;
-      logits = noGrad(() => tidy(() => lastLogits(model, next, B, 1, { attentionMask: new Int32Array(B).fill(1), positions: pos, cache })));
+      logits = dist(next, 1, new Int32Array(B).fill(1), pos);
     }
   } finally {
     cache.dispose();
@@ -99,19 +104,23 @@ export function generate(model: Transformer, prompts: readonly (readonly number[
   return { tokens, logprobs, finishReason: finish.map((f) => f ?? 'length') };
 }
 
-/** Logits of the last position of every row, [B·V], computing the LM head for that position only. */
-function lastLogits(model: Transformer, ids: Int32Array, B: number, T: number, o: { attentionMask: Int32Array; positions: Int32Array; cache: KVCache }): Float32Array {
+/**
+ * The next-token distribution at the last position of every row, [B·V]: log-softmax (log = true) or softmax of
+ * logits / temperature, computing the LM head for that position only.
+ */
+function lastDistribution(model: Transformer, ids: Int32Array, B: number, T: number, o: { attentionMask: Int32Array; positions: Int32Array; cache: KVCache }, temperature: number, log: boolean): Float32Array {
   const h = model.hidden(ids, B, T, o);
   const last: Tensor = T === 1 ? h : h.slice(1, T - 1, T);
-  return model.logits(last).toArray();
+  let logits = model.logits(last);
+  if (temperature !== 1) logits = scale(logits, 1 / temperature);
+  return (log ? logSoftmax(logits) : softmax(logits)).toArray();
 }
 
-function argmax(row: Float32Array): [number, number] {
-  let best = 0, m = -Infinity;
-  for (let i = 0; i < row.length; i++) if (row[i]! > m) { m = row[i]!; best = i; }
-  let s = 0;
-  for (let i = 0; i < row.length; i++) s += Math.exp(row[i]! - m);
-  return [best, -Math.log(s)];
+/** The most likely token and its log-prob, from a row of log-probabilities. */
+function argmax(logp: Float32Array): [number, number] {
+  let best = 0;
+  for (let i = 1; i < logp.length; i++) if (logp[i]! > logp[best]!) best = i;
+  return [best, logp[best]!];
 }
 
 /**
@@ -120,21 +129,29 @@ function argmax(row: Float32Array): [number, number] {
  * temperature-scaled distribution.
  */
 export function sampleToken(row: Float32Array, temperature: number, topK: number | undefined, topP: number | undefined, rng: Random): [number, number] {
-  const V = row.length, inv = 1 / temperature;
   let m = -Infinity;
-  for (let i = 0; i < V; i++) if (row[i]! > m) m = row[i]!;
-  const p = new Float64Array(V);
+  for (let i = 0; i < row.length; i++) if (row[i]! > m) m = row[i]!;
+  const p = new Float32Array(row.length);
   let z = 0;
-  for (let i = 0; i < V; i++) z += p[i] = Math.exp((row[i]! - m) * inv);
-  // candidate threshold: keep probabilities >= tau
-  let tau = 0;
+  for (let i = 0; i < row.length; i++) z += p[i] = Math.exp((row[i]! - m) / temperature);
+  for (let i = 0; i < row.length; i++) p[i]! /= z;
+  return sampleFromProbs(p, topK, topP, rng);
+}
+
+/**
+ * Samples from a probability row restricted to the top-k tokens and then to the smallest set of most probable
+ * tokens whose mass reaches top-p of what top-k kept (transformers applies the warpers in that order).
+ * Returns the token and the log of its unrestricted probability.
+ */
+export function sampleFromProbs(p: Float32Array, topK: number | undefined, topP: number | undefined, rng: Random): [number, number] {
+  const V = p.length;
+  let tau = 0; // keep probabilities >= tau
   if (topK !== undefined && topK > 0 && topK < V) tau = kthLargest(p, topK);
   if (topP !== undefined && topP < 1) {
-    // top-p acts on what top-k kept (transformers applies the warpers in that order): the largest threshold
-    // whose kept mass is still >= topP of that (binary search on the threshold, O(V) per probe)
-    let zk = 0;
-    for (let i = 0; i < V; i++) if (p[i]! >= tau) zk += p[i]!;
-    let lo = tau, hi = 1; // p values lie in (0, 1] after the max shift
+    let zk = 0, hi = 0;
+    for (let i = 0; i < V; i++) if (p[i]! >= tau) { zk += p[i]!; if (p[i]! > hi) hi = p[i]!; }
+    // the largest threshold whose kept mass is still >= topP of zk (binary search, O(V) per probe)
+    let lo = tau;
     for (let it = 0; it < 40; it++) {
       const mid = (lo + hi) / 2;
       let mass = 0;
@@ -153,12 +170,12 @@ export function sampleToken(row: Float32Array, temperature: number, topK: number
     u -= p[i]!;
     if (u < 0) break;
   }
-  return [tok, Math.log(p[tok]! / z)];
+  return [tok, Math.log(p[tok]!)];
 }
 
 /** The k-th largest value (quickselect on a copy). */
-function kthLargest(a: Float64Array, k: number): number {
-  const x = Float64Array.from(a);
+function kthLargest(a: Float32Array, k: number): number {
+  const x = Float32Array.from(a);
   let lo = 0, hi = x.length - 1;
   const target = k - 1;
   while (lo < hi) {
