@@ -28,6 +28,15 @@ export interface LossResult {
 
 export class TrainingDivergedError extends Error {}
 
+/** Adds to a divergence error where the last good checkpoint is (nothing is saved after a divergence). */
+export function explainDivergence(e: unknown, outputDir: string): unknown {
+  if (e instanceof TrainingDivergedError) {
+    const good = listCheckpoints(outputDir).pop();
+    e.message += `; stopped without saving. Last good checkpoint: ${good ? good.path : 'none'}. Try a lower learning_rate or max_grad_norm.`;
+  }
+  return e;
+}
+
 export abstract class SupervisedTrainer<B> {
   readonly rng: Random;
   readonly optimizer: AdamW;
@@ -158,11 +167,7 @@ export abstract class SupervisedTrainer<B> {
         if (a.save_steps > 0 && this.globalStep % a.save_steps === 0) this.saveCheckpoint(source);
       }
     } catch (e) {
-      if (e instanceof TrainingDivergedError) {
-        const good = listCheckpoints(a.output_dir).pop();
-        e.message += `; stopped without saving. Last good checkpoint: ${good ? good.path : 'none'}. Try a lower learning_rate or max_grad_norm.`;
-      }
-      throw e;
+      throw explainDivergence(e, a.output_dir);
     } finally {
       log.close();
     }

@@ -14,7 +14,7 @@ import type { TrainingArgs } from '../args.js';
 import { listCheckpoints, loadTrainingCheckpoint, pruneCheckpoints, saveTrainingCheckpoint, type TrainerState } from '../checkpoint.js';
 import { MetricsLog } from '../metrics-log.js';
 import { adapterTensors } from '../setup.js';
-import { TrainingDivergedError } from '../trainer.js';
+import { TrainingDivergedError, explainDivergence } from '../trainer.js';
 import type { ScoreFunction } from './scorer.js';
 
 /** A prompt to generate from: its token ids and the text the scorer sees. */
@@ -235,11 +235,7 @@ export abstract class OnlineTrainer<A extends TrainingArgs> {
         if (a.save_steps > 0 && this.globalStep % a.save_steps === 0) this.saveCheckpoint();
       }
     } catch (e) {
-      if (e instanceof TrainingDivergedError) {
-        const good = listCheckpoints(a.output_dir).pop();
-        e.message += `; stopped without saving. Last good checkpoint: ${good ? good.path : 'none'}. Try a lower learning_rate or max_grad_norm.`;
-      }
-      throw e;
+      throw explainDivergence(e, a.output_dir);
     } finally {
       log.close();
     }
