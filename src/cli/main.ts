@@ -16,6 +16,9 @@ usage:
   alignkit ppo    --config ppo.yaml    [--key value ...]   PPO with a value head against a reward model or scorer (PPOConfig)
   alignkit rloo   --config rloo.yaml   [--key value ...]   RLOO, leave-one-out baseline (RLOOConfig)
   alignkit grpo   --config grpo.yaml   [--key value ...]   GRPO, group-normalised advantages (GRPOConfig)
+  alignkit eval --model DIR [--model DIR ...] --prompts prompts.jsonl [--reward-model DIR] [--ref DIR]
+                [--judge sentiment] [--samples 4] [--max-new-tokens 32] [--out eval.json]
+                                               compare policies: judge, reward, KL to the reference, win rate
   alignkit label serve|add-annotator|round|export|stats ...  human feedback: A-vs-B labeling app (docs/labeling.md)
   alignkit bench gemm [--json] [--quick]       sgemm GFLOP/s next to OpenBLAS
   alignkit bench dpo-step [--json] [--quick]   GPT-2-124M DPO training step next to PyTorch
@@ -71,6 +74,10 @@ async function main(argv: string[]): Promise<number> {
     return 0;
   }
   if (argv[0] === 'quickstart') return (await import('./quickstart.js')).quickstartMain(argv.slice(1));
+  if (argv[0] === 'eval') {
+    await (await import('./eval.js')).evalMain(argv.slice(1));
+    return 0;
+  }
   const { values, positionals } = parseArgs({
     args: argv,
     allowPositionals: true,

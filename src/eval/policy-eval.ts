@@ -20,6 +20,8 @@ export interface PolicyEvalOptions {
   rewardModel?: Pretrained | null;
   /** the policy the KL is measured against (e.g. the SFT model) */
   reference?: Transformer | null;
+  /** token ids of each prompt (e.g. a rendered chat prompt); default: tokenizer.encode(prompt) */
+  promptIds?: readonly (readonly number[])[];
 }
 
 export interface PolicyEvalResult {
@@ -33,7 +35,7 @@ export interface PolicyEvalResult {
   kl: number | null;
   /** mean response length in tokens */
   length: number;
-  responses: { prompt: string; response: string }[];
+  responses: { prompt: string; response: string; judge?: number; reward?: number }[];
 }
 
 /** Σ over the response tokens of log p(token) under `model` for prompt + response (one row, no padding). */
@@ -49,25 +51,27 @@ function responseLogprob(model: Transformer, prompt: number[], response: number[
 export function evaluatePolicy(policy: Transformer, tok: Tokenizer, prompts: readonly string[], o: PolicyEvalOptions = {}): PolicyEvalResult {
   const samples = o.samples ?? 2, temperature = o.temperature ?? 1;
   const eos = tok.eosTokenId ?? null;
-  const promptIds = prompts.flatMap((p) => Array.from({ length: samples }, () => tok.encode(p, { addSpecialTokens: true })));
+  const promptIds = prompts.flatMap((p, i) => Array.from({ length: samples }, () => [...(o.promptIds?.[i] ?? tok.encode(p, { addSpecialTokens: true }))]));
   const promptText = prompts.flatMap((p) => Array.from({ length: samples }, () => p));
   const out = generate(policy, promptIds, { maxNewTokens: o.maxNewTokens ?? 24, temperature, seed: o.seed ?? 0, eosTokenId: eos, padTokenId: tok.padTokenId ?? eos ?? 0 });
   const responses = out.tokens.map((t) => tok.decode(t.filter((id) => id !== eos), { skipSpecialTokens: true }));
   const n = responses.length;
   const mean = (xs: number[]): number => xs.reduce((a, b) => a + b, 0) / Math.max(1, xs.length);
   let judge: number | null = null, positive: number | null = null;
+  let judgeScores: number[] | null = null, rewardScoresList: number[] | null = null;
   if (o.judge) {
-    const s = responses.map((r, i) => o.judge!(promptText[i]!, r));
-    judge = mean(s);
-    positive = s.filter((x) => x > 0).length / n;
+    judgeScores = responses.map((r, i) => o.judge!(promptText[i]!, r));
+    judge = mean(judgeScores);
+    positive = judgeScores.filter((x) => x > 0).length / n;
   }
   let reward: number | null = null;
   if (o.rewardModel) {
     const rm = o.rewardModel;
-    reward = mean(out.tokens.map((t, i) => {
+    rewardScoresList = out.tokens.map((t, i) => {
       const ids = Int32Array.from([...promptIds[i]!, ...t]);
       return noGrad(() => tidy(() => rewardScores(rm, ids, 1, ids.length).item()));
-    }));
+    });
+    reward = mean(rewardScoresList);
   }
   let kl: number | null = null;
   if (o.reference) {
@@ -85,6 +89,26 @@ export function evaluatePolicy(policy: Transformer, tok: Tokenizer, prompts: rea
     reward,
     kl,
     length: mean(out.tokens.map((t) => t.length)),
-    responses: responses.map((r, i) => ({ prompt: promptText[i]!, response: r })),
+    responses: responses.map((r, i) => ({
+      prompt: promptText[i]!,
+      response: r,
+      ...(judgeScores ? { judge: judgeScores[i]! } : {}),
+      ...(rewardScoresList ? { reward: rewardScoresList[i]! } : {}),
+    })),
   };
+}
+
+/**
+ * How often policy b's response beats policy a's on the same prompt and sample index (ties count half), by
+ * the judge score when both have one, else by the reward model's score.
+ */
+export function winRate(a: PolicyEvalResult, b: PolicyEvalResult): number | null {
+  const key = a.responses[0]?.judge !== undefined && b.responses[0]?.judge !== undefined ? 'judge' : a.responses[0]?.reward !== undefined ? 'reward' : null;
+  if (!key || a.responses.length !== b.responses.length || !a.responses.length) return null;
+  let w = 0;
+  a.responses.forEach((ra, i) => {
+    const x = ra[key]!, y = b.responses[i]![key]!;
+    w += y > x ? 1 : y === x ? 0.5 : 0;
+  });
+  return w / a.responses.length;
 }

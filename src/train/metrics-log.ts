@@ -8,6 +8,8 @@ export class MetricsLog {
   private bar: cliProgress.SingleBar | null = null;
   private lastLine = 0;
   private readonly started = performance.now();
+  private firstStep: number | null = null;
+  private firstAt = 0;
 
   constructor(
     readonly path: string | null,
@@ -34,7 +36,13 @@ export class MetricsLog {
   /** Moves the progress display to `step`, showing a few metrics. */
   progress(step: number, shown: Record<string, number>): void {
     if (this.quiet) return;
-    const text = Object.entries(shown)
+    if (this.firstStep === null) {
+      this.firstStep = step;
+      this.firstAt = performance.now();
+    }
+    const secs = (performance.now() - this.firstAt) / 1000;
+    const withRate = step > this.firstStep && secs > 0 ? { ...shown, 'steps/s': (step - this.firstStep) / secs } : shown;
+    const text = Object.entries(withRate)
       .map(([k, v]) => `${k} ${Math.abs(v) >= 100 || v === 0 ? v.toFixed(1) : v.toPrecision(4)}`)
       .join(' | ');
     if (this.bar) {

@@ -6,6 +6,8 @@ import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { quickstart } from '../../src/cli/quickstart.js';
+import { evalMain } from '../../src/cli/eval.js';
+import { winRate } from '../../src/eval/policy-eval.js';
 
 test('quickstart: pretrain → SFT → AI-judged pairs → reward model → DPO and PPO improve the judge score', async () => {
   const out = mkdtempSync(join(tmpdir(), 'alignkit-quickstart-'));
@@ -22,6 +24,14 @@ test('quickstart: pretrain → SFT → AI-judged pairs → reward model → DPO 
     for (const m of [dpo, ppo]) assert.ok(Number.isFinite(m.kl!) && m.kl! > 0 && m.kl! < 50, `KL ${m.kl}`);
     const acc = /reward model held-out accuracy ([\d.]+)/.exec(lines.join('\n'));
     assert.ok(acc && Number(acc[1]) >= 0.65, `reward model accuracy line: ${acc?.[0]}`);
+    // `alignkit eval` on the same run: DPO against SFT by the judge, with the reward model and KL to SFT
+    const table: string[] = [];
+    const ev = await evalMain(['--model', join(out, 'sft'), '--model', join(out, 'dpo'), '--prompts', join(out, 'data', 'prompts.jsonl'), '--reward-model', join(out, 'reward'), '--ref', join(out, 'sft'), '--judge', 'sentiment', '--samples', '1', '--max-new-tokens', '16', '--out', join(out, 'cmp.json')], (l) => table.push(l));
+    assert.match(table[0]!, /model\s+judge\s+reward\s+KL\(ref\)\s+win rate/);
+    const e = ev[join(out, 'dpo')]!;
+    assert.ok(winRate(ev[join(out, 'sft')]!, e)! > 0.55, `DPO win rate vs SFT ${winRate(ev[join(out, 'sft')]!, e)}`);
+    assert.ok(existsSync(join(out, 'cmp.json')));
+    await assert.rejects(evalMain(['--prompts', 'x.jsonl']), /give one or more --model/);
   } finally {
     rmSync(out, { recursive: true, force: true });
   }
