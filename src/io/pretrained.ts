@@ -62,5 +62,12 @@ export function loadPretrained(dir: string): Pretrained {
 export function savePretrained(dir: string, p: Pretrained, opts: SaveOptions = {}): void {
   const weights = p.model.stateDict();
   if (p.score) weights.set('score.weight', { shape: [...p.score.shape], data: p.score.toArray() });
-  saveCheckpoint(dir, { config: p.hfConfig, weights, generation: p.generation }, opts);
+  // transformers writes generation_config.json with every model: derive one from config.json's ids when absent
+  const c = p.hfConfig;
+  const eos = c.eosTokenId === null ? [] : Array.isArray(c.eosTokenId) ? c.eosTokenId : [c.eosTokenId];
+  const generation: GenerationConfig = p.generation ?? {
+    bosTokenId: c.bosTokenId, eosTokenIds: eos, padTokenId: c.padTokenId, doSample: null, temperature: null, topP: null,
+    topK: null, maxNewTokens: null, maxLength: null, repetitionPenalty: null, raw: {},
+  };
+  saveCheckpoint(dir, { config: p.hfConfig, weights, generation }, opts);
 }

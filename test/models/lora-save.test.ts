@@ -2,7 +2,7 @@
 // directory that loads back identically.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { noGrad, tidy } from '../../src/engine/tensor.js';
@@ -69,6 +69,8 @@ test('savePretrained writes a directory that loads back to identical logits (F32
       const q = loadPretrained(dir);
       assert.deepEqual(logitsOf(q.model), want, `${name} F32 round trip`);
       assert.equal(q.hfConfig.architecture, p.hfConfig.architecture);
+      assert.ok(existsSync(join(dir, 'generation_config.json')), 'generation_config.json is written');
+      assert.deepEqual(q.generation?.eosTokenIds, p.generation?.eosTokenIds ?? (p.hfConfig.eosTokenId === null ? [] : [p.hfConfig.eosTokenId].flat()));
       if (p.score) assert.deepEqual(q.score!.toArray(), p.score.toArray());
       q.model.dispose();
       savePretrained(dir, p, { dtype: 'BF16' });
