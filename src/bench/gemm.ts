@@ -1,8 +1,9 @@
 // `alignkit bench gemm`: sgemm GFLOP/s at 1 and 2 threads on training shapes, each next to OpenBLAS
 // (cblas_sgemm) measured in the same run by bench/openblas_gemm.c, compiled here at run time. The two never
 // run at once: alignkit is measured with no OpenBLAS process alive, OpenBLAS in a separate process while
-// alignkit's pool is idle. Each figure is the median of several timed runs after warm-up; with two rounds
-// (the default), each side keeps its better round, so a burst of load from elsewhere hurts neither side alone.
+// alignkit's pool is idle; they alternate shape by shape. Each figure is the median of several timed runs
+// after warm-up; with two rounds (the default) each side keeps its better round, so a burst of load from
+// elsewhere on a shared machine hurts neither side alone.
 import { spawnSync } from 'node:child_process';
 import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -125,31 +126,28 @@ export async function benchGemm(opts: { json: boolean; quick?: boolean }): Promi
   try {
     const built = buildOpenblas(dir);
     const ours = new Map<Shape, number>();
-    const ref = new Map<string, number>(); // `${threads}|${key}`
+    const ref = new Map<Shape, number>();
     let refNote: string | null = 'exe' in built ? null : built.why;
+    // Shape by shape, alignkit then OpenBLAS, so that each pair is measured under the same conditions.
     for (let round = 0; round < rounds; round++) {
-      // alignkit, in groups of equal cost so that the LM-head shapes do not need nine runs each
-      for (const group of [shapes.filter((s) => repsFor(s) === reps), shapes.filter((s) => repsFor(s) !== reps)]) {
-        for (const [s, g] of measureAlignkit(group, repsFor(group[0] ?? shapes[0]!)))
-          ours.set(s, Math.max(ours.get(s) ?? 0, g));
-      }
-      if (refNote !== null || !('exe' in built)) continue;
-      await sleep(50); // let the pool's workers stop spinning and sleep
-      for (const threads of [1, 2]) {
-        for (const group of [shapes.filter((s) => repsFor(s) === reps), shapes.filter((s) => repsFor(s) !== reps)]) {
-          if (group.length === 0) continue;
-          const r = measureOpenblas(built.exe, group, threads, repsFor(group[0]!));
-          if (typeof r === 'string') {
-            refNote = r;
-            break;
-          }
-          for (const [k, g] of r) ref.set(`${threads}|${k}`, Math.max(ref.get(`${threads}|${k}`) ?? 0, g));
+      for (const s of shapes) {
+        const n = repsFor(s);
+        const g = measureAlignkit([s], n).get(s)!;
+        ours.set(s, Math.max(ours.get(s) ?? 0, g));
+        if (refNote !== null || !('exe' in built)) continue;
+        await sleep(20); // let the pool's workers stop spinning and sleep
+        const r = measureOpenblas(built.exe, [s], s.threads, n);
+        if (typeof r === 'string') {
+          refNote = r;
+          continue;
         }
+        const theirs = r.get(key(s));
+        if (theirs !== undefined) ref.set(s, Math.max(ref.get(s) ?? 0, theirs));
       }
     }
     return shapes.map((s) => {
       const name = `sgemm ${s.layout} ${s.M}x${s.N}x${s.K}, ${s.threads} thread${s.threads > 1 ? 's' : ''}` + (s.label ? ` (${s.label})` : '');
-      const theirs = refNote === null ? ref.get(`${s.threads}|${key(s)}`) ?? null : null;
+      const theirs = refNote === null ? ref.get(s) ?? null : null;
       const note = refNote ?? `OpenBLAS cblas_sgemm, OPENBLAS_NUM_THREADS=${s.threads}; median of ${repsFor(s)}` + (rounds > 1 ? `, best of ${rounds} rounds` : '');
       return row(name, ours.get(s) ?? null, theirs, 'GFLOP/s', note);
     });
