@@ -15,6 +15,8 @@ import { type DpoLossType, dpoLoss } from './losses.js';
 import { meanLossLogit, sequenceLogps } from './sequence-logps.js';
 import {
   ExampleBatches, applyLora, seedDropout, checkChoice, checkNumber, checkTrainingArgs, dataFiles, inOrder, loadModelAndTokenizer, logMetrics, resolveNullable, resolveRunConfig, saveFinal,
+  type DataReadOptions,
+  reportSkipped,
 } from './setup.js';
 import type { RunOptions, RunResult } from './sft.js';
 import { type BatchSource, type LossResult, SupervisedTrainer } from './trainer.js';
@@ -85,13 +87,15 @@ export function resolveDPOConfig(given: Record<string, unknown>, source = 'confi
 }
 
 /** Reads and tokenises preference data with the config's truncation rules. */
-export async function loadDPOData(source: string | readonly unknown[], tokenizer: Tokenizer, cfg: DPOConfig): Promise<PreferenceExample[]> {
-  const { examples } = await loadPreferenceDataset(source, tokenizer, {
+export async function loadDPOData(source: string | readonly unknown[], tokenizer: Tokenizer, cfg: DPOConfig, read: DataReadOptions = {}): Promise<PreferenceExample[]> {
+  const { examples, report } = await loadPreferenceDataset(source, tokenizer, {
+    skipInvalid: read.skipInvalid,
     maxLength: cfg.max_length,
     maxPromptLength: cfg.max_prompt_length,
     maxCompletionLength: cfg.max_completion_length,
     truncationMode: cfg.truncation_mode,
   });
+  reportSkipped(report);
   return examples;
 }
 
@@ -337,8 +341,9 @@ export async function runDPO(config: Record<string, unknown>, opts: RunOptions =
     else if (lora) ref = 'adapters-off';
     else ref = loadPretrained(margs.model_name_or_path).model; // a frozen copy of the initial policy
   }
-  const train = await loadDPOData(files.train, tokenizer, args);
-  const evalSet = files.eval ? await loadDPOData(files.eval, tokenizer, args) : null;
+  const read = { skipInvalid: data.skip_invalid };
+  const train = await loadDPOData(files.train, tokenizer, args, read);
+  const evalSet = files.eval ? await loadDPOData(files.eval, tokenizer, args, read) : null;
   const trainer = new DPOTrainer({ args, model: pretrained, ref, trainDataset: train, evalDataset: evalSet, padTokenId: padTokenId(tokenizer), extraState: lora?.tensors });
   if (args.precompute_ref_log_probs && ref && ref !== 'adapters-off') {
     trainer.precomputeReferenceLogps();

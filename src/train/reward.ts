@@ -18,6 +18,8 @@ import { TRAINING_DEFAULTS, type TrainingArgs } from './args.js';
 import { bradleyTerryLoss } from './bradley-terry.js';
 import {
   ExampleBatches, applyLora, seedDropout, checkNumber, checkTrainingArgs, dataFiles, inOrder, logMetrics, resolveNullable, resolveRunConfig, saveFinal,
+  type DataReadOptions,
+  reportSkipped,
 } from './setup.js';
 import type { RunOptions, RunResult } from './sft.js';
 import { type BatchSource, type LossResult, SupervisedTrainer } from './trainer.js';
@@ -143,8 +145,9 @@ export interface RewardBatch extends PreferenceBatch {
 }
 
 /** Reads preference data for a reward model: the data layer's pairs plus the optional `margin` column. */
-export async function loadRewardData(source: string | readonly unknown[], tokenizer: Tokenizer, cfg: RewardConfig): Promise<RewardExample[]> {
-  const { examples } = await loadPreferenceDataset(source, tokenizer, { maxLength: cfg.max_length });
+export async function loadRewardData(source: string | readonly unknown[], tokenizer: Tokenizer, cfg: RewardConfig, read: DataReadOptions = {}): Promise<RewardExample[]> {
+  const { examples, report } = await loadPreferenceDataset(source, tokenizer, { maxLength: cfg.max_length, skipInvalid: read.skipInvalid });
+  reportSkipped(report);
   const margins = new Map<number, number>();
   let file = '';
   for await (const raw of readRecords(source)) {
@@ -273,8 +276,9 @@ export async function runReward(config: Record<string, unknown>, opts: RunOption
   const tokenizer = Tokenizer.fromPretrained(margs.tokenizer_name_or_path ?? margs.model_name_or_path);
   const pretrained = loadRewardModel(margs.model_name_or_path, { seed: args.seed, padTokenId: padTokenId(tokenizer) });
   const lora = applyLora(pretrained.model, margs, args.seed);
-  const train = await loadRewardData(files.train, tokenizer, args);
-  const evalSet = files.eval ? await loadRewardData(files.eval, tokenizer, args) : null;
+  const read = { skipInvalid: data.skip_invalid };
+  const train = await loadRewardData(files.train, tokenizer, args, read);
+  const evalSet = files.eval ? await loadRewardData(files.eval, tokenizer, args, read) : null;
   const trainer = new RewardTrainer({ args, model: pretrained, trainDataset: train, evalDataset: evalSet, extraState: lora?.tensors });
   const last = trainer.train({ quiet: opts.quiet, onLog: opts.onLog });
   const ev = evalSet ? trainer.evaluate() : null;

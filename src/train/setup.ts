@@ -2,6 +2,7 @@
 // config (TRL's ModelConfig names for the model and LoRA, dataset files), strict resolution of all of them at
 // once, loading the model and tokenizer, a resumable batch source over tokenised examples, and the final save
 // in the Hugging Face layout.
+import { type DataReport, formatReport } from '../data/index.js';
 import { existsSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { EpochSampler, type SamplerState } from '../data/index.js';
@@ -45,9 +46,21 @@ export interface DataArgs {
   train_file: string | null;
   eval_file: string | null;
   dataset_path: string | null;
+  /** skip (and report) invalid records instead of stopping at the first (--skip-invalid) */
+  skip_invalid: boolean;
 }
 
-export const DATA_ARGS_DEFAULTS: DataArgs = { train_file: null, eval_file: null, dataset_path: null };
+export const DATA_ARGS_DEFAULTS: DataArgs = { train_file: null, eval_file: null, dataset_path: null, skip_invalid: false };
+
+/** How data is read: skipInvalid counts and reports bad records instead of stopping at the first. */
+export interface DataReadOptions {
+  skipInvalid?: boolean;
+}
+
+/** Says on stderr what was skipped (nothing is dropped silently). */
+export function reportSkipped(r: DataReport): void {
+  if (r.skipped > 0 || r.truncated > 0) process.stderr.write(formatReport(r) + '\n');
+}
 
 /**
  * resolveArgs for a config whose options in `nullable` may also be null (TRL's Optional[...] options with a
@@ -94,7 +107,7 @@ export function resolveRunConfig<C extends object, X extends object = Record<str
   checkNumber(m, 'lora_alpha', { min: 0 }, source);
   checkNumber(m, 'lora_dropout', { min: 0, max: 1 }, source);
   checkNullableString(m, 'tokenizer_name_or_path', source);
-  for (const k of Object.keys(data)) checkNullableString(data as unknown as Record<string, unknown>, k, source);
+  for (const k of ['train_file', 'eval_file', 'dataset_path']) checkNullableString(data as unknown as Record<string, unknown>, k, source);
   return { config, model, data, extra };
 }
 

@@ -11,6 +11,8 @@ import { TRAINING_DEFAULTS, type TrainingArgs } from './args.js';
 import { logitStats, lossTokenLogprobs } from './sequence-logps.js';
 import {
   ExampleBatches, applyLora, seedDropout, checkNullableBool, checkNumber, checkTrainingArgs, dataFiles, inOrder, loadModelAndTokenizer, logMetrics, resolveNullable, resolveRunConfig, saveFinal,
+  type DataReadOptions,
+  reportSkipped,
 } from './setup.js';
 import { type BatchSource, type LossResult, SupervisedTrainer } from './trainer.js';
 
@@ -65,12 +67,14 @@ export function resolveSFTConfig(given: Record<string, unknown>, source = 'confi
  * Reads and tokenises SFT data (language modelling or prompt–completion, standard or conversational) with the
  * config's rules; packs it when `pack` (default: the config's packing).
  */
-export async function loadSFTData(source: string | readonly unknown[], tokenizer: Tokenizer, cfg: SFTConfig, pack = cfg.packing): Promise<SequenceExample[]> {
-  const { examples } = await loadSftDataset(source, tokenizer, {
+export async function loadSFTData(source: string | readonly unknown[], tokenizer: Tokenizer, cfg: SFTConfig, pack = cfg.packing, read: DataReadOptions = {}): Promise<SequenceExample[]> {
+  const { examples, report } = await loadSftDataset(source, tokenizer, {
+    skipInvalid: read.skipInvalid,
     textField: cfg.dataset_text_field,
     maxLength: pack ? null : cfg.max_length,
     assistantMasks: cfg.assistant_only_loss,
   });
+  reportSkipped(report);
   return pack ? packSequences(examples, cfg.max_length!) : examples;
 }
 
@@ -200,8 +204,9 @@ export async function runSFT(config: Record<string, unknown>, opts: RunOptions =
   const files = dataFiles(data, source);
   const { pretrained, tokenizer } = loadModelAndTokenizer(margs);
   const lora = applyLora(pretrained.model, margs, args.seed);
-  const train = await loadSFTData(files.train, tokenizer, args);
-  const evalSet = files.eval ? await loadSFTData(files.eval, tokenizer, args, args.eval_packing ?? args.packing) : null;
+  const read = { skipInvalid: data.skip_invalid };
+  const train = await loadSFTData(files.train, tokenizer, args, args.packing, read);
+  const evalSet = files.eval ? await loadSFTData(files.eval, tokenizer, args, args.eval_packing ?? args.packing, read) : null;
   const trainer = new SFTTrainer({ args, model: pretrained, trainDataset: train, evalDataset: evalSet, padTokenId: padTokenId(tokenizer), extraState: lora?.tensors });
   const last = trainer.train({ quiet: opts.quiet, onLog: opts.onLog });
   const ev = evalSet ? trainer.evaluate() : null;

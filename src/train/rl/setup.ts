@@ -10,7 +10,7 @@ import type { Tensor } from '../../engine/tensor.js';
 import { type Pretrained, loadPretrained } from '../../io/pretrained.js';
 import { writeSafetensors } from '../../io/safetensors.js';
 import type { TrainingArgs } from '../args.js';
-import { applyLora, checkNumber, dataFiles, loadModelAndTokenizer, resolveRunConfig, saveFinal } from '../setup.js';
+import { type DataReadOptions, applyLora, checkNumber, dataFiles, loadModelAndTokenizer, reportSkipped, resolveRunConfig, saveFinal } from '../setup.js';
 import type { RunOptions, RunResult } from '../sft.js';
 import type { OnlineTrainer, OnlineTrainerDeps, PromptItem } from './online-trainer.js';
 import { optionError } from './options.js';
@@ -68,7 +68,7 @@ export async function runOnline<C extends TrainingArgs, T extends OnlineTrainer<
   const ref = extra.ref_model_name_or_path ? loadPretrained(extra.ref_model_name_or_path).model : null;
   const { pretrained, tokenizer } = loadModelAndTokenizer(margs);
   const lora = applyLora(pretrained.model, margs, args.seed);
-  const prompts = await loadPrompts(files.train, tokenizer, extra.max_prompt_length);
+  const prompts = await loadPrompts(files.train, tokenizer, extra.max_prompt_length, { skipInvalid: data.skip_invalid });
   const trainer = make(args, { policy: pretrained, ref, scorer, prompts, tokenizer, eosTokenId: tokenizer.eosTokenId ?? null, padTokenId: padTokenId(tokenizer) });
   try {
     const last = await trainer.train({ quiet: opts.quiet, onLog: opts.onLog });
@@ -88,8 +88,9 @@ export async function runOnline<C extends TrainingArgs, T extends OnlineTrainer<
 }
 
 /** Prompts of a JSON/JSONL dataset (prompt-only; standard or conversational) as PromptItems. */
-export async function loadPrompts(file: string, tokenizer: Parameters<typeof loadPromptDataset>[1], maxPromptLength: number | null): Promise<PromptItem[]> {
-  const data = await loadPromptDataset(file, tokenizer, { maxPromptLength });
+export async function loadPrompts(file: string, tokenizer: Parameters<typeof loadPromptDataset>[1], maxPromptLength: number | null, read: DataReadOptions = {}): Promise<PromptItem[]> {
+  const data = await loadPromptDataset(file, tokenizer, { maxPromptLength, skipInvalid: read.skipInvalid });
+  reportSkipped(data.report);
   return data.examples.map((ex) => ({ ids: Array.from(ex.promptIds), text: ex.promptText }));
 }
 
