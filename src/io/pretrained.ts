@@ -1,10 +1,14 @@
 // Hugging Face model directories ↔ alignkit models: config.json + (sharded) safetensors in, the same out.
+import { existsSync } from 'node:fs';
+import { join, resolve } from 'node:path';
 import { Tensor } from '../engine/tensor.js';
 import type { CausalLMConfig } from '../models/config.js';
 import { Transformer } from '../models/transformer.js';
 import { type SaveOptions, loadCheckpoint, saveCheckpoint } from './checkpoint.js';
 import type { ModelConfig } from './config.js';
 import type { GenerationConfig } from './generation-config.js';
+import { readJsonFile } from './json-file.js';
+import { loadAdapter } from './peft.js';
 
 /** The model-level description of a parsed config.json (refusing what the models cannot compute). */
 export function toModelConfig(c: ModelConfig): CausalLMConfig {
@@ -39,8 +43,22 @@ export interface Pretrained {
   score: Tensor | null;
 }
 
-/** Loads a Hugging Face model directory (config.json + model.safetensors or a sharded index). */
+/**
+ * Loads a Hugging Face model directory (config.json + model.safetensors or a sharded index). A PEFT adapter
+ * directory (adapter_config.json, no config.json) loads its base model (base_model_name_or_path) with the
+ * adapters attached.
+ */
 export function loadPretrained(dir: string): Pretrained {
+  if (!existsSync(join(dir, 'config.json')) && existsSync(join(dir, 'adapter_config.json'))) {
+    const raw = readJsonFile(join(dir, 'adapter_config.json'), 'adapter_config.json') as { base_model_name_or_path?: unknown };
+    const base = raw.base_model_name_or_path;
+    if (typeof base !== 'string' || !base) throw new Error(`${dir}/adapter_config.json: base_model_name_or_path is not set, so the base model is unknown`);
+    const baseDir = existsSync(base) ? base : resolve(dir, base);
+    if (!existsSync(baseDir)) throw new Error(`${dir}/adapter_config.json: base model ${base} not found`);
+    const p = loadPretrained(baseDir);
+    loadAdapter(dir, p.model);
+    return p;
+  }
   const ck = loadCheckpoint(dir);
   const mc = toModelConfig(ck.config);
   // a *ForSequenceClassification checkpoint has a score head and no lm_head, whatever tie_word_embeddings says

@@ -40,7 +40,7 @@ for (const [name, targets] of [['tiny-llama', ['q_proj', 'v_proj', 'down_proj']]
     // PEFT save/load into a fresh copy of the base
     const dir = mkdtempSync(join(tmpdir(), 'alignkit-peft-'));
     try {
-      saveAdapter(dir, model, cfg, name);
+      saveAdapter(dir, model, cfg, join(FIX, name));
       const conf = JSON.parse(readFileSync(join(dir, 'adapter_config.json'), 'utf8'));
       assert.equal(conf.peft_type, 'LORA');
       assert.equal(conf.fan_in_fan_out, name === 'tiny-gpt2');
@@ -48,6 +48,11 @@ for (const [name, targets] of [['tiny-llama', ['q_proj', 'v_proj', 'down_proj']]
       loadAdapter(dir, fresh);
       assert.deepEqual(logitsOf(fresh), adapted);
       fresh.dispose();
+      // an adapter directory loads as its base model with the adapters on
+      const viaDir = loadPretrained(dir).model;
+      assert.equal(viaDir.adapters.size, adapters.length);
+      assert.deepEqual(logitsOf(viaDir), adapted);
+      viaDir.dispose();
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }
