@@ -4,7 +4,7 @@
 import { execFileSync } from 'node:child_process';
 import { join } from 'node:path';
 import { packageRoot } from '../engine/native.js';
-import { Tensor, noGrad, tidy } from '../engine/tensor.js';
+import { Tensor, keep, noGrad, tidy } from '../engine/tensor.js';
 import { maskedSum } from '../engine/ops/elementwise.js';
 import { AdamW } from '../engine/optim.js';
 import { Random } from '../engine/random.js';
@@ -45,8 +45,7 @@ export function alignkitDpoStep(o: Required<Pick<DpoBenchOptions, 'layers' | 'd'
   // completion = last 3/4 of each row; position t predicts token t+1
   const mask = new Float32Array(B * T);
   for (let b = 0; b < B; b++) for (let t = Math.floor(T / 4) - 1; t < T - 1; t++) mask[b * T + t] = 1;
-  const completion = Tensor.param(Tensor.from(mask, [B, T]));
-  completion.requiresGrad = false;
+  const completion = keep(Tensor.from(mask, [B, T]));
   const step = (): number =>
     tidy(() => {
       opt.zeroGrad();
