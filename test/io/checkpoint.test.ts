@@ -253,8 +253,9 @@ test('peak memory of loading is about the float32 size (child process, 64 MiB of
       const out = JSON.parse(execFileSync(process.execPath, ['--expose-gc', probe, 'load', d], { encoding: 'utf8' }));
       assert.equal(out.f32Bytes, 64 * 2 ** 20);
       const extra = out.peak - out.before;
-      // the loader's own budget: 1.2 × float32 size (+ 8 MiB for the runtime's own growth)
-      assert.ok(extra <= 1.2 * out.f32Bytes + 8 * 2 ** 20, `${dtype}: peak ${extra / 2 ** 20} MiB over the start for ${out.f32Bytes / 2 ** 20} MiB of weights`);
+      // the loader's own budget: 1.2 × float32 size (+ 16 MiB for the runtime's own growth, which varies from run
+      // to run by several MiB); a second copy of the weights would need >= 128 MiB and still fails this
+      assert.ok(extra <= 1.2 * out.f32Bytes + 16 * 2 ** 20, `${dtype}: peak ${extra / 2 ** 20} MiB over the start for ${out.f32Bytes / 2 ** 20} MiB of weights`);
     }
   });
 });
