@@ -23,7 +23,8 @@ namespace {
 
 constexpr size_t MR = 6, NR = 16;
 constexpr size_t MC_MAX = 144, KC_MAX = 384, NC_MAX = 3072;
-constexpr size_t FEW_ROWS = 8;  // M (or N) up to this uses the unpacked matrix-vector-like kernels
+constexpr size_t FEW_ROWS = 8;
+constexpr size_t KSPLIT = 4, KSPLIT_MIN = 512;  // few-row products with op(B) rows contiguous: K cut in 4 from K = 512  // M (or N) up to this uses the unpacked matrix-vector-like kernels
 
 inline size_t cdiv(size_t a, size_t b) { return (a + b - 1) / b; }
 
@@ -470,8 +471,29 @@ AK_AVX2 void few_rows_mm(size_t N, size_t K, float alpha, View A, View B, float 
     if (par) pool::parallel_for(tiles, std::max<size_t>(1, 32768 / std::max<size_t>(1, width * K * MM)), body);
     else body(0, tiles);
   };
-  if (B.cs == 1)
+  if (B.cs == 1) {
+    if (K >= KSPLIT_MIN && N * MM <= (size_t(1) << 20)) {
+      // Long K: cut op(B) into KSPLIT blocks of whole rows, one task each streaming its own contiguous region into
+      // its own partial sums, then add the partials in a fixed order. The cut depends on K alone, so results do
+      // not depend on the thread count.
+      float* parts = tl_b.get(KSPLIT * MM * N);
+      auto chunk = [&](size_t t, int) {
+        const size_t k0 = K * t / KSPLIT, k1 = K * (t + 1) / KSPLIT;
+        few_rows_stream<MM>(k1 - k0, 1.f, View{A.p + k0 * A.cs, A.rs, A.cs}, View{B.p + k0 * B.rs, B.rs, B.cs}, 0.f,
+                            parts + t * MM * N, N, 1, 0, N);
+      };
+      if (par) pool::run(KSPLIT, chunk);
+      else for (size_t t = 0; t < KSPLIT; ++t) chunk(t, 0);
+      for (size_t i = 0; i < MM; ++i)
+        for (size_t j = 0; j < N; ++j) {
+          float s = parts[i * N + j];
+          for (size_t t = 1; t < KSPLIT; ++t) s += parts[(t * MM + i) * N + j];
+          put(C + i * crs + j * ccs, s, alpha, beta);
+        }
+      return;
+    }
     return split(64, [&](size_t j0, size_t j1) { few_rows_stream<MM>(K, alpha, A, B, beta, C, crs, ccs, j0, j1); });
+  }
   const float* a = A.p;
   size_t ars = A.rs;
   if (A.cs != 1) {  // gather the few rows of op(A) into contiguous rows

@@ -161,13 +161,33 @@ test('sgemm: a few rows or columns (M or N up to 8, matrix-vector-like), every l
   let n = 0;
   for (const [ta, tb] of LAYOUTS)
     for (const few of [1, 2, 3, 4, 5, 6, 7, 8])
-      for (const [other, K] of [[5, 3], [70, 9], [203, 130], [1000, 40]] as const) {
+      for (const [other, K] of [[5, 3], [70, 9], [203, 130], [1000, 40], [37, 512], [300, 777]] as const) {
         const [alpha, beta] = ALPHA_BETA[n % ALPHA_BETA.length]!;
         const pads = n % 2 ? { padA: 2, padB: 3, padC: 1 } : {};
         checkCase({ ...base(ta, tb, few, other, K), alpha, beta, ...pads, offC: n % 3 }, rng);
         checkCase({ ...base(ta, tb, other, few, K), alpha, beta, ...pads, offA: n % 3 }, rng);
         n++;
       }
+});
+
+test('sgemm: a few rows with a long K (split over K) gives bitwise the same result on 1, 2 and 3 threads', () => {
+  const before = core.getThreads();
+  const rng = new Random(21);
+  const M = 8, N = 3072, K = 768;
+  const A = randF32(M * K, rng), B = randF32(K * N, rng);
+  const results: Float32Array[] = [];
+  try {
+    for (const t of [1, 2, 3]) {
+      core.setThreads(t);
+      const C = new Float32Array(M * N);
+      gemm.sgemm(false, false, M, N, K, 1, A, 0, K, B, 0, N, 0, C, 0, N);
+      results.push(C);
+    }
+  } finally {
+    core.setThreads(before);
+  }
+  assert.deepEqual(results[1], results[0]);
+  assert.deepEqual(results[2], results[0]);
 });
 
 test('sgemm: degenerate shapes and alpha = 0', () => {
