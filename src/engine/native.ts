@@ -1,19 +1,10 @@
 // Loads the native addon built by node-gyp during `npm ci`.
 import { createRequire } from 'node:module';
 import { existsSync } from 'node:fs';
-import { dirname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { join } from 'node:path';
+import { packageRoot } from './package-root.js';
 
-/** Finds the package root (the folder holding package.json) above this file. */
-export function packageRoot(): string {
-  let dir = dirname(fileURLToPath(import.meta.url));
-  for (;;) {
-    if (existsSync(join(dir, 'package.json')) && existsSync(join(dir, 'binding.gyp'))) return dir;
-    const up = dirname(dir);
-    if (up === dir) throw new Error('alignkit: cannot find the package root above ' + fileURLToPath(import.meta.url));
-    dir = up;
-  }
-}
+export { packageRoot };
 
 const require = createRequire(import.meta.url);
 const addonPath = join(packageRoot(), 'build', 'Release', 'alignkit.node');

@@ -2,61 +2,36 @@
 // normalisation of common variants (GPT-2 with or without `transformer.`, Llama bodies saved without `model.`,
 // old attention-mask / rotary buffers, a tied lm_head that was saved anyway), and a check with one clear error.
 // Shapes are as stored: GPT-2's Conv1D weights are [in, out]; Llama's Linear weights are [out, in].
+import { type LayoutConfig, parameterShapes } from '../models/parameters.js';
 import type { LlamaFamilyConfig, ModelConfig } from './config.js';
 
 export interface NamedShape {
   shape: readonly number[];
 }
 
-/** Every parameter a checkpoint for `cfg` holds, in the order transformers lists them, with stored shapes. */
+/**
+ * Every parameter a checkpoint for `cfg` holds, with stored shapes: the model's own layout (one description for
+ * both), plus `score.weight` and no LM head for a *ForSequenceClassification checkpoint.
+ */
 export function expectedParameterShapes(cfg: ModelConfig): Map<string, number[]> {
-  const m = new Map<string, number[]>();
-  const E = cfg.hiddenSize;
-  if (cfg.family === 'gpt2') {
-    const I = cfg.innerSize;
-    m.set('transformer.wte.weight', [cfg.vocabSize, E]);
-    m.set('transformer.wpe.weight', [cfg.maxPositions, E]);
-    for (let l = 0; l < cfg.numLayers; l++) {
-      const p = `transformer.h.${l}.`;
-      m.set(p + 'ln_1.weight', [E]);
-      m.set(p + 'ln_1.bias', [E]);
-      m.set(p + 'attn.c_attn.weight', [E, 3 * E]);
-      m.set(p + 'attn.c_attn.bias', [3 * E]);
-      m.set(p + 'attn.c_proj.weight', [E, E]);
-      m.set(p + 'attn.c_proj.bias', [E]);
-      m.set(p + 'ln_2.weight', [E]);
-      m.set(p + 'ln_2.bias', [E]);
-      m.set(p + 'mlp.c_fc.weight', [E, I]);
-      m.set(p + 'mlp.c_fc.bias', [I]);
-      m.set(p + 'mlp.c_proj.weight', [I, E]);
-      m.set(p + 'mlp.c_proj.bias', [E]);
-    }
-    m.set('transformer.ln_f.weight', [E]);
-    m.set('transformer.ln_f.bias', [E]);
-  } else {
-    const q = cfg.numHeads * cfg.headDim,
-      kv = cfg.numKvHeads * cfg.headDim,
-      I = cfg.intermediateSize;
-    m.set('model.embed_tokens.weight', [cfg.vocabSize, E]);
-    for (let l = 0; l < cfg.numLayers; l++) {
-      const p = `model.layers.${l}.`;
-      m.set(p + 'input_layernorm.weight', [E]);
-      for (const [proj, out] of [['q_proj', q], ['k_proj', kv], ['v_proj', kv]] as const) {
-        m.set(`${p}self_attn.${proj}.weight`, [out, E]);
-        if (cfg.qkvBias) m.set(`${p}self_attn.${proj}.bias`, [out]);
-      }
-      m.set(p + 'self_attn.o_proj.weight', [E, q]);
-      if (cfg.oBias) m.set(p + 'self_attn.o_proj.bias', [E]);
-      m.set(p + 'post_attention_layernorm.weight', [E]);
-      for (const [proj, shape] of [['gate_proj', [I, E]], ['up_proj', [I, E]], ['down_proj', [E, I]]] as const) {
-        m.set(`${p}mlp.${proj}.weight`, [...shape]);
-        if (cfg.mlpBias) m.set(`${p}mlp.${proj}.bias`, [shape[0]]);
-      }
-    }
-    m.set('model.norm.weight', [E]);
-  }
-  if (cfg.task === 'sequence-classification') m.set('score.weight', [cfg.numLabels, E]);
-  else if (!cfg.tieWordEmbeddings) m.set('lm_head.weight', [cfg.vocabSize, E]);
+  const seqCls = cfg.task === 'sequence-classification';
+  const layout: LayoutConfig = {
+    arch: cfg.family === 'gpt2' ? 'gpt2' : 'llama',
+    vocabSize: cfg.vocabSize,
+    hiddenSize: cfg.hiddenSize,
+    numLayers: cfg.numLayers,
+    numHeads: cfg.numHeads,
+    numKvHeads: cfg.family === 'gpt2' ? cfg.numHeads : cfg.numKvHeads,
+    headDim: cfg.headDim,
+    intermediateSize: cfg.family === 'gpt2' ? cfg.innerSize : cfg.intermediateSize,
+    maxPositions: cfg.maxPositions,
+    tieWordEmbeddings: seqCls || cfg.tieWordEmbeddings,
+    qkvBias: cfg.family === 'gpt2' || cfg.qkvBias,
+    oBias: cfg.family === 'gpt2' || cfg.oBias,
+    mlpBias: cfg.family === 'gpt2' || cfg.mlpBias,
+  };
+  const m = new Map(parameterShapes(layout));
+  if (seqCls) m.set('score.weight', [cfg.numLabels, cfg.hiddenSize]);
   return m;
 }
 

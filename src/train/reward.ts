@@ -8,9 +8,8 @@
 import { type PreferenceBatch, type PreferenceExample, collatePreference, loadPreferenceDataset, padTokenId, readRecords } from '../data/index.js';
 import { Random } from '../engine/random.js';
 import { Tensor, noGrad, tidy } from '../engine/tensor.js';
-import { loadCheckpoint } from '../io/checkpoint.js';
 import type { Architecture, ModelConfig } from '../io/config.js';
-import { type Pretrained, toModelConfig } from '../io/pretrained.js';
+import { type Pretrained, loadPretrained } from '../io/pretrained.js';
 import { lastTokenIndex, sequenceScore } from '../models/heads.js';
 import { Transformer } from '../models/transformer.js';
 import { Tokenizer } from '../tokenizer/index.js';
@@ -112,17 +111,7 @@ export function toRewardModel(p: Pretrained, opts: { seed?: number; padTokenId: 
  * causal LM turned into one (toRewardModel).
  */
 export function loadRewardModel(dir: string, opts: { seed?: number; padTokenId: number }): Pretrained {
-  const ck = loadCheckpoint(dir);
-  const seqCls = ck.config.task === 'sequence-classification';
-  // a sequence classifier has no LM head, whatever tie_word_embeddings says
-  const mc = { ...toModelConfig(ck.config), ...(seqCls ? { tieWordEmbeddings: true } : {}) };
-  const { model } = Transformer.fromStateDict(mc, ck.weights);
-  let score: Tensor | null = null;
-  if (seqCls) {
-    const e = ck.weights.get('score.weight')!;
-    score = Tensor.param(Tensor.from(e.data, e.shape), 'score.weight');
-  }
-  return toRewardModel({ model, hfConfig: ck.config, generation: ck.generation, score }, opts);
+  return toRewardModel(loadPretrained(dir), opts);
 }
 
 /** Scores [B] of right-padded rows, read (as transformers does) at each row's last token that is not pad_token_id. */

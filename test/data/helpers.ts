@@ -1,22 +1,13 @@
 // Shared helpers of the data-layer tests: the package root and the byte-level tokenizer fixture, a variant of it
 // whose post-processor adds BOS (<s>, with EOS </s> that is also the pad token), temporary files.
 
-import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { dirname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { join } from 'node:path';
 import { Tokenizer } from '../../src/tokenizer/index.js';
 
-/** The folder holding package.json and binding.gyp above this file (works from test/ and dist/test/). */
-export function packageRoot(): string {
-  let dir = dirname(fileURLToPath(import.meta.url));
-  for (;;) {
-    if (existsSync(join(dir, 'package.json')) && existsSync(join(dir, 'binding.gyp'))) return dir;
-    const up = dirname(dir);
-    if (up === dir) throw new Error('cannot find the package root');
-    dir = up;
-  }
-}
+export { packageRoot } from '../../src/engine/package-root.js';
+import { packageRoot } from '../../src/engine/package-root.js';
 
 export function fixtureDir(): string {
   return join(packageRoot(), '..', 'shared', 'fixtures', 'hf-fixtures', 'tok-bytelevel');

@@ -3,23 +3,14 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { dirname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { join } from 'node:path';
 import { parseConfig } from '../../src/io/config.js';
 import { savePretrained, toModelConfig } from '../../src/io/pretrained.js';
 import { Transformer } from '../../src/models/transformer.js';
 import { trainByteLevelBPE } from '../../src/tokenizer/index.js';
 
-/** The package root: the first folder above this file holding package.json and binding.gyp. */
-export function packageRoot(): string {
-  let dir = dirname(fileURLToPath(import.meta.url));
-  for (;;) {
-    if (existsSync(join(dir, 'package.json')) && existsSync(join(dir, 'binding.gyp'))) return dir;
-    const up = dirname(dir);
-    if (up === dir) throw new Error('cannot find the package root above ' + fileURLToPath(import.meta.url));
-    dir = up;
-  }
-}
+export { packageRoot } from '../../src/engine/package-root.js';
+import { packageRoot } from '../../src/engine/package-root.js';
 
 export function hfFixture(name: string): string {
   return join(packageRoot(), '..', 'shared', 'fixtures', 'hf-fixtures', name);

@@ -1,20 +1,10 @@
 // Shared helpers of the tokenizer tests: the package root and fixture paths, a hand-built SentencePiece-style
 // (Llama-2 / Mistral) tokenizer.json, and a seeded generator of random Unicode strings.
 
-import { existsSync } from 'node:fs';
-import { dirname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { join } from 'node:path';
 
-/** The folder holding package.json above this file (works from test/ and dist/test/). */
-export function repoRoot(): string {
-  let dir = dirname(fileURLToPath(import.meta.url));
-  for (;;) {
-    if (existsSync(join(dir, 'package.json')) && existsSync(join(dir, 'src'))) return dir;
-    const up = dirname(dir);
-    if (up === dir) throw new Error('cannot find the package root');
-    dir = up;
-  }
-}
+export { packageRoot as repoRoot } from '../../src/engine/package-root.js';
+import { packageRoot as repoRoot } from '../../src/engine/package-root.js';
 
 /** The byte-level tokenizer fixture made with the Python tokenizers library (see shared/fixtures/make_hf_fixtures.py). */
 export function byteLevelFixtureDir(): string {
