@@ -3,10 +3,10 @@
 
 export { Tokenizer } from './tokenizer.js';
 export type { EncodeOptions, DecodeOptions, ChatTemplateOptions, AssistantMaskResult } from './tokenizer.js';
-export type { Encoding } from './post_processors.js';
-export type { AddedToken } from './added_tokens.js';
-export type { ChatMessage } from './chat_template.js';
-export { ChatTemplateError, renderChat, renderChatWithAssistantSpans, hasGenerationMarkers } from './chat_template.js';
+export type { Encoding } from './post-processors.js';
+export type { AddedToken } from './added-tokens.js';
+export type { ChatMessage } from './chat-template.js';
+export { ChatTemplateError, renderChat, renderChatWithAssistantSpans, hasGenerationMarkers } from './chat-template.js';
 export { trainByteLevelBPE } from './trainer.js';
 export type { TrainByteLevelBPEOptions } from './trainer.js';
 export { BPEModel } from './bpe.js';

@@ -5,14 +5,14 @@
 
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { AddedVocabulary, readAddedTokens, type AddedToken } from './added_tokens.js';
+import { AddedVocabulary, readAddedTokens, type AddedToken } from './added-tokens.js';
 import { BPEModel } from './bpe.js';
-import { renderChat, renderChatWithAssistantSpans, ChatTemplateError, type ChatMessage, type RenderContext } from './chat_template.js';
+import { renderChat, renderChatWithAssistantSpans, ChatTemplateError, type ChatMessage, type RenderContext } from './chat-template.js';
 import { buildDecoder, cleanupSpaces, type Decoder } from './decoders.js';
 import { Reader, TokenizerError, TokenizerFormatError, type Json, type JsonObject } from './errors.js';
 import { buildNormalizer, type Normalizer } from './normalizers.js';
-import { buildPostProcessor, emptyEncoding, type Encoding, type PostProcessor } from './post_processors.js';
-import { buildPreTokenizer, type PreTokenizer } from './pre_tokenizers.js';
+import { buildPostProcessor, emptyEncoding, type Encoding, type PostProcessor } from './post-processors.js';
+import { buildPreTokenizer, type PreTokenizer } from './pre-tokenizers.js';
 
 export interface EncodeOptions {
   /** Add the post-processor's special tokens (BOS/EOS, CLS/SEP). Default true. */

@@ -3,10 +3,10 @@
 // the most frequent adjacent pair (ties: smallest ids) is merged until the vocabulary size is reached or the best
 // pair is rarer than minFrequency. The result is a Tokenizer whose tokenizer.json loads back anywhere.
 
-import type { AddedToken } from './added_tokens.js';
+import type { AddedToken } from './added-tokens.js';
 import { TokenizerError, type JsonObject } from './errors.js';
 import { compileOniguruma, escapeLiteral, findAll } from './regex.js';
-import { byteLevelOf, GPT2_PATTERN } from './pre_tokenizers.js';
+import { byteLevelOf, GPT2_PATTERN } from './pre-tokenizers.js';
 import { Tokenizer } from './tokenizer.js';
 import { byteLevelAlphabet } from './unicode.js';
 

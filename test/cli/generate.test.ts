@@ -11,7 +11,7 @@ import { generate } from '../../src/models/generate.js';
 import { Tokenizer, trainByteLevelBPE } from '../../src/tokenizer/index.js';
 
 const ROOT = packageRoot();
-const FIX = join(ROOT, '..', 'shared', 'fixtures', 'hf-fixtures');
+const FIX = join(ROOT, 'test', 'fixtures', 'hf-fixtures');
 
 test('alignkit generate streams the greedy continuation of a checkpoint directory', () => {
   const dir = mkdtempSync(join(tmpdir(), 'alignkit-gen-'));

@@ -10,7 +10,7 @@ export { packageRoot } from '../../src/engine/package-root.js';
 import { packageRoot } from '../../src/engine/package-root.js';
 
 export function fixtureDir(): string {
-  return join(packageRoot(), '..', 'shared', 'fixtures', 'hf-fixtures', 'tok-bytelevel');
+  return join(packageRoot(), 'test', 'fixtures', 'hf-fixtures', 'tok-bytelevel');
 }
 
 /** The byte-level fixture: bos = eos = <|endoftext|> (id 0), no pad, adds no BOS; template "<|role|>\ncontent<|end|>\n". */

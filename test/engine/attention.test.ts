@@ -16,7 +16,7 @@ import {
   refRopeAnglesF32,
   refRopeBackward,
   type RefAttentionDims,
-} from '../../src/engine/reference/attention.js';
+} from './reference/attention.js';
 import { ODD_SIZES, assertClose, f32round, finiteDiff, nativeGradcheck, randArray } from '../helpers/check.js';
 
 // ---- building [B, H, T, D] inputs in several memory layouts ----------------------------------------------
@@ -435,7 +435,7 @@ test('portable (non-AVX2) kernels agree with the reference (child process, ALIGN
     import { Tensor, tidy } from '${url('../../src/engine/tensor.js')}';
     import { Random } from '${url('../../src/engine/random.js')}';
     import { attention } from '${url('../../src/engine/ops/attention.js')}';
-    import { refAttention, refAttentionBackward } from '${url('../../src/engine/reference/attention.js')}';
+    import { refAttention, refAttentionBackward } from '${url('./reference/attention.js')}';
     const cases = [
       { B: 2, Hq: 4, Hkv: 2, Tq: 129, Tk: 129, D: 64, causal: true, pad: 3 },
       { B: 2, Hq: 4, Hkv: 1, Tq: 33, Tk: 33, D: 8, causal: false, pad: 2 },

@@ -1,5 +1,5 @@
 // Elementwise ops, broadcasting, dropout and reductions: native forward and backward against the float64
-// reference (src/engine/reference/elementwise.ts), the reference backward against finite differences, a few
+// reference (test/engine/reference/elementwise.ts), the reference backward against finite differences, a few
 // native gradchecks, dropout determinism, error messages, and the portable (non-AVX2) path in a child process.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -9,8 +9,8 @@ import { core } from '../../src/engine/native.js';
 import { Random } from '../../src/engine/random.js';
 import * as E from '../../src/engine/ops/elementwise.js';
 import type { TensorLike } from '../../src/engine/ops/elementwise.js';
-import * as R from '../../src/engine/reference/elementwise.js';
-import type { Arr } from '../../src/engine/reference/elementwise.js';
+import * as R from './reference/elementwise.js';
+import type { Arr } from './reference/elementwise.js';
 import { ODD_SIZES, assertClose, f32round, finiteDiff, nativeGradcheck, randArray } from '../helpers/check.js';
 
 // ---- inputs -------------------------------------------------------------------------------------------

@@ -11,7 +11,7 @@ import { Random } from '../../src/engine/random.js';
 import {
   embedding, entropyFromLogits, layerNorm, logSoftmax, normKernels, rmsNorm, selectiveLogSoftmax, softmax,
 } from '../../src/engine/ops/norm.js';
-import * as ref from '../../src/engine/reference/norm.js';
+import * as ref from './reference/norm.js';
 import { ODD_SIZES, assertClose, f32round, finiteDiff, nativeGradcheck, randArray, tensorOf } from '../helpers/check.js';
 
 const rng = new Random(20240607);
@@ -427,7 +427,7 @@ test('portable kernels (ALIGNKIT_PORTABLE=1, child process): selectiveLogSoftmax
     import { core } from ${u('../../src/engine/native.js')};
     import { Random } from ${u('../../src/engine/random.js')};
     import { layerNorm, selectiveLogSoftmax } from ${u('../../src/engine/ops/norm.js')};
-    import * as ref from ${u('../../src/engine/reference/norm.js')};
+    import * as ref from ${u('./reference/norm.js')};
     import { assertClose, f32round, randArray, tensorOf } from ${u('../helpers/check.js')};
     const rng = new Random(5);
     const out = { isa: core.isa(), checks: 0 };

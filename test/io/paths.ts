@@ -8,7 +8,7 @@ import { packageRoot as repoRoot } from '../../src/engine/package-root.js';
 
 /** ../shared/fixtures/hf-fixtures/<name> relative to the package root. */
 export function fixture(...parts: string[]): string {
-  return join(repoRoot(), '..', 'shared', 'fixtures', 'hf-fixtures', ...parts);
+  return join(repoRoot(), 'test', 'fixtures', 'hf-fixtures', ...parts);
 }
 
 /** Runs fn with a fresh temporary folder, removed afterwards. */

@@ -13,7 +13,7 @@ export { packageRoot } from '../../src/engine/package-root.js';
 import { packageRoot } from '../../src/engine/package-root.js';
 
 export function hfFixture(name: string): string {
-  return join(packageRoot(), '..', 'shared', 'fixtures', 'hf-fixtures', name);
+  return join(packageRoot(), 'test', 'fixtures', 'hf-fixtures', name);
 }
 
 const made: string[] = [];

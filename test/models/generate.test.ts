@@ -9,7 +9,7 @@ import { loadPretrained } from '../../src/io/pretrained.js';
 import { generate, sampleToken } from '../../src/models/generate.js';
 import type { Transformer } from '../../src/models/transformer.js';
 
-const FIX = join(packageRoot(), '..', 'shared', 'fixtures', 'hf-fixtures');
+const FIX = join(packageRoot(), 'test', 'fixtures', 'hf-fixtures');
 
 /** Greedy decoding by running the full, unpadded sequence through the model at every step (no cache). */
 function greedyNoCache(model: Transformer, prompt: number[], n: number): { tokens: number[]; logprobs: number[] } {

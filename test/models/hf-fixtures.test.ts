@@ -13,7 +13,7 @@ import type { Transformer } from '../../src/models/transformer.js';
 import { dpoLoss } from '../../src/train/losses.js';
 import { relNormError } from '../helpers/check.js';
 
-const FIX = join(packageRoot(), '..', 'shared', 'fixtures', 'hf-fixtures');
+const FIX = join(packageRoot(), 'test', 'fixtures', 'hf-fixtures');
 
 function expected(name: string): Map<string, Float32Array | Int32Array> & { shapes: Map<string, number[]> } {
   const { tensors } = readSafetensors(join(FIX, name, 'expected.safetensors'));

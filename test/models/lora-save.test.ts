@@ -14,7 +14,7 @@ import { loadAdapter, saveAdapter } from '../../src/io/peft.js';
 import type { Transformer } from '../../src/models/transformer.js';
 import { assertClose } from '../helpers/check.js';
 
-const FIX = join(packageRoot(), '..', 'shared', 'fixtures', 'hf-fixtures');
+const FIX = join(packageRoot(), 'test', 'fixtures', 'hf-fixtures');
 const ids = Int32Array.from([5, 17, 300, 42, 7, 99, 1, 2, 3, 4, 5, 6]);
 const logitsOf = (m: Transformer): Float32Array => noGrad(() => tidy(() => m.forward(ids, 2, 6).toArray()));
 

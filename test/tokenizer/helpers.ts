@@ -8,7 +8,7 @@ import { packageRoot as repoRoot } from '../../src/engine/package-root.js';
 
 /** The byte-level tokenizer fixture made with the Python tokenizers library (see shared/fixtures/make_hf_fixtures.py). */
 export function byteLevelFixtureDir(): string {
-  return join(repoRoot(), '..', 'shared', 'fixtures', 'hf-fixtures', 'tok-bytelevel');
+  return join(repoRoot(), 'test', 'fixtures', 'hf-fixtures', 'tok-bytelevel');
 }
 
 /** The pieces of the hand-built SentencePiece vocabulary, after <unk>, <s>, </s> (0..2) and <0x00>..<0xFF> (3..258). */

@@ -7,7 +7,7 @@ import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Tokenizer, RegexTranslationError, TokenizerFormatError, translateOniguruma } from '../../src/tokenizer/index.js';
-import { buildPreTokenizer } from '../../src/tokenizer/pre_tokenizers.js';
+import { buildPreTokenizer } from '../../src/tokenizer/pre-tokenizers.js';
 import { buildNormalizer } from '../../src/tokenizer/normalizers.js';
 import { NormalizedString } from '../../src/tokenizer/normalized.js';
 import { byteLevelFixtureDir } from './helpers.js';

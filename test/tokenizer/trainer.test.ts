@@ -8,7 +8,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Tokenizer, TokenizerError, byteLevelAlphabet, fromPretrained, trainByteLevelBPE } from '../../src/tokenizer/index.js';
 import { compileOniguruma, findAll } from '../../src/tokenizer/regex.js';
-import { byteLevelOf, GPT2_PATTERN } from '../../src/tokenizer/pre_tokenizers.js';
+import { byteLevelOf, GPT2_PATTERN } from '../../src/tokenizer/pre-tokenizers.js';
 import { randomUnicodeString, rng } from './helpers.js';
 
 const CORPUS = [

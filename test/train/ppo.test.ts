@@ -102,7 +102,7 @@ test('rollouts: left-padded prompts, responses cut after the stop token, recompu
 });
 
 test('rollouts on a Llama checkpoint: rotary positions of left-padded prompts match the sampler\'s', () => {
-  const p = loadPretrained(join(packageRoot(), '..', 'shared', 'fixtures', 'hf-fixtures', 'tiny-llama'));
+  const p = loadPretrained(join(packageRoot(), 'test', 'fixtures', 'hf-fixtures', 'tiny-llama'));
   const ps = [[5, 17, 300], [42], [7, 99, 1, 2, 3]];
   const g = generate(p.model, ps, { maxNewTokens: 7, temperature: 0.8, seed: 3 });
   const b = layoutRollout(ps, g.tokens, g.finishReason, 0);
@@ -289,7 +289,7 @@ test('a non-finite loss stops the run with a diagnostic naming the last good che
 test('runPPO: model directory + tokenizer + JSONL prompts + a scorer module → trained model, value head and metrics', async () => {
   const dir = tmp();
   try {
-    const tokDir = join(packageRoot(), '..', 'shared', 'fixtures', 'hf-fixtures', 'tok-bytelevel');
+    const tokDir = join(packageRoot(), 'test', 'fixtures', 'hf-fixtures', 'tok-bytelevel');
     const modelDir = join(dir, 'model');
     savePretrained(modelDir, tinyPolicy(6, 2000));
     for (const f of ['tokenizer.json', 'tokenizer_config.json']) copyFileSync(join(tokDir, f), join(modelDir, f));

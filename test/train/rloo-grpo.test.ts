@@ -173,7 +173,7 @@ test('config: TRL defaults and checks', () => {
 test('runRLOO and runGRPO: model directory + tokenizer + JSONL prompts + a scorer function', async () => {
   const dir = tmp();
   try {
-    const tokDir = join(packageRoot(), '..', 'shared', 'fixtures', 'hf-fixtures', 'tok-bytelevel');
+    const tokDir = join(packageRoot(), 'test', 'fixtures', 'hf-fixtures', 'tok-bytelevel');
     const hfConfig = parseConfig({ architectures: ['GPT2LMHeadModel'], model_type: 'gpt2', n_embd: 32, n_head: 4, n_layer: 2, n_positions: 64, vocab_size: 2000, eos_token_id: 0 });
     const modelDir = join(dir, 'model');
     savePretrained(modelDir, { model: Transformer.random(toModelConfig(hfConfig), 3), hfConfig, generation: null, score: null });

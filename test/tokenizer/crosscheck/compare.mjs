@@ -1,7 +1,7 @@
 // Runs cases.json through alignkit and compares with results.json from the real tokenizers library.
 import fs from 'node:fs';
 import { Tokenizer } from '../../../dist/src/tokenizer/index.js';
-import { buildPreTokenizer } from '../../../dist/src/tokenizer/pre_tokenizers.js';
+import { buildPreTokenizer } from '../../../dist/src/tokenizer/pre-tokenizers.js';
 import { buildNormalizer } from '../../../dist/src/tokenizer/normalizers.js';
 import { buildDecoder } from '../../../dist/src/tokenizer/decoders.js';
 import { NormalizedString } from '../../../dist/src/tokenizer/normalized.js';
