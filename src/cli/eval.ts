@@ -1,49 +1,48 @@
 // `alignkit eval`: compare policies on the same prompts — judge score, reward-model score, KL to a reference,
 // win rate against the first policy — as a table (and JSON with every response).
 import { writeFileSync } from 'node:fs';
-import { parseArgs } from 'node:util';
 import { loadPromptDataset } from '../data/index.js';
 import { evaluatePolicy, type PolicyEvalResult, winRate } from '../eval/policy-eval.js';
 import { sentimentScore } from '../feedback/sentiment-judge.js';
 import { loadPretrained } from '../io/pretrained.js';
 import { Tokenizer } from '../tokenizer/index.js';
+import { type Command, UsageError } from '../options/command.js';
+import { type OptionsOf, f } from '../options/fields.js';
 import { loadRewardModel } from '../train/reward.js';
 
-export async function evalMain(argv: string[], out: (s: string) => void = (s) => process.stdout.write(s + '\n')): Promise<Record<string, PolicyEvalResult>> {
-  const { values } = parseArgs({
-    args: argv,
-    options: {
-      model: { type: 'string', multiple: true },
-      prompts: { type: 'string' },
-      'reward-model': { type: 'string' },
-      ref: { type: 'string' },
-      judge: { type: 'string', default: 'none' },
-      samples: { type: 'string', default: '4' },
-      'max-new-tokens': { type: 'string', default: '32' },
-      temperature: { type: 'string', default: '1' },
-      seed: { type: 'string', default: '0' },
-      out: { type: 'string' },
-    },
-  });
-  const models = values.model ?? [];
-  if (!models.length) throw new Error('eval: give one or more --model <checkpoint directory>');
-  if (!values.prompts) throw new Error('eval: --prompts <prompts.jsonl> is required (TRL prompt-only format)');
-  if (values.judge !== 'none' && values.judge !== 'sentiment') throw new Error(`eval: unknown --judge '${values.judge}' (none, sentiment)`);
+const OPTIONS = {
+  model: f.list([], 'a policy checkpoint folder (repeat to compare several; the first is the baseline of the win rate)', { repeatable: true, metavar: 'DIR' }),
+  prompts: f.string('', 'prompts in TRL prompt-only format (JSONL)', { required: true, metavar: 'FILE' }),
+  reward_model: f.string(null, 'score responses with this reward model', { nullable: true, metavar: 'DIR' }),
+  ref: f.string(null, 'measure KL(policy ‖ ref) against this model', { nullable: true, metavar: 'DIR' }),
+  judge: f.choice(['none', 'sentiment'], 'none', 'a programmatic judge of the responses'),
+  samples: f.integer(4, 'samples per prompt', { min: 1 }),
+  max_new_tokens: f.integer(32, 'new tokens per sample', { min: 1 }),
+  temperature: f.number(1, 'sampling temperature (0: greedy)', { min: 0 }),
+  seed: f.integer(0, 'sampling seed (the same for every policy)', { min: 0 }),
+  out: f.string(null, 'also write every response and score as JSON', { nullable: true, metavar: 'FILE' }),
+};
+
+export type EvalOptions = OptionsOf<typeof OPTIONS>;
+
+export async function runEval(values: EvalOptions, out: (s: string) => void = (s) => process.stdout.write(s + '\n')): Promise<Record<string, PolicyEvalResult>> {
+  const models = values.model;
+  if (!models.length) throw new UsageError('give one or more --model <checkpoint directory>');
   const tok = Tokenizer.fromPretrained(models[0]!);
   const data = await loadPromptDataset(values.prompts, tok);
   const prompts = data.examples.map((e) => e.promptText);
   const promptIds = data.examples.map((e) => Array.from(e.promptIds));
-  const rm = values['reward-model'] ? loadRewardModel(values['reward-model'], { padTokenId: tok.padTokenId ?? tok.eosTokenId ?? 0 }) : null;
+  const rm = values.reward_model ? loadRewardModel(values.reward_model, { padTokenId: tok.padTokenId ?? tok.eosTokenId ?? 0 }) : null;
   const ref = values.ref ? loadPretrained(values.ref).model : null;
   const results: Record<string, PolicyEvalResult> = {};
   for (const dir of models) {
     const { model } = loadPretrained(dir);
     results[dir] = evaluatePolicy(model, tok, prompts, {
       promptIds,
-      samples: Number(values.samples),
-      maxNewTokens: Number(values['max-new-tokens']),
-      temperature: Number(values.temperature),
-      seed: Number(values.seed),
+      samples: values.samples,
+      maxNewTokens: values.max_new_tokens,
+      temperature: values.temperature,
+      seed: values.seed,
       judge: values.judge === 'sentiment' ? (_p, r) => sentimentScore(r) : undefined,
       rewardModel: rm,
       reference: ref,
@@ -61,3 +60,13 @@ export async function evalMain(argv: string[], out: (s: string) => void = (s) =>
   if (values.out) writeFileSync(values.out, JSON.stringify(results, null, 1));
   return results;
 }
+
+export const EVAL_COMMAND: Command = {
+  name: 'eval',
+  summary: 'compare policies on the same prompts: judge, reward, KL to a reference, win rate',
+  options: OPTIONS,
+  async run(ctx) {
+    await runEval(ctx.values as EvalOptions, (s) => ctx.out.write(s + '\n'));
+    return 0;
+  },
+};

@@ -4,7 +4,8 @@
 // and PPO from the SFT policy → evaluate every policy on held-out prompts (judge score, reward, KL to SFT).
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { parseArgs } from 'node:util';
+import type { Command } from '../options/command.js';
+import { f } from '../options/fields.js';
 import { Random } from '../engine/random.js';
 import { parseConfig } from '../io/config.js';
 import { loadPretrained, savePretrained, toModelConfig } from '../io/pretrained.js';
@@ -30,17 +31,18 @@ function writeJsonl(path: string, rows: readonly unknown[]): void {
 const EOS = '<|endoftext|>';
 
 export async function quickstart(o: QuickstartOptions): Promise<Record<string, PolicyEvalResult>> {
-  const { runSFT } = await import('../train/sft.js');
-  const { runReward } = await import('../train/reward.js');
-  const { runDPO } = await import('../train/dpo.js');
-  const { runPPO } = await import('../train/ppo.js');
+  const { runTraining } = await import('../train/run.js');
+  const runSFT = (c: Record<string, unknown>, q: { quiet: boolean }) => runTraining('sft', c, q);
+  const runReward = (c: Record<string, unknown>, q: { quiet: boolean }) => runTraining('reward', c, q);
+  const runDPO = (c: Record<string, unknown>, q: { quiet: boolean }) => runTraining('dpo', c, q);
+  const runPPO = (c: Record<string, unknown>, q: { quiet: boolean }) => runTraining('ppo', c, q);
   const t0 = performance.now();
   const stage = (s: string): void => o.log(`\n== ${s} (${((performance.now() - t0) / 1000).toFixed(0)} s)`);
   const scale = o.quick ? 0.5 : 1.5;
   mkdirSync(o.out, { recursive: true });
   const data = (f: string): string => join(o.out, 'data', f);
   mkdirSync(join(o.out, 'data'), { recursive: true });
-  const common = { seed: o.seed, disable_tqdm: true, logging_steps: 10, save_steps: 0 };
+  const common = { seed: o.seed, disable_tqdm: true, logging_steps: 10, save_steps: 0, overwrite_output_dir: true };
   const quiet = { quiet: true };
 
   stage('1/7 corpus and tokenizer');
@@ -62,11 +64,11 @@ export async function quickstart(o: QuickstartOptions): Promise<Record<string, P
   tok.save(join(o.out, 'base'));
   base.dispose();
   const pre = await runSFT({ ...common, model_name_or_path: join(o.out, 'base'), train_file: data('corpus.jsonl'), output_dir: join(o.out, 'pretrain'), learning_rate: 3e-3, per_device_train_batch_size: 32, max_steps: Math.round(300 * scale), warmup_steps: 20, lr_scheduler_type: 'cosine', max_length: 64 }, quiet);
-  o.log(`pretrain: loss ${pre.train.loss?.toFixed(3)} after ${pre.global_step} steps`);
+  o.log(`pretrain: loss ${pre.metrics.loss?.toFixed(3)} after ${pre.globalStep} steps`);
 
   stage('3/7 SFT on prompt → review demonstrations');
   const sftRun = await runSFT({ ...common, model_name_or_path: join(o.out, 'pretrain'), train_file: data('sft.jsonl'), output_dir: join(o.out, 'sft'), learning_rate: 1e-3, per_device_train_batch_size: 32, max_steps: Math.round(150 * scale), max_length: 64 }, quiet);
-  o.log(`sft: completion loss ${sftRun.train.loss?.toFixed(3)}`);
+  o.log(`sft: completion loss ${sftRun.metrics.loss?.toFixed(3)}`);
 
   stage('4/7 AI feedback: sample two responses per prompt from the SFT policy, the sentiment judge picks');
   const sftModel = loadPretrained(join(o.out, 'sft')).model;
@@ -93,7 +95,7 @@ export async function quickstart(o: QuickstartOptions): Promise<Record<string, P
 
   stage('5/7 reward model (Bradley–Terry) on the judged pairs');
   const rm = await runReward({ ...common, model_name_or_path: join(o.out, 'sft'), train_file: data('prefs_train.jsonl'), eval_file: data('prefs_eval.jsonl'), output_dir: join(o.out, 'reward'), learning_rate: 1e-3, per_device_train_batch_size: 16, num_train_epochs: o.quick ? 2 : 3, max_length: 64 }, quiet);
-  o.log(`reward model: held-out accuracy ${rm.eval?.eval_accuracy?.toFixed(3)} (train ${rm.train.accuracy?.toFixed(3)})`);
+  o.log(`reward model: held-out accuracy ${rm.eval?.eval_accuracy?.toFixed(3)} (train ${rm.metrics.accuracy?.toFixed(3)})`);
 
   stage('6/7 DPO from the SFT policy on the same pairs');
   const dpo = await runDPO({ ...common, model_name_or_path: join(o.out, 'sft'), train_file: data('prefs_train.jsonl'), eval_file: data('prefs_eval.jsonl'), output_dir: join(o.out, 'dpo'), learning_rate: o.quick ? 5e-4 : 2e-4, beta: 0.1, per_device_train_batch_size: 16, num_train_epochs: o.quick ? 1 : 2, max_length: 64, max_prompt_length: 16 }, quiet);
@@ -101,7 +103,7 @@ export async function quickstart(o: QuickstartOptions): Promise<Record<string, P
 
   stage('7/7 PPO from the SFT policy against the reward model');
   const ppo = await runPPO({ ...common, model_name_or_path: join(o.out, 'sft'), reward_model_path: join(o.out, 'reward'), train_file: data('prompts.jsonl'), output_dir: join(o.out, 'ppo'), learning_rate: 3e-4, per_device_train_batch_size: 16, total_episodes: Math.round(1600 * scale), response_length: 20, temperature: 1, kl_coef: 0.1, num_ppo_epochs: 2, num_mini_batches: 2 }, quiet);
-  o.log(`ppo: objective/scores ${ppo.train['objective/scores']?.toFixed(3)}, objective/kl ${ppo.train['objective/kl']?.toFixed(3)}`);
+  o.log(`ppo: objective/scores ${ppo.metrics['objective/scores']?.toFixed(3)}, objective/kl ${ppo.metrics['objective/kl']?.toFixed(3)}`);
 
   // ---- evaluation on held-out prompts: same prompts and seed for every policy
   const rewardModel = loadRewardModel(join(o.out, 'reward'), { padTokenId: tok.padTokenId ?? 0 });
@@ -128,8 +130,17 @@ export async function quickstart(o: QuickstartOptions): Promise<Record<string, P
   return results;
 }
 
-export async function quickstartMain(argv: string[]): Promise<number> {
-  const { values } = parseArgs({ args: argv, options: { out: { type: 'string', default: 'runs/quickstart' }, quick: { type: 'boolean', default: false }, seed: { type: 'string', default: '0' } } });
-  await quickstart({ out: values.out!, quick: values.quick!, seed: Number(values.seed), log: (s) => process.stdout.write(s + '\n') });
-  return 0;
-}
+export const QUICKSTART_COMMAND: Command = {
+  name: 'quickstart',
+  summary: 'the sentiment pipeline offline on a tiny model: pretrain, SFT, AI-judged pairs, reward model, DPO, PPO',
+  options: {
+    out: f.string('runs/quickstart', 'where the models, data and metrics go', { metavar: 'DIR' }),
+    quick: f.boolean(false, 'half the steps (about half the time)'),
+    seed: f.integer(0, 'seed of the corpus, the models and the sampling', { min: 0 }),
+  },
+  async run(ctx) {
+    const v = ctx.values as { out: string; quick: boolean; seed: number };
+    await quickstart({ out: v.out, quick: v.quick, seed: v.seed, log: (s) => ctx.out.write(s + '\n') });
+    return 0;
+  },
+};

@@ -7,7 +7,7 @@
 import type { Tokenizer } from '../tokenizer/index.js';
 import { DataError, emptyReport, recordFailure, type DataReport, type Source } from './errors.js';
 import { describeFormat, detectFormat, validateRecord, type DatasetFormat, type DatasetType, type FormatOptions, type ValidRecord } from './formats.js';
-import { readRecords } from './read.js';
+import { type DataSource, readRecords, sourceName } from './read.js';
 import { RecordTokenizer, type Example, type PreferenceExample, type PromptExample, type SequenceExample, type TokenizeOptions } from './tokenize.js';
 
 export interface ReadOptions extends FormatOptions {
@@ -37,13 +37,13 @@ export class DatasetReader {
   /** known once the first record has been read (or given by opts.type + opts.conversational) */
   format: DatasetFormat | null = null;
   private detectedFrom: Source | null = null;
-  private readonly source: string | readonly unknown[];
+  private readonly source: DataSource;
   private readonly opts: ReadOptions;
 
-  constructor(source: string | readonly unknown[], opts: ReadOptions = {}) {
+  constructor(source: DataSource, opts: ReadOptions = {}) {
     this.source = source;
     this.opts = opts;
-    this.report = emptyReport(typeof source === 'string' ? source : opts.name ?? '<memory>');
+    this.report = emptyReport(sourceName(source, opts.name));
   }
 
   private fail(err: unknown): void {
@@ -103,7 +103,7 @@ function noneKept(r: DataReport): Error {
 }
 
 /** Validates a dataset without tokenising it (streams: memory stays bounded for JSONL). */
-export async function checkDataset(source: string | readonly unknown[], opts: ReadOptions = {}): Promise<{ format: DatasetFormat; report: DataReport }> {
+export async function checkDataset(source: DataSource, opts: ReadOptions = {}): Promise<{ format: DatasetFormat; report: DataReport }> {
   const reader = new DatasetReader(source, opts);
   for await (const _rec of reader.records());
   if (reader.report.kept === 0 || !reader.format) throw noneKept(reader.report);
@@ -111,7 +111,7 @@ export async function checkDataset(source: string | readonly unknown[], opts: Re
 }
 
 /** Reads, validates and tokenises a dataset. */
-export async function loadDataset(source: string | readonly unknown[], tokenizer: Tokenizer, opts: DatasetOptions = {}): Promise<LoadedDataset> {
+export async function loadDataset(source: DataSource, tokenizer: Tokenizer, opts: DatasetOptions = {}): Promise<LoadedDataset> {
   const reader = new DatasetReader(source, opts);
   const tok = new RecordTokenizer(tokenizer, opts);
   const examples: Example[] = [];
@@ -131,16 +131,16 @@ export async function loadDataset(source: string | readonly unknown[], tokenizer
 }
 
 /** SFT data: language modelling or prompt-completion, as training sequences. */
-export async function loadSftDataset(source: string | readonly unknown[], tokenizer: Tokenizer, opts: DatasetOptions = {}): Promise<LoadedDataset<SequenceExample>> {
+export async function loadSftDataset(source: DataSource, tokenizer: Tokenizer, opts: DatasetOptions = {}): Promise<LoadedDataset<SequenceExample>> {
   return (await loadDataset(source, tokenizer, { purpose: 'SFT', ...opts, accept: ['language_modeling', 'prompt_completion'] })) as LoadedDataset<SequenceExample>;
 }
 
 /** Preference data (explicit or implicit prompt), as pairs sharing their prompt ids (DPO, reward models). */
-export async function loadPreferenceDataset(source: string | readonly unknown[], tokenizer: Tokenizer, opts: DatasetOptions = {}): Promise<LoadedDataset<PreferenceExample>> {
+export async function loadPreferenceDataset(source: DataSource, tokenizer: Tokenizer, opts: DatasetOptions = {}): Promise<LoadedDataset<PreferenceExample>> {
   return (await loadDataset(source, tokenizer, { purpose: 'preference training', ...opts, accept: ['preference'] })) as LoadedDataset<PreferenceExample>;
 }
 
 /** Prompt-only data, as prompts to generate from (PPO). Pass type: 'prompt_only' to take the prompts of other data. */
-export async function loadPromptDataset(source: string | readonly unknown[], tokenizer: Tokenizer, opts: DatasetOptions = {}): Promise<LoadedDataset<PromptExample>> {
+export async function loadPromptDataset(source: DataSource, tokenizer: Tokenizer, opts: DatasetOptions = {}): Promise<LoadedDataset<PromptExample>> {
   return (await loadDataset(source, tokenizer, { purpose: 'generation (PPO)', ...opts, accept: ['prompt_only'] })) as LoadedDataset<PromptExample>;
 }

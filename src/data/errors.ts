@@ -43,7 +43,8 @@ export class DataError extends Error {
   readonly reason: string;
 
   constructor(where: Source, field: string, code: DataErrorCode, reason: string) {
-    super(`${where.file}:${where.line}: ${field ? `${field}: ` : ''}${reason}`);
+    // a file that cannot be read has no line to point at: `cannot read FILE: no such file or folder`
+    super(code === 'io' ? `cannot read ${where.file}: ${reason}` : `${where.file}:${where.line}: ${field ? `${field}: ` : ''}${reason}`);
     this.name = 'DataError';
     this.file = where.file;
     this.line = where.line;

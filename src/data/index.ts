@@ -4,8 +4,8 @@
 
 export { DataError, emptyReport, formatReport, recordFailure } from './errors.js';
 export type { DataErrorCode, DataReport, SkippedRecord, Source } from './errors.js';
-export { readJsonl, readJsonArray, readArray, readRecords, fileKind, arrayElementLines } from './read.js';
-export type { RawRecord, FileKind } from './read.js';
+export { readJsonl, readJsonArray, readArray, readRecords, fileKind, arrayElementLines, sourceName } from './read.js';
+export type { RawRecord, FileKind, DataSource } from './read.js';
 export { DEFAULT_ROLES, describeFormat, detectFormat, extractPrompt, formatColumns, jsonEqual, validateRecord } from './formats.js';
 export type {
   Content, DatasetFormat, DatasetType, FormatOptions, LanguageModelingRecord, Message, PreferenceRecord, PromptCompletionRecord, PromptOnlyRecord, ValidRecord,

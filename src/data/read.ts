@@ -5,12 +5,26 @@
 
 import { createReadStream, openSync, readSync, closeSync, readFileSync } from 'node:fs';
 import { extname } from 'node:path';
+import { fsReason } from '../io/fs-errors.js';
 import { DataError, type Source } from './errors.js';
+
+/**
+ * Where records come from: a JSONL/JSON file, several files read one after the other (a dataset mixture), or an
+ * in-memory array of records.
+ */
+export type DataSource = string | { readonly files: readonly string[] } | readonly unknown[];
+
+/** The name a source goes by in messages and reports. */
+export function sourceName(source: DataSource, fallback = '<memory>'): string {
+  if (typeof source === 'string') return source;
+  if (!Array.isArray(source) && 'files' in source) return source.files.join(' + ');
+  return fallback;
+}
 
 export type RawRecord = { source: Source; value: unknown; error?: undefined } | { source: Source; value?: undefined; error: DataError };
 
 function ioError(file: string, e: unknown): DataError {
-  return new DataError({ file, line: 0 }, '', 'io', `cannot read the file: ${(e as Error).message}`);
+  return new DataError({ file, line: 0 }, '', 'io', fsReason(e));
 }
 
 function jsonError(where: Source, e: unknown): DataError {
@@ -176,9 +190,13 @@ export function fileKind(path: string): FileKind {
 }
 
 /** The records of a file (JSONL or JSON array) or of an in-memory array. */
-export async function* readRecords(source: string | readonly unknown[], name?: string): AsyncGenerator<RawRecord> {
+export async function* readRecords(source: DataSource, name?: string): AsyncGenerator<RawRecord> {
   if (typeof source !== 'string') {
-    yield* readArray(source, name);
+    if (!Array.isArray(source) && 'files' in source) {
+      for (const f of (source as { files: readonly string[] }).files) yield* readRecords(f);
+      return;
+    }
+    yield* readArray(source as readonly unknown[], name);
     return;
   }
   if (fileKind(source) === 'json_array') yield* readJsonArray(source);

@@ -106,6 +106,17 @@ export class Transformer {
     }
   }
 
+  /** Runs fn with training off (no dropout), restoring the mode afterwards (evaluation, rollouts, references). */
+  evalMode<T>(fn: () => T): T {
+    const prev = this.training;
+    this.training = false;
+    try {
+      return fn();
+    } finally {
+      this.training = prev;
+    }
+  }
+
   /** Folds every adapter into its base weight and removes the adapters. */
   mergeLora(): void {
     for (const m of this.linearModules()) {

@@ -19,8 +19,8 @@ export interface TrainerState {
   rng_state: number[];
   /** anything else the trainer needs (e.g. the adaptive KL controller) */
   extra?: Record<string, unknown>;
-  /** metrics logged so far (for continuity of logs after resume) */
-  log_history_tail?: Record<string, number>[];
+  /** the run's resolved options, compared on resume (a resumed run must use the same settings) */
+  args?: Record<string, unknown>;
 }
 
 const STATE = 'trainer_state.json', OPT = 'optimizer.safetensors', EXTRA = 'extra.safetensors';

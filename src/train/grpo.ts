@@ -3,47 +3,34 @@
 //   A_i = (r_i − mean_group) / (std_group + 1e-4)        (scale_rewards 'group'; 'batch' or 'none' as TRL)
 // shared by all its tokens; the loss is the per-token clipped surrogate plus β times the k3 KL to the reference,
 // aggregated as loss_type says (grpo, bnpo, dr_grpo, dapo).
-import { TRAINING_DEFAULTS, resolveArgs } from './args.js';
-import { type RewardScaling, groupNormalizedAdvantages } from './rl/baselines.js';
-import { CRITIC_FREE_DEFAULTS, type CriticFreeConfig, CriticFreeTrainer, type MicroLoss, type RolloutContext, checkCriticFreeConfig, rewardMetrics } from './rl/critic-free.js';
-import { type GrpoLossType, aggregateTokenLoss, grpoPerTokenLoss } from './rl/losses.js';
-import type { Metrics, OnlineTrainerDeps } from './rl/online-trainer.js';
-import type { RunOptions, RunResult } from './sft.js';
-import { oneOf } from './rl/options.js';
 import { Tensor } from '../engine/tensor.js';
+import { type ConfigOf, defineConfig, f } from '../options/fields.js';
+import { NOT_IMPLEMENTED } from './args.js';
+import { groupNormalizedAdvantages } from './rl/baselines.js';
+import { CRITIC_FREE_FIELDS, CriticFreeTrainer, type MicroLoss, type RolloutContext, checkGenerationBatch, rewardMetrics } from './rl/critic-free.js';
+import { aggregateTokenLoss, grpoPerTokenLoss } from './rl/losses.js';
+import type { Metrics, OnlineInputs } from './rl/online-trainer.js';
 import type { ResponseForward } from './rl/rollout.js';
 
-export interface GRPOConfig extends CriticFreeConfig {
-  scale_rewards: RewardScaling;
-  loss_type: GrpoLossType;
-}
-
-export const GRPO_DEFAULTS: GRPOConfig = {
-  ...TRAINING_DEFAULTS,
-  ...CRITIC_FREE_DEFAULTS,
-  learning_rate: 1e-6,
-  logging_steps: 10,
-  num_generations: 8,
-  beta: 0,
-  scale_rewards: 'group',
-  loss_type: 'dapo',
+/** GRPOConfig: TRL's options and defaults (num_generations 8, beta 0, scale_rewards group, loss_type dapo). */
+export const GRPO_FIELDS = {
+  ...CRITIC_FREE_FIELDS,
+  num_generations: f.integer(8, 'completions per prompt (the group size k)', { min: 2 }),
+  scale_rewards: f.value<'group' | 'batch' | 'none'>('group', "divide advantages by the std of the group ('group'), of the batch ('batch'), or not ('none'; true/false as TRL)", (v) => {
+    if (v === true || v === 'true') return 'group';
+    if (v === false || v === 'false') return 'none';
+    if (v === 'group' || v === 'batch' || v === 'none') return v;
+    throw new Error(`must be one of group, batch, none (or true / false), got ${JSON.stringify(v)}`);
+  }, { metavar: 'group|batch|none' }),
+  loss_type: f.choice(['grpo', 'bnpo', 'dr_grpo', 'dapo'], 'dapo', 'how per-token losses are aggregated'),
 };
 
-export function resolveGRPOConfig(given: Record<string, unknown>, source = 'GRPOConfig'): GRPOConfig {
-  const g = { ...given };
-  // TRL also accepts booleans: true = 'group', false = 'none'
-  if (g.scale_rewards === true || g.scale_rewards === 'true') g.scale_rewards = 'group';
-  if (g.scale_rewards === false || g.scale_rewards === 'false') g.scale_rewards = 'none';
-  const c = resolveArgs(GRPO_DEFAULTS, g, source);
-  checkCriticFreeConfig(c, source);
-  c.scale_rewards = oneOf(source, 'scale_rewards', c.scale_rewards, ['group', 'batch', 'none'] as const);
-  c.loss_type = oneOf(source, 'loss_type', c.loss_type, ['grpo', 'bnpo', 'dr_grpo', 'dapo'] as const);
-  return c;
-}
+export const GRPOConfig = defineConfig('GRPOConfig', GRPO_FIELDS, checkGenerationBatch, NOT_IMPLEMENTED);
+export type GRPOConfig = ConfigOf<typeof GRPOConfig>;
 
-export class GRPOTrainer extends CriticFreeTrainer<GRPOConfig> {
-  constructor(config: Partial<GRPOConfig> | Record<string, unknown>, deps: OnlineTrainerDeps) {
-    super(resolveGRPOConfig(config as Record<string, unknown>), deps, 'grpo');
+export class GRPOTrainer extends CriticFreeTrainer<typeof GRPO_FIELDS> {
+  constructor(inputs: OnlineInputs<GRPOConfig>) {
+    super(GRPOConfig, inputs, 'grpo');
   }
 
   protected needsOldLogprobs(): boolean {
@@ -78,14 +65,4 @@ export class GRPOTrainer extends CriticFreeTrainer<GRPOConfig> {
     }
     return { loss, metrics };
   }
-}
-
-/**
- * `alignkit grpo`: a plain config (model_name_or_path, reward_model_path or scorer, train_file / dataset_path of
- * prompts, output_dir, LoRA options, every GRPOConfig option) → trains and saves the final policy and
- * the tokenizer into output_dir.
- */
-export async function runGRPO(config: Record<string, unknown>, opts: RunOptions = {}): Promise<RunResult> {
-  const { runOnline } = await import('./rl/setup.js');
-  return runOnline(config, opts, 'grpo', resolveGRPOConfig, (args, deps) => new GRPOTrainer(args, deps));
 }

@@ -6,113 +6,76 @@
 // of the clipped policy loss + vf_coef × the clipped value loss. The critic is a value head on the policy's
 // hidden states (see rl/value-head.ts). β is fixed (kl_coef) or adaptive (adap_kl_ctrl: target, horizon).
 import { add, scale } from '../engine/ops/elementwise.js';
-import { Tensor, tidy } from '../engine/tensor.js';
-import { TRAINING_DEFAULTS, type TrainingArgs, resolveArgs } from './args.js';
+import { Tensor } from '../engine/tensor.js';
+import { type ConfigOf, defineConfig, f } from '../options/fields.js';
+import { NOT_IMPLEMENTED, TRAINING_FIELDS } from './args.js';
 import { gae } from './rl/gae.js';
-import { AdaptiveKLController, FixedKLController, type KLController, type KlControllerState, type KlEstimator, klPerToken } from './rl/kl.js';
+import { AdaptiveKLController, FixedKLController, type KLController, type KlControllerState, klPerToken } from './rl/kl.js';
 import { ppoPolicyLoss, ppoValueLoss } from './rl/losses.js';
-import { type Metrics, OnlineTrainer, type OnlineTrainerDeps, type PromptItem, permutation } from './rl/online-trainer.js';
-import type { RunOptions, RunResult } from './sft.js';
-import { nullableInt, nullableNumber, numberIn, oneOf, optionError, positiveInt } from './rl/options.js';
+import { type Metrics, OnlineTrainer, type OnlineInputs, type PromptItem } from './rl/online-trainer.js';
 import { type RolloutBatch, rolloutForward, responseForward, sampleRollout, takeRows } from './rl/rollout.js';
 import { computeScores } from './rl/scorer.js';
 import { ValueHead } from './rl/value-head.js';
 import { maskedWhiten } from './rl/whiten.js';
 
-export interface PPOConfig extends TrainingArgs {
-  /** mini-batches per rollout batch (each one optimiser step) */
-  num_mini_batches: number;
-  /** episodes (prompts) to train on; null: num_train_epochs × the dataset size */
-  total_episodes: number | null;
-  /** rows per no-grad forward pass when scoring a rollout */
-  local_rollout_forward_batch_size: number;
-  /** new tokens per response at most */
-  response_length: number;
-  /** 'eos': responses end at the tokenizer's EOS; null: no stop token unless stop_token_id */
-  stop_token: 'eos' | null;
-  stop_token_id: number | null;
-  temperature: number;
-  /** subtracted from the score of responses without an EOS token */
-  missing_eos_penalty: number | null;
-  num_ppo_epochs: number;
-  whiten_rewards: boolean;
-  /** the KL penalty coefficient β (the initial one with adap_kl_ctrl) */
-  kl_coef: number;
-  kl_estimator: KlEstimator;
-  cliprange: number;
-  vf_coef: number;
-  cliprange_value: number;
-  gamma: number;
-  lam: number;
-  /** adapt β towards `target` KL per episode over `horizon` episodes (Ziegler et al. 2019; TRL's old names) */
-  adap_kl_ctrl: boolean;
-  target: number;
-  horizon: number;
-}
-
-export const PPO_DEFAULTS: PPOConfig = {
-  ...TRAINING_DEFAULTS,
-  learning_rate: 3e-6,
-  logging_steps: 10,
-  num_mini_batches: 1,
-  total_episodes: null,
-  local_rollout_forward_batch_size: 64,
-  response_length: 53,
-  stop_token: null,
-  stop_token_id: null,
-  temperature: 0.7,
-  missing_eos_penalty: null,
-  num_ppo_epochs: 4,
-  whiten_rewards: false,
-  kl_coef: 0.05,
-  kl_estimator: 'k1',
-  cliprange: 0.2,
-  vf_coef: 0.1,
-  cliprange_value: 0.2,
-  gamma: 1,
-  lam: 0.95,
-  adap_kl_ctrl: false,
-  target: 6,
-  horizon: 10000,
+export const PPO_FIELDS = {
+  ...TRAINING_FIELDS,
+  learning_rate: f.number(3e-6, 'peak learning rate of AdamW', { min: 0 }),
+  num_mini_batches: f.integer(1, 'mini-batches per rollout batch (each one optimiser step)', { min: 1 }),
+  total_episodes: f.integer(null, 'episodes (prompts) to train on; null: num_train_epochs × the dataset size', { min: 1, nullable: true }),
+  local_rollout_forward_batch_size: f.integer(64, 'rows per no-grad forward pass when scoring a rollout', { min: 1 }),
+  response_length: f.integer(53, 'new tokens per response at most', { min: 1 }),
+  stop_token: f.choice(['eos'], null, "'eos': responses end at the tokenizer's EOS; null: no stop token unless stop_token_id", { nullable: true }),
+  stop_token_id: f.integer(null, 'the token that ends a response', { min: 0, nullable: true }),
+  temperature: f.number(0.7, 'sampling temperature of the rollouts (and of the log-probs)', { min: 0, exclusiveMin: true }),
+  missing_eos_penalty: f.number(null, 'subtracted from the score of responses without an EOS token', { min: 0, nullable: true }),
+  num_ppo_epochs: f.integer(4, 'passes over each rollout batch', { min: 1 }),
+  whiten_rewards: f.boolean(false, 'whiten the per-token rewards before GAE'),
+  kl_coef: f.number(0.05, 'the KL penalty coefficient β (the initial one with adap_kl_ctrl)', { min: 0 }),
+  kl_estimator: f.choice(['k1', 'k3'], 'k1', 'per-token KL estimator'),
+  cliprange: f.number(0.2, 'policy ratio clip range ε', { min: 0 }),
+  vf_coef: f.number(0.1, 'weight of the value loss', { min: 0 }),
+  cliprange_value: f.number(0.2, 'value clip range', { min: 0 }),
+  gamma: f.number(1, 'discount γ', { min: 0, max: 1 }),
+  lam: f.number(0.95, 'GAE λ', { min: 0, max: 1 }),
+  adap_kl_ctrl: f.boolean(false, 'adapt β towards `target` KL per episode over `horizon` episodes (Ziegler et al. 2019)'),
+  target: f.number(6, 'target KL of the adaptive controller', { min: 0, exclusiveMin: true }),
+  horizon: f.number(10000, 'horizon of the adaptive controller (episodes)', { min: 0, exclusiveMin: true }),
 };
 
-/** Fills PPOConfig defaults and checks every option (unknown keys and bad values are errors). */
-export function resolvePPOConfig(given: Record<string, unknown>, source = 'PPOConfig'): PPOConfig {
-  const c = resolveArgs(PPO_DEFAULTS, given, source);
-  c.total_episodes = nullableInt(source, 'total_episodes', c.total_episodes, 1);
-  c.stop_token_id = nullableInt(source, 'stop_token_id', c.stop_token_id, 0);
-  c.missing_eos_penalty = nullableNumber(source, 'missing_eos_penalty', c.missing_eos_penalty, 0);
-  if (c.stop_token !== null && c.stop_token !== undefined) oneOf(source, 'stop_token', c.stop_token, ['eos'] as const);
-  else c.stop_token = null;
-  if (c.stop_token !== null && c.stop_token_id !== null) throw new Error(`${source}: set stop_token or stop_token_id, not both`);
-  c.kl_estimator = oneOf(source, 'kl_estimator', c.kl_estimator, ['k1', 'k3'] as const);
-  for (const k of ['per_device_train_batch_size', 'gradient_accumulation_steps', 'num_mini_batches', 'local_rollout_forward_batch_size', 'response_length', 'num_ppo_epochs'] as const)
-    positiveInt(source, k, c[k]);
-  if (!(c.temperature > 0)) throw optionError(source, 'temperature', 'a number > 0', c.temperature);
-  numberIn(source, 'gamma', c.gamma, 0, 1);
-  numberIn(source, 'lam', c.lam, 0, 1);
-  for (const k of ['kl_coef', 'cliprange', 'cliprange_value', 'vf_coef'] as const) if (!(c[k] >= 0)) throw optionError(source, k, 'a number >= 0', c[k]);
-  if (c.adap_kl_ctrl && !(c.target > 0 && c.horizon > 0)) throw new Error(`${source}: adap_kl_ctrl needs target > 0 and horizon > 0`);
-  const batch = c.per_device_train_batch_size * c.gradient_accumulation_steps;
-  if (batch % c.num_mini_batches !== 0)
-    throw new Error(`${source}: the rollout batch (per_device_train_batch_size × gradient_accumulation_steps = ${batch}) must be a multiple of num_mini_batches (${c.num_mini_batches})`);
-  return c;
+export const PPOConfig = defineConfig(
+  'PPOConfig',
+  PPO_FIELDS,
+  (c, fail) => {
+    if (c.stop_token !== null && c.stop_token_id !== null) fail('stop_token_id', 'set stop_token or stop_token_id, not both');
+    const batch = c.per_device_train_batch_size * c.gradient_accumulation_steps;
+    if (batch % c.num_mini_batches !== 0)
+      fail('num_mini_batches', `the rollout batch (per_device_train_batch_size × gradient_accumulation_steps = ${batch}) must be a multiple of num_mini_batches (${c.num_mini_batches})`);
+  },
+  NOT_IMPLEMENTED,
+);
+export type PPOConfig = ConfigOf<typeof PPOConfig>;
+
+export interface PPOTrainerInputs extends OnlineInputs<PPOConfig> {
+  /** the critic: a value head on the policy's hidden states (default: a new one, zero-initialised) */
+  valueHead?: ValueHead;
 }
 
-export class PPOTrainer extends OnlineTrainer<PPOConfig> {
+export class PPOTrainer extends OnlineTrainer<typeof PPO_FIELDS> {
   readonly valueHead: ValueHead;
   readonly klController: KLController;
   readonly stopTokenIds: number[];
+  private readonly ownsValueHead: boolean;
 
-  constructor(config: Partial<PPOConfig> | Record<string, unknown>, deps: OnlineTrainerDeps & { valueHead?: ValueHead }) {
-    const args = resolvePPOConfig(config as Record<string, unknown>);
-    super(args, deps, 'ppo');
-    if (args.stop_token === 'eos' && this.eosTokenId === null) throw new Error("ppo: stop_token 'eos' needs the tokenizer's EOS id (eosTokenId)");
-    if (args.missing_eos_penalty !== null && this.eosTokenId === null) throw new Error('ppo: missing_eos_penalty needs the EOS id (eosTokenId)');
+  constructor(inputs: PPOTrainerInputs) {
+    super(PPOConfig, inputs, 'ppo');
+    const args = this.args;
+    if (args.stop_token === 'eos' && this.eosTokenId === null) throw new Error("ppo: stop_token 'eos' needs the tokenizer's EOS id");
+    if (args.missing_eos_penalty !== null && this.eosTokenId === null) throw new Error('ppo: missing_eos_penalty needs the EOS id');
     this.stopTokenIds = args.stop_token === 'eos' ? [this.eosTokenId!] : args.stop_token_id !== null ? [args.stop_token_id] : [];
-    this.valueHead = deps.valueHead ?? new ValueHead(this.policy.config.hiddenSize);
+    this.valueHead = inputs.valueHead ?? new ValueHead(this.policy.config.hiddenSize);
+    this.ownsValueHead = !inputs.valueHead;
     this.klController = args.adap_kl_ctrl ? new AdaptiveKLController(args.kl_coef, args.target, args.horizon) : new FixedKLController(args.kl_coef);
-    this.initOptimizer(this.valueHead.parameters());
   }
 
   /** per_device_train_batch_size × gradient_accumulation_steps (TRL's local_batch_size). */
@@ -122,18 +85,22 @@ export class PPOTrainer extends OnlineTrainer<PPOConfig> {
   promptsPerUpdate(): number {
     return this.batchSize();
   }
-  totalUpdates(): number {
+  protected totalUpdates(): number {
     if (this.args.max_steps > 0) return this.args.max_steps;
     const episodes = this.args.total_episodes ?? Math.floor(this.args.num_train_epochs * this.prompts.length);
     return Math.max(1, Math.ceil(episodes / this.batchSize()));
+  }
+  protected override extraTrainable(): Tensor[] {
+    return this.valueHead.parameters();
   }
   protected override extraTensors(): Map<string, Tensor> {
     return this.valueHead.state();
   }
   protected override algorithmState(): Record<string, unknown> {
-    return { kl_controller: this.klController.getState() };
+    return { ...super.algorithmState(), kl_controller: this.klController.getState() };
   }
   protected override restoreAlgorithmState(s: Record<string, unknown>): void {
+    super.restoreAlgorithmState(s);
     const k = s.kl_controller as KlControllerState | undefined;
     if (k) this.klController.setState(k);
   }
@@ -152,7 +119,7 @@ export class PPOTrainer extends OnlineTrainer<PPOConfig> {
 
   /** Scores a rollout with the scorer, less missing_eos_penalty where a response has no EOS. */
   async score(prompts: readonly PromptItem[], batch: RolloutBatch): Promise<Float64Array> {
-    const scores = await computeScores(this.scorer, prompts.map((p) => p.text), batch.responseIds.map((r) => this.decode(r)), {
+    const scores = await computeScores(this.scorer!, prompts.map((p) => p.text), batch.responseIds.map((r) => this.decode(r)), {
       promptIds: batch.promptIds,
       responseIds: batch.responseIds,
       finishReason: batch.finishReason,
@@ -181,36 +148,25 @@ export class PPOTrainer extends OnlineTrainer<PPOConfig> {
     const { advantages: rawAdv, returns } = gae(rewards, values!, mask, B, R, a.gamma, a.lam);
     const advantages = maskedWhiten(rawAdv, mask);
 
-    // num_ppo_epochs × num_mini_batches optimiser steps
-    const M = B / a.num_mini_batches, micro = Math.min(a.per_device_train_batch_size, M);
+    // num_ppo_epochs × num_mini_batches optimiser steps of the clipped policy loss + vf_coef × the clipped value loss
     const st = { approxkl: [] as number[], clipfrac: [] as number[], pg: [] as number[], vf: [] as number[], vclip: [] as number[], ent: [] as number[], ratio: [] as number[], vpred: [] as number[] };
-    for (let epoch = 0; epoch < a.num_ppo_epochs; epoch++) {
-      const perm = permutation(this.rng, B);
-      for (let mb = 0; mb < a.num_mini_batches; mb++) {
-        const mini = perm.subarray(mb * M, (mb + 1) * M);
-        for (let s = 0; s < M; s += micro) {
-          const rows = mini.subarray(s, Math.min(s + micro, M));
-          tidy(() => {
-            const f = responseForward(this.policy, batch, rows, { temperature: a.temperature, valueHead: this.valueHead, entropy: true });
-            const t = (arr: Float32Array | Float64Array): Tensor => Tensor.from(takeRows(arr, R, rows), [rows.length, R]);
-            const m = t(mask);
-            const pl = ppoPolicyLoss(f.logprobs, t(logprobs), t(advantages), m, a.cliprange);
-            const vl = ppoValueLoss(f.values!, t(values!), t(returns), m, a.cliprange_value);
-            const loss = add(pl.loss, scale(vl.loss, a.vf_coef));
-            const value = loss.item();
-            this.checkLoss(value, 'the PPO loss');
-            scale(loss, rows.length / M).backward();
-            const mrows = takeRows(mask, R, rows), vp = f.values!.toArray();
-            let es = 0, vs = 0, n = 0;
-            for (let i = 0; i < mrows.length; i++) if (mrows[i]) { es += f.entropy![i]!; vs += vp[i]!; n++; }
-            st.approxkl.push(pl.approxkl); st.clipfrac.push(pl.clipfrac); st.ratio.push(pl.ratioMean);
-            st.pg.push(pl.loss.item()); st.vf.push(vl.loss.item()); st.vclip.push(vl.clipfrac);
-            st.ent.push(n ? es / n : 0); st.vpred.push(n ? vs / n : 0);
-          });
-        }
-        this.optimizerStep(lr);
-      }
-    }
+    this.optimizeRollout(B, { epochs: a.num_ppo_epochs, miniBatches: a.num_mini_batches, micro: a.per_device_train_batch_size, lr, what: 'the PPO loss' }, (rows, M) => {
+      const f = responseForward(this.policy, batch, rows, { temperature: a.temperature, valueHead: this.valueHead, entropy: true });
+      const t = (arr: Float32Array | Float64Array): Tensor => Tensor.from(takeRows(arr, R, rows), [rows.length, R]);
+      const m = t(mask);
+      const pl = ppoPolicyLoss(f.logprobs, t(logprobs), t(advantages), m, a.cliprange);
+      const vl = ppoValueLoss(f.values!, t(values!), t(returns), m, a.cliprange_value);
+      const loss = add(pl.loss, scale(vl.loss, a.vf_coef));
+      const value = loss.item();
+      if (Number.isFinite(value)) scale(loss, rows.length / M).backward();
+      const mrows = takeRows(mask, R, rows), vp = f.values!.toArray();
+      let es = 0, vs = 0, n = 0;
+      for (let i = 0; i < mrows.length; i++) if (mrows[i]) { es += f.entropy![i]!; vs += vp[i]!; n++; }
+      st.approxkl.push(pl.approxkl); st.clipfrac.push(pl.clipfrac); st.ratio.push(pl.ratioMean);
+      st.pg.push(pl.loss.item()); st.vf.push(vl.loss.item()); st.vclip.push(vl.clipfrac);
+      st.ent.push(n ? es / n : 0); st.vpred.push(n ? vs / n : 0);
+      return value;
+    });
 
     // statistics of the rollout (per episode sums, as TRL)
     let klSum = 0, negLp = 0, eos = 0;
@@ -241,6 +197,11 @@ export class PPOTrainer extends OnlineTrainer<PPOConfig> {
     if (a.adap_kl_ctrl) m['objective/kl_coef'] = beta;
     return m;
   }
+
+  override dispose(): void {
+    super.dispose();
+    if (this.ownsValueHead) this.valueHead.dispose();
+  }
 }
 
 function avg(x: readonly number[]): number {
@@ -251,14 +212,4 @@ function variance(x: readonly number[]): number {
   if (x.length < 2) return 0;
   const m = avg(x);
   return x.reduce((s, v) => s + (v - m) ** 2, 0) / (x.length - 1);
-}
-
-/**
- * `alignkit ppo`: a plain config (model_name_or_path, reward_model_path or scorer, train_file / dataset_path of
- * prompts, output_dir, LoRA options, every PPOConfig option) → trains and saves the final policy and value head and
- * the tokenizer into output_dir.
- */
-export async function runPPO(config: Record<string, unknown>, opts: RunOptions = {}): Promise<RunResult> {
-  const { runOnline } = await import('./rl/setup.js');
-  return runOnline(config, opts, 'ppo', resolvePPOConfig, (args, deps) => new PPOTrainer(args, deps), (t) => t.valueHead.state());
 }

@@ -1,61 +1,37 @@
 // Reward modelling (TRL's RewardTrainer): a transformer with a `score.weight` [1, C] head read at the last
 // non-pad token (transformers' *ForSequenceClassification layout, so transformers loads the result), trained on
-// preference pairs with the Bradley–Terry loss (optional per-pair `margin` column, center_rewards_coefficient).
-// Starting from a causal LM, the score head is initialised as transformers initialises a new Linear:
-// N(0, initializer_range²) (0.02 when the config has none), and the LM head is dropped. Metrics under TRL's
-// names: loss, accuracy, margin, mean_reward, min_reward, max_reward, num_tokens. `runReward` is the
-// command-line entry.
-import { type PreferenceBatch, type PreferenceExample, collatePreference, loadPreferenceDataset, padTokenId, readRecords } from '../data/index.js';
+// preference pairs with the Bradley–Terry loss (optional per-pair `margin` column, optional `soft_label` column
+// — the probability that chosen is better, from AI feedback or annotator agreement — and
+// center_rewards_coefficient). Starting from a causal LM, the score head is initialised as transformers
+// initialises a new Linear: N(0, initializer_range²) (0.02 when the config has none), and the LM head is dropped.
+// Metrics under TRL's names: loss, accuracy, margin, mean_reward, min_reward, max_reward, num_tokens.
+import { type DataSource, type PreferenceBatch, type PreferenceExample, collatePreference, loadPreferenceDataset, padTokenId, readRecords } from '../data/index.js';
 import { Random } from '../engine/random.js';
 import { Tensor, noGrad, tidy } from '../engine/tensor.js';
 import type { Architecture, ModelConfig } from '../io/config.js';
-import { type Pretrained, loadPretrained } from '../io/pretrained.js';
+import { type Pretrained, loadPretrained, savePretrained } from '../io/pretrained.js';
 import { lastTokenIndex, sequenceScore } from '../models/heads.js';
 import { Transformer } from '../models/transformer.js';
-import { Tokenizer } from '../tokenizer/index.js';
-import { TRAINING_DEFAULTS, type TrainingArgs } from './args.js';
+import { type ConfigOf, defineConfig, f } from '../options/fields.js';
+import type { Tokenizer } from '../tokenizer/index.js';
+import { NOT_IMPLEMENTED, TRAINING_FIELDS } from './args.js';
+import { inOrder } from './batches.js';
 import { bradleyTerryLoss } from './bradley-terry.js';
-import {
-  ExampleBatches, applyLora, seedDropout, checkNumber, checkTrainingArgs, dataFiles, inOrder, logMetrics, resolveNullable, resolveRunConfig, saveFinal,
-  type DataReadOptions,
-  reportSkipped,
-} from './setup.js';
-import type { RunOptions, RunResult } from './sft.js';
-import { type BatchSource, type LossResult, SupervisedTrainer } from './trainer.js';
+import { reportSkipped } from './report.js';
+import { type LossResult, SupervisedTrainer, type SupervisedInputs } from './supervised.js';
 
-export interface RewardConfig extends TrainingArgs {
-  /** tokens of prompt + completion (longer ones keep their start); null: no limit */
-  max_length: number | null;
-  /** weight of the mean-zero reward term c·mean((r_c + r_r)²); null: off (recommended 0.01) */
-  center_rewards_coefficient: number | null;
-  /** train without dropout (only LoRA adapters have dropout here) */
-  disable_dropout: boolean;
-  /** pad every batch to a multiple of this many tokens; null: to the longest row */
-  pad_to_multiple_of: number | null;
-}
-
-/** TRL's RewardConfig defaults (learning_rate 1e-4, logging_steps 10, max_length 1024) over TrainingArguments'. */
-export const REWARD_DEFAULTS: RewardConfig = {
-  ...TRAINING_DEFAULTS,
-  learning_rate: 1e-4,
-  logging_steps: 10,
-  max_length: 1024,
-  center_rewards_coefficient: null,
-  disable_dropout: true,
-  pad_to_multiple_of: null,
+/** RewardConfig: TRL's options and defaults (learning_rate 1e-4, max_length 1024) over TrainingArguments'. */
+export const REWARD_FIELDS = {
+  ...TRAINING_FIELDS,
+  learning_rate: f.number(1e-4, 'peak learning rate of AdamW', { min: 0 }),
+  max_length: f.integer(1024, 'tokens of prompt + completion (longer ones keep their start); null: no limit', { min: 1, nullable: true }),
+  center_rewards_coefficient: f.number(null, 'weight of the mean-zero term c·mean((r_c + r_r)²); null: off (0.01 is usual)', { min: 0, nullable: true }),
+  disable_dropout: f.boolean(true, 'train without dropout (only LoRA adapters have dropout here)'),
+  pad_to_multiple_of: f.integer(null, 'pad every batch to a multiple of this many tokens; null: to the longest row', { min: 1, nullable: true }),
 };
 
-const NULLABLE = ['max_length', 'center_rewards_coefficient', 'pad_to_multiple_of'] as const;
-
-export function resolveRewardConfig(given: Record<string, unknown>, source = 'config'): RewardConfig {
-  const c = resolveNullable(REWARD_DEFAULTS, given, source, NULLABLE);
-  const r = c as unknown as Record<string, unknown>;
-  checkTrainingArgs(r, source);
-  checkNumber(r, 'max_length', { integer: true, min: 1, nullable: true }, source);
-  checkNumber(r, 'center_rewards_coefficient', { min: 0, nullable: true }, source);
-  checkNumber(r, 'pad_to_multiple_of', { integer: true, min: 1, nullable: true }, source);
-  return c;
-}
+export const RewardConfig = defineConfig('RewardConfig', REWARD_FIELDS, undefined, NOT_IMPLEMENTED);
+export type RewardConfig = ConfigOf<typeof RewardConfig>;
 
 const SEQ_CLS: Record<string, Architecture> = {
   GPT2LMHeadModel: 'GPT2ForSequenceClassification',
@@ -123,74 +99,94 @@ export function rewardScores(p: Pretrained, ids: Int32Array, B: number, T: numbe
   return sequenceScore(hidden, p.score, index);
 }
 
-/** A preference pair with an optional margin (the dataset's `margin` column). */
+/** A preference pair with the optional columns a reward model reads. */
 export interface RewardExample extends PreferenceExample {
+  /** the dataset's `margin` column */
   margin?: number;
+  /** the dataset's `soft_label` column: the probability that chosen is better */
+  softLabel?: number;
 }
 
 export interface RewardBatch extends PreferenceBatch {
   /** per pair, or null when the data has no margin column */
   margins: Float32Array | null;
+  /** per pair, or null when the data has no soft_label column */
+  softLabels: Float32Array | null;
 }
 
-/** Reads preference data for a reward model: the data layer's pairs plus the optional `margin` column. */
-export async function loadRewardData(source: string | readonly unknown[], tokenizer: Tokenizer, cfg: RewardConfig, read: DataReadOptions = {}): Promise<RewardExample[]> {
-  const { examples, report } = await loadPreferenceDataset(source, tokenizer, { maxLength: cfg.max_length, skipInvalid: read.skipInvalid });
-  reportSkipped(report);
-  const margins = new Map<number, number>();
-  let file = '';
+/**
+ * Optional numeric columns of a preference dataset, by record (`file:line`). Every record must have the column
+ * if any has it; a value must be finite (and soft labels in [0, 1]).
+ */
+export async function readOptionalColumns(source: DataSource, columns: readonly string[]): Promise<Map<string, Map<string, number>>> {
+  const out = new Map<string, Map<string, number>>(columns.map((c) => [c, new Map()]));
+  let records = 0;
+  const missing = new Map<string, string>();
   for await (const raw of readRecords(source)) {
-    file = raw.source.file;
     const v = raw.value as Record<string, unknown> | undefined;
-    if (!v || typeof v !== 'object' || v.margin === undefined || v.margin === null) continue;
-    if (typeof v.margin !== 'number' || !Number.isFinite(v.margin)) throw new Error(`${raw.source.file}:${raw.source.line}: margin: expected a number, got ${JSON.stringify(v.margin)}`);
-    margins.set(raw.source.line, v.margin);
+    if (!v || typeof v !== 'object') continue;
+    records++;
+    const key = `${raw.source.file}:${raw.source.line}`;
+    for (const c of columns) {
+      const x = v[c];
+      if (x === undefined || x === null) {
+        if (!missing.has(c)) missing.set(c, key);
+        continue;
+      }
+      if (typeof x !== 'number' || !Number.isFinite(x)) throw new Error(`${key}: ${c}: expected a number, got ${JSON.stringify(x)}`);
+      if (c === 'soft_label' && (x < 0 || x > 1)) throw new Error(`${key}: soft_label: expected a probability in [0, 1], got ${x}`);
+      out.get(c)!.set(key, x);
+    }
   }
-  if (!margins.size) return examples;
+  for (const c of columns) {
+    const n = out.get(c)!.size;
+    if (n > 0 && n < records) throw new Error(`${missing.get(c)}: ${c}: missing (other records have a ${c} column; give every record one)`);
+  }
+  return out;
+}
+
+/** Reads preference data for a reward model: the data layer's pairs plus the optional margin / soft_label columns. */
+export async function loadRewardData(source: DataSource, tokenizer: Tokenizer, cfg: RewardConfig, skipInvalid = false): Promise<RewardExample[]> {
+  const { examples, report } = await loadPreferenceDataset(source, tokenizer, { maxLength: cfg.max_length, skipInvalid });
+  reportSkipped(report);
+  const cols = await readOptionalColumns(source, ['margin', 'soft_label']);
+  const margins = cols.get('margin')!, soft = cols.get('soft_label')!;
+  if (!margins.size && !soft.size) return examples;
   return examples.map((e) => {
-    const m = margins.get(e.source.line);
-    if (m === undefined) throw new Error(`${file}:${e.source.line}: margin: missing (other records have a margin column; give every record one)`);
-    return { ...e, margin: m };
+    const key = `${e.source.file}:${e.source.line}`;
+    const out: RewardExample = { ...e };
+    if (margins.size) out.margin = margins.get(key)!;
+    if (soft.size) out.softLabel = soft.get(key)!;
+    return out;
   });
 }
 
-export interface RewardTrainerOptions {
-  args: RewardConfig;
-  /** a reward model (toRewardModel / loadRewardModel) */
-  model: Pretrained;
-  trainDataset: readonly RewardExample[];
-  evalDataset?: readonly RewardExample[] | null;
-  /** trained tensors outside the model (LoRA adapters by PEFT name), saved in checkpoints */
-  extraState?: Map<string, Tensor>;
-}
+export type RewardTrainerInputs = SupervisedInputs<RewardConfig, RewardExample>;
 
-export class RewardTrainer extends SupervisedTrainer<RewardBatch> {
-  readonly model: Pretrained;
-  readonly trainDataset: readonly RewardExample[];
-  readonly evalDataset: readonly RewardExample[] | null;
-  declare readonly args: RewardConfig;
+export class RewardTrainer extends SupervisedTrainer<typeof REWARD_FIELDS, RewardExample, RewardBatch> {
+  constructor(inputs: RewardTrainerInputs) {
+    super(RewardConfig, inputs, 'reward', (p, tok, args) => toRewardModel(p, { seed: args.seed, padTokenId: tok ? padTokenId(tok) : p.hfConfig.padTokenId ?? inputs.padTokenId ?? 0 }));
+    if (this.model.hfConfig.padTokenId === null) throw new Error('reward: the reward model config needs a pad_token_id');
+    if (this.args.disable_dropout) this.model.model.training = false;
+  }
 
-  constructor(o: RewardTrainerOptions) {
-    if (!o.model.score) throw new Error('RewardTrainer: the model has no score head (use toRewardModel)');
-    if (o.model.hfConfig.padTokenId === null) throw new Error('RewardTrainer: the reward model config needs a pad_token_id');
-    if (!o.trainDataset.length) throw new Error('RewardTrainer: the training dataset is empty');
-    super(o.args, o.model, [...o.model.model.trainableParameters(), o.model.score], o.extraState ?? new Map(), 'reward');
-    this.model = o.model;
-    this.trainDataset = o.trainDataset;
-    this.evalDataset = o.evalDataset?.length ? o.evalDataset : null;
-    if (o.args.disable_dropout) this.model.model.training = false;
+  protected override trainableTensors(): Tensor[] {
+    return [...this.model.model.trainableParameters(), this.model.score!];
+  }
+
+  protected override loadExamples(source: DataSource, _split: 'train' | 'eval', tokenizer: Tokenizer): Promise<RewardExample[]> {
+    return loadRewardData(source, tokenizer, this.args, this.skipInvalid);
   }
 
   /** Both sequences of every pair, chosen rows first ('halves'), padded with the model's pad_token_id. */
-  collate(examples: readonly RewardExample[]): RewardBatch {
+  override collate(examples: readonly RewardExample[]): RewardBatch {
     const b = collatePreference(examples as PreferenceExample[], { padId: this.model.hfConfig.padTokenId!, layout: 'halves', padToMultipleOf: this.args.pad_to_multiple_of ?? undefined });
-    const has = examples.filter((e) => e.margin !== undefined).length;
-    if (has !== 0 && has !== examples.length) throw new Error('reward: some pairs have a margin and some do not');
-    return { ...b, margins: has ? Float32Array.from(examples, (e) => e.margin!) : null };
-  }
-
-  protected trainBatches(): BatchSource<RewardBatch> {
-    return new ExampleBatches(this.trainDataset, (ex) => this.collate(ex), { batchSize: this.args.per_device_train_batch_size, seed: this.args.seed });
+    const column = (get: (e: RewardExample) => number | undefined, name: string): Float32Array | null => {
+      const has = examples.filter((e) => get(e) !== undefined).length;
+      if (has !== 0 && has !== examples.length) throw new Error(`reward: some pairs have a ${name} and some do not`);
+      return has ? Float32Array.from(examples, (e) => get(e)!) : null;
+    };
+    return { ...b, margins: column((e) => e.margin, 'margin'), softLabels: column((e) => e.softLabel, 'soft_label') };
   }
 
   /** Chosen and rejected rewards [pairs] of a batch. */
@@ -199,41 +195,44 @@ export class RewardTrainer extends SupervisedTrainer<RewardBatch> {
     return { chosen: r.slice(0, 0, b.pairs), rejected: r.slice(0, b.pairs, 2 * b.pairs) };
   }
 
-  override computeLoss(b: RewardBatch): LossResult {
-    seedDropout(this.model.model, this.rng.seed());
+  private loss(b: RewardBatch, chosen: Tensor, rejected: Tensor): Tensor {
+    return bradleyTerryLoss(chosen, rejected, { margin: b.margins, softLabel: b.softLabels, centerRewardsCoefficient: this.args.center_rewards_coefficient });
+  }
+
+  protected override computeLoss(b: RewardBatch): LossResult {
+    this.model.model.dropoutSeed = this.rng.seed();
     const { chosen, rejected } = this.rewards(b);
-    const loss = bradleyTerryLoss(chosen, rejected, { margin: b.margins, centerRewardsCoefficient: this.args.center_rewards_coefficient });
+    const loss = this.loss(b, chosen, rejected);
     let tokens = 0;
     for (let i = 0; i < b.attentionMask.length; i++) tokens += b.attentionMask[i]!;
     return { loss, metrics: { num_tokens: tokens, ...rewardMetrics(chosen.toArray(), rejected.toArray()) } };
   }
 
   /** eval_loss, eval_accuracy, eval_margin, eval_mean_reward, eval_min_reward, eval_max_reward over the eval set. */
-  override evaluate(): Record<string, number> {
-    if (!this.evalDataset) return {};
-    const m = this.model.model;
-    const wasTraining = m.training;
-    m.training = false;
+  protected override evaluateExamples(examples: readonly RewardExample[]): Record<string, number> {
     const c: number[] = [], r: number[] = [];
     let lossSum = 0;
-    try {
-      for (const { batch } of inOrder(this.evalDataset, this.args.per_device_eval_batch_size)) {
-        tidy(() =>
-          noGrad(() => {
-            const b = this.collate(batch);
-            const { chosen, rejected } = this.rewards(b);
-            lossSum += bradleyTerryLoss(chosen, rejected, { margin: b.margins, centerRewardsCoefficient: this.args.center_rewards_coefficient }).item() * b.pairs;
-            c.push(...chosen.toArray());
-            r.push(...rejected.toArray());
-          }),
-        );
-      }
-    } finally {
-      m.training = wasTraining;
+    for (const { batch } of inOrder(examples, this.args.per_device_eval_batch_size)) {
+      tidy(() =>
+        noGrad(() => {
+          const b = this.collate(batch);
+          const { chosen, rejected } = this.rewards(b);
+          lossSum += this.loss(b, chosen, rejected).item() * b.pairs;
+          c.push(...chosen.toArray());
+          r.push(...rejected.toArray());
+        }),
+      );
     }
     const out: Record<string, number> = { eval_loss: lossSum / c.length };
     for (const [k, v] of Object.entries(rewardMetrics(c, r))) out[`eval_${k}`] = v;
     return out;
+  }
+
+  /** Saves the reward model (adapters merged into the weights first, so transformers loads it as it is). */
+  override saveModel(dir: string = this.args.output_dir): void {
+    if (this.lora) this.model.model.mergeLora();
+    savePretrained(dir, this.model);
+    this.tokenizer?.save(dir);
   }
 }
 
@@ -250,29 +249,4 @@ export function rewardMetrics(chosen: ArrayLike<number>, rejected: ArrayLike<num
     max = Math.max(max, a, b);
   }
   return { accuracy: acc / n, margin: margin / n, mean_reward: sum / (2 * n), min_reward: min, max_reward: max };
-}
-
-/**
- * `alignkit reward`: a plain config (model_name_or_path, train_file / eval_file or dataset_path, output_dir, LoRA
- * options, every RewardConfig option) → loads the model (a causal LM gets a new score head) and tokenizer,
- * trains, and saves the reward model (GPT2ForSequenceClassification / LlamaForSequenceClassification ...; with
- * LoRA the adapters are merged first) and the tokenizer into output_dir.
- */
-export async function runReward(config: Record<string, unknown>, opts: RunOptions = {}): Promise<RunResult> {
-  const source = opts.source ?? 'reward config';
-  const { config: args, model: margs, data } = resolveRunConfig(config, source, resolveRewardConfig);
-  const files = dataFiles(data, source);
-  const tokenizer = Tokenizer.fromPretrained(margs.tokenizer_name_or_path ?? margs.model_name_or_path);
-  const pretrained = loadRewardModel(margs.model_name_or_path, { seed: args.seed, padTokenId: padTokenId(tokenizer) });
-  const lora = applyLora(pretrained.model, margs, args.seed);
-  const read = { skipInvalid: data.skip_invalid };
-  const train = await loadRewardData(files.train, tokenizer, args, read);
-  const evalSet = files.eval ? await loadRewardData(files.eval, tokenizer, args, read) : null;
-  const trainer = new RewardTrainer({ args, model: pretrained, trainDataset: train, evalDataset: evalSet, extraState: lora?.tensors });
-  const last = trainer.train({ quiet: opts.quiet, onLog: opts.onLog });
-  const ev = evalSet ? trainer.evaluate() : null;
-  if (ev) logMetrics(args.output_dir, { step: trainer.globalStep, ...ev });
-  if (lora) pretrained.model.mergeLora();
-  saveFinal(args.output_dir, pretrained, tokenizer, null);
-  return { output_dir: args.output_dir, train: last, eval: ev, global_step: trainer.globalStep };
 }

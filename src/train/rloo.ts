@@ -5,41 +5,30 @@
 // and the loss is the clipped surrogate on the sequence ratio ρ_i = exp(Σ_t log π − Σ_t log π_old).
 import { scale } from '../engine/ops/elementwise.js';
 import { Tensor } from '../engine/tensor.js';
-import { TRAINING_DEFAULTS, resolveArgs } from './args.js';
+import { type ConfigOf, defineConfig, f } from '../options/fields.js';
+import { NOT_IMPLEMENTED } from './args.js';
 import { leaveOneOutAdvantages, stdUnbiased } from './rl/baselines.js';
-import { CRITIC_FREE_DEFAULTS, type CriticFreeConfig, CriticFreeTrainer, type MicroLoss, type RolloutContext, checkCriticFreeConfig, rewardMetrics } from './rl/critic-free.js';
+import { CRITIC_FREE_FIELDS, CriticFreeTrainer, type MicroLoss, type RolloutContext, checkGenerationBatch, rewardMetrics } from './rl/critic-free.js';
 import { rlooSequenceLoss } from './rl/losses.js';
-import type { Metrics, OnlineTrainerDeps } from './rl/online-trainer.js';
-import type { RunOptions, RunResult } from './sft.js';
+import type { Metrics, OnlineInputs } from './rl/online-trainer.js';
 import type { ResponseForward } from './rl/rollout.js';
 
-export interface RLOOConfig extends CriticFreeConfig {
-  /** whiten the advantages over the batch: (A − mean)/(std + 1e-4) */
-  normalize_advantages: boolean;
-}
-
-export const RLOO_DEFAULTS: RLOOConfig = {
-  ...TRAINING_DEFAULTS,
-  ...CRITIC_FREE_DEFAULTS,
-  learning_rate: 1e-6,
-  logging_steps: 10,
-  num_generations: 2,
-  beta: 0.05,
-  normalize_advantages: false,
+/** RLOOConfig: TRL's options and defaults (learning_rate 1e-6, num_generations 2, beta 0.05). */
+export const RLOO_FIELDS = {
+  ...CRITIC_FREE_FIELDS,
+  beta: f.number(0.05, 'KL coefficient against the reference, in the reward (0: no reference pass)', { min: 0 }),
+  normalize_advantages: f.boolean(false, 'whiten the advantages over the batch: (A − mean)/(std + 1e-4)'),
 };
 
-export function resolveRLOOConfig(given: Record<string, unknown>, source = 'RLOOConfig'): RLOOConfig {
-  const c = resolveArgs(RLOO_DEFAULTS, given, source);
-  checkCriticFreeConfig(c, source);
-  return c;
-}
+export const RLOOConfig = defineConfig('RLOOConfig', RLOO_FIELDS, checkGenerationBatch, NOT_IMPLEMENTED);
+export type RLOOConfig = ConfigOf<typeof RLOOConfig>;
 
-export class RLOOTrainer extends CriticFreeTrainer<RLOOConfig> {
+export class RLOOTrainer extends CriticFreeTrainer<typeof RLOO_FIELDS> {
   /** Σ_t log π_old over each completion's loss tokens [B] (set per rollout) */
   private oldSeq = new Float64Array(0);
 
-  constructor(config: Partial<RLOOConfig> | Record<string, unknown>, deps: OnlineTrainerDeps) {
-    super(resolveRLOOConfig(config as Record<string, unknown>), deps, 'rloo');
+  constructor(inputs: OnlineInputs<RLOOConfig>) {
+    super(RLOOConfig, inputs, 'rloo');
   }
 
   protected needsOldLogprobs(): boolean {
@@ -92,14 +81,4 @@ export class RLOOTrainer extends CriticFreeTrainer<RLOOConfig> {
       metrics: { 'clip_ratio/low_mean': stats.lowClipped, 'clip_ratio/high_mean': stats.highClipped, 'clip_ratio/region_mean': stats.regionClipped },
     };
   }
-}
-
-/**
- * `alignkit rloo`: a plain config (model_name_or_path, reward_model_path or scorer, train_file / dataset_path of
- * prompts, output_dir, LoRA options, every RLOOConfig option) → trains and saves the final policy and
- * the tokenizer into output_dir.
- */
-export async function runRLOO(config: Record<string, unknown>, opts: RunOptions = {}): Promise<RunResult> {
-  const { runOnline } = await import('./rl/setup.js');
-  return runOnline(config, opts, 'rloo', resolveRLOOConfig, (args, deps) => new RLOOTrainer(args, deps));
 }

@@ -4,7 +4,7 @@ import assert from 'node:assert/strict';
 import { existsSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Writable } from 'node:stream';
-import { labelMain } from '../../src/label/cli.js';
+import { labelMain } from '../helpers/cli.js';
 import { readPairs, readPrompts } from '../../src/label/inputs.js';
 import { cleanTmp, tmp } from './helpers.js';
 
@@ -76,5 +76,5 @@ test('the CLI reports a bad input file and creates no round', async () => {
   // an option that the subcommand does not take is refused, not ignored
   err = '';
   assert.equal(await labelMain(['export', '--db', db, '--out', join(dir, 'x'), '--policy', 'p'], sink, sink), 2);
-  assert.match(err, /'label export' does not take --policy/);
+  assert.match(err, /label export: unknown option --policy/);
 });

@@ -7,7 +7,7 @@ import { once } from 'node:events';
 import { copyFileSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Writable } from 'node:stream';
-import { labelMain } from '../../src/label/cli.js';
+import { labelMain } from '../helpers/cli.js';
 import { FeedbackDB } from '../../src/label/db.js';
 import type { PromptRecord } from '../../src/label/inputs.js';
 import { startServer } from '../../src/label/server.js';

@@ -4,60 +4,38 @@
 // one advantage per completion, and then takes num_iterations optimiser steps over the batch, each accumulating
 // gradients over gradient_accumulation_steps micro-batches of per_device_train_batch_size completions
 // (TRL's batching with steps_per_generation = gradient_accumulation_steps).
-import { Tensor, tidy } from '../../engine/tensor.js';
-import type { TrainingArgs } from '../args.js';
-import { type Metrics, OnlineTrainer, type OnlineTrainerDeps, type PromptItem, permutation } from './online-trainer.js';
-import { nullableNumber, optionError, positiveInt } from './options.js';
+import { Tensor } from '../../engine/tensor.js';
+import { f } from '../../options/fields.js';
+import { TRAINING_FIELDS } from '../args.js';
+import { type Metrics, OnlineTrainer, type OnlineInputs, type PromptItem } from './online-trainer.js';
 import { type ResponseForward, type RolloutBatch, responseForward, rolloutForward, sampleRollout, takeRows } from './rollout.js';
 import { computeScores } from './scorer.js';
+import type { ConfigSpec, FieldTable, OptionsOf } from '../../options/fields.js';
+import type { TrainingArgs } from '../args.js';
 
-/** The options RLOOConfig and GRPOConfig share (TRL's names). */
-export interface CriticFreeConfig extends TrainingArgs {
-  /** completions per prompt (the group size k) */
-  num_generations: number;
-  max_completion_length: number;
-  temperature: number;
-  top_p: number;
-  /** 0: no top-k filtering */
-  top_k: number;
-  /** KL coefficient against the reference (0: no reference pass) */
-  beta: number;
-  /** optimiser steps per rollout batch */
-  num_iterations: number;
-  /** clip range ε (lower bound 1 − ε) */
-  epsilon: number;
-  /** upper clip bound 1 + epsilon_high; null: = epsilon */
-  epsilon_high: number | null;
-  /** leave completions that hit max_completion_length without EOS out of the loss */
-  mask_truncated_completions: boolean;
-}
+/** The options RLOOConfig and GRPOConfig share (TRL's names), over TrainingArguments'. */
+export const CRITIC_FREE_FIELDS = {
+  ...TRAINING_FIELDS,
+  learning_rate: f.number(1e-6, 'peak learning rate of AdamW', { min: 0 }),
+  num_generations: f.integer(2, 'completions per prompt (the group size k; the baseline comes from the other samples)', { min: 2 }),
+  max_completion_length: f.integer(512, 'new tokens per completion at most', { min: 1 }),
+  temperature: f.number(1, 'sampling temperature', { min: 0, exclusiveMin: true }),
+  top_p: f.number(1, 'nucleus sampling mass', { min: 0, max: 1, exclusiveMin: true }),
+  top_k: f.integer(0, 'top-k filtering (0: off)', { min: 0 }),
+  beta: f.number(0, 'KL coefficient against the reference (0: no reference pass)', { min: 0 }),
+  num_iterations: f.integer(1, 'optimiser steps per rollout batch', { min: 1 }),
+  epsilon: f.number(0.2, 'clip range ε (lower bound 1 − ε)', { min: 0 }),
+  epsilon_high: f.number(null, 'upper clip bound 1 + epsilon_high; null: epsilon', { min: 0, nullable: true }),
+  mask_truncated_completions: f.boolean(false, 'leave completions that hit max_completion_length without EOS out of the loss'),
+};
 
-export const CRITIC_FREE_DEFAULTS = {
-  num_generations: 2,
-  max_completion_length: 512,
-  temperature: 1,
-  top_p: 1,
-  top_k: 0,
-  beta: 0,
-  num_iterations: 1,
-  epsilon: 0.2,
-  epsilon_high: null,
-  mask_truncated_completions: false,
-} satisfies Partial<CriticFreeConfig>;
+export type CriticFreeConfig = OptionsOf<typeof CRITIC_FREE_FIELDS>;
 
-/** Checks the shared options in place. */
-export function checkCriticFreeConfig(c: CriticFreeConfig, source: string): void {
-  for (const k of ['per_device_train_batch_size', 'gradient_accumulation_steps', 'num_generations', 'max_completion_length', 'num_iterations'] as const) positiveInt(source, k, c[k]);
-  if (c.num_generations < 2) throw optionError(source, 'num_generations', 'at least 2 (the baseline comes from the other samples of a prompt)', c.num_generations);
-  if (!(c.temperature > 0)) throw optionError(source, 'temperature', 'a number > 0', c.temperature);
-  if (!(c.top_p > 0 && c.top_p <= 1)) throw optionError(source, 'top_p', 'a number in (0, 1]', c.top_p);
-  if (!Number.isInteger(c.top_k) || c.top_k < 0) throw optionError(source, 'top_k', 'an integer >= 0', c.top_k);
-  if (!(c.beta >= 0)) throw optionError(source, 'beta', 'a number >= 0', c.beta);
-  if (!(c.epsilon >= 0)) throw optionError(source, 'epsilon', 'a number >= 0', c.epsilon);
-  c.epsilon_high = nullableNumber(source, 'epsilon_high', c.epsilon_high, 0);
+/** The batch arithmetic both configs need (a cross-field check). */
+export function checkGenerationBatch(c: CriticFreeConfig, fail: (key: string, message: string) => never): void {
   const batch = c.per_device_train_batch_size * c.gradient_accumulation_steps;
   if (batch % c.num_generations !== 0)
-    throw new Error(`${source}: the generation batch (per_device_train_batch_size × gradient_accumulation_steps = ${batch}) must be a multiple of num_generations (${c.num_generations})`);
+    fail('num_generations', `the generation batch (per_device_train_batch_size × gradient_accumulation_steps = ${batch}) must be a multiple of num_generations (${c.num_generations})`);
 }
 
 /** What the algorithm sees of one rollout. */
@@ -83,32 +61,35 @@ export interface MicroLoss {
   metrics: Metrics;
 }
 
-export abstract class CriticFreeTrainer<A extends CriticFreeConfig> extends OnlineTrainer<A> {
+export abstract class CriticFreeTrainer<T extends FieldTable & typeof CRITIC_FREE_FIELDS> extends OnlineTrainer<T> {
   readonly stopTokenIds: number[];
 
-  constructor(args: A, deps: OnlineTrainerDeps, name: string) {
-    super(args, deps, name);
+  constructor(spec: ConfigSpec<T>, inputs: OnlineInputs<OptionsOf<T>>, name: string) {
+    super(spec, inputs, name);
     this.stopTokenIds = this.eosTokenId === null ? [] : [this.eosTokenId];
-    this.initOptimizer();
+  }
+
+  private get cfg(): CriticFreeConfig & TrainingArgs {
+    return this.args as unknown as CriticFreeConfig & TrainingArgs;
   }
 
   get epsilonLow(): number {
-    return this.args.epsilon;
+    return this.cfg.epsilon;
   }
   get epsilonHigh(): number {
-    return this.args.epsilon_high ?? this.args.epsilon;
+    return this.cfg.epsilon_high ?? this.cfg.epsilon;
   }
   /** completions per update */
   batchSize(): number {
-    return this.args.per_device_train_batch_size * this.args.gradient_accumulation_steps;
+    return this.cfg.per_device_train_batch_size * this.cfg.gradient_accumulation_steps;
   }
   promptsPerUpdate(): number {
-    return this.batchSize() / this.args.num_generations;
+    return this.batchSize() / this.cfg.num_generations;
   }
-  totalUpdates(): number {
-    if (this.args.max_steps > 0) return this.args.max_steps;
+  protected totalUpdates(): number {
+    if (this.cfg.max_steps > 0) return this.cfg.max_steps;
     const perEpoch = Math.floor(this.prompts.length / this.promptsPerUpdate());
-    return Math.max(1, Math.ceil(this.args.num_train_epochs * perEpoch));
+    return Math.max(1, Math.ceil(this.cfg.num_train_epochs * perEpoch));
   }
 
   /** Whether the update needs the policy's log-probs before it changes (a no-grad pass). */
@@ -120,7 +101,7 @@ export abstract class CriticFreeTrainer<A extends CriticFreeConfig> extends Onli
 
   /** Samples num_generations completions of each prompt (no update). */
   rollout(prompts: readonly PromptItem[]): RolloutBatch {
-    const a = this.args;
+    const a = this.cfg;
     const expanded = prompts.flatMap((p) => Array.from({ length: a.num_generations }, () => p.ids));
     return sampleRollout(this.policy, expanded, {
       maxNewTokens: a.max_completion_length,
@@ -134,7 +115,7 @@ export abstract class CriticFreeTrainer<A extends CriticFreeConfig> extends Onli
   }
 
   protected async update(prompts: PromptItem[], lr: number): Promise<Metrics> {
-    const a = this.args, k = a.num_generations;
+    const a = this.cfg, k = a.num_generations;
     const batch = this.rollout(prompts);
     const { B, R } = batch;
     const mask = Float32Array.from(batch.responseMask);
@@ -144,7 +125,7 @@ export abstract class CriticFreeTrainer<A extends CriticFreeConfig> extends Onli
     const old = this.needsOldLogprobs() || a.num_iterations > 1 ? rolloutForward(this.policy, batch, { temperature: a.temperature, chunk }).logprobs : null;
     const ref = a.beta !== 0 ? this.withRef((r) => rolloutForward(r, batch, { temperature: a.temperature, chunk }).logprobs) : null;
     const texts = prompts.flatMap((p) => Array.from({ length: k }, () => p.text));
-    const scores = await computeScores(this.scorer, texts, batch.responseIds.map((r) => this.decode(r)), {
+    const scores = await computeScores(this.scorer!, texts, batch.responseIds.map((r) => this.decode(r)), {
       promptIds: batch.promptIds,
       responseIds: batch.responseIds,
       finishReason: batch.finishReason,
@@ -154,29 +135,22 @@ export abstract class CriticFreeTrainer<A extends CriticFreeConfig> extends Onli
     const ctx: RolloutContext = { batch, mask, scores, old, ref, advantages: new Float64Array(B), tokensInBatch, microBatches: a.gradient_accumulation_steps };
     const rolloutMetrics = this.computeAdvantages(ctx);
 
-    const micro = a.per_device_train_batch_size;
+    // num_iterations optimiser steps, each over the whole batch in micro-batches of per_device_train_batch_size
     const acc: Record<string, number[]> = {};
-    const losses: number[] = [], norms: number[] = [];
-    for (let it = 0; it < a.num_iterations; it++) {
-      const perm = permutation(this.rng, B);
-      for (let s = 0; s < B; s += micro) {
-        const rows = perm.subarray(s, Math.min(s + micro, B));
-        tidy(() => {
-          const f = responseForward(this.policy, batch, rows, { temperature: a.temperature, entropy: true });
-          const { loss, metrics } = this.microLoss(f, rows, ctx);
-          const value = loss.item();
-          this.checkLoss(value, `the ${this.name.toUpperCase()} loss`);
-          loss.backward();
-          losses.push(value);
-          const mr = takeRows(mask, R, rows);
-          let e = 0, n = 0;
-          for (let i = 0; i < mr.length; i++) if (mr[i]) { e += f.entropy![i]!; n++; }
-          metrics.entropy = n ? e / n : 0;
-          for (const [key, v] of Object.entries(metrics)) (acc[key] ??= []).push(v);
-        });
-      }
-      norms.push(this.optimizerStep(lr));
-    }
+    const losses: number[] = [];
+    const norms = this.optimizeRollout(B, { epochs: a.num_iterations, miniBatches: 1, micro: a.per_device_train_batch_size, lr, what: `the ${this.name.toUpperCase()} loss` }, (rows) => {
+      const f = responseForward(this.policy, batch, rows, { temperature: a.temperature, entropy: true });
+      const { loss, metrics } = this.microLoss(f, rows, ctx);
+      const value = loss.item();
+      if (Number.isFinite(value)) loss.backward();
+      losses.push(value);
+      const mr = takeRows(mask, R, rows);
+      let e = 0, n = 0;
+      for (let i = 0; i < mr.length; i++) if (mr[i]) { e += f.entropy![i]!; n++; }
+      metrics.entropy = n ? e / n : 0;
+      for (const [key, v] of Object.entries(metrics)) (acc[key] ??= []).push(v);
+      return value;
+    });
     this.episode += B;
 
     let truncated = 0, len = 0;

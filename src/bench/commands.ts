@@ -1,0 +1,39 @@
+// `alignkit bench ...`: the benchmarks, each printing alignkit next to its reference run in the same process.
+import type { Command } from '../options/command.js';
+import { f } from '../options/fields.js';
+import { type BenchRow, printRows } from './report.js';
+
+const OPTIONS = {
+  json: f.boolean(false, 'one JSON object per row instead of a table'),
+  quick: f.boolean(false, 'fewer repetitions and smaller shapes (a smoke run)'),
+};
+
+type Which = 'gemm' | 'dpo-step' | 'generate';
+
+async function rowsOf(which: Which, o: { json: boolean; quick: boolean }): Promise<BenchRow[]> {
+  if (which === 'gemm') return (await import('./gemm.js')).benchGemm(o);
+  if (which === 'dpo-step') return (await import('./dpo-step.js')).benchDpoStep(o);
+  return (await import('./generate.js')).benchGenerate(o);
+}
+
+function bench(name: Which | 'all', summary: string): Command {
+  return {
+    name: `bench ${name}`,
+    summary,
+    options: OPTIONS,
+    async run(ctx) {
+      const o = ctx.values as { json: boolean; quick: boolean };
+      const rows: BenchRow[] = [];
+      for (const w of name === 'all' ? (['gemm', 'dpo-step', 'generate'] as const) : [name]) rows.push(...(await rowsOf(w, o)));
+      printRows(rows, o.json, (s) => ctx.out.write(s + '\n'));
+      return 0;
+    },
+  };
+}
+
+export const BENCH_COMMANDS: Command[] = [
+  bench('gemm', 'sgemm GFLOP/s next to OpenBLAS'),
+  bench('dpo-step', 'a GPT-2-124M DPO training step next to PyTorch'),
+  bench('generate', 'sampling with the KV cache next to PyTorch'),
+  bench('all', 'every benchmark'),
+];
