@@ -6,7 +6,9 @@
 import type { FieldTable, Locate } from './fields.js';
 
 /** A mistake in how a command was called (exit status 2, with a pointer to --help). */
-export class UsageError extends Error {}
+export class UsageError extends Error {
+  override name = 'UsageError';
+}
 
 /** Where a command writes (tests pass their own streams). */
 export interface CommandIO {

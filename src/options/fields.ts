@@ -91,7 +91,9 @@ export const f = {
   },
 };
 
-export class OptionError extends Error {}
+export class OptionError extends Error {
+  override name = 'OptionError';
+}
 
 const NULL_WORDS = new Set(['null', 'None', 'none', '~']);
 

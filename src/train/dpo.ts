@@ -247,7 +247,7 @@ export class DPOTrainer extends SupervisedTrainer<typeof DPO_FIELDS, DPOExample,
   }
 
   /** Policy log-probs and the loss of a batch (policy forward with the tape on). */
-  protected override computeLoss(b: DPOBatch): LossResult {
+  override computeLoss(b: DPOBatch): LossResult {
     this.model.model.dropoutSeed = this.rng.seed();
     return this.batchLoss(b);
   }

@@ -199,7 +199,7 @@ export class RewardTrainer extends SupervisedTrainer<typeof REWARD_FIELDS, Rewar
     return bradleyTerryLoss(chosen, rejected, { margin: b.margins, softLabel: b.softLabels, centerRewardsCoefficient: this.args.center_rewards_coefficient });
   }
 
-  protected override computeLoss(b: RewardBatch): LossResult {
+  override computeLoss(b: RewardBatch): LossResult {
     this.model.model.dropoutSeed = this.rng.seed();
     const { chosen, rejected } = this.rewards(b);
     const loss = this.loss(b, chosen, rejected);

@@ -3,7 +3,8 @@
 // (reference / reward model folders) and the trainer's own config. One table per trainer lists them all; the
 // run checks every key against it, builds the trainer, trains (resuming when asked), saves the final model and
 // returns the metrics.
-import { type ConfigSpec, type FieldTable, type Locate, OptionError, type OptionsOf, f, resolveOptions, splitByTable } from '../options/fields.js';
+import { type ConfigSpec, type FieldTable, type Locate, OptionError, type OptionsOf, f, nearNames, resolveOptions, splitByTable } from '../options/fields.js';
+import { NOT_IMPLEMENTED } from './args.js';
 import { DATA_FIELDS, DATA_REFUSED, dataSources } from './data-args.js';
 import { DPOConfig, DPOTrainer } from './dpo.js';
 import { GRPOConfig, GRPOTrainer } from './grpo.js';
@@ -70,6 +71,14 @@ export async function runTraining(kind: TrainerKind, config: Readonly<Record<str
   const entry = TRAINERS[kind];
   if (!entry) throw new Error(`unknown trainer '${kind}' (${Object.keys(TRAINERS).join(', ')})`);
   const locate = opts.locate ?? ((k: string) => `${kind} config: ${k}`);
+  const all = runFields(kind);
+  const refused = { ...DATA_REFUSED, ...NOT_IMPLEMENTED };
+  for (const k of Object.keys(config)) {
+    if (k in all || config[k] === undefined) continue;
+    if (refused[k]) throw new OptionError(`${locate(k)}: ${refused[k]}`);
+    const near = nearNames(k, Object.keys(all));
+    throw new OptionError(`${locate(k)}: unknown option${near.length ? ` (did you mean ${near.join(', ')}?)` : ''}`);
+  }
   const own = { ...MODEL_FIELDS, ...DATA_FIELDS, ...entry.extras };
   const [mine, rest] = splitByTable(config, own);
   const o = resolveOptions(own, mine, `${kind} config`, { locate, refused: DATA_REFUSED }) as OptionsOf<typeof MODEL_FIELDS> & OptionsOf<typeof DATA_FIELDS> & Record<string, unknown>;

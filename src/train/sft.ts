@@ -79,7 +79,7 @@ export class SFTTrainer extends SupervisedTrainer<typeof SFT_FIELDS, SequenceExa
   }
 
   /** Mean negative log-likelihood of the batch's loss tokens, with TRL's SFT metrics. */
-  protected override computeLoss(batch: Batch): LossResult {
+  override computeLoss(batch: Batch): LossResult {
     const { ids, B, T, lossMask } = batch;
     const m = this.model.model;
     m.dropoutSeed = this.rng.seed();

@@ -6,7 +6,9 @@ import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { quickstart } from '../../src/cli/quickstart.js';
-import { evalMain } from '../../src/cli/eval.js';
+import { runEval } from '../../src/cli/eval.js';
+import { cli } from '../helpers/cli.js';
+import { Writable } from 'node:stream';
 import { winRate } from '../../src/eval/policy-eval.js';
 
 test('quickstart: pretrain → SFT → AI-judged pairs → reward model → DPO and PPO improve the judge score', async () => {
@@ -26,12 +28,15 @@ test('quickstart: pretrain → SFT → AI-judged pairs → reward model → DPO 
     assert.ok(acc && Number(acc[1]) >= 0.65, `reward model accuracy line: ${acc?.[0]}`);
     // `alignkit eval` on the same run: DPO against SFT by the judge, with the reward model and KL to SFT
     const table: string[] = [];
-    const ev = await evalMain(['--model', join(out, 'sft'), '--model', join(out, 'dpo'), '--prompts', join(out, 'data', 'prompts.jsonl'), '--reward-model', join(out, 'reward'), '--ref', join(out, 'sft'), '--judge', 'sentiment', '--samples', '1', '--max-new-tokens', '16', '--out', join(out, 'cmp.json')], (l) => table.push(l));
+    const ev = await runEval({ model: [join(out, 'sft'), join(out, 'dpo')], prompts: join(out, 'data', 'prompts.jsonl'), reward_model: join(out, 'reward'), ref: join(out, 'sft'), judge: 'sentiment', samples: 1, max_new_tokens: 16, temperature: 1, seed: 0, out: join(out, 'cmp.json') }, (l) => table.push(l));
     assert.match(table[0]!, /model\s+judge\s+reward\s+KL\(ref\)\s+win rate/);
     const e = ev[join(out, 'dpo')]!;
     assert.ok(winRate(ev[join(out, 'sft')]!, e)! > 0.55, `DPO win rate vs SFT ${winRate(ev[join(out, 'sft')]!, e)}`);
     assert.ok(existsSync(join(out, 'cmp.json')));
-    await assert.rejects(evalMain(['--prompts', 'x.jsonl']), /give one or more --model/);
+    let err = '';
+    const sink = new Writable({ write: (c, _e, cb) => ((err += String(c)), cb()) });
+    assert.equal(await cli(['eval', '--prompts', 'x.jsonl'], sink), 2);
+    assert.match(err, /give one or more --model/);
   } finally {
     rmSync(out, { recursive: true, force: true });
   }

@@ -10,8 +10,8 @@ import { type PreferenceExample, padTokenId } from '../../src/data/index.js';
 import { Tensor, noGrad, tidy } from '../../src/engine/tensor.js';
 import { loadPretrained } from '../../src/io/pretrained.js';
 import { Transformer } from '../../src/models/transformer.js';
-import { DPOTrainer, dpoLossFromLogps, loadDPOData, resolveDPOConfig, runDPO } from '../../src/train/dpo.js';
-import { applyLora, MODEL_ARGS_DEFAULTS } from '../../src/train/setup.js';
+import { DPOConfig, DPOTrainer, dpoLossFromLogps, loadDPOData } from '../../src/train/dpo.js';
+import { runTraining } from '../../src/train/run.js';
 import { preferenceTask, tempDir, tinyGpt2, wordTokenizer, writeJsonl, writeModelDir } from './helpers.js';
 
 const tok = wordTokenizer();
@@ -23,17 +23,17 @@ const copyOf = (m: Transformer) =>
 test('DPO raises rewards/accuracies and rewards/margins on held-out pairs', async () => {
   const { dir, cleanup } = tempDir();
   try {
-    const args = resolveDPOConfig({
+    const args = DPOConfig.resolve({
       output_dir: dir, learning_rate: 1e-3, lr_scheduler_type: 'constant', max_steps: 50, per_device_train_batch_size: 16,
       logging_steps: 25, save_steps: 0, eval_strategy: 'steps', eval_steps: 50, disable_tqdm: true,
     });
     const train = await loadDPOData(preferenceTask(256, 1), tok, args);
     const held = await loadDPOData(preferenceTask(64, 2), tok, args);
     const policy = tinyGpt2(tok.vocabSize, 1);
-    const trainer = new DPOTrainer({ args, model: policy, ref: copyOf(policy.model), trainDataset: train, evalDataset: held, padTokenId: PAD });
-    const before = trainer.evaluate();
-    trainer.train({ quiet: true });
-    const after = trainer.evaluate();
+    const trainer = new DPOTrainer({ args, model: policy, refModel: copyOf(policy.model), trainDataset: train, evalDataset: held, padTokenId: PAD });
+    const before = (await trainer.evaluate())!;
+    await trainer.train({ quiet: true });
+    const after = (await trainer.evaluate())!;
     // the policy starts as the reference: every implicit reward is 0, so no pair is ranked right yet
     assert.equal(before['eval_rewards/accuracies'], 0);
     assert.equal(before['eval_rewards/margins'], 0);
@@ -92,9 +92,9 @@ test('the batch loss is the formula on hand-computed sequence log-probs (sums; p
   ];
   const pol = tinyGpt2(tok.vocabSize, 8), ref = tinyGpt2(tok.vocabSize, 9);
   for (const loss_type of ['sigmoid', 'ipo'] as const) {
-    const args = resolveDPOConfig({ output_dir: '/nonexistent', loss_type, beta: 0.2 });
+    const args = DPOConfig.resolve({ output_dir: '/nonexistent', loss_type, beta: 0.2 });
     const data = await loadDPOData(rows, tok, args);
-    const trainer = new DPOTrainer({ args, model: pol, ref: ref.model, trainDataset: data, padTokenId: PAD });
+    const trainer = new DPOTrainer({ args, model: pol, refModel: ref.model, trainDataset: data, padTokenId: PAD });
     const batch = trainer.collate(data, Int32Array.from([0, 1]), 'train');
     const got = tidy(() => trainer.batchLoss(batch).loss.item());
     const seqLogp = (m: Transformer, ex: PreferenceExample, which: 'chosenIds' | 'rejectedIds'): number => {
@@ -122,16 +122,14 @@ test('the LoRA-off reference gives the same log-probs as a separately loaded bas
   const { dir, cleanup } = tempDir();
   try {
     const base = writeModelDir(join(dir, 'base'), tinyGpt2(tok.vocabSize, 6), tok);
-    const args = resolveDPOConfig({ output_dir: join(dir, 'a'), learning_rate: 5e-3, lr_scheduler_type: 'constant', max_steps: 8, per_device_train_batch_size: 8, logging_steps: 1, save_steps: 0, disable_tqdm: true });
+    const args = DPOConfig.resolve({ output_dir: join(dir, 'a'), learning_rate: 5e-3, lr_scheduler_type: 'constant', max_steps: 8, per_device_train_batch_size: 8, logging_steps: 1, save_steps: 0, disable_tqdm: true });
     const train = await loadDPOData(preferenceTask(48, 3), tok, args);
-    const lora = { ...MODEL_ARGS_DEFAULTS, model_name_or_path: base, use_peft: true, lora_r: 4, lora_alpha: 8, lora_dropout: 0 };
     const policy = loadPretrained(base);
-    const ad = applyLora(policy.model, lora, 1)!;
-    const t1 = new DPOTrainer({ args, model: policy, ref: 'adapters-off', trainDataset: train, padTokenId: PAD, extraState: ad.tensors });
-    t1.train({ quiet: true });
+    const t1 = new DPOTrainer({ args, model: policy, peftConfig: { r: 4, lora_alpha: 8, lora_dropout: 0 }, trainDataset: train, padTokenId: PAD });
+    await t1.train({ quiet: true });
     const batch = t1.collate(train.slice(0, 8), Int32Array.from({ length: 8 }, (_, i) => i), 'train');
     const off = t1.referenceLogps(batch);
-    const separate = new DPOTrainer({ args: { ...args, output_dir: join(dir, 'b') }, model: tinyGpt2(tok.vocabSize, 0), ref: loadPretrained(base).model, trainDataset: train, padTokenId: PAD });
+    const separate = new DPOTrainer({ args: { ...args, output_dir: join(dir, 'b') }, model: tinyGpt2(tok.vocabSize, 0), refModel: loadPretrained(base).model, trainDataset: train, padTokenId: PAD });
     const sep = separate.referenceLogps(batch);
     assert.deepEqual(off.chosen, sep.chosen);
     assert.deepEqual(off.rejected, sep.rejected);
@@ -140,14 +138,14 @@ test('the LoRA-off reference gives the same log-probs as a separately loaded bas
     assert.ok(Math.abs(on - off.chosen.reduce((s, x) => s + x, 0) / 8) > 0.05, 'LoRA training moved the policy');
 
     // precompute_ref_log_probs: the same losses, step by step, as computing the reference on the fly
-    const run = (precompute: boolean, out: string) => {
+    const run = async (precompute: boolean, out: string) => {
       const a = { ...args, output_dir: join(dir, out), precompute_ref_log_probs: precompute, precompute_ref_batch_size: precompute ? 5 : null };
       const p = loadPretrained(base);
-      const t = new DPOTrainer({ args: a, model: p, ref: loadPretrained(base).model, trainDataset: train, padTokenId: PAD });
-      t.train({ quiet: true });
+      const t = new DPOTrainer({ args: a, model: p, refModel: loadPretrained(base).model, trainDataset: train, padTokenId: PAD });
+      await t.train({ quiet: true });
       return { losses: t.history.map((h) => h.loss!), weights: p.model.params.get('transformer.h.1.mlp.c_fc.weight')!.toArray() };
     };
-    const fly = run(false, 'fly'), pre = run(true, 'pre');
+    const fly = await run(false, 'fly'), pre = await run(true, 'pre');
     assert.equal(fly.losses.length, 8);
     for (let i = 0; i < 8; i++) assert.ok(Math.abs(fly.losses[i]! - pre.losses[i]!) < 1e-6, `step ${i + 1}: ${fly.losses[i]} vs ${pre.losses[i]}`);
     let maxDiff = 0;
@@ -166,10 +164,10 @@ test('runDPO: LoRA policy with the adapters-off reference, and a separate precom
     const trainFile = writeJsonl(join(dir, 'train.jsonl'), preferenceTask(128, 31));
     const evalFile = writeJsonl(join(dir, 'eval.jsonl'), preferenceTask(32, 32));
     const common = { model_name_or_path: base, train_file: trainFile, eval_file: evalFile, max_steps: 40, per_device_train_batch_size: 16, logging_steps: 20, save_steps: 0, lr_scheduler_type: 'constant' };
-    const a = await runDPO({ ...common, output_dir: join(dir, 'lora'), use_peft: true, lora_r: 8, lora_alpha: 16, learning_rate: 1e-2 }, { quiet: true });
+    const a = await runTraining('dpo', { ...common, output_dir: join(dir, 'lora'), use_peft: true, lora_r: 8, lora_alpha: 16, learning_rate: 1e-2 }, { quiet: true });
     for (const f of ['adapter_model.safetensors', 'adapter_config.json', 'tokenizer.json']) assert.ok(existsSync(join(dir, 'lora', f)), f);
     assert.ok(a.eval!['eval_rewards/accuracies']! >= 0.9, `LoRA DPO held-out accuracies ${a.eval!['eval_rewards/accuracies']}`);
-    const b = await runDPO({ ...common, output_dir: join(dir, 'full'), ref_model_name_or_path: base, precompute_ref_log_probs: true, learning_rate: 1e-3 }, { quiet: true });
+    const b = await runTraining('dpo', { ...common, output_dir: join(dir, 'full'), ref_model_name_or_path: base, precompute_ref_log_probs: true, learning_rate: 1e-3 }, { quiet: true });
     assert.ok(existsSync(join(dir, 'full', 'model.safetensors')));
     assert.ok(b.eval!['eval_rewards/accuracies']! >= 0.9 && b.eval!['eval_rewards/margins']! > 0.3, JSON.stringify(b.eval));
     const last = readFileSync(join(dir, 'full', 'metrics.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l) as Record<string, number>).pop()!;
@@ -180,7 +178,7 @@ test('runDPO: LoRA policy with the adapters-off reference, and a separate precom
 });
 
 test('DPO config: TRL defaults and strict checks', async () => {
-  const c = resolveDPOConfig({});
+  const c = DPOConfig.resolve({});
   assert.equal(c.beta, 0.1);
   assert.equal(c.loss_type, 'sigmoid');
   assert.equal(c.learning_rate, 1e-6);
@@ -189,10 +187,11 @@ test('DPO config: TRL defaults and strict checks', async () => {
   assert.equal(c.max_completion_length, null);
   assert.equal(c.truncation_mode, 'keep_end');
   assert.equal(c.precompute_ref_log_probs, false);
-  assert.throws(() => resolveDPOConfig({ loss_type: 'kto_pair' }), /loss_type' must be one of sigmoid, ipo, hinge, robust/);
-  assert.throws(() => resolveDPOConfig({ loss_type: 'robust', label_smoothing: 0.5 }), /label_smoothing < 0.5/);
-  assert.throws(() => resolveDPOConfig({ beta: 0 }), /beta' must be a number > 0/);
-  assert.throws(() => resolveDPOConfig({ bta: 0.1 }), /unknown option 'bta'/);
-  assert.throws(() => new DPOTrainer({ args: c, model: tinyGpt2(tok.vocabSize, 0), ref: null, trainDataset: [{} as PreferenceExample], padTokenId: PAD }), /no reference model/);
-  await assert.rejects(() => runDPO({ model_name_or_path: '/x', train_file: '/x.jsonl', ref_model: '/y' }), /unknown option 'ref_model'/);
+  assert.throws(() => DPOConfig.resolve({ loss_type: 'kto_pair' }), /DPOConfig: loss_type: must be one of sigmoid, ipo, hinge, robust, got "kto_pair"/);
+  assert.throws(() => DPOConfig.resolve({ loss_type: 'robust', label_smoothing: 0.5 }), /DPOConfig: label_smoothing: robust DPO needs label_smoothing < 0.5/);
+  assert.throws(() => DPOConfig.resolve({ beta: 0 }), /DPOConfig: beta: must be a number > 0, got 0/);
+  assert.throws(() => DPOConfig.resolve({ bta: 0.1 }), /DPOConfig: bta: unknown option \(did you mean beta\?\)/);
+  const same = tinyGpt2(tok.vocabSize, 0);
+  assert.throws(() => new DPOTrainer({ args: c, model: same, refModel: same.model, trainDataset: [{} as PreferenceExample], padTokenId: PAD }), /the reference must not be the policy itself/);
+  await assert.rejects(() => runTraining('dpo', { model_name_or_path: '/x', train_file: '/x.jsonl', ref_model: '/y' }), /dpo config: ref_model: unknown option \(did you mean ref_model_name_or_path\?\)/);
 });

@@ -16,7 +16,8 @@ import { readSafetensors } from '../../src/io/safetensors.js';
 import { generate } from '../../src/models/generate.js';
 import { lastTokenIndex, sequenceScore } from '../../src/models/heads.js';
 import { Transformer } from '../../src/models/transformer.js';
-import { PPOTrainer, resolvePPOConfig, runPPO } from '../../src/train/ppo.js';
+import { PPOConfig, PPOTrainer } from '../../src/train/ppo.js';
+import { runTraining } from '../../src/train/run.js';
 import { layoutRollout, rolloutForward } from '../../src/train/rl/rollout.js';
 import { rewardModelScorer, rewardModelScores, type ScoreFunction } from '../../src/train/rl/scorer.js';
 import type { PromptItem } from '../../src/train/rl/online-trainer.js';
@@ -67,7 +68,7 @@ test('rollouts: left-padded prompts, responses cut after the stop token, recompu
   const p = tinyPolicy(3);
   const dir = tmp();
   try {
-    const tr = new PPOTrainer({ ...base, output_dir: dir, per_device_train_batch_size: 8, response_length: 12, temperature: 0.7, stop_token: 'eos', missing_eos_penalty: 1.5 }, { policy: p, scorer: () => new Array(8).fill(1), prompts, eosTokenId: EOS });
+    const tr = new PPOTrainer({ args: { ...base, output_dir: dir, per_device_train_batch_size: 8, response_length: 12, temperature: 0.7, stop_token: 'eos', missing_eos_penalty: 1.5 }, model: p, rewardFuncs: () => new Array(8).fill(1), trainDataset: prompts, eosTokenId: EOS });
     favourEos(p.model, 1.2);
     const rng = new Random(9);
     const sample = prompts.slice(0, 8);
@@ -118,16 +119,14 @@ test('scores: missing_eos_penalty is subtracted from responses without EOS; scor
   const dir = tmp();
   try {
     favourEos(p.model, 1.2);
-    const tr = new PPOTrainer({ ...base, output_dir: dir, per_device_train_batch_size: 8, response_length: 5, stop_token: 'eos', missing_eos_penalty: 1.5 }, {
-      policy: p, scorer: async (_p, r) => r.map(() => 2), prompts, eosTokenId: EOS,
-    });
+    const tr = new PPOTrainer({ args: { ...base, output_dir: dir, per_device_train_batch_size: 8, response_length: 5, stop_token: 'eos', missing_eos_penalty: 1.5 }, model: p, rewardFuncs: async (_p, r) => r.map(() => 2), trainDataset: prompts, eosTokenId: EOS, });
     const batch = tr.rollout(prompts.slice(0, 8));
     const s = await tr.score(prompts.slice(0, 8), batch);
     batch.responseIds.forEach((r, i) => assert.equal(s[i], r.includes(EOS) ? 2 : 0.5));
     assert.ok(s.includes(2) && s.includes(0.5), 'both kinds occur');
-    const bad = new PPOTrainer({ ...base, output_dir: dir, per_device_train_batch_size: 8, response_length: 5 }, { policy: p, scorer: () => [1, 2], prompts });
+    const bad = new PPOTrainer({ args: { ...base, output_dir: dir, per_device_train_batch_size: 8, response_length: 5 }, model: p, rewardFuncs: () => [1, 2], trainDataset: prompts });
     await assert.rejects(bad.score(prompts.slice(0, 8), batch), /scorer returned 2 scores for 8 responses/);
-    const nan = new PPOTrainer({ ...base, output_dir: dir, per_device_train_batch_size: 8, response_length: 5 }, { policy: p, scorer: (_p, r) => r.map(() => NaN), prompts });
+    const nan = new PPOTrainer({ args: { ...base, output_dir: dir, per_device_train_batch_size: 8, response_length: 5 }, model: p, rewardFuncs: (_p, r) => r.map(() => NaN), trainDataset: prompts });
     await assert.rejects(nan.score(prompts.slice(0, 8), batch), /finite/);
     for (const t of [tr, bad, nan]) t.dispose();
   } finally {
@@ -150,7 +149,7 @@ test('reward model scores: the score head at the last real token, independent of
 });
 
 test('config: TRL defaults, strict options, clear errors', () => {
-  const c = resolvePPOConfig({});
+  const c = PPOConfig.resolve({});
   assert.equal(c.kl_coef, 0.05);
   assert.equal(c.kl_estimator, 'k1');
   assert.equal(c.cliprange, 0.2);
@@ -163,12 +162,14 @@ test('config: TRL defaults, strict options, clear errors', () => {
   assert.equal(c.temperature, 0.7);
   assert.equal(c.learning_rate, 3e-6);
   assert.equal(c.missing_eos_penalty, null);
-  assert.throws(() => resolvePPOConfig({ kl_estimatr: 'k3' }), /unknown option 'kl_estimatr'/);
-  assert.throws(() => resolvePPOConfig({ kl_estimator: 'k2' }), /kl_estimator' must be one of k1, k3/);
-  assert.throws(() => resolvePPOConfig({ stop_token: 'eos', stop_token_id: 3 }), /not both/);
-  assert.throws(() => resolvePPOConfig({ per_device_train_batch_size: 6, num_mini_batches: 4 }), /multiple of num_mini_batches/);
-  assert.throws(() => resolvePPOConfig({ missing_eos_penalty: 'x' }), /missing_eos_penalty/);
-  assert.throws(() => resolvePPOConfig({ lam: 1.5 }), /'lam' must be a number in \[0, 1\]/);
+  assert.throws(() => PPOConfig.resolve({ kl_estimatr: 'k3' }), /PPOConfig: kl_estimatr: unknown option \(did you mean kl_estimator\?\)/);
+  assert.throws(() => PPOConfig.resolve({ kl_estimator: 'k2' }), /PPOConfig: kl_estimator: must be one of k1, k3, got "k2"/);
+  assert.throws(() => PPOConfig.resolve({ stop_token: 'eos', stop_token_id: 3 }), /stop_token_id: set stop_token or stop_token_id, not both/);
+  assert.throws(() => PPOConfig.resolve({ per_device_train_batch_size: 6, num_mini_batches: 4 }), /multiple of num_mini_batches/);
+  assert.throws(() => PPOConfig.resolve({ missing_eos_penalty: 'x' }), /PPOConfig: missing_eos_penalty: must be a number >= 0 \(or null\), got "x"/);
+  assert.throws(() => PPOConfig.resolve({ lam: 1.5 }), /PPOConfig: lam: must be a number in \[0, 1\], got 1.5/);
+  // a negative learning rate would train uphill: refused
+  assert.throws(() => PPOConfig.resolve({ learning_rate: -1e-3 }), /PPOConfig: learning_rate: must be a number >= 0, got -0.001/);
 });
 
 test('PPO raises the mean score of fresh rollouts while the KL to the reference stays bounded', async () => {
@@ -176,11 +177,9 @@ test('PPO raises the mean score of fresh rollouts while the KL to the reference 
   const dir = tmp();
   try {
     const before = freshScore(p.model, targetFraction, 123);
-    const tr = new PPOTrainer(
-      { ...base, output_dir: dir, learning_rate: 3e-3, per_device_train_batch_size: 8, gradient_accumulation_steps: 2, num_mini_batches: 2, response_length: 6, temperature: 1, max_steps: 40 },
-      { policy: p, scorer: targetFraction, prompts },
+    const tr = new PPOTrainer({ args: { ...base, output_dir: dir, learning_rate: 3e-3, per_device_train_batch_size: 8, gradient_accumulation_steps: 2, num_mini_batches: 2, response_length: 6, temperature: 1, max_steps: 40 }, model: p, rewardFuncs: targetFraction, trainDataset: prompts },
     );
-    const last = await tr.train({ quiet: true });
+    const last = (await tr.train({ quiet: true })).metrics;
     const after = freshScore(p.model, targetFraction, 123);
     const kls = tr.history.map((m) => m['objective/kl']!);
     console.log(`PPO: fresh-rollout score ${before.toFixed(3)} -> ${after.toFixed(3)}; objective/kl first ${kls[0]} max ${Math.max(...kls).toFixed(3)} last ${kls.at(-1)!.toFixed(3)}`);
@@ -216,10 +215,10 @@ test('LoRA policy: only adapters and the value head train; the reference is the 
   const baseWeights = new Map([...p.model.params].map(([n, t]) => [n, t.toArray()]));
   const dir = tmp();
   try {
-    const tr = new PPOTrainer({ ...base, output_dir: dir, learning_rate: 1e-2, per_device_train_batch_size: 8, response_length: 4, temperature: 1, max_steps: 3 }, { policy: p, scorer: targetFraction, prompts });
+    const tr = new PPOTrainer({ args: { ...base, output_dir: dir, learning_rate: 1e-2, per_device_train_batch_size: 8, response_length: 4, temperature: 1, max_steps: 3 }, model: p, rewardFuncs: targetFraction, trainDataset: prompts });
     assert.equal(tr.ref, null, 'no copy is made');
-    assert.equal(tr.trainable.length, 2 * p.model.adapters.size + 2);
     await tr.train({ quiet: true });
+    assert.equal(tr.trainable.length, 2 * p.model.adapters.size + 2);
     for (const [n, t] of p.model.params) assert.deepEqual(t.toArray(), baseWeights.get(n), `${n} is frozen`);
     assert.equal(tr.history[0]!['objective/kl'], 0, 'adapters start at zero: policy = reference');
     assert.ok(tr.history[2]!['objective/kl']! !== 0, 'after updates the adapters move the policy');
@@ -235,7 +234,7 @@ test('resume: a run restarted from checkpoint-3 ends bitwise equal to an uninter
   const rm = tinyRewardModel(8);
   const cfg = { ...base, learning_rate: 3e-3, per_device_train_batch_size: 4, gradient_accumulation_steps: 2, num_mini_batches: 2, num_ppo_epochs: 2, response_length: 5, temperature: 1, adap_kl_ctrl: true, target: 0.5, horizon: 50, lr_scheduler_type: 'linear', max_steps: 6, save_steps: 3, whiten_rewards: true } as const;
   const make = (dir: string, resume: string | false): PPOTrainer =>
-    new PPOTrainer({ ...cfg, output_dir: dir, resume_from_checkpoint: resume }, { policy: tinyPolicy(4), scorer: rewardModelScorer(rm), prompts });
+    new PPOTrainer({ args: { ...cfg, output_dir: dir, resume_from_checkpoint: resume }, model: tinyPolicy(4), rewardFuncs: rewardModelScorer(rm), trainDataset: prompts });
   try {
     const a = make(dirA, false);
     await a.train({ quiet: true });
@@ -258,8 +257,8 @@ test('resume: a run restarted from checkpoint-3 ends bitwise equal to an uninter
     assert.deepEqual(b.valueHead.weight.toArray(), a.valueHead.weight.toArray());
     assert.deepEqual(b.valueHead.bias.toArray(), a.valueHead.bias.toArray());
     assert.equal(b.klController.value, a.klController.value);
-    assert.deepEqual(b.optimizer.getState(), a.optimizer.getState());
-    assert.deepEqual(b.history.at(-1), { ...a.history.at(-1), eps: b.history.at(-1)!.eps });
+    assert.deepEqual(b.optimizer!.getState(), a.optimizer!.getState());
+    assert.deepEqual(b.history.at(-1), { ...a.history.at(-1), eps: b.history.at(-1)!.eps, train_runtime: b.history.at(-1)!.train_runtime });
     // and the run did change the weights (the comparison is not vacuous)
     const init = tinyPolicy(4);
     assert.notDeepEqual(init.model.params.get('transformer.h.0.attn.c_attn.weight')!.toArray(), a.policy.params.get('transformer.h.0.attn.c_attn.weight')!.toArray());
@@ -276,9 +275,9 @@ test('resume: a run restarted from checkpoint-3 ends bitwise equal to an uninter
 test('a non-finite loss stops the run with a diagnostic naming the last good checkpoint', async () => {
   const dir = tmp();
   try {
-    const tr = new PPOTrainer({ ...base, output_dir: dir, learning_rate: 1e-3, per_device_train_batch_size: 8, response_length: 3, save_steps: 1, max_steps: 5 }, { policy: tinyPolicy(5), scorer: targetFraction, prompts });
+    const tr = new PPOTrainer({ args: { ...base, output_dir: dir, learning_rate: 1e-3, per_device_train_batch_size: 8, response_length: 3, save_steps: 1, max_steps: 5 }, model: tinyPolicy(5), rewardFuncs: targetFraction, trainDataset: prompts });
     const run = tr.train({ quiet: true, onLog: (m) => { if (m.step === 2) tr.valueHead.weight.data[0] = NaN; } });
-    await assert.rejects(run, (e: Error) => e.name === 'Error' && /the PPO loss is NaN at update 3/.test(e.message) && e.message.includes(`Last good checkpoint: ${join(dir, 'checkpoint-2')}`));
+    await assert.rejects(run, (e: Error) => e.name === 'Error' && /ppo: the PPO loss is NaN at step 3/.test(e.message) && e.message.includes(`Last good checkpoint: ${join(dir, 'checkpoint-2')}`));
     assert.ok(existsSync(join(dir, 'checkpoint-2', 'trainer_state.json')) && !existsSync(join(dir, 'checkpoint-3')));
     tr.dispose();
   } finally {
@@ -298,13 +297,13 @@ test('runPPO: model directory + tokenizer + JSONL prompts + a scorer module → 
     const scorerPath = join(dir, 'scorer.mjs');
     writeFileSync(scorerPath, 'export default async (prompts, responses) => responses.map((r) => (r.match(/e/g) ?? []).length / Math.max(1, r.length));\n');
     const out = join(dir, 'out');
-    const res = await runPPO({
-      model_name_or_path: modelDir, train_file: data, scorer: scorerPath, output_dir: out,
+    const res = await runTraining('ppo', {
+      model_name_or_path: modelDir, train_file: data, reward_funcs: scorerPath, output_dir: out,
       per_device_train_batch_size: 4, response_length: 4, total_episodes: 8, num_ppo_epochs: 1, learning_rate: 1e-3,
       logging_steps: 1, save_steps: 1, disable_tqdm: true, stop_token: 'eos', missing_eos_penalty: 0.1,
     }, { quiet: true });
-    const last = res.train;
-    assert.equal(res.global_step, 2);
+    const last = res.metrics;
+    assert.equal(res.globalStep, 2);
     assert.equal(res.output_dir, out);
     assert.equal(last.step, 2);
     assert.equal(last.episode, 8);
@@ -315,8 +314,10 @@ test('runPPO: model directory + tokenizer + JSONL prompts + a scorer module → 
     assert.ok(existsSync(join(out, 'tokenizer.json')));
     assert.deepEqual(readSafetensors(join(out, 'value_head.safetensors')).tensors.get('v_head.weight')!.shape, [1, 32]);
     assert.ok(existsSync(join(out, 'checkpoint-2', 'trainer_state.json')));
-    await assert.rejects(runPPO({ model_name_or_path: modelDir, train_file: data, output_dir: out }), /reward_model_path or a scorer is required/);
-    await assert.rejects(runPPO({ model_name_or_path: modelDir, train_file: data, scorer: scorerPath, output_dir: out, cliprnage: 0.1 }), /unknown option 'cliprnage'/);
+    await assert.rejects(runTraining('ppo', { model_name_or_path: modelDir, train_file: data, output_dir: join(dir, 'o2') }), /a reward_model_path or reward_funcs is required/);
+    await assert.rejects(runTraining('ppo', { model_name_or_path: modelDir, train_file: data, reward_funcs: scorerPath, output_dir: join(dir, 'o2'), cliprnage: 0.1 }), /ppo config: cliprnage: unknown option \(did you mean cliprange\?\)/);
+    // the output folder of a finished run is not reused silently
+    await assert.rejects(runTraining('ppo', { model_name_or_path: modelDir, train_file: data, reward_funcs: scorerPath, output_dir: out, max_steps: 1 }), /ppo: output_dir \S+ is not empty .*set overwrite_output_dir/);
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }

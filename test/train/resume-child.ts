@@ -2,12 +2,12 @@
 // with ALIGNKIT_STEP_DELAY_MS it sleeps that long after every logged step, so that the parent can kill it mid-run.
 // Without the variable it does nothing (node --test loads every .js file under test/).
 import { readFileSync } from 'node:fs';
-import { runSFT } from '../../src/train/sft.js';
+import { runTraining } from '../../src/train/run.js';
 
 const configFile = process.env.ALIGNKIT_RESUME_CHILD;
 if (configFile) {
   const config = JSON.parse(readFileSync(configFile, 'utf8')) as Record<string, unknown>;
   const delay = Number(process.env.ALIGNKIT_STEP_DELAY_MS ?? 0);
   const cell = new Int32Array(new SharedArrayBuffer(4));
-  await runSFT(config, { source: configFile, onLog: () => void (delay > 0 && Atomics.wait(cell, 0, 0, delay)) });
+  await runTraining('sft', config, { locate: (k) => `${configFile}: ${k}`, onLog: () => void (delay > 0 && Atomics.wait(cell, 0, 0, delay)) });
 }

@@ -12,11 +12,10 @@ import { type Batch, padTokenId } from '../../src/data/index.js';
 import { add, scale, sqrt, sub, sum } from '../../src/engine/ops/elementwise.js';
 import { loadPretrained } from '../../src/io/pretrained.js';
 import { readJsonFile } from '../../src/io/json-file.js';
-import { DPOTrainer, loadDPOData, resolveDPOConfig } from '../../src/train/dpo.js';
+import { DPOTrainer, loadDPOData, DPOConfig } from '../../src/train/dpo.js';
 import { listCheckpoints } from '../../src/train/checkpoint.js';
-import { MODEL_ARGS_DEFAULTS, applyLora } from '../../src/train/setup.js';
-import { SFTTrainer, type SFTTrainerOptions, loadSFTData, resolveSFTConfig } from '../../src/train/sft.js';
-import type { LossResult } from '../../src/train/trainer.js';
+import { SFTConfig, SFTTrainer, type SFTTrainerInputs, loadSFTData } from '../../src/train/sft.js';
+import type { LossResult } from '../../src/train/supervised.js';
 import { preferenceTask, reversalTask, tempDir, tinyGpt2, wordTokenizer, writeJsonl, writeModelDir } from './helpers.js';
 
 const tok = wordTokenizer();
@@ -96,6 +95,10 @@ test('kill -9 mid-run, resume in a new process: final weights bitwise equal to a
     const resumed = await startRun(config('killed', true)).done;
     assert.equal(resumed.code, 0, resumed.stderr);
     assert.match(resumed.stderr, new RegExp(`resumed from ${newest.path.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')} at step ${newest.step}`));
+    assert.ok(!existsSync(tmp), 'the crash leftover is removed');
+    // the resumed run's log reads like one run: every step once, none repeated after the resume point
+    const steps = readFileSync(join(out, 'metrics.jsonl'), 'utf8').trim().split('\n').map((l) => (JSON.parse(l) as { step: number }).step);
+    assert.deepEqual(steps, Array.from({ length: 30 }, (_, i) => i + 1));
     const a = readFileSync(join(dir, 'whole', 'model.safetensors')), b = readFileSync(join(out, 'model.safetensors'));
     assert.ok(a.equals(b), 'final model.safetensors differ');
     // and the weights did train (the comparison is not between two untouched copies)
@@ -110,33 +113,33 @@ test('LoRA DPO with precomputed reference log-probs resumes exactly (adapters an
   try {
     const base = writeModelDir(join(dir, 'base'), tinyGpt2(tok.vocabSize, 6), tok);
     const cfg = (out: string, extra: Record<string, unknown> = {}) =>
-      resolveDPOConfig({
+      DPOConfig.resolve({
         output_dir: join(dir, out), learning_rate: 5e-3, max_steps: 12, per_device_train_batch_size: 8, logging_steps: 1, save_steps: 4,
         precompute_ref_log_probs: true, seed: 3, disable_tqdm: true, ...extra,
       });
     const data = await loadDPOData(preferenceTask(40, 4), tok, cfg('x'));
-    const lora = { ...MODEL_ARGS_DEFAULTS, model_name_or_path: base, use_peft: true, lora_r: 4, lora_alpha: 8, lora_dropout: 0.1 };
     const make = (args: ReturnType<typeof cfg>) => {
       const p = loadPretrained(base);
-      const ad = applyLora(p.model, lora, 1)!;
-      p.model.training = true; // adapter dropout on: its masks come from the trainer's RNG, which the checkpoint restores
-      const t = new DPOTrainer({ args: { ...args, disable_dropout: false }, model: p, ref: 'adapters-off', trainDataset: data, padTokenId: padTokenId(tok), extraState: ad.tensors });
+      // LoRA with dropout on: its masks come from the trainer's RNG, which the checkpoint restores; the reference
+      // is the policy with its adapters off
+      const t = new DPOTrainer({ args: { ...args, disable_dropout: false }, model: p, peftConfig: { r: 4, lora_alpha: 8, lora_dropout: 0.1 }, trainDataset: data, padTokenId: padTokenId(tok) });
+      p.model.training = true;
       return { p, t };
     };
     const whole = make(cfg('whole'));
-    whole.t.train({ quiet: true });
+    await whole.t.train({ quiet: true });
     // a run that stops after step 8 (as if killed), then a fresh process-like restart from its newest checkpoint
     const part = make(cfg('part', { max_steps: 12 }));
     let stopAt = 0;
     try {
-      part.t.train({ quiet: true, onLog: (m) => { if (m.step === 9) { stopAt = 9; throw new Error('stop'); } } });
+      await part.t.train({ quiet: true, onLog: (m) => { if (m.step === 9) { stopAt = 9; throw new Error('stop'); } } });
     } catch (e) {
       assert.equal((e as Error).message, 'stop');
     }
     assert.equal(stopAt, 9);
     assert.equal(listCheckpoints(join(dir, 'part')).pop()!.step, 8);
     const again = make(cfg('part', { resume_from_checkpoint: true }));
-    again.t.train({ quiet: true });
+    await again.t.train({ quiet: true });
     assert.equal(again.t.globalStep, 12);
     for (const [name, ad] of whole.p.model.adapters) {
       const other = again.p.model.adapters.get(name)!;
@@ -154,7 +157,7 @@ test('LoRA DPO with precomputed reference log-probs resumes exactly (adapters an
 /** An SFT trainer whose loss (or one gradient) turns NaN at one step. */
 class Poisoned extends SFTTrainer {
   constructor(
-    o: SFTTrainerOptions,
+    o: SFTTrainerInputs,
     readonly at: number,
     readonly mode: 'loss' | 'grad',
   ) {
@@ -174,20 +177,20 @@ test('a NaN loss or gradient stops the run naming the step and the last good che
   const { dir, cleanup } = tempDir();
   try {
     const args = (out: string, extra: Record<string, unknown> = {}) =>
-      resolveSFTConfig({ output_dir: join(dir, out), learning_rate: 3e-3, max_steps: 12, per_device_train_batch_size: 8, logging_steps: 1, save_steps: 5, seed: 1, disable_tqdm: true, ...extra });
+      SFTConfig.resolve({ output_dir: join(dir, out), learning_rate: 3e-3, max_steps: 12, per_device_train_batch_size: 8, logging_steps: 1, save_steps: 5, seed: 1, disable_tqdm: true, ...extra });
     const train = await loadSFTData(reversalTask(64, 1), tok, args('x'));
     const opts = (a: ReturnType<typeof args>) => ({ args: a, model: tinyGpt2(tok.vocabSize, 2), trainDataset: train, padTokenId: padTokenId(tok) });
     const clean = new SFTTrainer(opts(args('clean')));
-    clean.train({ quiet: true });
+    await clean.train({ quiet: true });
     const cleanFinal = clean.model.model.params.get('transformer.wte.weight')!.toArray();
 
     for (const mode of ['loss', 'grad'] as const) {
       const out = join(dir, mode);
       const t = new Poisoned(opts(args(mode)), 7, mode);
       let atFive: Float32Array | null = null;
-      const err = (() => {
+      const err = await (async () => {
         try {
-          t.train({ quiet: true, onLog: (m) => void (m.step === 5 && (atFive = t.model.model.params.get('transformer.wte.weight')!.toArray())) });
+          await t.train({ quiet: true, onLog: (m) => void (m.step === 5 && (atFive = t.model.model.params.get('transformer.wte.weight')!.toArray())) });
         } catch (e) {
           return e as Error;
         }
@@ -205,16 +208,13 @@ test('a NaN loss or gradient stops the run naming the step and the last good che
       assert.deepEqual(saved.model.params.get('transformer.wte.weight')!.toArray(), atFive);
       // ... and it resumes to the same final weights as a run that never saw a NaN
       const resumed = new SFTTrainer(opts(args(mode, { resume_from_checkpoint: true })));
-      resumed.train({ quiet: true });
+      await resumed.train({ quiet: true });
       assert.deepEqual(resumed.model.model.params.get('transformer.wte.weight')!.toArray(), cleanFinal);
     }
 
-    // a huge learning rate after a good checkpoint: the loss blows up and the run stops, keeping checkpoint-5
-    const hot = new SFTTrainer(opts(args('clean-copy', { max_steps: 5 })));
-    hot.train({ quiet: true });
-    const diverging = new SFTTrainer(opts(args('clean-copy', { resume_from_checkpoint: true, learning_rate: 1e30, lr_scheduler_type: 'constant' })));
-    assert.throws(() => diverging.train({ quiet: true }), (e: Error) => /(loss|gradient norm) is (NaN|Infinity|-Infinity) at step (6|7|8)/.test(e.message) && e.message.includes('checkpoint-5'));
-    assert.ok(loadPretrained(join(dir, 'clean-copy', 'checkpoint-5')).model.params.get('transformer.wte.weight')!.toArray().every(Number.isFinite));
+    // resuming with other settings is refused, naming what differs
+    const other = new SFTTrainer(opts(args('loss', { resume_from_checkpoint: true, learning_rate: 1, lr_scheduler_type: 'constant' })));
+    await assert.rejects(other.train({ quiet: true }), /cannot resume from \S*checkpoint-12: its settings differ from this run's \(learning_rate: checkpoint 0\.003, now 1; lr_scheduler_type: checkpoint "linear", now "constant"\)/);
   } finally {
     cleanup();
   }

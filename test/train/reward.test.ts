@@ -13,7 +13,8 @@ import { parseConfig } from '../../src/io/config.js';
 import { type Pretrained, loadPretrained, savePretrained, toModelConfig } from '../../src/io/pretrained.js';
 import { Transformer } from '../../src/models/transformer.js';
 import { bradleyTerryLoss } from '../../src/train/bradley-terry.js';
-import { RewardTrainer, loadRewardData, loadRewardModel, resolveRewardConfig, rewardScores, runReward, toRewardModel } from '../../src/train/reward.js';
+import { RewardConfig, RewardTrainer, loadRewardData, loadRewardModel, rewardScores, toRewardModel } from '../../src/train/reward.js';
+import { runTraining } from '../../src/train/run.js';
 import { countingPreferenceTask, tempDir, tinyGpt2, wordTokenizer, writeJsonl, writeModelDir } from './helpers.js';
 
 const tok = wordTokenizer();
@@ -22,7 +23,7 @@ const PAD = padTokenId(tok);
 test('the reward model reaches >= 90% accuracy on held-out pairs (chosen has more x tokens)', async () => {
   const { dir, cleanup } = tempDir();
   try {
-    const args = resolveRewardConfig({
+    const args = RewardConfig.resolve({
       output_dir: dir, learning_rate: 3e-3, lr_scheduler_type: 'constant', max_steps: 100, per_device_train_batch_size: 16,
       logging_steps: 50, save_steps: 0, disable_tqdm: true,
     });
@@ -30,9 +31,9 @@ test('the reward model reaches >= 90% accuracy on held-out pairs (chosen has mor
     const held = await loadRewardData(countingPreferenceTask(128, 2), tok, args);
     const model = toRewardModel(tinyGpt2(tok.vocabSize, 1), { seed: 1, padTokenId: PAD });
     const trainer = new RewardTrainer({ args, model, trainDataset: train, evalDataset: held });
-    const before = trainer.evaluate();
-    trainer.train({ quiet: true });
-    const after = trainer.evaluate();
+    const before = (await trainer.evaluate())!;
+    await trainer.train({ quiet: true });
+    const after = (await trainer.evaluate())!;
     assert.ok(before.eval_accuracy! < 0.7 && Math.abs(before.eval_margin!) < 0.05, `untrained: ${JSON.stringify(before)}`);
     assert.ok(after.eval_accuracy! >= 0.9, `held-out accuracy ${after.eval_accuracy}`);
     assert.ok(after.eval_margin! > 2, `held-out margin ${after.eval_margin}`);
@@ -80,7 +81,7 @@ test('Bradley–Terry loss with margin and center_rewards_coefficient equals the
       { prompt: 'b =', chosen: ' x x', rejected: ' y', margin: 2 },
     ],
     tok,
-    resolveRewardConfig({}),
+    RewardConfig.resolve({}),
   ).then((d) => assert.deepEqual(d.map((e) => e.margin), [0.5, 2]));
 });
 
@@ -145,12 +146,12 @@ test('runReward: a causal LM in, a trained sequence classifier out', async () =>
     const trainFile = writeJsonl(join(dir, 'train.jsonl'), countingPreferenceTask(256, 21));
     writeJsonl(join(dir, 'test.jsonl'), countingPreferenceTask(64, 22));
     const out = join(dir, 'rm');
-    const res = await runReward(
+    const res = await runTraining('reward', 
       { model_name_or_path: base, dataset_path: dir, output_dir: out, learning_rate: 3e-3, max_steps: 60, per_device_train_batch_size: 16, logging_steps: 20, save_steps: 0, center_rewards_coefficient: 0.01 },
       { quiet: true },
     );
     assert.ok(existsSync(join(trainFile)));
-    assert.equal(res.global_step, 60);
+    assert.equal(res.globalStep, 60);
     assert.ok(res.eval!.eval_accuracy! >= 0.85, `eval accuracy ${res.eval!.eval_accuracy}`);
     const rm = loadPretrained(out);
     assert.equal(rm.hfConfig.architecture, 'GPT2ForSequenceClassification');
@@ -162,11 +163,11 @@ test('runReward: a causal LM in, a trained sequence classifier out', async () =>
 });
 
 test('Reward config: TRL defaults and strict checks', () => {
-  const c = resolveRewardConfig({});
+  const c = RewardConfig.resolve({});
   assert.equal(c.max_length, 1024);
   assert.equal(c.center_rewards_coefficient, null);
   assert.equal(c.disable_dropout, true);
-  assert.equal(resolveRewardConfig({ center_rewards_coefficient: '0.01' }).center_rewards_coefficient, 0.01);
-  assert.throws(() => resolveRewardConfig({ center_rewards_coefficient: -1 }), /center_rewards_coefficient' must be a number >= 0/);
-  assert.throws(() => resolveRewardConfig({ centre_rewards_coefficient: 0.01 }), /unknown option 'centre_rewards_coefficient'/);
+  assert.equal(RewardConfig.resolve({ center_rewards_coefficient: '0.01' }).center_rewards_coefficient, 0.01);
+  assert.throws(() => RewardConfig.resolve({ center_rewards_coefficient: -1 }), /RewardConfig: center_rewards_coefficient: must be a number >= 0 \(or null\), got -1/);
+  assert.throws(() => RewardConfig.resolve({ centre_rewards_coefficient: 0.01 }), /RewardConfig: centre_rewards_coefficient: unknown option \(did you mean center_rewards_coefficient\?\)/);
 });

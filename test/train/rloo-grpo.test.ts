@@ -12,8 +12,9 @@ import { loadPretrained, savePretrained, toModelConfig } from '../../src/io/pret
 import { gpt2Config } from '../../src/models/config.js';
 import { generate } from '../../src/models/generate.js';
 import { Transformer } from '../../src/models/transformer.js';
-import { GRPOTrainer, resolveGRPOConfig, runGRPO } from '../../src/train/grpo.js';
-import { RLOOTrainer, resolveRLOOConfig, runRLOO } from '../../src/train/rloo.js';
+import { GRPOConfig, GRPOTrainer } from '../../src/train/grpo.js';
+import { RLOOConfig, RLOOTrainer } from '../../src/train/rloo.js';
+import { runTraining } from '../../src/train/run.js';
 import type { PromptItem } from '../../src/train/rl/online-trainer.js';
 import type { ScoreFunction } from '../../src/train/rl/scorer.js';
 
@@ -45,8 +46,8 @@ test('RLOO raises the mean score of fresh rollouts (async scorer) while the KL t
       await new Promise((res) => setImmediate(res));
       return targetFraction(p, r, info);
     };
-    const tr = new RLOOTrainer({ ...base, output_dir: dir, learning_rate: 3e-3, per_device_train_batch_size: 8, gradient_accumulation_steps: 2, num_generations: 4, max_completion_length: 6, beta: 0.05, max_steps: 40 }, { policy, scorer: asyncScorer, prompts });
-    const last = await tr.train({ quiet: true });
+    const tr = new RLOOTrainer({ args: { ...base, output_dir: dir, learning_rate: 3e-3, per_device_train_batch_size: 8, gradient_accumulation_steps: 2, num_generations: 4, max_completion_length: 6, beta: 0.05, max_steps: 40 }, model: policy, rewardFuncs: asyncScorer, trainDataset: prompts });
+    const last = (await tr.train({ quiet: true })).metrics;
     const after = freshScore(policy, 321);
     const kls = tr.history.map((m) => m.kl!);
     console.log(`RLOO: fresh-rollout score ${before.toFixed(3)} -> ${after.toFixed(3)}; kl/token first ${kls[0]} max ${Math.max(...kls).toFixed(3)}`);
@@ -69,8 +70,8 @@ test('GRPO raises the mean score of fresh rollouts while the k3 KL to the refere
   const policy = tiny(1), dir = tmp();
   try {
     const before = freshScore(policy, 321);
-    const tr = new GRPOTrainer({ ...base, output_dir: dir, learning_rate: 3e-3, per_device_train_batch_size: 8, gradient_accumulation_steps: 2, num_generations: 4, max_completion_length: 6, beta: 0.04, max_steps: 40 }, { policy, scorer: targetFraction, prompts });
-    const last = await tr.train({ quiet: true });
+    const tr = new GRPOTrainer({ args: { ...base, output_dir: dir, learning_rate: 3e-3, per_device_train_batch_size: 8, gradient_accumulation_steps: 2, num_generations: 4, max_completion_length: 6, beta: 0.04, max_steps: 40 }, model: policy, rewardFuncs: targetFraction, trainDataset: prompts });
+    const last = (await tr.train({ quiet: true })).metrics;
     const after = freshScore(policy, 321);
     const kls = tr.history.map((m) => m.kl!);
     console.log(`GRPO: fresh-rollout score ${before.toFixed(3)} -> ${after.toFixed(3)}; kl/token first ${kls[0]} max ${Math.max(...kls).toFixed(3)}`);
@@ -96,8 +97,8 @@ test('GRPO with num_iterations 2 and EOS: later steps are off-policy (ratios mov
       info.responseIds.forEach((x) => seen.push(x));
       return targetFraction(p, r, info);
     };
-    const tr = new GRPOTrainer({ ...base, output_dir: dir, learning_rate: 1e-2, per_device_train_batch_size: 8, num_generations: 4, max_completion_length: 8, num_iterations: 2, epsilon: 0.05, mask_truncated_completions: true, loss_type: 'grpo', max_steps: 4 }, { policy, scorer, prompts, eosTokenId: EOS });
-    const last = await tr.train({ quiet: true });
+    const tr = new GRPOTrainer({ args: { ...base, output_dir: dir, learning_rate: 1e-2, per_device_train_batch_size: 8, num_generations: 4, max_completion_length: 8, num_iterations: 2, epsilon: 0.05, mask_truncated_completions: true, loss_type: 'grpo', max_steps: 4 }, model: policy, rewardFuncs: scorer, trainDataset: prompts, eosTokenId: EOS });
+    const last = (await tr.train({ quiet: true })).metrics;
     assert.ok(seen.some((r) => r.at(-1) === EOS && r.length < 8) && seen.some((r) => r.length === 8 && !r.includes(EOS)), 'both stopped and truncated completions occur');
     for (const r of seen) { const at = r.indexOf(EOS); assert.ok(at < 0 || at === r.length - 1, 'nothing after EOS'); }
     assert.ok(tr.history.some((m) => m['clip_ratio/region_mean']! > 0), 'the second step of a rollout clips some ratios');
@@ -116,8 +117,8 @@ test('mask_truncated_completions: when every completion is truncated nothing is 
     const before = policy.params.get('transformer.h.1.mlp.c_fc.weight')!.toArray();
     try {
       // no EOS id: every completion runs to max_completion_length
-      const tr = new GRPOTrainer({ ...base, output_dir: dir, learning_rate: 1e-2, per_device_train_batch_size: 8, num_generations: 4, max_completion_length: 4, mask_truncated_completions: masked, max_steps: 2 }, { policy, scorer: targetFraction, prompts });
-      const last = await tr.train({ quiet: true });
+      const tr = new GRPOTrainer({ args: { ...base, output_dir: dir, learning_rate: 1e-2, per_device_train_batch_size: 8, num_generations: 4, max_completion_length: 4, mask_truncated_completions: masked, max_steps: 2 }, model: policy, rewardFuncs: targetFraction, trainDataset: prompts });
+      const last = (await tr.train({ quiet: true })).metrics;
       assert.equal(last['completions/clipped_ratio'], 1);
       const after = policy.params.get('transformer.h.1.mlp.c_fc.weight')!.toArray();
       if (masked) assert.deepEqual(after, before);
@@ -134,9 +135,8 @@ for (const algo of ['rloo', 'grpo'] as const) {
     const dirA = tmp(), dirB = tmp();
     const cfg = { ...base, learning_rate: 3e-3, per_device_train_batch_size: 4, gradient_accumulation_steps: 2, num_generations: 2, max_completion_length: 5, beta: 0.1, num_iterations: 2, max_steps: 5, save_steps: 2, lr_scheduler_type: 'cosine', warmup_steps: 1 } as const;
     const make = (dir: string, resume: string | false): RLOOTrainer | GRPOTrainer => {
-      const deps = { policy: tiny(7), scorer: targetFraction, prompts };
-      const c = { ...cfg, output_dir: dir, resume_from_checkpoint: resume };
-      return algo === 'rloo' ? new RLOOTrainer(c, deps) : new GRPOTrainer(c, deps);
+      const inputs = { args: { ...cfg, output_dir: dir, resume_from_checkpoint: resume }, model: tiny(7), rewardFuncs: targetFraction, trainDataset: prompts };
+      return algo === 'rloo' ? new RLOOTrainer(inputs) : new GRPOTrainer(inputs);
     };
     try {
       const a = make(dirA, false);
@@ -145,7 +145,7 @@ for (const algo of ['rloo', 'grpo'] as const) {
       await b.train({ quiet: true });
       assert.deepEqual(b.history.map((m) => m.step), [3, 4, 5]);
       for (const [n, t] of a.policy.params) assert.deepEqual(b.policy.params.get(n)!.toArray(), t.toArray(), n);
-      assert.deepEqual(b.optimizer.getState(), a.optimizer.getState());
+      assert.deepEqual(b.optimizer!.getState(), a.optimizer!.getState());
       assert.deepEqual(b.rng.getState(), a.rng.getState());
       assert.notDeepEqual(tiny(7).params.get('transformer.wte.weight')!.toArray(), a.policy.params.get('transformer.wte.weight')!.toArray(), 'training changed the weights');
       a.dispose();
@@ -157,17 +157,20 @@ for (const algo of ['rloo', 'grpo'] as const) {
   });
 }
 
-test('config: TRL defaults and checks', () => {
-  const r = resolveRLOOConfig({});
+test('config: TRL defaults and checks', async () => {
+  const r = RLOOConfig.resolve({});
   assert.deepEqual([r.num_generations, r.beta, r.epsilon, r.num_iterations, r.temperature, r.learning_rate, r.normalize_advantages], [2, 0.05, 0.2, 1, 1, 1e-6, false]);
-  const g = resolveGRPOConfig({});
+  const g = GRPOConfig.resolve({});
   assert.deepEqual([g.num_generations, g.beta, g.scale_rewards, g.loss_type, g.max_completion_length, g.learning_rate], [8, 0, 'group', 'dapo', 512, 1e-6]);
-  assert.equal(resolveGRPOConfig({ scale_rewards: false }).scale_rewards, 'none');
-  assert.throws(() => resolveGRPOConfig({ per_device_train_batch_size: 6, num_generations: 4 }), /multiple of num_generations/);
-  assert.throws(() => resolveGRPOConfig({ loss_type: 'ppo' }), /loss_type' must be one of grpo, bnpo, dr_grpo, dapo/);
-  assert.throws(() => resolveRLOOConfig({ num_generations: 1 }), /at least 2/);
-  assert.throws(() => resolveRLOOConfig({ betta: 0.1 }), /unknown option 'betta'/);
-  assert.throws(() => new GRPOTrainer({ per_device_train_batch_size: 8, num_generations: 4 }, { policy: tiny(1), scorer: targetFraction, prompts: prompts.slice(0, 1) }), /no batch can be made from 1 examples/);
+  assert.equal(GRPOConfig.resolve({ scale_rewards: false }).scale_rewards, 'none');
+  assert.throws(() => GRPOConfig.resolve({ per_device_train_batch_size: 6, num_generations: 4 }), /multiple of num_generations/);
+  assert.throws(() => GRPOConfig.resolve({ loss_type: 'ppo' }), /GRPOConfig: loss_type: must be one of grpo, bnpo, dr_grpo, dapo, got "ppo"/);
+  assert.throws(() => RLOOConfig.resolve({ num_generations: 1 }), /RLOOConfig: num_generations: must be an integer >= 2, got 1/);
+  assert.throws(() => RLOOConfig.resolve({ betta: 0.1 }), /RLOOConfig: betta: unknown option \(did you mean beta\?\)/);
+  assert.throws(() => GRPOConfig.resolve({ learning_rate: -1e-3 }), /GRPOConfig: learning_rate: must be a number >= 0/);
+  const few = new GRPOTrainer({ args: { per_device_train_batch_size: 8, num_generations: 4 }, model: tiny(1), rewardFuncs: targetFraction, trainDataset: prompts.slice(0, 1) });
+  await assert.rejects(few.train({ quiet: true }), /grpo: an update draws 2 prompts but the dataset has 1/);
+  few.dispose();
 });
 
 test('runRLOO and runGRPO: model directory + tokenizer + JSONL prompts + a scorer function', async () => {
@@ -185,12 +188,12 @@ test('runRLOO and runGRPO: model directory + tokenizer + JSONL prompts + a score
       texts.push(...p);
       return r.map((x) => x.length % 3);
     };
-    const common = { model_name_or_path: modelDir, train_file: data, scorer, per_device_train_batch_size: 4, num_generations: 2, max_completion_length: 4, max_steps: 2, disable_tqdm: true, logging_steps: 1, learning_rate: 1e-3 };
+    const common = { model_name_or_path: modelDir, train_file: data, reward_funcs: scorer, per_device_train_batch_size: 4, num_generations: 2, max_completion_length: 4, max_steps: 2, disable_tqdm: true, logging_steps: 1, learning_rate: 1e-3 };
     const logged: Record<string, number>[] = [];
-    const r = (await runRLOO({ ...common, output_dir: join(dir, 'rloo'), ref_model_name_or_path: modelDir }, { quiet: true, onLog: (m) => logged.push(m) })).train;
+    const r = (await runTraining('rloo', { ...common, output_dir: join(dir, 'rloo'), ref_model_name_or_path: modelDir }, { quiet: true, onLog: (m: Record<string, number>) => logged.push(m) })).metrics;
     assert.equal(logged[0]!.kl, 0, 'the separate reference starts equal to the policy');
     assert.ok(logged[1]!.kl !== 0);
-    const g = (await runGRPO({ ...common, output_dir: join(dir, 'grpo'), beta: 0.1, use_peft: true, lora_r: 2 }, { quiet: true })).train;
+    const g = (await runTraining('grpo', { ...common, output_dir: join(dir, 'grpo'), beta: 0.1, use_peft: true, lora_r: 2 }, { quiet: true })).metrics;
     assert.equal(r.step, 2);
     assert.equal(g.step, 2);
     assert.ok(Number.isFinite(r.reward) && Number.isFinite(g.kl));

@@ -8,7 +8,8 @@ import { test } from 'node:test';
 import { type SequenceExample, collateSequences, padTokenId } from '../../src/data/index.js';
 import { noGrad, tidy } from '../../src/engine/tensor.js';
 import { loadPretrained } from '../../src/io/pretrained.js';
-import { SFTTrainer, evaluateSequences, loadSFTData, resolveSFTConfig, runSFT } from '../../src/train/sft.js';
+import { SFTConfig, SFTTrainer, evaluateSequences, loadSFTData } from '../../src/train/sft.js';
+import { runTraining } from '../../src/train/run.js';
 import { reversalTask, tempDir, tinyGpt2, wordTokenizer, writeJsonl, writeModelDir } from './helpers.js';
 
 const tok = wordTokenizer();
@@ -25,16 +26,16 @@ function logSoftmaxAt(row: Float32Array, target: number): number {
 test('SFT raises the log-likelihood of held-out completions (reverse three letters)', async () => {
   const { dir, cleanup } = tempDir();
   try {
-    const args = resolveSFTConfig({
+    const args = SFTConfig.resolve({
       output_dir: dir, learning_rate: 3e-3, lr_scheduler_type: 'constant', max_steps: 150, per_device_train_batch_size: 16,
       logging_steps: 50, save_steps: 0, eval_strategy: 'steps', eval_steps: 150, disable_tqdm: true,
     });
     const train = await loadSFTData(reversalTask(256, 1), tok, args);
     const held = await loadSFTData(reversalTask(64, 2), tok, args);
     const trainer = new SFTTrainer({ args, model: tinyGpt2(tok.vocabSize, 1), trainDataset: train, evalDataset: held, padTokenId: padTokenId(tok) });
-    const before = trainer.evaluate();
-    trainer.train({ quiet: true });
-    const after = trainer.evaluate();
+    const before = (await trainer.evaluate())!;
+    await trainer.train({ quiet: true });
+    const after = (await trainer.evaluate())!;
     // mean completion log-prob per token = −eval_loss; a random 13-token model starts near −log 13 ≈ −2.56
     assert.ok(before.eval_loss! > 2.2, `before: ${before.eval_loss}`);
     assert.ok(after.eval_loss! < 0.3, `after: ${after.eval_loss}`);
@@ -60,7 +61,7 @@ test('completion-only loss: the mean NLL over completion tokens only, as compute
     { prompt: 'f g h a b =', completion: ' b' },
   ];
   for (const completionOnly of [true, false]) {
-    const args = resolveSFTConfig({ output_dir: '/nonexistent', completion_only_loss: completionOnly });
+    const args = SFTConfig.resolve({ output_dir: '/nonexistent', completion_only_loss: completionOnly });
     const data = await loadSFTData(rows, tok, args);
     const p = tinyGpt2(tok.vocabSize, 3);
     const trainer = new SFTTrainer({ args, model: p, trainDataset: data, padTokenId: padTokenId(tok) });
@@ -93,7 +94,7 @@ test('assistant_only_loss: the loss covers the assistant turns (and the EOS that
     { messages: [{ role: 'user', content: 'a b c =' }, { role: 'assistant', content: 'c b a' }] },
     { messages: [{ role: 'user', content: 'd =' }, { role: 'assistant', content: 'd' }, { role: 'user', content: 'e f =' }, { role: 'assistant', content: 'f e' }] },
   ];
-  const args = resolveSFTConfig({ output_dir: '/nonexistent', assistant_only_loss: true });
+  const args = SFTConfig.resolve({ output_dir: '/nonexistent', assistant_only_loss: true });
   const data = await loadSFTData(convo, chatTok, args);
   const p = tinyGpt2(chatTok.vocabSize, 3);
   const trainer = new SFTTrainer({ args, model: p, trainDataset: data, padTokenId: padTokenId(chatTok) });
@@ -121,7 +122,7 @@ test('assistant_only_loss: the loss covers the assistant turns (and the EOS that
 test('packing: rows of max_length tokens, and the loss trains', async () => {
   const { dir, cleanup } = tempDir();
   try {
-    const args = resolveSFTConfig({ output_dir: dir, packing: true, max_length: 16, max_steps: 30, learning_rate: 3e-3, per_device_train_batch_size: 8, save_steps: 0, logging_steps: 30, disable_tqdm: true });
+    const args = SFTConfig.resolve({ output_dir: dir, packing: true, max_length: 16, max_steps: 30, learning_rate: 3e-3, per_device_train_batch_size: 8, save_steps: 0, logging_steps: 30, disable_tqdm: true });
     const raw = reversalTask(64, 5);
     const unpacked = await loadSFTData(raw, tok, args, false);
     const packed = await loadSFTData(raw, tok, args);
@@ -129,9 +130,9 @@ test('packing: rows of max_length tokens, and the loss trains', async () => {
     assert.equal(packed.length, Math.ceil(total / 16));
     assert.ok(packed.slice(0, -1).every((r) => r.ids.length === 16));
     const trainer = new SFTTrainer({ args, model: tinyGpt2(tok.vocabSize, 4), trainDataset: packed, evalDataset: unpacked, padTokenId: padTokenId(tok) });
-    const before = trainer.evaluate().eval_loss!;
-    trainer.train({ quiet: true });
-    const after = trainer.evaluate().eval_loss!;
+    const before = (await trainer.evaluate())!.eval_loss!;
+    await trainer.train({ quiet: true });
+    const after = (await trainer.evaluate())!.eval_loss!;
     assert.ok(after < before - 0.5, `packed training: eval loss ${before} → ${after}`);
   } finally {
     cleanup();
@@ -146,7 +147,7 @@ test('runSFT: files in, a Hugging Face model folder out, eval metrics logged', a
     const evalFile = writeJsonl(join(dir, 'eval.jsonl'), reversalTask(32, 12));
     const out = join(dir, 'out');
     // flag-style strings are converted; null spelled 'null' is accepted for nullable options
-    const res = await runSFT(
+    const res = await runTraining('sft', 
       {
         model_name_or_path: modelDir, train_file: trainFile, eval_file: evalFile, output_dir: out,
         learning_rate: '3e-3', lr_scheduler_type: 'constant', max_steps: '60', per_device_train_batch_size: 16, logging_steps: 20,
@@ -156,9 +157,9 @@ test('runSFT: files in, a Hugging Face model folder out, eval metrics logged', a
     );
     for (const f of ['config.json', 'model.safetensors', 'tokenizer.json', 'tokenizer_config.json', 'metrics.jsonl']) assert.ok(existsSync(join(out, f)), f);
     assert.ok(existsSync(join(out, 'checkpoint-60')) && !existsSync(join(out, 'checkpoint-30')), 'save_total_limit keeps the newest checkpoint');
-    assert.equal(res.global_step, 60);
+    assert.equal(res.globalStep, 60);
     const base = loadPretrained(modelDir), trained = loadPretrained(out);
-    const cfg = resolveSFTConfig({ output_dir: out });
+    const cfg = SFTConfig.resolve({ output_dir: out });
     const held = await loadSFTData(reversalTask(64, 13), tok, cfg);
     const collate = (ex: SequenceExample[]) => collateSequences(ex, { padId: padTokenId(tok) });
     const e0 = evaluateSequences(base, held, collate, 32).eval_loss!;
@@ -174,18 +175,20 @@ test('runSFT: files in, a Hugging Face model folder out, eval metrics logged', a
 });
 
 test('SFT config: TRL defaults, strict keys and types', async () => {
-  const c = resolveSFTConfig({});
+  const c = SFTConfig.resolve({});
   assert.equal(c.learning_rate, 2e-5);
   assert.equal(c.max_length, 1024);
   assert.equal(c.packing, false);
   assert.equal(c.completion_only_loss, null);
   assert.equal(c.dataset_text_field, 'text');
-  assert.equal(resolveSFTConfig({ max_length: null }).max_length, null);
-  assert.equal(resolveSFTConfig({ completion_only_loss: 'false' }).completion_only_loss, false);
-  assert.throws(() => resolveSFTConfig({ max_lenght: 5 }, 'x.yaml'), /x\.yaml: unknown option 'max_lenght'/);
-  assert.throws(() => resolveSFTConfig({ packing: 'yes' }), /option 'packing' must be true or false/);
-  assert.throws(() => resolveSFTConfig({ max_length: 2.5 }), /option 'max_length' must be an integer >= 1 \(or null\)/);
-  assert.throws(() => resolveSFTConfig({ packing: true, max_length: null }), /packing needs max_length/);
-  assert.throws(() => resolveSFTConfig({ lr_scheduler_type: 'cosine_with_restarts' }), /lr_scheduler_type' must be one of/);
-  await assert.rejects(() => runSFT({ train_file: 'x.jsonl' }), /model_name_or_path is required/);
+  assert.equal(SFTConfig.resolve({ max_length: null }).max_length, null);
+  assert.equal(SFTConfig.resolve({ completion_only_loss: 'false' }).completion_only_loss, false);
+  assert.throws(() => SFTConfig.resolve({ max_lenght: 5 }, { source: 'x.yaml' }), /^OptionError: x\.yaml: max_lenght: unknown option \(did you mean max_length\?\)$/);
+  assert.throws(() => SFTConfig.resolve({ packing: 'yes' }), /SFTConfig: packing: must be true or false, got "yes"/);
+  assert.throws(() => SFTConfig.resolve({ max_length: 2.5 }), /SFTConfig: max_length: must be an integer >= 1 \(or null\), got 2.5/);
+  assert.throws(() => SFTConfig.resolve({ fp16: true }), /fp16: TRL's fp16 is not implemented by alignkit/);
+  assert.throws(() => SFTConfig.resolve({ packing: true, max_length: null }), /packing needs max_length/);
+  assert.throws(() => SFTConfig.resolve({ lr_scheduler_type: 'cosine_with_restarts' }), /SFTConfig: lr_scheduler_type: must be one of linear, cosine, constant, constant_with_warmup, got "cosine_with_restarts"/);
+  await assert.rejects(() => runTraining('sft', { train_file: 'x.jsonl' }), /model_name_or_path is required/);
+  await assert.rejects(() => runTraining('sft', { model_name_or_path: 'm', train_file: 'nowhere.jsonl' }), /sft: train_file nowhere\.jsonl: no such file or folder/);
 });

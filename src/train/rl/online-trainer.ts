@@ -94,6 +94,7 @@ export abstract class OnlineTrainer<T extends FieldTable> extends TrainerBase<Op
   prompts: readonly PromptItem[] = [];
   episode = 0;
   private sampler: EpochSampler | null = null;
+  private started: { at: number; episode: number } | null = null;
   private readonly owned: { dispose(): void }[] = [];
   private readonly inputs0: OnlineInputs<OptionsOf<T>>;
   private readonly dirs: NamedInput[] = [];
@@ -198,11 +199,14 @@ export abstract class OnlineTrainer<T extends FieldTable> extends TrainerBase<Op
   }
 
   protected override async trainStep(lr: number): Promise<Metrics> {
+    this.started ??= { at: performance.now(), episode: this.episode };
     const batch = this.sampler!.next();
     const prompts = Array.from(batch.indices, (i) => this.prompts[i]!);
     const m = await this.update(prompts, lr);
     m.lr = lr;
     m.episode = this.episode;
+    // episodes per second of this process (TRL's eps)
+    m.eps = Math.round((this.episode - this.started.episode) / Math.max(1e-9, (performance.now() - this.started.at) / 1000));
     return m;
   }
 
