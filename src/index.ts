@@ -13,10 +13,43 @@ export { generate } from './models/generate.js';
 export type { GenerateOptions, GenerateResult } from './models/generate.js';
 export { KVCache } from './models/kv-cache.js';
 export { nextTokenLogprobs, sequenceScore, lastTokenIndex, tokenValues } from './models/heads.js';
-export { loadPretrained, savePretrained } from './io/pretrained.js';
+export { loadPretrained, savePretrained, newPretrained } from './io/pretrained.js';
 export type { Pretrained } from './io/pretrained.js';
 export { saveAdapter, loadAdapter } from './io/peft.js';
 export { readSafetensors, writeSafetensors, toFloat32 } from './io/safetensors.js';
 export { writeGguf } from './io/gguf.js';
 export { Tokenizer, trainByteLevelBPE } from './tokenizer/index.js';
 export { dpoLoss } from './train/losses.js';
+export { bradleyTerryLoss } from './train/bradley-terry.js';
+
+// trainers (TRL's shape: new XTrainer({ model, args, trainDataset, evalDataset, processingClass, peftConfig }).train())
+export { SFTTrainer, SFTConfig, loadSFTData, evaluateSequences } from './train/sft.js';
+export type { SFTTrainerInputs } from './train/sft.js';
+export { RewardTrainer, RewardConfig, loadRewardData, loadRewardModel, toRewardModel, rewardScores, rewardMetrics } from './train/reward.js';
+export type { RewardTrainerInputs, RewardExample } from './train/reward.js';
+export { DPOTrainer, DPOConfig, loadDPOData, dpoLossFromLogps } from './train/dpo.js';
+export type { DPOTrainerInputs, DPOExample } from './train/dpo.js';
+export { PPOTrainer, PPOConfig } from './train/ppo.js';
+export type { PPOTrainerInputs } from './train/ppo.js';
+export { RLOOTrainer, RLOOConfig } from './train/rloo.js';
+export { GRPOTrainer, GRPOConfig } from './train/grpo.js';
+export type { OnlineInputs, PromptItem } from './train/rl/online-trainer.js';
+export type { ScoreFunction, ScoreInfo } from './train/rl/scorer.js';
+export { rewardModelScorer } from './train/rl/scorer.js';
+export { ValueHead } from './train/rl/value-head.js';
+export { TrainerBase, TrainingDivergedError, TrainingInterruptedError } from './train/loop.js';
+export type { TrainOutput, TrainOptions, Metrics } from './train/loop.js';
+export type { SupervisedInputs, DatasetInput } from './train/supervised.js';
+export type { PeftConfig } from './train/model-args.js';
+export { runTraining, TRAINERS } from './train/run.js';
+export type { TrainerKind, RunResult } from './train/run.js';
+export { TRAINING_FIELDS } from './train/args.js';
+export type { TrainingArgs } from './train/args.js';
+
+// option tables (how every config is declared and checked)
+export { defineConfig, resolveOptions, formatHelp, markdownTable, f, OptionError } from './options/fields.js';
+export type { ConfigSpec, ConfigOf, Field, FieldTable, OptionsOf } from './options/fields.js';
+
+// data
+export { loadSftDataset, loadPreferenceDataset, loadPromptDataset, DataError } from './data/index.js';
+export type { DataSource } from './data/index.js';

@@ -5,7 +5,7 @@ import { Tensor } from '../engine/tensor.js';
 import type { CausalLMConfig } from '../models/config.js';
 import { Transformer } from '../models/transformer.js';
 import { type SaveOptions, loadCheckpoint, saveCheckpoint } from './checkpoint.js';
-import type { ModelConfig } from './config.js';
+import { type ModelConfig, parseConfig } from './config.js';
 import type { GenerationConfig } from './generation-config.js';
 import { readJsonFile } from './json-file.js';
 import { loadAdapter } from './peft.js';
@@ -41,6 +41,16 @@ export interface Pretrained {
   generation: GenerationConfig | null;
   /** `score.weight` [numLabels, C] of a *ForSequenceClassification checkpoint (a reward model), else null */
   score: Tensor | null;
+}
+
+/**
+ * A new model with random weights (transformers' initialisation) from a config.json object, e.g.
+ * `newPretrained({ model_type: 'gpt2', vocab_size: 384, n_embd: 64, n_layer: 2, n_head: 4, n_positions: 64 })`:
+ * what a model trained from scratch starts as.
+ */
+export function newPretrained(configJson: Record<string, unknown>, seed = 0): Pretrained {
+  const hfConfig = parseConfig(configJson, 'config');
+  return { model: Transformer.random(toModelConfig(hfConfig), seed), hfConfig, generation: null, score: null };
 }
 
 /**

@@ -240,6 +240,8 @@ export abstract class TrainerBase<A extends TrainingArgs> {
         }
         const atEnd = this.globalStep === total;
         if (a.save_steps > 0 && (this.globalStep % a.save_steps === 0 || atEnd)) this.saveCheckpoint();
+        // a step that did no I/O never returns to the event loop: let a pending SIGINT handler run
+        if (opts.handleInterrupt) await new Promise<void>((r) => setImmediate(r));
         if (this.interrupted && !atEnd) {
           const latest = listCheckpoints(a.output_dir).pop();
           throw new TrainingInterruptedError(
