@@ -1,6 +1,7 @@
 // Every command of the `alignkit` command line, in the order `alignkit --help` lists them. Each layer declares
 // its own commands next to its code; this table only gathers them.
 import { BENCH_COMMANDS } from '../bench/commands.js';
+import { CAI_COMMANDS } from '../cai/commands.js';
 import { core } from '../engine/native.js';
 import { LABEL_COMMANDS } from '../label/commands.js';
 import type { Command } from '../options/command.js';
@@ -24,6 +25,7 @@ export const COMMANDS: readonly Command[] = [
   ...TRAINER_COMMANDS,
   GENERATE_COMMAND,
   EVAL_COMMAND,
+  ...CAI_COMMANDS,
   ...LABEL_COMMANDS,
   ...BENCH_COMMANDS,
   INFO_COMMAND,

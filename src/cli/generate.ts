@@ -3,7 +3,7 @@
 // (config.json, generation_config.json and the tokenizer's), and the length is clipped to the model's context.
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
-import { type Pretrained, loadPretrained } from '../io/pretrained.js';
+import { type Pretrained, eosTokenIds, loadPretrained } from '../io/pretrained.js';
 import { generate } from '../models/generate.js';
 import type { Command } from '../options/command.js';
 import { UsageError } from '../options/command.js';
@@ -24,22 +24,11 @@ const OPTIONS = {
 
 export type GenerateOptions = OptionsOf<typeof OPTIONS>;
 
-/**
- * Every EOS id a checkpoint names: config.json's, generation_config.json's and the tokenizer's (training appends
- * the tokenizer's, so generation must stop on it even when config.json names another). Warns when they differ.
- */
+/** The ids generation stops at (every EOS the checkpoint and its tokenizer name); warns when they disagree. */
 export function stopIds(p: Pretrained, tok: Tokenizer, warn: (s: string) => void): number[] {
-  const ids = new Set<number>();
-  const fromConfig = p.hfConfig.eosTokenId;
-  const cfg = fromConfig === null ? [] : Array.isArray(fromConfig) ? fromConfig : [fromConfig];
-  const gen = p.generation?.eosTokenIds ?? [];
-  for (const id of [...cfg, ...gen]) ids.add(id);
-  const t = tok.eosTokenId;
-  if (t !== null && t !== undefined) {
-    if (ids.size && !ids.has(t)) warn(`the tokenizer's EOS (${t}) differs from the checkpoint's (${[...ids].join(', ')}); stopping on all of them`);
-    ids.add(t);
-  }
-  return [...ids].filter((id) => id < p.model.config.vocabSize);
+  const { ids, mismatch } = eosTokenIds(p, tok.eosTokenId);
+  if (mismatch) warn(`the tokenizer's EOS (${tok.eosTokenId}) differs from the checkpoint's (${ids.filter((i) => i !== tok.eosTokenId).join(', ')}); stopping on all of them`);
+  return ids;
 }
 
 export function runGenerate(o: GenerateOptions, out: (s: string) => void = (s) => process.stdout.write(s), warn: (s: string) => void = (s) => process.stderr.write(`generate: ${s}\n`)): { text: string[]; finishReason: string[] } {

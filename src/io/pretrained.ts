@@ -99,3 +99,20 @@ export function savePretrained(dir: string, p: Pretrained, opts: SaveOptions = {
   };
   saveCheckpoint(dir, { config: p.hfConfig, weights, generation }, opts);
 }
+
+/**
+ * Every EOS id a checkpoint names — config.json's, generation_config.json's and the tokenizer's (training appends
+ * the tokenizer's, so generation must stop on it even when config.json names another) — and whether the
+ * tokenizer's disagrees with the checkpoint's.
+ */
+export function eosTokenIds(p: Pretrained, tokenizerEos: number | null | undefined): { ids: number[]; mismatch: boolean } {
+  const ids = new Set<number>();
+  const c = p.hfConfig.eosTokenId;
+  for (const id of [...(c === null ? [] : Array.isArray(c) ? c : [c]), ...(p.generation?.eosTokenIds ?? [])]) ids.add(id);
+  let mismatch = false;
+  if (tokenizerEos !== null && tokenizerEos !== undefined) {
+    mismatch = ids.size > 0 && !ids.has(tokenizerEos);
+    ids.add(tokenizerEos);
+  }
+  return { ids: [...ids].filter((id) => id < p.model.config.vocabSize), mismatch };
+}

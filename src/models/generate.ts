@@ -21,7 +21,8 @@ export interface GenerateOptions {
   stopStrings?: readonly string[];
   decode?: (ids: number[]) => string;
   seed?: number;
-  rng?: Random;
+  /** one generator for the batch, or one per row (then a row's samples do not depend on the other rows) */
+  rng?: Random | readonly Random[];
   /** called for every new token of every unfinished row, as it is produced */
   onToken?: (row: number, token: number, logprob: number) => void;
 }
@@ -48,7 +49,9 @@ export function generate(model: Transformer, prompts: readonly (readonly number[
   if (!Number.isInteger(pad) || pad < 0 || pad >= V) throw new Error(`generate: padTokenId ${pad} is outside the vocabulary (${V})`);
   const temperature = o.temperature ?? 1;
   const greedy = o.doSample === false || temperature === 0;
-  const rng = o.rng ?? new Random(o.seed ?? 0);
+  const rngs = Array.isArray(o.rng) ? (o.rng as readonly Random[]) : null;
+  if (rngs && rngs.length !== B) throw new Error(`generate: ${rngs.length} random generators for ${B} rows`);
+  const rng = rngs ? null : ((o.rng as Random | undefined) ?? new Random(o.seed ?? 0));
   if (o.stopStrings?.length && !o.decode) throw new Error('generate: stopStrings need a decode function');
 
   // Left-pad the prompts; positions count real tokens only (as transformers' generate does).
@@ -82,7 +85,7 @@ export function generate(model: Transformer, prompts: readonly (readonly number[
       for (let b = 0; b < B; b++) {
         if (finish[b]) continue;
         const row = logits.subarray(b * V, (b + 1) * V);
-        const [tok, lp] = greedy ? argmax(row) : sampleFromProbs(row, o.topK, o.topP, rng);
+        const [tok, lp] = greedy ? argmax(row) : sampleFromProbs(row, o.topK, o.topP, rngs ? rngs[b]! : rng!);
         next[b] = tok;
         tokens[b]!.push(tok);
         logprobs[b]!.push(lp);
