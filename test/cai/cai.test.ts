@@ -147,3 +147,38 @@ test('direct RLAIF: the expected rating as the reward, deterministic for the sam
   const e = [0, 0.5, 1, 1.5, 2].map(Math.exp), z = e.reduce((x, y) => x + y, 0);
   assert.ok(Math.abs(a[0]! - e.reduce((s, v, i) => s + ((i + 1) * v) / z, 0)) < 1e-12);
 });
+
+test('kill -9 during `alignkit cai revise`, restart: every prompt appears exactly once in sft.jsonl', async () => {
+  const { spawn } = await import('node:child_process');
+  const { existsSync, writeFileSync } = await import('node:fs');
+  const { packageRoot } = await import('../../src/engine/native.js');
+  const promptsFile = join(dir, 'many.jsonl');
+  const many = Array.from({ length: 60 }, (_, i) => ({ id: `q${i}`, prompt: request(THINGS[i % THINGS.length]!) }));
+  writeFileSync(promptsFile, many.map((r) => JSON.stringify(r)).join('\n') + '\n');
+  const out = join(dir, 'killed');
+  const args = [join(packageRoot(), 'dist', 'src', 'cli', 'main.js'), 'cai', 'revise', '--model', toy.id, '--constitution', join(dir, 'toy.yaml'), '--prompts', promptsFile, '--output_dir', out, '--batch_size', '2', '--max_new_tokens', '16', '--temperature', '0.3'];
+  writeFileSync(join(dir, 'toy.yaml'), JSON.stringify({ principles: TOY.principles }));
+  const lines = (f: string) => (existsSync(f) ? readFileSync(f, 'utf8').split('\n').filter(Boolean).length : 0);
+  const victim = spawn(process.execPath, args, { stdio: 'ignore' });
+  const t0 = Date.now();
+  while (lines(join(out, 'transcripts.jsonl')) < 6) {
+    if (victim.exitCode !== null) assert.fail('the run ended before it could be killed');
+    if (Date.now() - t0 > 60000) assert.fail('no progress after 60 s');
+    await new Promise((r) => setTimeout(r, 5));
+  }
+  victim.kill('SIGKILL');
+  await new Promise((r) => victim.on('exit', r));
+  const before = lines(join(out, 'transcripts.jsonl'));
+  assert.ok(before >= 6 && before < 60, `killed after ${before} prompts`);
+  const again = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'pipe'] });
+  let stdout = '';
+  again.stdout!.on('data', (d: Buffer) => (stdout += d.toString()));
+  assert.equal(await new Promise((r) => again.on('exit', r)), 0);
+  const res = JSON.parse(stdout) as { done: number; skipped: number };
+  assert.equal(res.done + res.skipped, 60);
+  for (const f of ['transcripts.jsonl', 'sft.jsonl']) {
+    const ids = readFileSync(join(out, f), 'utf8').trim().split('\n').map((l) => (JSON.parse(l) as { id: string }).id);
+    assert.equal(ids.length, 60, `${f}: one row per prompt`);
+    assert.deepEqual([...new Set(ids)].sort(), many.map((m) => m.id).sort(), `${f}: every prompt exactly once`);
+  }
+});
