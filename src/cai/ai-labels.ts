@@ -85,13 +85,81 @@ export function preferenceRow(r: LabelRecord, margin: number): Record<string, un
 
 const clamp = (p: number, lo: number, hi: number): number => Math.min(hi, Math.max(lo, p));
 
+/** How the questions are asked (LabelOptions without the files). */
+export type JudgeOptions = Pick<LabelOptions, 'model' | 'constitution' | 'seed' | 'ensemble' | 'swap' | 'chainOfThought' | 'reasoning' | 'format'>;
+
+/** Labels a batch of pairs in memory: the questions of every pair go to the model together. */
+export async function judgePairs(o: JudgeOptions, batch: readonly PairRow[]): Promise<LabelRecord[]> {
+  const seed = o.seed ?? 0, K = o.ensemble ?? 1, swap = o.swap ?? true;
+  if (!Number.isInteger(K) || K < 1) throw new Error(`cai label: ensemble must be a whole number >= 1, got ${K}`);
+  const format = o.format ?? formatFor(o.model);
+  const orders = (p: PairRow): [string, string][] => (swap ? [[p.response_a, p.response_b], [p.response_b, p.response_a]] : [[p.response_a, p.response_b]]);
+  const principles = batch.map((p) => Array.from({ length: K }, (_, k) => samplePrinciple(o.constitution, seed, p.id, k)));
+  // chain of thought: one reasoning per (pair, principle, order)
+  let reasons: string[][] | null = null;
+  if (o.chainOfThought) {
+    const g = o.reasoning ?? { maxTokens: 128, temperature: 0 };
+    const reqs = batch.flatMap((p, i) =>
+      principles[i]!.flatMap((pr, k) =>
+        orders(p).map(([x, y], order) => ({ prompt: reasoningPrompt(format, p.prompt, x, y, pr), maxTokens: g.maxTokens, temperature: g.temperature, topP: g.topP, stop: format.stop, seed: stepSeed(seed, p.id, 100 + 2 * k + order) })),
+      ),
+    );
+    const gen = await o.model.generate(reqs);
+    const per = K * (swap ? 2 : 1);
+    reasons = batch.map((_, i) => gen.slice(i * per, (i + 1) * per).map((x) => x.text.trim()));
+  }
+  const questions: ChoiceRequest[] = [];
+  batch.forEach((p, i) =>
+    principles[i]!.forEach((pr, k) =>
+      orders(p).forEach(([x, y], order) => {
+        const prompt = reasons
+          ? reasonedChoicePrompt(format, p.prompt, x, y, pr, reasons[i]![k * (swap ? 2 : 1) + order]!)
+          : comparisonPrompt(format, p.prompt, x, y, pr, comparisonExamples(o.constitution, pr));
+        questions.push({ prompt, options: COMPARISON_OPTIONS });
+      }),
+    ),
+  );
+  const lps = await o.model.choiceLogprobs(questions);
+  let q = 0;
+  return batch.map((p, i) => {
+    const first: number[] = [], swapped: number[] = [];
+    let pa = 0;
+    for (let k = 0; k < K; k++) {
+      let f = normalize(lps[q++]!)[0]!;
+      if (o.chainOfThought) f = clamp(f, 0.4, 0.6);
+      first.push(f);
+      if (swap) {
+        let g = normalize(lps[q++]!)[0]!; // p(first) in the order (b, a) = p(b is better)
+        if (o.chainOfThought) g = clamp(g, 0.4, 0.6);
+        swapped.push(g);
+        pa += (f + 1 - g) / 2;
+      } else pa += f;
+    }
+    const rec: LabelRecord = {
+      id: p.id, prompt: p.prompt, response_a: p.response_a, response_b: p.response_b, p_a: pa / K, principles: principles[i]!.map((x) => x.id), first, swapped,
+      policy_prompt: responsePrompt(format, p.prompt),
+    };
+    if (reasons) rec.reasoning = reasons[i]!;
+    return rec;
+  });
+}
+
+/** The measured preference for the first position over labelled pairs (null without the swap). */
+export function positionBias(records: readonly LabelRecord[]): number | null {
+  let bias = 0, n = 0;
+  for (const r of records)
+    r.swapped.forEach((g, k) => {
+      bias += (r.first[k]! + g) / 2 - 0.5;
+      n++;
+    });
+  return n ? bias / n : null;
+}
+
 /** Labels (or resumes labelling) every pair. */
 export async function labelPairs(o: LabelOptions): Promise<LabelResult> {
   const t0 = performance.now();
-  const seed = o.seed ?? 0, K = o.ensemble ?? 1, swap = o.swap ?? true, bs = o.batchSize ?? 32, margin = o.margin ?? 0;
-  if (!Number.isInteger(K) || K < 1) throw new Error(`cai label: ensemble must be a whole number >= 1, got ${K}`);
+  const bs = o.batchSize ?? 32, margin = o.margin ?? 0;
   if (!(margin >= 0 && margin < 0.5)) throw new Error(`cai label: margin must be in [0, 0.5), got ${margin}`);
-  const format = o.format ?? formatFor(o.model);
   mkdirSync(dirname(o.out), { recursive: true });
   const journalPath = join(dirname(o.out), 'labels.jsonl');
   if (journalPath === o.out) throw new Error(`cai label: the output ${o.out} would overwrite the journal labels.jsonl; name it otherwise`);
@@ -105,60 +173,12 @@ export async function labelPairs(o: LabelOptions): Promise<LabelResult> {
   try {
     for (let s = 0; s < todo.length; s += bs) {
       const batch = todo.slice(s, s + bs);
-      const principles = batch.map((p) => Array.from({ length: K }, (_, k) => samplePrinciple(o.constitution, seed, p.id, k)));
-      // chain of thought: one reasoning per (pair, principle, order)
-      let reasons: string[][] | null = null;
-      if (o.chainOfThought) {
-        const g = o.reasoning ?? { maxTokens: 128, temperature: 0 };
-        const reqs = batch.flatMap((p, i) =>
-          principles[i]!.flatMap((pr, k) =>
-            (swap ? [[p.response_a, p.response_b], [p.response_b, p.response_a]] : [[p.response_a, p.response_b]]).map(([x, y], order) => ({
-              prompt: reasoningPrompt(format, p.prompt, x!, y!, pr), maxTokens: g.maxTokens, temperature: g.temperature, topP: g.topP, stop: format.stop, seed: stepSeed(seed, p.id, 100 + 2 * k + order),
-            })),
-          ),
-        );
-        const gen = await o.model.generate(reqs);
-        const per = K * (swap ? 2 : 1);
-        reasons = batch.map((_, i) => gen.slice(i * per, (i + 1) * per).map((x) => x.text.trim()));
-      }
-      const questions: ChoiceRequest[] = [];
-      batch.forEach((p, i) =>
-        principles[i]!.forEach((pr, k) => {
-          const orders = swap ? [[p.response_a, p.response_b], [p.response_b, p.response_a]] : [[p.response_a, p.response_b]];
-          orders.forEach(([x, y], order) => {
-            const prompt = reasons
-              ? reasonedChoicePrompt(format, p.prompt, x!, y!, pr, reasons[i]![k * orders.length + order]!)
-              : comparisonPrompt(format, p.prompt, x!, y!, pr, comparisonExamples(o.constitution, pr));
-            questions.push({ prompt, options: COMPARISON_OPTIONS });
-          });
-        }),
-      );
-      const lps = await o.model.choiceLogprobs(questions);
-      let q = 0;
-      batch.forEach((p, i) => {
-        const first: number[] = [], swapped: number[] = [];
-        let pa = 0;
-        for (let k = 0; k < K; k++) {
-          let f = normalize(lps[q++]!)[0]!;
-          if (o.chainOfThought) f = clamp(f, 0.4, 0.6);
-          first.push(f);
-          if (swap) {
-            let g = normalize(lps[q++]!)[0]!; // p(first) in the order (b, a) = p(b is better)
-            if (o.chainOfThought) g = clamp(g, 0.4, 0.6);
-            swapped.push(g);
-            pa += (f + 1 - g) / 2;
-          } else pa += f;
-        }
-        const rec: LabelRecord = {
-          id: p.id, prompt: p.prompt, response_a: p.response_a, response_b: p.response_b, p_a: pa / K, principles: principles[i]!.map((x) => x.id), first, swapped,
-          policy_prompt: responsePrompt(format, p.prompt),
-        };
-        if (reasons) rec.reasoning = reasons[i]!;
+      for (const rec of await judgePairs(o, batch)) {
         journal.append(rec);
         const row = preferenceRow(rec, margin);
         if (row) out.append(row);
         records.push(rec);
-      });
+      }
       progress.tick(batch.length);
     }
   } finally {
@@ -166,15 +186,8 @@ export async function labelPairs(o: LabelOptions): Promise<LabelResult> {
     out.close();
     progress.stop();
   }
-  let written = 0, bias = 0, n = 0;
-  for (const r of records) {
-    if (preferenceRow(r, margin)) written++;
-    r.swapped.forEach((g, k) => {
-      bias += (r.first[k]! + g) / 2 - 0.5;
-      n++;
-    });
-  }
-  return { out: o.out, journal: journalPath, written, dropped: records.length - written, positionBias: n ? bias / n : null, labelled: todo.length, seconds: (performance.now() - t0) / 1000 };
+  const written = records.filter((r) => preferenceRow(r, margin)).length;
+  return { out: o.out, journal: journalPath, written, dropped: records.length - written, positionBias: positionBias(records), labelled: todo.length, seconds: (performance.now() - t0) / 1000 };
 }
 
 /**
@@ -182,8 +195,8 @@ export async function labelPairs(o: LabelOptions): Promise<LabelResult> {
  * same text gives no pair (counted).
  */
 export async function samplePairs(policy: TextModel, prompts: readonly { id: string; prompt: Request }[], g: GenerationSettings, seed = 0, format: TranscriptFormat = formatFor(policy)): Promise<{ pairs: PairRow[]; identical: number }> {
-  const reqs = prompts.flatMap((p) => [0, 1].map((k) => ({ prompt: responsePrompt(format, p.prompt), maxTokens: g.maxTokens, temperature: g.temperature, topP: g.topP, stop: format.stop, seed: stepSeed(seed, p.id, 1000 + k) })));
   if (g.temperature === 0) throw new Error('sampling pairs needs temperature > 0 (with 0 both samples are the same)');
+  const reqs = prompts.flatMap((p) => [0, 1].map((k) => ({ prompt: responsePrompt(format, p.prompt), maxTokens: g.maxTokens, temperature: g.temperature, topP: g.topP, stop: format.stop, seed: stepSeed(seed, p.id, 1000 + k) })));
   const out = await policy.generate(reqs);
   const pairs: PairRow[] = [];
   let identical = 0;

@@ -9,6 +9,7 @@ import { labelPairs, samplePairs, type PairRow } from './ai-labels.js';
 import { type Constitution, ConstitutionError, readConstitution } from './constitution.js';
 import { DEFAULT_CONSTITUTION } from './default-constitution.js';
 import type { Request } from './prompts.js';
+import { RECIPE_FIELDS, type RecipeOptions, checkStageOptions, runRecipe } from './recipe.js';
 import { type PromptRow, revise } from './revise.js';
 
 const MODEL = {
@@ -140,6 +141,25 @@ export const CAI_COMMANDS: Command[] = [
         if (policy && policy !== model) policy.dispose();
         model.dispose();
       }
+      return 0;
+    },
+  },
+  {
+    name: 'cai run',
+    summary: 'the whole Constitutional AI recipe: SL-CAI data → SFT → AI labels → reward model → PPO (or DPO) → evaluation',
+    options: RECIPE_FIELDS,
+    style: 'snake',
+    config: true,
+    details: 'Stages: sl/, sl-cai/, rlaif/, reward/, rl-cai/, eval.json under output_dir; a finished stage is not redone on restart. See docs/cai.md.',
+    async run(ctx) {
+      const v = ctx.values as RecipeOptions;
+      try {
+        checkStageOptions(v, ctx.locate);
+      } catch (e) {
+        throw new UsageError((e as Error).message);
+      }
+      const r = await runRecipe(v, { constitution: constitutionFrom(v.constitution), readPrompts: promptRows, log: (s) => ctx.err.write(s + '\n') });
+      ctx.out.write(JSON.stringify(r) + '\n');
       return 0;
     },
   },

@@ -29,7 +29,10 @@ export interface GenerationSettings {
 }
 
 export interface ReviseOptions {
+  /** the model whose replies are revised (the policy) */
   model: TextModel;
+  /** the model that writes critiques and revisions (default: the same model, as in the CAI paper) */
+  critic?: TextModel;
   constitution: Constitution;
   prompts: readonly PromptRow[];
   outputDir: string;
@@ -58,6 +61,7 @@ export interface Transcript {
   steps: RevisionStep[];
   seed: number;
   model: string;
+  critic: string;
   /** how the reply was prompted (the SFT and preference rows use the same) */
   policy_prompt: Prompt;
 }
@@ -120,8 +124,9 @@ export async function revise(o: ReviseOptions): Promise<ReviseResult> {
   const journal = new Journal(paths.transcripts), sft = new Journal(paths.sft), prefs = new Journal(paths.prefs);
   const progress = new Progress('prompts', o.prompts.length, finished.size, o.quiet);
   let tokens = 0;
-  const gen = async (reqs: GenerationRequest[]): Promise<Generation[]> => {
-    const g = await o.model.generate(reqs);
+  const critic = o.critic ?? o.model;
+  const gen = async (reqs: GenerationRequest[], m: TextModel = critic): Promise<Generation[]> => {
+    const g = await m.generate(reqs);
     for (const x of g) tokens += x.tokens;
     return g;
   };
@@ -133,7 +138,7 @@ export async function revise(o: ReviseOptions): Promise<ReviseResult> {
       const batch = todo.slice(s, s + bs);
       const tokensBefore = tokens;
       const policyPrompts = batch.map((p) => responsePrompt(format, p.prompt));
-      const first = await gen(batch.map((p, i) => settings(p, 0, policyPrompts[i]!)));
+      const first = await gen(batch.map((p, i) => settings(p, 0, policyPrompts[i]!)), o.model);
       const latest = first.map((g) => g.text.trim());
       const steps: RevisionStep[][] = batch.map(() => []);
       for (let r = 0; r < rounds; r++) {
@@ -147,7 +152,7 @@ export async function revise(o: ReviseOptions): Promise<ReviseResult> {
         });
       }
       batch.forEach((p, i) => {
-        const t: Transcript = { id: p.id, prompt: p.prompt, response: first[i]!.text.trim(), steps: steps[i]!, seed, model: o.model.id, policy_prompt: policyPrompts[i]! };
+        const t: Transcript = { id: p.id, prompt: p.prompt, response: first[i]!.text.trim(), steps: steps[i]!, seed, model: o.model.id, critic: critic.id, policy_prompt: policyPrompts[i]! };
         journal.append(t);
         sft.append(sftRow(t));
         const pr = prefRow(t);

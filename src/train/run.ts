@@ -64,13 +64,12 @@ export interface RunResult extends TrainOutput {
 }
 
 /**
- * Runs `kind` on a flat config: checks every key (unknown ones, TRL options alignkit does not implement, wrong
- * types, ranges), builds the trainer, trains, saves the final model into output_dir, disposes the trainer.
+ * Checks a flat run config of `kind` — unknown keys, TRL options alignkit does not implement, wrong types and
+ * ranges, cross-field rules — and splits it into the run options and the trainer's config.
  */
-export async function runTraining(kind: TrainerKind, config: Readonly<Record<string, unknown>>, opts: RunOptions = {}): Promise<RunResult> {
+export function checkRunConfig(kind: TrainerKind, config: Readonly<Record<string, unknown>>, locate: Locate = (k) => `${kind} config: ${k}`) {
   const entry = TRAINERS[kind];
   if (!entry) throw new Error(`unknown trainer '${kind}' (${Object.keys(TRAINERS).join(', ')})`);
-  const locate = opts.locate ?? ((k: string) => `${kind} config: ${k}`);
   const all = runFields(kind);
   const refused = { ...DATA_REFUSED, ...NOT_IMPLEMENTED };
   for (const k of Object.keys(config)) {
@@ -83,6 +82,16 @@ export async function runTraining(kind: TrainerKind, config: Readonly<Record<str
   const [mine, rest] = splitByTable(config, own);
   const o = resolveOptions(own, mine, `${kind} config`, { locate, refused: DATA_REFUSED }) as OptionsOf<typeof MODEL_FIELDS> & OptionsOf<typeof DATA_FIELDS> & Record<string, unknown>;
   const args = entry.spec.resolve(rest, { locate, source: `${kind} config` });
+  return { options: o, args };
+}
+
+/**
+ * Runs `kind` on a flat config: checks every key (checkRunConfig), builds the trainer, trains, saves the final
+ * model into output_dir, disposes the trainer.
+ */
+export async function runTraining(kind: TrainerKind, config: Readonly<Record<string, unknown>>, opts: RunOptions = {}): Promise<RunResult> {
+  const locate = opts.locate ?? ((k: string) => `${kind} config: ${k}`);
+  const { options: o, args } = checkRunConfig(kind, config, locate);
   const data = dataSources(o, kind);
   const common = {
     model: o.model_name_or_path,

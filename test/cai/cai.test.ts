@@ -182,3 +182,52 @@ test('kill -9 during `alignkit cai revise`, restart: every prompt appears exactl
     assert.deepEqual([...new Set(ids)].sort(), many.map((m) => m.id).sort(), `${f}: every prompt exactly once`);
   }
 });
+
+test('cai run: every stage end to end on the toy model; a restart skips finished stages; a typo in a stage is caught first', async () => {
+  const { writeFileSync, existsSync } = await import('node:fs');
+  const { cli } = await import('../helpers/cli.js');
+  const { Writable } = await import('node:stream');
+  const promptsFile = join(dir, 'red.jsonl');
+  writeFileSync(promptsFile, THINGS.map((w) => JSON.stringify({ id: w, prompt: request(w) })).join('\n') + '\n');
+  writeFileSync(join(dir, 'toy.yaml'), JSON.stringify({ principles: TOY.principles }));
+  const out = join(dir, 'recipe');
+  const cfg = join(dir, 'cai.yaml');
+  const yaml = (extra: string) =>
+    writeFileSync(cfg, [
+      `model_name_or_path: ${toy.id}`, `constitution: ${join(dir, 'toy.yaml')}`, `prompts: ${promptsFile}`, `eval_prompts: ${promptsFile}`, `output_dir: ${out}`,
+      'max_new_tokens: 16', 'temperature: 1.0', 'seed: 3',
+      'sft: {max_steps: 20, learning_rate: 1.0e-3, per_device_train_batch_size: 4}',
+      'reward: {max_steps: 10, learning_rate: 1.0e-3, per_device_train_batch_size: 2}',
+      'ppo: {max_steps: 2, per_device_train_batch_size: 4, response_length: 8, learning_rate: 1.0e-4}',
+      extra,
+    ].join('\n') + '\n');
+  let err = '';
+  const sink = new Writable({ write: (c, _e, cb) => ((err += String(c)), cb()) });
+  yaml('dpo: {max_steps: 1, betaa: 0.1}');
+  assert.equal(await cli(['cai', 'run', '--config', cfg], sink), 2);
+  assert.match(err, /cai\.yaml:12: dpo\.betaa: unknown option \(did you mean beta\?\)/);
+  assert.ok(!existsSync(join(out, 'sl')), 'nothing ran');
+  yaml('');
+  const t0 = performance.now();
+  err = '';
+  let stdout = '';
+  const outSink = new Writable({ write: (c, _e, cb) => ((stdout += String(c)), cb()) });
+  assert.equal(await cli(['cai', 'run', '--config', cfg], outSink, sink), 0, err);
+  const first = (performance.now() - t0) / 1000;
+  for (const s of ['sl', 'sl-cai', 'rlaif', 'reward', 'rl-cai']) assert.ok(existsSync(join(out, s, 'stage.json')), `${s} finished`);
+  for (const s of ['sl-cai', 'reward', 'rl-cai']) assert.ok(existsSync(join(out, s, 'config.json')) && existsSync(join(out, s, 'metrics.jsonl')), `${s} is a Hugging Face model with metrics`);
+  const r = JSON.parse(stdout) as { eval: { results: { name: string; win_rate: number; rating: number }[] } };
+  assert.deepEqual(r.eval.results.map((x) => x.name), ['initial', 'sl-cai', 'rl-cai']);
+  assert.equal(r.eval.results[0]!.win_rate, 0.5);
+  assert.ok(r.eval.results.every((x) => x.rating >= 1 && x.rating <= 5));
+  // the SL-CAI policy answers kindly now: the judge (the toy model) prefers it to the initial one
+  assert.ok(r.eval.results[1]!.win_rate > 0.6, `sl-cai win rate ${r.eval.results[1]!.win_rate}`);
+  // a restart redoes nothing
+  err = '';
+  stdout = '';
+  const t1 = performance.now();
+  assert.equal(await cli(['cai', 'run', '--config', cfg], outSink, sink), 0);
+  assert.match(err, /== sl: done before/);
+  assert.match(err, /== rl-cai: done before/);
+  assert.ok((performance.now() - t1) / 1000 < first / 2, 'the rerun skips the work');
+});
