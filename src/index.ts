@@ -53,3 +53,20 @@ export type { ConfigSpec, ConfigOf, Field, FieldTable, OptionsOf } from './optio
 // data
 export { loadSftDataset, loadPreferenceDataset, loadPromptDataset, DataError } from './data/index.js';
 export type { DataSource } from './data/index.js';
+
+// Constitutional AI and AI feedback
+export type { TextModel, Prompt, GenerationRequest, Generation, ChoiceRequest, TranscriptFormat } from './feedback/text-model.js';
+export { PLAIN_TRANSCRIPT, CHAT_TRANSCRIPT, formatFor, normalize } from './feedback/text-model.js';
+export { LocalTextModel } from './feedback/local-model.js';
+export { OpenAITextModel } from './feedback/openai-model.js';
+export { openTextModel } from './feedback/open.js';
+export { readConstitution, parseConstitution, samplePrinciple, ConstitutionError } from './cai/constitution.js';
+export type { Constitution, Principle } from './cai/constitution.js';
+export { DEFAULT_CONSTITUTION } from './cai/default-constitution.js';
+export { revise } from './cai/revise.js';
+export type { ReviseOptions, Transcript } from './cai/revise.js';
+export { labelPairs, judgePairs, samplePairs, positionBias } from './cai/ai-labels.js';
+export type { LabelOptions, LabelRecord, PairRow } from './cai/ai-labels.js';
+export { constitutionalScorer } from './cai/scorer.js';
+export { aiJudge, sampleReplies } from './cai/evaluate.js';
+export { runRecipe, RECIPE_FIELDS } from './cai/recipe.js';

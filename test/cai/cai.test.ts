@@ -230,4 +230,31 @@ test('cai run: every stage end to end on the toy model; a restart skips finished
   assert.match(err, /== sl: done before/);
   assert.match(err, /== rl-cai: done before/);
   assert.ok((performance.now() - t1) / 1000 < first / 2, 'the rerun skips the work');
+  // alignkit eval with the toy model as an AI judge: the SL-CAI policy beats the initial one
+  const { runEval } = await import('../../src/cli/eval.js');
+  const evalFile = join(dir, 'eval-prompts.jsonl');
+  writeFileSync(evalFile, THINGS.map((w) => JSON.stringify({ prompt: `Human: ${request(w)}\n\nAssistant:` })).join('\n') + '\n');
+  const lines: string[] = [];
+  const ev = await runEval({ model: [toy.id, join(out, 'sl-cai')], prompts: evalFile, ai_judge: toy.id, constitution: join(dir, 'toy.yaml'), samples: 1, max_new_tokens: 12, temperature: 0.3 }, (l) => lines.push(l));
+  const win = (ev[join(out, 'sl-cai')] as { ai_win_rate?: number }).ai_win_rate!;
+  assert.ok(win > 0.6, `AI win rate ${win}`);
+  assert.match(lines[0]!, /AI win/);
+});
+
+test('direct RLAIF: the feedback model as the reward of GRPO', async () => {
+  const { GRPOTrainer } = await import('../../src/train/grpo.js');
+  const { PLAIN_TRANSCRIPT } = await import('../../src/feedback/text-model.js');
+  const { responsePrompt } = await import('../../src/cai/prompts.js');
+  const t = new GRPOTrainer({
+    model: toy.id,
+    rewardFuncs: constitutionalScorer(toy, TOY),
+    trainDataset: THINGS.map((w) => ({ prompt: responsePrompt(PLAIN_TRANSCRIPT, request(w)) as string })),
+    args: { output_dir: join(dir, 'grpo-rlaif'), max_steps: 2, per_device_train_batch_size: 4, num_generations: 2, max_completion_length: 8, learning_rate: 1e-4, logging_steps: 1, save_steps: 0 },
+  });
+  try {
+    const { metrics } = await t.train({ quiet: true });
+    assert.ok(metrics.reward! >= 1 && metrics.reward! <= 5, `the reward is an expected 1–5 rating: ${metrics.reward}`);
+  } finally {
+    t.dispose();
+  }
 });
