@@ -6,7 +6,7 @@ import cliProgress from 'cli-progress';
 
 export class MetricsLog {
   private bar: cliProgress.SingleBar | null = null;
-  private lastLine = 0;
+  private lastLine = -Infinity;
   private readonly started = performance.now();
   private firstStep: number | null = null;
   private firstAt = 0;
@@ -21,7 +21,7 @@ export class MetricsLog {
     if (path) mkdirSync(dirname(path), { recursive: true });
     if (useBar && !quiet) {
       this.bar = new cliProgress.SingleBar(
-        { format: `${label} {bar} {value}/{total} | {metrics}`, stream: process.stderr, hideCursor: true, clearOnComplete: false },
+        { format: `${label} {bar} {value}/{total} | ETA {eta_formatted} | {metrics}`, stream: process.stderr, hideCursor: true, clearOnComplete: false, etaBuffer: 20 },
         cliProgress.Presets.shades_classic,
       );
       this.bar.start(total, 0, { metrics: '' });
@@ -53,8 +53,16 @@ export class MetricsLog {
     if (step === this.total || now - this.lastLine > 2000) {
       this.lastLine = now;
       const el = (now - this.started) / 1000;
-      process.stderr.write(`${this.label} ${step}/${this.total} (${el.toFixed(0)} s) ${text}\n`);
+      const eta = this.eta(step);
+      process.stderr.write(`${this.label} ${step}/${this.total} (${el.toFixed(0)} s, ETA ${Number.isFinite(eta) ? `${eta.toFixed(0)} s` : '?'}) ${text}\n`);
     }
+  }
+
+  /** Seconds left at this process's rate so far (NaN before two steps). */
+  eta(step: number): number {
+    if (this.firstStep === null || step <= this.firstStep) return NaN;
+    const secs = (performance.now() - this.firstAt) / 1000;
+    return ((this.total - step) * secs) / (step - this.firstStep);
   }
 
   close(): void {

@@ -82,6 +82,7 @@ test('Ctrl-C stops after the current step and names the latest checkpoint; the r
     proc.kill('SIGINT');
     const code = await new Promise<number | null>((r) => proc.on('exit', (c) => r(c)));
     assert.equal(code, 130, stderr);
+    assert.match(stderr, /^sft \d+\/100000 \(\d+ s, ETA (\d+ s|\?)\)/m, 'progress lines show an ETA');
     const m = /interrupted at step (\d+) of 100000\. The latest checkpoint is (\S+) \(step (\d+)\); continue with --resume_from_checkpoint true\./.exec(stderr);
     assert.ok(m, stderr);
     assert.equal(Number(m[3]) % 3, 0);
