@@ -8,15 +8,15 @@
 //                initial policy, with the position swap; mean rating against the constitution)
 // Each stage writes its folder (a Hugging Face model where it trains one, with metrics.jsonl) and, last,
 // stage.json; a restart skips the stages that have one and resumes the one that was running.
-import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { openTextModel } from '../feedback/open.js';
 import type { TextModel } from '../feedback/text-model.js';
 import { assertNotAnInput } from '../io/paths.js';
 import type { Locate } from '../options/fields.js';
 import { type OptionsOf, f } from '../options/fields.js';
-import { listCheckpoints } from '../train/checkpoint.js';
-import { type TrainerKind, checkRunConfig, runTraining } from '../train/run.js';
+import { type TrainerKind, checkRunConfig, runStage } from '../train/run.js';
+import { type StageRecord, StagedRun } from '../train/stages.js';
 import { labelPairs, samplePairs } from './ai-labels.js';
 import type { Constitution } from './constitution.js';
 import { aiJudge, sampleReplies } from './evaluate.js';
@@ -81,12 +81,6 @@ export interface RecipeContext {
   readPrompts: (path: string) => PromptRow[];
 }
 
-interface StageRecord {
-  stage: string;
-  seconds: number;
-  [k: string]: unknown;
-}
-
 export interface RecipeResult {
   output_dir: string;
   stages: StageRecord[];
@@ -97,29 +91,13 @@ export interface RecipeResult {
 export async function runRecipe(o: RecipeOptions, ctx: RecipeContext): Promise<RecipeResult> {
   const out = o.output_dir;
   assertNotAnInput({ what: 'output_dir', path: out }, [{ what: 'the policy folder', path: o.model_name_or_path }]);
-  mkdirSync(out, { recursive: true });
-  const dir = (s: string) => join(out, s);
-  const stages: StageRecord[] = [];
+  const run = new StagedRun(out, ctx.log);
+  const dir = (s: string) => run.dir(s);
+  const stage = run.stage.bind(run);
   const gen = { maxTokens: o.max_new_tokens, temperature: o.temperature, topP: o.top_p };
-  const done = (s: string): StageRecord | null => (existsSync(join(dir(s), 'stage.json')) ? (JSON.parse(readFileSync(join(dir(s), 'stage.json'), 'utf8')) as StageRecord) : null);
-  const stage = async (name: string, what: string, run: () => Promise<Record<string, unknown>>): Promise<StageRecord> => {
-    const prev = done(name);
-    if (prev) {
-      ctx.log(`== ${name}: done before (${what}); skipped`);
-      stages.push(prev);
-      return prev;
-    }
-    ctx.log(`== ${name}: ${what}`);
-    const t0 = performance.now();
-    const r = { stage: name, ...(await run()), seconds: (performance.now() - t0) / 1000 };
-    writeFileSync(join(dir(name), 'stage.json'), JSON.stringify(r, null, 1) + '\n');
-    stages.push(r);
-    return r;
-  };
   /** A training stage: resumes from its newest checkpoint, or starts over in its folder. */
   const train = async (kind: TrainerKind, name: string, cfg: Record<string, unknown>) => {
-    const has = existsSync(dir(name)) && listCheckpoints(dir(name)).length > 0;
-    const r = await runTraining(kind, { seed: o.seed, disable_tqdm: ctx.quiet ?? false, ...cfg, output_dir: dir(name), ...(has ? { resume_from_checkpoint: true } : { overwrite_output_dir: true }) }, { quiet: ctx.quiet, handleInterrupt: true });
+    const r = await runStage(kind, dir(name), { seed: o.seed, disable_tqdm: ctx.quiet ?? false, ...cfg }, { quiet: ctx.quiet, handleInterrupt: true });
     return { steps: r.globalStep, metrics: r.metrics, eval: r.eval };
   };
   // the feedback model (critic, labeller, judge): the one named, else the initial policy — its own critic, as
@@ -184,7 +162,7 @@ export async function runRecipe(o: RecipeOptions, ctx: RecipeContext): Promise<R
         writeFileSync(evalPath, JSON.stringify(evalResult, null, 1) + '\n');
       }
     }
-    return { output_dir: resolve(out), stages, eval: evalResult };
+    return { output_dir: resolve(out), stages: run.records, eval: evalResult };
   } finally {
     (feedback as TextModel | null)?.dispose();
   }

@@ -3,6 +3,8 @@
 // (reference / reward model folders) and the trainer's own config. One table per trainer lists them all; the
 // run checks every key against it, builds the trainer, trains (resuming when asked), saves the final model and
 // returns the metrics.
+import { existsSync } from 'node:fs';
+import { listCheckpoints } from './checkpoint.js';
 import { type ConfigSpec, type FieldTable, type Locate, OptionError, type OptionsOf, f, nearNames, resolveOptions, splitByTable } from '../options/fields.js';
 import { NOT_IMPLEMENTED } from './args.js';
 import { DATA_FIELDS, DATA_REFUSED, dataSources } from './data-args.js';
@@ -136,3 +138,12 @@ export async function runTraining(kind: TrainerKind, config: Readonly<Record<str
 }
 
 export type { Metrics };
+
+/**
+ * One training stage of a multi-stage run (a recipe, an RLHF round) into its own folder: resumes from the folder's
+ * newest checkpoint when it has one (the stage was interrupted), else starts over in it (overwrite_output_dir).
+ */
+export async function runStage(kind: TrainerKind, outputDir: string, config: Readonly<Record<string, unknown>>, opts: RunOptions = {}): Promise<RunResult> {
+  const resume = existsSync(outputDir) && listCheckpoints(outputDir).length > 0;
+  return runTraining(kind, { ...config, output_dir: outputDir, ...(resume ? { resume_from_checkpoint: true } : { overwrite_output_dir: true }) }, opts);
+}
