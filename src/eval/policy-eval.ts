@@ -49,6 +49,11 @@ function responseLogprob(model: Transformer, prompt: number[], response: number[
 }
 
 export function evaluatePolicy(policy: Transformer, tok: Tokenizer, prompts: readonly string[], o: PolicyEvalOptions = {}): PolicyEvalResult {
+  // no dropout while evaluating (LoRA adapters have some in training mode)
+  return policy.evalMode(() => (o.reference ? o.reference.evalMode(() => evaluate(policy, tok, prompts, o)) : evaluate(policy, tok, prompts, o)));
+}
+
+function evaluate(policy: Transformer, tok: Tokenizer, prompts: readonly string[], o: PolicyEvalOptions): PolicyEvalResult {
   const samples = o.samples ?? 2, temperature = o.temperature ?? 1;
   const eos = tok.eosTokenId ?? null;
   const promptIds = prompts.flatMap((p, i) => Array.from({ length: samples }, () => [...(o.promptIds?.[i] ?? tok.encode(p, { addSpecialTokens: true }))]));

@@ -46,11 +46,8 @@ export interface RolloutBatch {
 
 /** Samples one response per prompt (no gradient) and lays the batch out. */
 export function sampleRollout(policy: Transformer, prompts: readonly (readonly number[])[], o: SampleOptions): RolloutBatch {
-  const prev = policy.training;
-  policy.training = false;
-  let res;
-  try {
-    res = generate(policy, prompts, {
+  const res = policy.evalMode(() =>
+    generate(policy, prompts, {
       maxNewTokens: o.maxNewTokens,
       temperature: o.temperature,
       topK: o.topK,
@@ -58,10 +55,8 @@ export function sampleRollout(policy: Transformer, prompts: readonly (readonly n
       eosTokenId: o.stopTokenIds?.length ? o.stopTokenIds : null,
       padTokenId: o.padTokenId,
       rng: o.rng,
-    });
-  } finally {
-    policy.training = prev;
-  }
+    }),
+  );
   return layoutRollout(prompts, res.tokens, res.finishReason, o.padTokenId);
 }
 
@@ -146,9 +141,7 @@ export function rolloutForward(
 ): { logprobs: Float32Array; values: Float32Array | null } {
   const { B, R } = batch;
   const logprobs = new Float32Array(B * R), values = o.valueHead ? new Float32Array(B * R) : null;
-  const prev = model.training;
-  model.training = false;
-  try {
+  model.evalMode(() => {
     for (let s = 0; s < B; s += o.chunk) {
       const rows = Array.from({ length: Math.min(o.chunk, B - s) }, (_, i) => s + i);
       noGrad(() => tidy(() => {
@@ -157,9 +150,7 @@ export function rolloutForward(
         if (values && f.values) values.set(f.values.toArray(), s * R);
       }));
     }
-  } finally {
-    model.training = prev;
-  }
+  });
   // padding positions hold exactly 0 (selectiveLogSoftmax gives 0 for target −1; values are masked here)
   if (values) for (let i = 0; i < values.length; i++) if (!batch.responseMask[i]) values[i] = 0;
   return { logprobs, values };

@@ -51,9 +51,7 @@ export function rewardModelScores(rm: RewardModel, sequences: readonly (readonly
   if (rm.score.ndim !== 2 || rm.score.shape[0] !== 1)
     throw new Error(`reward model: score head ${rm.score.describe()} must have one label ([1, hidden])`);
   const out = new Float64Array(sequences.length);
-  const prevTraining = rm.model.training;
-  rm.model.training = false;
-  try {
+  rm.model.evalMode(() => {
     for (let s = 0; s < sequences.length; s += batchSize) {
       const rows = sequences.slice(s, s + batchSize);
       const B = rows.length, T = Math.max(...rows.map((r) => r.length));
@@ -66,9 +64,7 @@ export function rewardModelScores(rm: RewardModel, sequences: readonly (readonly
       }));
       scores.forEach((v, b) => (out[s + b] = v));
     }
-  } finally {
-    rm.model.training = prevTraining;
-  }
+  });
   return out;
 }
 
