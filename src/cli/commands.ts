@@ -5,6 +5,7 @@ import { CAI_COMMANDS } from '../cai/commands.js';
 import { core } from '../engine/native.js';
 import { LABEL_COMMANDS } from '../label/commands.js';
 import type { Command } from '../options/command.js';
+import { RLHF_COMMAND } from '../rlhf/commands.js';
 import { TRAINER_COMMANDS } from '../train/commands.js';
 import { EVAL_COMMAND } from './eval.js';
 import { GENERATE_COMMAND } from './generate.js';
@@ -23,6 +24,7 @@ const INFO_COMMAND: Command = {
 export const COMMANDS: readonly Command[] = [
   QUICKSTART_COMMAND,
   ...TRAINER_COMMANDS,
+  RLHF_COMMAND,
   GENERATE_COMMAND,
   EVAL_COMMAND,
   ...CAI_COMMANDS,

@@ -252,6 +252,7 @@ export function defaultText(fl: Field): string {
   if (typeof d === 'function') return '-';
   if (Array.isArray(d)) return d.length ? d.join(',') : '[]';
   if (typeof d === 'string') return d === '' ? "''" : d;
+  if (typeof d === 'number' && d !== 0 && (Math.abs(d) < 1e-3 || Math.abs(d) >= 1e6)) return d.toExponential().replace('e+', 'e');
   return String(d);
 }
 
@@ -301,7 +302,7 @@ export function markdownTable(table: FieldTable): string {
   const rows = ['| option | type | default | help |', '| --- | --- | --- | --- |'];
   for (const [k, fl] of Object.entries(table)) {
     if (fl.cli === false && fl.kind !== 'value') continue;
-    let type: string = fl.kind === 'choice' ? fl.choices!.join(' \\| ') : fl.kind;
+    let type: string = fl.kind === 'choice' ? fl.choices!.join(' | ') : fl.kind;
     const r = fl.kind === 'number' || fl.kind === 'integer' ? rangeText(fl) : '';
     if (r) type += ` ${r}`;
     if (fl.nullable) type += ' or null';
