@@ -95,7 +95,7 @@ export class OptionError extends Error {
   override name = 'OptionError';
 }
 
-const NULL_WORDS = new Set(['null', 'None', 'none', '~']);
+const NULL_WORDS = new Set(['null', 'None', '~']);
 
 function describe(fl: Field): string {
   const range = rangeText(fl);
@@ -142,7 +142,9 @@ export function parseField(fl: Field, v: unknown, where: string): unknown {
   const bad = (): never => {
     throw new OptionError(`${where}: must be ${describe(fl)}, got ${fmt(v)}`);
   };
-  if (v === null || v === undefined || (typeof v === 'string' && NULL_WORDS.has(v) && fl.kind !== 'string')) {
+  // null, or a word for it on the command line (for an option that may be null, and is not one of its choices)
+  const nullWord = typeof v === 'string' && NULL_WORDS.has(v) && fl.nullable === true && !(fl.choices ?? []).includes(v);
+  if (v === null || v === undefined || nullWord) {
     if (fl.nullable) return null;
     if (v === undefined) return fl.default;
     bad();
