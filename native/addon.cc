@@ -14,6 +14,18 @@ bool use_avx2() {
   return v;
 }
 
+bool use_bf16() {
+  static const bool v = [] {
+    if (!use_avx2()) return false;
+    const char* p = std::getenv("ALIGNKIT_NO_AVX512");
+    if (p && *p && std::string(p) != "0") return false;
+    __builtin_cpu_init();
+    return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
+           __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512bf16");
+  }();
+  return v;
+}
+
 void fail(const Napi::Env& env, const std::string& msg) { throw Napi::Error::New(env, msg); }
 
 template <typename T, napi_typedarray_type kind>
