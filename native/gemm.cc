@@ -52,8 +52,8 @@ struct Scratch {
   ~Scratch() { std::free(p); }
 };
 thread_local Scratch tl_a;        // this thread's packed A block
-thread_local Scratch tl_b;        // packed B block (shared by all threads when the caller runs in parallel)
-thread_local Scratch tl_ashared;  // whole packed A for short M (shared)
+thread_local Scratch tl_b[2];        // packed B blocks, double-buffered (shared by the threads when in parallel)
+thread_local Scratch tl_ashared[2];  // whole packed A for short M, double-buffered (shared)
 
 // ---------------------------------------------------------------- operand views
 // op(X)[r][c] = p[r*rs + c*cs]
@@ -476,7 +476,7 @@ AK_AVX2 void few_rows_mm(size_t N, size_t K, float alpha, View A, View B, float 
       // Long K: cut op(B) into KSPLIT blocks of whole rows, one task each streaming its own contiguous region into
       // its own partial sums, then add the partials in a fixed order. The cut depends on K alone, so results do
       // not depend on the thread count.
-      float* parts = tl_b.get(KSPLIT * MM * N);
+      float* parts = tl_b[0].get(KSPLIT * MM * N);
       auto chunk = [&](size_t t, int) {
         const size_t k0 = K * t / KSPLIT, k1 = K * (t + 1) / KSPLIT;
         few_rows_stream<MM>(k1 - k0, 1.f, View{A.p + k0 * A.cs, A.rs, A.cs}, View{B.p + k0 * B.rs, B.rs, B.cs}, 0.f,
@@ -497,7 +497,7 @@ AK_AVX2 void few_rows_mm(size_t N, size_t K, float alpha, View A, View B, float 
   const float* a = A.p;
   size_t ars = A.rs;
   if (A.cs != 1) {  // gather the few rows of op(A) into contiguous rows
-    float* t = tl_ashared.get(MM * K);
+    float* t = tl_ashared[0].get(MM * K);
     for (size_t i = 0; i < MM; ++i)
       for (size_t k = 0; k < K; ++k) t[i * K + k] = *A.at(i, k);
     a = t;
@@ -576,14 +576,23 @@ AK_BF16 void pack_bf16_kcontig(const float* q, size_t xs, size_t w, size_t kc, u
 }
 
 // Packs element (x, k) = p[x·xs + k·ks] (xs == 1 or ks == 1), x < nx, k < kc, into W-wide panels of k pairs.
+// With x contiguous the rows of k are far apart (a row of B is N floats): walking one panel down all of kc would
+// read 128 bytes per row and jump, which the prefetchers cannot follow; instead 8 rows (4 pairs) at a time are
+// swept across every panel, so each row is read start to end.
 template <size_t W>
 AK_BF16 void pack_bf16(const float* p, size_t xs, size_t ks, size_t nx, size_t kc, uint32_t* dst) {
   const size_t kp = cdiv(kc, 2);
-  for (size_t x0 = 0; x0 < nx; x0 += W, dst += kp * W) {
-    const size_t w = std::min(W, nx - x0);
-    if (xs == 1) pack_bf16_xcontig<W>(p + x0, ks, w, kc, dst);
-    else pack_bf16_kcontig<W>(p + x0 * xs, xs, w, kc, dst);
+  if (xs == 1) {
+    constexpr size_t KG = 8;  // rows of k per sweep
+    for (size_t k0 = 0; k0 < kc; k0 += KG) {
+      const size_t kn = std::min(KG, kc - k0);
+      uint32_t* d = dst + (k0 / 2) * W;
+      for (size_t x0 = 0; x0 < nx; x0 += W, d += kp * W)
+        pack_bf16_xcontig<W>(p + x0 + k0 * ks, ks, std::min(W, nx - x0), kn, d);
+    }
+    return;
   }
+  for (size_t x0 = 0; x0 < nx; x0 += W, dst += kp * W) pack_bf16_kcontig<W>(p + x0 * xs, xs, std::min(W, nx - x0), kc, dst);
 }
 
 AK_BF16 void pack_a_bf16(View a, size_t mc, size_t kc, float* dst) {
@@ -608,9 +617,17 @@ AK_BF16 void pack_b_bf16(View b, size_t kc, size_t nc, float* dst) {
 #define AK_Z(i) "vpxord %%zmm" #i ", %%zmm" #i ", %%zmm" #i "\n\t"
 #define AK_S(i) "vmovaps %%zmm" #i ", " #i "*64(%[t])\n\t"
 
-// t[12][32] = Σ_p a[p][0..12) ⊗· b[p][0..32) over kp pairs; t 64-byte aligned.
-AK_BF16 void ukernel_bf16(size_t kp, const uint32_t* a, const uint32_t* b, float* t) {
-  size_t k2 = kp / 2, kr = kp % 2;
+#define AK_CST(i, j) "vmovups %%zmm" #i ", (%[c])\n\t" "vmovups %%zmm" #j ", 64(%[c])\n\t" "add %[ldc], %[c]\n\t"
+#define AK_CLD(i, j) "vaddps (%[c]), %%zmm" #i ", %%zmm" #i "\n\t" "vaddps 64(%[c]), %%zmm" #j ", %%zmm" #j "\n\t" "add %[ldc], %[c]\n\t"
+#define AK_CST2(i, j) "vmovups %%zmm" #i ", (%[c2])\n\t" "vmovups %%zmm" #j ", 64(%[c2])\n\t" "add %[ldc], %[c2]\n\t"
+
+// The 12×32 tile Σ_p a[p][0..12) ⊗· b[p][0..32) over kp pairs, written (mode 0) to t (64-byte aligned, for the
+// general epilogue), or straight into a full tile of C (row stride ldc floats): mode 1 C = tile, mode 2
+// C += tile. Mode 2 loads all 12 rows of C before storing any: C's rows are often a multiple of 4 KiB apart, and
+// a load after a store to an address 4 KiB away waits for the store (4K aliasing).
+AK_BF16 void ukernel_bf16(size_t kp, const uint32_t* a, const uint32_t* b, float* t, int mode, float* c, size_t ldc) {
+  size_t k2 = kp / 2, kr = kp % 2, ldcb = ldc * sizeof(float);
+  float* c2 = c;
   __asm__ volatile(
       AK_Z(0) AK_Z(1) AK_Z(2) AK_Z(3) AK_Z(4) AK_Z(5) AK_Z(6) AK_Z(7) AK_Z(8) AK_Z(9) AK_Z(10) AK_Z(11)
       AK_Z(12) AK_Z(13) AK_Z(14) AK_Z(15) AK_Z(16) AK_Z(17) AK_Z(18) AK_Z(19) AK_Z(20) AK_Z(21) AK_Z(22) AK_Z(23)
@@ -630,14 +647,31 @@ AK_BF16 void ukernel_bf16(size_t kp, const uint32_t* a, const uint32_t* b, float
       "jz 3f\n\t"
       AK_BF_STEP(0, 0)
       "3:\n\t"
+      "cmp $1, %[mode]\n\t"
+      "je 5f\n\t"
+      "ja 6f\n\t"
       AK_S(0) AK_S(1) AK_S(2) AK_S(3) AK_S(4) AK_S(5) AK_S(6) AK_S(7) AK_S(8) AK_S(9) AK_S(10) AK_S(11)
       AK_S(12) AK_S(13) AK_S(14) AK_S(15) AK_S(16) AK_S(17) AK_S(18) AK_S(19) AK_S(20) AK_S(21) AK_S(22) AK_S(23)
-      : [a] "+r"(a), [b] "+r"(b), [k2] "+r"(k2), [kr] "+r"(kr)
-      : [t] "r"(t)
+      "jmp 9f\n"
+      "5:\n\t"
+      AK_CST(0, 1) AK_CST(2, 3) AK_CST(4, 5) AK_CST(6, 7) AK_CST(8, 9) AK_CST(10, 11)
+      AK_CST(12, 13) AK_CST(14, 15) AK_CST(16, 17) AK_CST(18, 19) AK_CST(20, 21) AK_CST(22, 23)
+      "jmp 9f\n"
+      "6:\n\t"
+      AK_CLD(0, 1) AK_CLD(2, 3) AK_CLD(4, 5) AK_CLD(6, 7) AK_CLD(8, 9) AK_CLD(10, 11)
+      AK_CLD(12, 13) AK_CLD(14, 15) AK_CLD(16, 17) AK_CLD(18, 19) AK_CLD(20, 21) AK_CLD(22, 23)
+      AK_CST2(0, 1) AK_CST2(2, 3) AK_CST2(4, 5) AK_CST2(6, 7) AK_CST2(8, 9) AK_CST2(10, 11)
+      AK_CST2(12, 13) AK_CST2(14, 15) AK_CST2(16, 17) AK_CST2(18, 19) AK_CST2(20, 21) AK_CST2(22, 23)
+      "9:\n\t"
+      : [a] "+r"(a), [b] "+r"(b), [k2] "+r"(k2), [kr] "+r"(kr), [c] "+r"(c), [c2] "+r"(c2)
+      : [t] "r"(t), [mode] "r"(static_cast<size_t>(mode)), [ldc] "r"(ldcb)
       : "cc", "memory", "xmm0", "xmm1", "xmm2", "xmm3", "xmm4", "xmm5", "xmm6", "xmm7", "xmm8", "xmm9", "xmm10",
         "xmm11", "xmm12", "xmm13", "xmm14", "xmm15", "xmm16", "xmm17", "xmm18", "xmm19", "xmm20", "xmm21", "xmm22",
         "xmm23", "xmm28", "xmm29", "xmm30", "xmm31");
 }
+#undef AK_CST
+#undef AK_CLD
+#undef AK_CST2
 #undef AK_BF_ROW
 #undef AK_BF_STEP
 #undef AK_Z
@@ -675,12 +709,17 @@ AK_BF16 void macro_bf16(size_t mc, size_t nc, size_t kc, const float* pa_, const
       const uint32_t* a = pa + (i / BMR) * kp * BMR;
       const size_t mr = std::min(BMR, mc - i);
       float* c = C + i * ldc + j;
+      // C's tile into L2 while the tile is computed (into L1 it would be evicted by the A and B streams)
       for (size_t r = 0; r < mr; ++r) {
-        _mm_prefetch(reinterpret_cast<const char*>(c + r * ldc), _MM_HINT_T0);
-        _mm_prefetch(reinterpret_cast<const char*>(c + r * ldc + nr - 1), _MM_HINT_T0);
+        _mm_prefetch(reinterpret_cast<const char*>(c + r * ldc), _MM_HINT_T1);
+        _mm_prefetch(reinterpret_cast<const char*>(c + r * ldc + nr - 1), _MM_HINT_T1);
       }
-      ukernel_bf16(kp, a, b, t);
-      store_tile_bf16(t, c, ldc, mr, nr, alpha, beta);
+      if (mr == BMR && nr == BNR && alpha == 1.f && (beta == 0.f || beta == 1.f)) {
+        ukernel_bf16(kp, a, b, t, beta == 0.f ? 1 : 2, c, ldc);
+      } else {
+        ukernel_bf16(kp, a, b, t, 0, c, ldc);
+        store_tile_bf16(t, c, ldc, mr, nr, alpha, beta);
+      }
     }
   }
 }
@@ -770,53 +809,78 @@ void gemm(const Problem& P, bool par) {
   auto mblock = [&](size_t b) { return std::min(M, (b * mpanels / mb) * mr); };  // first row of M block b
   const bool shared_a = par && mb < 2 * T;  // short M: pack all of A once, split N as well
 
-  float* pb = tl_b.get(ku_step * nc_step);
-  float* pa_shared = shared_a ? tl_ashared.get(ku_step * mpanels * mr) : nullptr;
-
-  for (size_t jc = 0; jc < N; jc += nc_step) {
-    const size_t nc = std::min(nc_step, N - jc);
-    const size_t npan = cdiv(nc, nr);
-    for (size_t pc = 0; pc < K; pc += kc_step) {
-      const size_t kc = std::min(kc_step, K - pc), ku = cdiv(kc, kg);
-      const float beta = pc == 0 ? P.beta : 1.f;
-      const View Bk{B.at(pc, jc), B.rs, B.cs};
-
-      // 1. pack op(B)[pc:pc+kc, jc:jc+nc] (and all of op(A)[:, pc:pc+kc] when shared_a)
-      const size_t bchunks = par ? std::min(npan, 4 * T) : 1;
-      const size_t achunks = shared_a ? mb : 0;
-      for_tasks(par, bchunks + achunks, [&](size_t t, int) {
-        if (t < bchunks) {
-          size_t p0 = t * npan / bchunks, p1 = (t + 1) * npan / bchunks;
-          size_t j0 = p0 * nr, j1 = std::min(nc, p1 * nr);
-          if (j1 > j0) kern.pack_b(View{Bk.at(0, j0), Bk.rs, Bk.cs}, kc, j1 - j0, pb + p0 * ku * nr);
-        } else {
-          size_t b = t - bchunks, i0 = mblock(b), i1 = mblock(b + 1);
-          if (i1 > i0) kern.pack_a(View{A.at(i0, pc), A.rs, A.cs}, i1 - i0, kc, pa_shared + (i0 / mr) * ku * mr);
-        }
-      });
-
-      // 2. multiply
-      if (shared_a) {
-        const size_t ns = std::max<size_t>(1, std::min(npan / 4 + (npan < 4), cdiv(4 * T, mb)));
-        for_tasks(par, mb * ns, [&](size_t t, int) {
-          size_t b = t / ns, s = t % ns;
-          size_t i0 = mblock(b), i1 = mblock(b + 1);
-          size_t p0 = s * npan / ns, p1 = (s + 1) * npan / ns;
-          size_t j0 = p0 * nr, j1 = std::min(nc, p1 * nr);
-          if (i1 <= i0 || j1 <= j0) return;
-          kern.macro(i1 - i0, j1 - j0, kc, pa_shared + (i0 / mr) * ku * mr, pb + p0 * ku * nr,
-                     P.C + i0 * P.ldc + jc + j0, P.ldc, P.alpha, beta);
-        });
-      } else {
-        for_tasks(par, mb, [&](size_t b, int) {
-          size_t i0 = mblock(b), i1 = mblock(b + 1);
-          if (i1 <= i0) return;
-          float* pa = tl_a.get(ku_step * cdiv(i1 - i0, mr) * mr);
-          kern.pack_a(View{A.at(i0, pc), A.rs, A.cs}, i1 - i0, kc, pa);
-          kern.macro(i1 - i0, nc, kc, pa, pb, P.C + i0 * P.ldc + jc, P.ldc, P.alpha, beta);
-        });
-      }
+  // The (N block, K block) steps, in order. Step s multiplies with the operands packed for it while the same
+  // job packs step s + 1's into the other buffer: the pool claims tasks in order, so the packing (bound by
+  // reading memory) fills the time threads would otherwise wait at the end of the multiply, and each step costs
+  // one barrier instead of two.
+  const size_t ksteps = cdiv(K, kc_step), steps = cdiv(N, nc_step) * ksteps;
+  float* pb[2] = {tl_b[0].get(ku_step * nc_step), steps > 1 ? tl_b[1].get(ku_step * nc_step) : nullptr};
+  float* pas[2] = {shared_a ? tl_ashared[0].get(ku_step * mpanels * mr) : nullptr,
+                   shared_a && steps > 1 ? tl_ashared[1].get(ku_step * mpanels * mr) : nullptr};
+  struct Step {
+    size_t jc, nc, npan, pc, kc, ku;
+  };
+  auto step = [&](size_t s) {
+    Step st;
+    st.jc = (s / ksteps) * nc_step;
+    st.pc = (s % ksteps) * kc_step;
+    st.nc = std::min(nc_step, N - st.jc);
+    st.npan = cdiv(st.nc, nr);
+    st.kc = std::min(kc_step, K - st.pc);
+    st.ku = cdiv(st.kc, kg);
+    return st;
+  };
+  const size_t bchunks_max = par ? 4 * T : 1;
+  auto pack_count = [&](const Step& st) { return std::min(st.npan, bchunks_max) + (shared_a ? mb : 0); };
+  // task t of packing step s: a chunk of B's panels, then (shared_a) one M block of A
+  auto pack = [&](size_t s, const Step& st, size_t t) {
+    const size_t bchunks = std::min(st.npan, bchunks_max);
+    float* b_dst = pb[s % 2];
+    if (t < bchunks) {
+      size_t p0 = t * st.npan / bchunks, p1 = (t + 1) * st.npan / bchunks;
+      size_t j0 = p0 * nr, j1 = std::min(st.nc, p1 * nr);
+      if (j1 > j0) kern.pack_b(View{B.at(st.pc, st.jc + j0), B.rs, B.cs}, st.kc, j1 - j0, b_dst + p0 * st.ku * nr);
+    } else {
+      size_t b = t - bchunks, i0 = mblock(b), i1 = mblock(b + 1);
+      if (i1 > i0) kern.pack_a(View{A.at(i0, st.pc), A.rs, A.cs}, i1 - i0, st.kc, pas[s % 2] + (i0 / mr) * st.ku * mr);
     }
+  };
+  auto n_split = [&](const Step& st) {
+    return std::max<size_t>(1, std::min(st.npan / 4 + (st.npan < 4), cdiv(4 * T, mb)));
+  };
+  auto mult_count = [&](const Step& st) { return shared_a ? mb * n_split(st) : mb; };
+  auto multiply = [&](size_t s, const Step& st, size_t t) {
+    const float beta = st.pc == 0 ? P.beta : 1.f;
+    const float* b_src = pb[s % 2];
+    if (shared_a) {
+      const size_t ns = n_split(st);
+      size_t b = t / ns, q = t % ns;
+      size_t i0 = mblock(b), i1 = mblock(b + 1);
+      size_t p0 = q * st.npan / ns, p1 = (q + 1) * st.npan / ns;
+      size_t j0 = p0 * nr, j1 = std::min(st.nc, p1 * nr);
+      if (i1 <= i0 || j1 <= j0) return;
+      kern.macro(i1 - i0, j1 - j0, st.kc, pas[s % 2] + (i0 / mr) * st.ku * mr, b_src + p0 * st.ku * nr,
+                 P.C + i0 * P.ldc + st.jc + j0, P.ldc, P.alpha, beta);
+    } else {
+      size_t i0 = mblock(t), i1 = mblock(t + 1);
+      if (i1 <= i0) return;
+      float* pa = tl_a.get(ku_step * cdiv(i1 - i0, mr) * mr);
+      kern.pack_a(View{A.at(i0, st.pc), A.rs, A.cs}, i1 - i0, st.kc, pa);
+      kern.macro(i1 - i0, st.nc, st.kc, pa, b_src, P.C + i0 * P.ldc + st.jc, P.ldc, P.alpha, beta);
+    }
+  };
+
+  Step cur = step(0);
+  for_tasks(par, pack_count(cur), [&](size_t t, int) { pack(0, cur, t); });
+  for (size_t s = 0; s < steps; ++s) {
+    const bool more = s + 1 < steps;
+    const Step next = more ? step(s + 1) : cur;
+    const size_t m = mult_count(cur), q = more ? pack_count(next) : 0;
+    for_tasks(par, m + q, [&](size_t t, int) {
+      if (t < m) multiply(s, cur, t);
+      else pack(s + 1, next, t - m);
+    });
+    cur = next;
   }
 }
 
