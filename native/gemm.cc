@@ -154,8 +154,32 @@ AK_AVX2 inline void transpose8(__m256& r0, __m256& r1, __m256& r2, __m256& r3, _
   r7 = _mm256_permute2f128_ps(s3, s7, 0x31);
 }
 
+// W-wide panels of an operand whose panel index is contiguous (element (x, k) at p[x + k·ks]: plain B, transposed
+// A): plain copies. Its k rows are far apart, so 8 rows at a time are swept across every panel (each row read
+// start to end) rather than one panel walked down all kc rows (128 bytes per row, then a jump).
+template <size_t W>
+AK_AVX2 void pack_copy_sweep(const float* p, size_t ks, size_t nx, size_t kc, float* dst) {
+  for (size_t k0 = 0; k0 < kc; k0 += 8) {
+    const size_t kn = std::min<size_t>(8, kc - k0);
+    float* d = dst + k0 * W;
+    for (size_t x0 = 0; x0 < nx; x0 += W, d += kc * W) {
+      const size_t w = std::min(W, nx - x0);
+      for (size_t k = 0; k < kn; ++k) {
+        const float* src = p + x0 + (k0 + k) * ks;
+        float* e = d + k * W;
+        if (w == W) {
+          std::memcpy(e, src, W * sizeof(float));
+        } else {
+          std::memcpy(e, src, w * sizeof(float));
+          std::memset(e + w, 0, (W - w) * sizeof(float));
+        }
+      }
+    }
+  }
+}
+
 AK_AVX2 void pack_a_avx2(View a, size_t mc, size_t kc, float* dst) {
-  if (a.cs != 1) return pack_a_ref(a, mc, kc, dst);  // transposed A is a plain copy
+  if (a.cs != 1) return pack_copy_sweep<MR>(a.p, a.cs, mc, kc, dst);  // transposed A
   for (size_t i = 0; i < mc; i += MR, dst += kc * MR) {
     if (mc - i < MR) {
       pack_a_ref(View{a.at(i, 0), a.rs, a.cs}, mc - i, kc, dst);
@@ -184,7 +208,7 @@ AK_AVX2 void pack_a_avx2(View a, size_t mc, size_t kc, float* dst) {
 }
 
 AK_AVX2 void pack_b_avx2(View b, size_t kc, size_t nc, float* dst) {
-  if (b.rs != 1) return pack_b_ref(b, kc, nc, dst);  // plain B is a plain copy
+  if (b.rs != 1) return pack_copy_sweep<NR>(b.p, b.rs, nc, kc, dst);  // plain B
   for (size_t j = 0; j < nc; j += NR, dst += kc * NR) {
     if (nc - j < NR) {
       pack_b_ref(View{b.at(0, j), b.rs, b.cs}, kc, nc - j, dst);
