@@ -1,6 +1,9 @@
 // The addon's entry point: argument helpers shared by every kernel group, and registration.
 #include "common.h"
 #include <cstdlib>
+#ifdef __GLIBC__
+#include <malloc.h>
+#endif
 
 namespace ak {
 
@@ -10,6 +13,18 @@ bool use_avx2() {
     if (p && *p && std::string(p) != "0") return false;
     __builtin_cpu_init();
     return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+  }();
+  return v;
+}
+
+bool use_bf16() {
+  static const bool v = [] {
+    if (!use_avx2()) return false;
+    const char* p = std::getenv("ALIGNKIT_NO_AVX512");
+    if (p && *p && std::string(p) != "0") return false;
+    __builtin_cpu_init();
+    return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
+           __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512bf16");
   }();
   return v;
 }
@@ -63,7 +78,22 @@ bool bool_arg(const Napi::CallbackInfo& info, size_t arg) {
 
 }  // namespace ak
 
+// glibc raises its mmap threshold to the size of each large block freed (up to 32 MiB), after which tensor-sized
+// buffers come from the heap and are not returned to the system when freed: a run whose tensor shapes vary then
+// grows its RSS far past what it holds. A fixed threshold (which also fixes the trim threshold) keeps large
+// buffers in their own mappings, so freeing one returns it; reusing them is the caching allocator's job
+// (src/engine/tensor.ts). MALLOC_MMAP_THRESHOLD_ in the environment takes precedence.
+static void fix_malloc_thresholds() {
+#ifdef __GLIBC__
+  static bool done = false;
+  if (done || std::getenv("MALLOC_MMAP_THRESHOLD_")) return;
+  done = true;
+  mallopt(M_MMAP_THRESHOLD, 256 * 1024);
+#endif
+}
+
 static Napi::Object Init(Napi::Env env, Napi::Object exports) {
+  fix_malloc_thresholds();
   ak::InitCore(env, exports);
   ak::InitGemm(env, exports);
   ak::InitElementwise(env, exports);

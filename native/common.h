@@ -12,6 +12,12 @@ bool use_avx2();
 
 #define AK_AVX2 __attribute__((target("avx2,fma")))
 
+// True when the bf16 GEMM may run: use_avx2(), the CPU has AVX512F/BW/VL and AVX512_BF16 (vdpbf16ps), and
+// ALIGNKIT_NO_AVX512 is not set (which lets tests run the AVX2 fallback on a bf16-capable machine).
+bool use_bf16();
+
+#define AK_BF16 __attribute__((target("avx2,fma,avx512f,avx512bw,avx512vl,avx512dq,avx512bf16")))
+
 // A float32 buffer passed from JS: a Float32Array plus an element offset into it.
 // `need` is the number of elements the kernel will touch from the offset on; it is checked.
 float* f32(const Napi::CallbackInfo& info, size_t arg, size_t offset_arg, size_t need);

@@ -180,7 +180,7 @@ Napi::Value SetThreads(const Napi::CallbackInfo& info) {
   return info.Env().Undefined();
 }
 Napi::Value Isa(const Napi::CallbackInfo& info) {
-  return Napi::String::New(info.Env(), use_avx2() ? "avx2" : "portable");
+  return Napi::String::New(info.Env(), use_bf16() ? "avx512bf16" : use_avx2() ? "avx2" : "portable");
 }
 
 }  // namespace

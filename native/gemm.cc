@@ -52,8 +52,8 @@ struct Scratch {
   ~Scratch() { std::free(p); }
 };
 thread_local Scratch tl_a;        // this thread's packed A block
-thread_local Scratch tl_b;        // packed B block (shared by all threads when the caller runs in parallel)
-thread_local Scratch tl_ashared;  // whole packed A for short M (shared)
+thread_local Scratch tl_b[2];        // packed B blocks, double-buffered (shared by the threads when in parallel)
+thread_local Scratch tl_ashared[2];  // whole packed A for short M, double-buffered (shared)
 
 // ---------------------------------------------------------------- operand views
 // op(X)[r][c] = p[r*rs + c*cs]
@@ -154,8 +154,32 @@ AK_AVX2 inline void transpose8(__m256& r0, __m256& r1, __m256& r2, __m256& r3, _
   r7 = _mm256_permute2f128_ps(s3, s7, 0x31);
 }
 
+// W-wide panels of an operand whose panel index is contiguous (element (x, k) at p[x + k·ks]: plain B, transposed
+// A): plain copies. Its k rows are far apart, so 8 rows at a time are swept across every panel (each row read
+// start to end) rather than one panel walked down all kc rows (128 bytes per row, then a jump).
+template <size_t W>
+AK_AVX2 void pack_copy_sweep(const float* p, size_t ks, size_t nx, size_t kc, float* dst) {
+  for (size_t k0 = 0; k0 < kc; k0 += 8) {
+    const size_t kn = std::min<size_t>(8, kc - k0);
+    float* d = dst + k0 * W;
+    for (size_t x0 = 0; x0 < nx; x0 += W, d += kc * W) {
+      const size_t w = std::min(W, nx - x0);
+      for (size_t k = 0; k < kn; ++k) {
+        const float* src = p + x0 + (k0 + k) * ks;
+        float* e = d + k * W;
+        if (w == W) {
+          std::memcpy(e, src, W * sizeof(float));
+        } else {
+          std::memcpy(e, src, w * sizeof(float));
+          std::memset(e + w, 0, (W - w) * sizeof(float));
+        }
+      }
+    }
+  }
+}
+
 AK_AVX2 void pack_a_avx2(View a, size_t mc, size_t kc, float* dst) {
-  if (a.cs != 1) return pack_a_ref(a, mc, kc, dst);  // transposed A is a plain copy
+  if (a.cs != 1) return pack_copy_sweep<MR>(a.p, a.cs, mc, kc, dst);  // transposed A
   for (size_t i = 0; i < mc; i += MR, dst += kc * MR) {
     if (mc - i < MR) {
       pack_a_ref(View{a.at(i, 0), a.rs, a.cs}, mc - i, kc, dst);
@@ -184,7 +208,7 @@ AK_AVX2 void pack_a_avx2(View a, size_t mc, size_t kc, float* dst) {
 }
 
 AK_AVX2 void pack_b_avx2(View b, size_t kc, size_t nc, float* dst) {
-  if (b.rs != 1) return pack_b_ref(b, kc, nc, dst);  // plain B is a plain copy
+  if (b.rs != 1) return pack_copy_sweep<NR>(b.p, b.rs, nc, kc, dst);  // plain B
   for (size_t j = 0; j < nc; j += NR, dst += kc * NR) {
     if (nc - j < NR) {
       pack_b_ref(View{b.at(0, j), b.rs, b.cs}, kc, nc - j, dst);
@@ -476,7 +500,7 @@ AK_AVX2 void few_rows_mm(size_t N, size_t K, float alpha, View A, View B, float 
       // Long K: cut op(B) into KSPLIT blocks of whole rows, one task each streaming its own contiguous region into
       // its own partial sums, then add the partials in a fixed order. The cut depends on K alone, so results do
       // not depend on the thread count.
-      float* parts = tl_b.get(KSPLIT * MM * N);
+      float* parts = tl_b[0].get(KSPLIT * MM * N);
       auto chunk = [&](size_t t, int) {
         const size_t k0 = K * t / KSPLIT, k1 = K * (t + 1) / KSPLIT;
         few_rows_stream<MM>(k1 - k0, 1.f, View{A.p + k0 * A.cs, A.rs, A.cs}, View{B.p + k0 * B.rs, B.rs, B.cs}, 0.f,
@@ -497,7 +521,7 @@ AK_AVX2 void few_rows_mm(size_t N, size_t K, float alpha, View A, View B, float 
   const float* a = A.p;
   size_t ars = A.rs;
   if (A.cs != 1) {  // gather the few rows of op(A) into contiguous rows
-    float* t = tl_ashared.get(MM * K);
+    float* t = tl_ashared[0].get(MM * K);
     for (size_t i = 0; i < MM; ++i)
       for (size_t k = 0; k < K; ++k) t[i * K + k] = *A.at(i, k);
     a = t;
@@ -521,17 +545,227 @@ AK_AVX2 void few_rows(size_t MM, size_t N, size_t K, float alpha, View A, View B
   }
 }
 
+// ---------------------------------------------------------------- AVX512-BF16 kernels
+// bf16 inputs, fp32 accumulation: packing rounds op(A) and op(B) to bf16 (round to nearest even, vcvtne2ps2bf16)
+// and interleaves consecutive k in pairs, so each 32-bit lane holds (bf16 k=2p | bf16 k=2p+1 << 16); vdpbf16ps
+// then adds both products of a lane's pair into its fp32 accumulator. Panels: op(A) 12 rows [panel][k/2][12],
+// op(B) 32 columns [panel][k/2][32] (dwords; an odd k count pads the last pair with 0). Micro-kernel 12×32:
+// 24 zmm accumulators, 2 zmm of B per k pair, A pairs broadcast; ~99% of the vdpbf16ps peak on hot data.
+constexpr size_t BMR = 12, BNR = 32;
+
+// x-contiguous source (element (x, k) at q[x + k·ks]; plain B, transposed A): two k rows at a time are rounded
+// into one vector of 32 bf16 and interleaved into 16 (k, k+1) pairs.
+template <size_t W>
+AK_BF16 void pack_bf16_xcontig(const float* q, size_t ks, size_t w, size_t kc, uint32_t* dst) {
+  alignas(64) static const uint16_t interleave[32] = {0, 16, 1, 17, 2, 18, 3, 19, 4, 20, 5, 21, 6, 22, 7, 23,
+                                                       8, 24, 9, 25, 10, 26, 11, 27, 12, 28, 13, 29, 14, 30, 15, 31};
+  const __m512i perm = _mm512_load_si512(interleave);
+  for (size_t k = 0; k < kc; k += 2, dst += W) {
+    for (size_t c = 0; c < W; c += 16) {
+      const size_t n = c < w ? std::min<size_t>(16, w - c) : 0;
+      const __mmask16 m = static_cast<__mmask16>((1u << n) - 1);
+      const __m512 lo = _mm512_maskz_loadu_ps(m, q + k * ks + c);
+      const __m512 hi = k + 1 < kc ? _mm512_maskz_loadu_ps(m, q + (k + 1) * ks + c) : _mm512_setzero_ps();
+      const __m512i v = _mm512_permutexvar_epi16(perm, reinterpret_cast<__m512i>(_mm512_cvtne2ps_pbh(hi, lo)));
+      if (W - c >= 16) _mm512_storeu_si512(dst + c, v);
+      else _mm512_mask_storeu_epi32(dst + c, static_cast<__mmask16>((1u << (W - c)) - 1), v);
+    }
+  }
+}
+
+// k-contiguous source (element (x, k) at q[x·xs + k]; plain A, transposed B): 8 rows × 16 k are rounded to 8 × 8
+// pairs and transposed as 32-bit values (the AVX2 8×8 transpose), giving 8 pairs of 8 consecutive x.
+template <size_t W>
+AK_BF16 void pack_bf16_kcontig(const float* q, size_t xs, size_t w, size_t kc, uint32_t* dst) {
+  const size_t kp = cdiv(kc, 2);
+  for (size_t g = 0; g < W; g += 8) {
+    const size_t gw = std::min<size_t>(8, W - g);  // lanes stored: 8, or 4 in the last group of a 12-wide panel
+    const size_t valid = g < w ? std::min<size_t>(8, w - g) : 0;
+    for (size_t k = 0; k < kc; k += 16) {
+      const size_t nk = std::min<size_t>(16, kc - k);
+      const __mmask16 m = static_cast<__mmask16>((1u << nk) - 1);
+      __m256 r[8];
+      for (size_t i = 0; i < 8; ++i)
+        r[i] = i < valid ? reinterpret_cast<__m256>(_mm512_cvtneps_pbh(_mm512_maskz_loadu_ps(m, q + (g + i) * xs + k)))
+                         : _mm256_setzero_ps();
+      transpose8(r[0], r[1], r[2], r[3], r[4], r[5], r[6], r[7]);
+      const size_t np = std::min<size_t>(8, kp - k / 2);
+      float* d = reinterpret_cast<float*>(dst + (k / 2) * W + g);
+      for (size_t t = 0; t < np; ++t, d += W) {
+        if (gw == 8) _mm256_storeu_ps(d, r[t]);
+        else _mm_storeu_ps(d, _mm256_castps256_ps128(r[t]));
+      }
+    }
+  }
+}
+
+// Packs element (x, k) = p[x·xs + k·ks] (xs == 1 or ks == 1), x < nx, k < kc, into W-wide panels of k pairs.
+// With x contiguous the rows of k are far apart (a row of B is N floats): walking one panel down all of kc would
+// read 128 bytes per row and jump, which the prefetchers cannot follow; instead 8 rows (4 pairs) at a time are
+// swept across every panel, so each row is read start to end.
+template <size_t W>
+AK_BF16 void pack_bf16(const float* p, size_t xs, size_t ks, size_t nx, size_t kc, uint32_t* dst) {
+  const size_t kp = cdiv(kc, 2);
+  if (xs == 1) {
+    constexpr size_t KG = 8;  // rows of k per sweep
+    for (size_t k0 = 0; k0 < kc; k0 += KG) {
+      const size_t kn = std::min(KG, kc - k0);
+      uint32_t* d = dst + (k0 / 2) * W;
+      for (size_t x0 = 0; x0 < nx; x0 += W, d += kp * W)
+        pack_bf16_xcontig<W>(p + x0 + k0 * ks, ks, std::min(W, nx - x0), kn, d);
+    }
+    return;
+  }
+  for (size_t x0 = 0; x0 < nx; x0 += W, dst += kp * W) pack_bf16_kcontig<W>(p + x0 * xs, xs, std::min(W, nx - x0), kc, dst);
+}
+
+AK_BF16 void pack_a_bf16(View a, size_t mc, size_t kc, float* dst) {
+  pack_bf16<BMR>(a.p, a.rs, a.cs, mc, kc, reinterpret_cast<uint32_t*>(dst));
+}
+AK_BF16 void pack_b_bf16(View b, size_t kc, size_t nc, float* dst) {
+  pack_bf16<BNR>(b.p, b.cs, b.rs, nc, kc, reinterpret_cast<uint32_t*>(dst));
+}
+
+// One k pair of the 12×32 micro-kernel: B's 32 pair-lanes in zmm28–29, A's 12 pairs broadcast in turn.
+#define AK_BF_ROW(R, AO, ACC0, ACC1, REG)                        \
+  "vpbroadcastd " #R "*4+" #AO "*4(%[a]), %%zmm" #REG "\n\t"     \
+  "vdpbf16ps %%zmm" #REG ", %%zmm28, %%zmm" #ACC0 "\n\t"         \
+  "vdpbf16ps %%zmm" #REG ", %%zmm29, %%zmm" #ACC1 "\n\t"
+#define AK_BF_STEP(AO, BO)                                                                              \
+  "vmovups " #BO "(%[b]), %%zmm28\n\t"                                                                  \
+  "vmovups " #BO "+64(%[b]), %%zmm29\n\t"                                                               \
+  AK_BF_ROW(0, AO, 0, 1, 30) AK_BF_ROW(1, AO, 2, 3, 31) AK_BF_ROW(2, AO, 4, 5, 30)                  \
+  AK_BF_ROW(3, AO, 6, 7, 31) AK_BF_ROW(4, AO, 8, 9, 30) AK_BF_ROW(5, AO, 10, 11, 31)                \
+  AK_BF_ROW(6, AO, 12, 13, 30) AK_BF_ROW(7, AO, 14, 15, 31) AK_BF_ROW(8, AO, 16, 17, 30)            \
+  AK_BF_ROW(9, AO, 18, 19, 31) AK_BF_ROW(10, AO, 20, 21, 30) AK_BF_ROW(11, AO, 22, 23, 31)
+#define AK_Z(i) "vpxord %%zmm" #i ", %%zmm" #i ", %%zmm" #i "\n\t"
+#define AK_S(i) "vmovaps %%zmm" #i ", " #i "*64(%[t])\n\t"
+
+#define AK_CST(i, j) "vmovups %%zmm" #i ", (%[c])\n\t" "vmovups %%zmm" #j ", 64(%[c])\n\t" "add %[ldc], %[c]\n\t"
+#define AK_CLD(i, j) "vaddps (%[c]), %%zmm" #i ", %%zmm" #i "\n\t" "vaddps 64(%[c]), %%zmm" #j ", %%zmm" #j "\n\t" "add %[ldc], %[c]\n\t"
+#define AK_CST2(i, j) "vmovups %%zmm" #i ", (%[c2])\n\t" "vmovups %%zmm" #j ", 64(%[c2])\n\t" "add %[ldc], %[c2]\n\t"
+
+// The 12×32 tile Σ_p a[p][0..12) ⊗· b[p][0..32) over kp pairs, written (mode 0) to t (64-byte aligned, for the
+// general epilogue), or straight into a full tile of C (row stride ldc floats): mode 1 C = tile, mode 2
+// C += tile. Mode 2 loads all 12 rows of C before storing any: C's rows are often a multiple of 4 KiB apart, and
+// a load after a store to an address 4 KiB away waits for the store (4K aliasing).
+AK_BF16 void ukernel_bf16(size_t kp, const uint32_t* a, const uint32_t* b, float* t, int mode, float* c, size_t ldc) {
+  size_t k2 = kp / 2, kr = kp % 2, ldcb = ldc * sizeof(float);
+  float* c2 = c;
+  __asm__ volatile(
+      AK_Z(0) AK_Z(1) AK_Z(2) AK_Z(3) AK_Z(4) AK_Z(5) AK_Z(6) AK_Z(7) AK_Z(8) AK_Z(9) AK_Z(10) AK_Z(11)
+      AK_Z(12) AK_Z(13) AK_Z(14) AK_Z(15) AK_Z(16) AK_Z(17) AK_Z(18) AK_Z(19) AK_Z(20) AK_Z(21) AK_Z(22) AK_Z(23)
+      "test %[k2], %[k2]\n\t"
+      "jz 2f\n\t"
+      ".p2align 5\n"
+      "1:\n\t"
+      "prefetcht0 384(%[a])\n\t"
+      AK_BF_STEP(0, 0)
+      AK_BF_STEP(12, 128)
+      "add $96, %[a]\n\t"
+      "add $256, %[b]\n\t"
+      "dec %[k2]\n\t"
+      "jnz 1b\n"
+      "2:\n\t"
+      "test %[kr], %[kr]\n\t"
+      "jz 3f\n\t"
+      AK_BF_STEP(0, 0)
+      "3:\n\t"
+      "cmp $1, %[mode]\n\t"
+      "je 5f\n\t"
+      "ja 6f\n\t"
+      AK_S(0) AK_S(1) AK_S(2) AK_S(3) AK_S(4) AK_S(5) AK_S(6) AK_S(7) AK_S(8) AK_S(9) AK_S(10) AK_S(11)
+      AK_S(12) AK_S(13) AK_S(14) AK_S(15) AK_S(16) AK_S(17) AK_S(18) AK_S(19) AK_S(20) AK_S(21) AK_S(22) AK_S(23)
+      "jmp 9f\n"
+      "5:\n\t"
+      AK_CST(0, 1) AK_CST(2, 3) AK_CST(4, 5) AK_CST(6, 7) AK_CST(8, 9) AK_CST(10, 11)
+      AK_CST(12, 13) AK_CST(14, 15) AK_CST(16, 17) AK_CST(18, 19) AK_CST(20, 21) AK_CST(22, 23)
+      "jmp 9f\n"
+      "6:\n\t"
+      AK_CLD(0, 1) AK_CLD(2, 3) AK_CLD(4, 5) AK_CLD(6, 7) AK_CLD(8, 9) AK_CLD(10, 11)
+      AK_CLD(12, 13) AK_CLD(14, 15) AK_CLD(16, 17) AK_CLD(18, 19) AK_CLD(20, 21) AK_CLD(22, 23)
+      AK_CST2(0, 1) AK_CST2(2, 3) AK_CST2(4, 5) AK_CST2(6, 7) AK_CST2(8, 9) AK_CST2(10, 11)
+      AK_CST2(12, 13) AK_CST2(14, 15) AK_CST2(16, 17) AK_CST2(18, 19) AK_CST2(20, 21) AK_CST2(22, 23)
+      "9:\n\t"
+      : [a] "+r"(a), [b] "+r"(b), [k2] "+r"(k2), [kr] "+r"(kr), [c] "+r"(c), [c2] "+r"(c2)
+      : [t] "r"(t), [mode] "r"(static_cast<size_t>(mode)), [ldc] "r"(ldcb)
+      : "cc", "memory", "xmm0", "xmm1", "xmm2", "xmm3", "xmm4", "xmm5", "xmm6", "xmm7", "xmm8", "xmm9", "xmm10",
+        "xmm11", "xmm12", "xmm13", "xmm14", "xmm15", "xmm16", "xmm17", "xmm18", "xmm19", "xmm20", "xmm21", "xmm22",
+        "xmm23", "xmm28", "xmm29", "xmm30", "xmm31");
+}
+#undef AK_CST
+#undef AK_CLD
+#undef AK_CST2
+#undef AK_BF_ROW
+#undef AK_BF_STEP
+#undef AK_Z
+#undef AK_S
+
+// C[mr×nr] = alpha·t + beta·C from a 12×32 tile (masked stores clip the edges).
+AK_BF16 inline void store_tile_bf16(const float* t, float* C, size_t ldc, size_t mr, size_t nr, float alpha,
+                                    float beta) {
+  const __m512 va = _mm512_set1_ps(alpha), vb = _mm512_set1_ps(beta);
+  const __mmask16 m0 = static_cast<__mmask16>(nr >= 16 ? 0xffffu : (1u << nr) - 1);
+  const __mmask16 m1 = static_cast<__mmask16>(nr >= 32 ? 0xffffu : nr > 16 ? (1u << (nr - 16)) - 1 : 0);
+  for (size_t r = 0; r < mr; ++r) {
+    float* c = C + r * ldc;
+    __m512 v0 = _mm512_mul_ps(va, _mm512_load_ps(t + r * BNR));
+    __m512 v1 = _mm512_mul_ps(va, _mm512_load_ps(t + r * BNR + 16));
+    if (beta != 0.f) {
+      v0 = _mm512_fmadd_ps(vb, _mm512_maskz_loadu_ps(m0, c), v0);
+      v1 = _mm512_fmadd_ps(vb, _mm512_maskz_loadu_ps(m1, c + 16), v1);
+    }
+    _mm512_mask_storeu_ps(c, m0, v0);
+    _mm512_mask_storeu_ps(c + 16, m1, v1);
+  }
+}
+
+AK_BF16 void macro_bf16(size_t mc, size_t nc, size_t kc, const float* pa_, const float* pb_, float* C, size_t ldc,
+                        float alpha, float beta) {
+  const uint32_t* pa = reinterpret_cast<const uint32_t*>(pa_);
+  const uint32_t* pb = reinterpret_cast<const uint32_t*>(pb_);
+  const size_t kp = cdiv(kc, 2);
+  alignas(64) float t[BMR * BNR];
+  for (size_t j = 0; j < nc; j += BNR) {
+    const uint32_t* b = pb + (j / BNR) * kp * BNR;
+    const size_t nr = std::min(BNR, nc - j);
+    for (size_t i = 0; i < mc; i += BMR) {
+      const uint32_t* a = pa + (i / BMR) * kp * BMR;
+      const size_t mr = std::min(BMR, mc - i);
+      float* c = C + i * ldc + j;
+      // C's tile into L2 while the tile is computed (into L1 it would be evicted by the A and B streams)
+      for (size_t r = 0; r < mr; ++r) {
+        _mm_prefetch(reinterpret_cast<const char*>(c + r * ldc), _MM_HINT_T1);
+        _mm_prefetch(reinterpret_cast<const char*>(c + r * ldc + nr - 1), _MM_HINT_T1);
+      }
+      if (mr == BMR && nr == BNR && alpha == 1.f && (beta == 0.f || beta == 1.f)) {
+        ukernel_bf16(kp, a, b, t, beta == 0.f ? 1 : 2, c, ldc);
+      } else {
+        ukernel_bf16(kp, a, b, t, 0, c, ldc);
+        store_tile_bf16(t, c, ldc, mr, nr, alpha, beta);
+      }
+    }
+  }
+}
+
 // ---------------------------------------------------------------- driver
+// One packed-panel kernel family: tile MR×NR, KG values of k per packed unit (1 for fp32, 2 for bf16 pairs; a
+// unit is 4 bytes either way), block limits, packers and macro-kernel.
 struct Kernels {
+  size_t mr, nr, kg;
+  size_t mc_max, kc_max, nc_max;
   void (*pack_a)(View, size_t mc, size_t kc, float* dst);
   void (*pack_b)(View, size_t kc, size_t nc, float* dst);
   void (*macro)(size_t mc, size_t nc, size_t kc, const float* pa, const float* pb, float* C, size_t ldc, float alpha,
                 float beta);
 };
 
-const Kernels& kernels() {
-  static const Kernels avx2{pack_a_avx2, pack_b_avx2, macro_avx2};
-  static const Kernels ref{pack_a_ref, pack_b_ref, macro_ref};
+// The kernels for a product: bf16 (when asked for and use_bf16()), else AVX2 fp32, else portable fp32.
+const Kernels& kernels(bool bf16) {
+  static const Kernels bf{BMR, BNR, 2, 144, 384, 3072, pack_a_bf16, pack_b_bf16, macro_bf16};
+  static const Kernels avx2{MR, NR, 1, MC_MAX, KC_MAX, NC_MAX, pack_a_avx2, pack_b_avx2, macro_avx2};
+  static const Kernels ref{MR, NR, 1, MC_MAX, KC_MAX, NC_MAX, pack_a_ref, pack_b_ref, macro_ref};
+  if (bf16 && use_bf16()) return bf;
   return use_avx2() ? avx2 : ref;
 }
 
@@ -570,6 +804,7 @@ struct Problem {
   float beta;
   float* C;
   size_t ldc;
+  bool bf16;  // round op(A) and op(B) to bf16 (fp32 accumulation) where the CPU can; else fp32
 };
 
 // The blocked product. par: split the work over the pool (false inside a batch task or for small products).
@@ -577,72 +812,99 @@ void gemm(const Problem& P, bool par) {
   const size_t M = P.M, N = P.N, K = P.K;
   if (M == 0 || N == 0) return;
   if (K == 0 || P.alpha == 0.f) return scale_c(par, M, N, P.beta, P.C, P.ldc);
-  const Kernels& kern = kernels();
+  const Kernels& kern = kernels(P.bf16);
   const View A = P.ta ? View{P.A, 1, P.lda} : View{P.A, P.lda, 1};
   const View B = P.tb ? View{P.B, 1, P.ldb} : View{P.B, P.ldb, 1};
+  // (a few rows stay fp32 even when bf16 is asked for: they are bound by reading op(B), not by multiplying)
   if (use_avx2() && M <= FEW_ROWS) return few_rows(M, N, K, P.alpha, A, B, P.beta, P.C, P.ldc, 1, par);
   if (use_avx2() && N <= FEW_ROWS)  // C^T = op(B)^T·op(A)^T: the few columns become the few rows
     return few_rows(N, M, K, P.alpha, View{B.p, B.cs, B.rs}, View{A.p, A.cs, A.rs}, P.beta, P.C, 1, P.ldc, par);
   const size_t T = par ? static_cast<size_t>(std::max(1, pool::threads())) : 1;
   if (T == 1) par = false;
+  const size_t mr = kern.mr, nr = kern.nr, kg = kern.kg;
 
-  // Block sizes: as even as possible, in whole panels.
-  const size_t kb = cdiv(K, KC_MAX), kc_step = cdiv(K, kb);
-  const size_t nb = cdiv(N, NC_MAX), nc_step = cdiv(cdiv(N, nb), NR) * NR;
-  const size_t mpanels = cdiv(M, MR);
-  size_t mb = cdiv(M, MC_MAX);
+  // Block sizes: as even as possible, in whole panels (and whole k units).
+  const size_t kb = cdiv(K, kern.kc_max), kc_step = cdiv(cdiv(K, kb), kg) * kg, ku_step = kc_step / kg;
+  const size_t nb = cdiv(N, kern.nc_max), nc_step = cdiv(cdiv(N, nb), nr) * nr;
+  const size_t mpanels = cdiv(M, mr);
+  size_t mb = cdiv(M, kern.mc_max);
   if (par) mb = cdiv(mb, T) * T;
   mb = std::min(mb, mpanels);
-  auto mblock = [&](size_t b) { return std::min(M, (b * mpanels / mb) * MR); };  // first row of M block b
+  auto mblock = [&](size_t b) { return std::min(M, (b * mpanels / mb) * mr); };  // first row of M block b
   const bool shared_a = par && mb < 2 * T;  // short M: pack all of A once, split N as well
 
-  float* pb = tl_b.get(kc_step * nc_step);
-  float* pa_shared = shared_a ? tl_ashared.get(kc_step * mpanels * MR) : nullptr;
-
-  for (size_t jc = 0; jc < N; jc += nc_step) {
-    const size_t nc = std::min(nc_step, N - jc);
-    const size_t npan = cdiv(nc, NR);
-    for (size_t pc = 0; pc < K; pc += kc_step) {
-      const size_t kc = std::min(kc_step, K - pc);
-      const float beta = pc == 0 ? P.beta : 1.f;
-      const View Bk{B.at(pc, jc), B.rs, B.cs};
-
-      // 1. pack op(B)[pc:pc+kc, jc:jc+nc] (and all of op(A)[:, pc:pc+kc] when shared_a)
-      const size_t bchunks = par ? std::min(npan, 4 * T) : 1;
-      const size_t achunks = shared_a ? mb : 0;
-      for_tasks(par, bchunks + achunks, [&](size_t t, int) {
-        if (t < bchunks) {
-          size_t p0 = t * npan / bchunks, p1 = (t + 1) * npan / bchunks;
-          size_t j0 = p0 * NR, j1 = std::min(nc, p1 * NR);
-          if (j1 > j0) kern.pack_b(View{Bk.at(0, j0), Bk.rs, Bk.cs}, kc, j1 - j0, pb + p0 * kc * NR);
-        } else {
-          size_t b = t - bchunks, i0 = mblock(b), i1 = mblock(b + 1);
-          if (i1 > i0) kern.pack_a(View{A.at(i0, pc), A.rs, A.cs}, i1 - i0, kc, pa_shared + (i0 / MR) * kc * MR);
-        }
-      });
-
-      // 2. multiply
-      if (shared_a) {
-        const size_t ns = std::max<size_t>(1, std::min(npan / 4 + (npan < 4), cdiv(4 * T, mb)));
-        for_tasks(par, mb * ns, [&](size_t t, int) {
-          size_t b = t / ns, s = t % ns;
-          size_t i0 = mblock(b), i1 = mblock(b + 1);
-          size_t p0 = s * npan / ns, p1 = (s + 1) * npan / ns;
-          size_t j0 = p0 * NR, j1 = std::min(nc, p1 * NR);
-          if (i1 <= i0 || j1 <= j0) return;
-          kern.macro(i1 - i0, j1 - j0, kc, pa_shared + (i0 / MR) * kc * MR, pb + p0 * kc * NR,
-                     P.C + i0 * P.ldc + jc + j0, P.ldc, P.alpha, beta);
-        });
-      } else {
-        for_tasks(par, mb, [&](size_t b, int) {
-          size_t i0 = mblock(b), i1 = mblock(b + 1);
-          if (i1 <= i0) return;
-          float* pa = tl_a.get(kc_step * cdiv(i1 - i0, MR) * MR);
-          kern.pack_a(View{A.at(i0, pc), A.rs, A.cs}, i1 - i0, kc, pa);
-          kern.macro(i1 - i0, nc, kc, pa, pb, P.C + i0 * P.ldc + jc, P.ldc, P.alpha, beta);
-        });
-      }
+  // The (N block, K block) steps, in order. Step s multiplies with the operands packed for it while the same
+  // job packs step s + 1's into the other buffer: the pool claims tasks in order, so the packing (bound by
+  // reading memory) fills the time threads would otherwise wait at the end of the multiply, and each step costs
+  // one barrier instead of two.
+  const size_t ksteps = cdiv(K, kc_step), steps = cdiv(N, nc_step) * ksteps;
+  float* pb[2] = {tl_b[0].get(ku_step * nc_step), steps > 1 ? tl_b[1].get(ku_step * nc_step) : nullptr};
+  float* pas[2] = {shared_a ? tl_ashared[0].get(ku_step * mpanels * mr) : nullptr,
+                   shared_a && steps > 1 ? tl_ashared[1].get(ku_step * mpanels * mr) : nullptr};
+  struct Step {
+    size_t jc, nc, npan, pc, kc, ku;
+  };
+  auto step = [&](size_t s) {
+    Step st;
+    st.jc = (s / ksteps) * nc_step;
+    st.pc = (s % ksteps) * kc_step;
+    st.nc = std::min(nc_step, N - st.jc);
+    st.npan = cdiv(st.nc, nr);
+    st.kc = std::min(kc_step, K - st.pc);
+    st.ku = cdiv(st.kc, kg);
+    return st;
+  };
+  const size_t bchunks_max = par ? 4 * T : 1;
+  auto pack_count = [&](const Step& st) { return std::min(st.npan, bchunks_max) + (shared_a ? mb : 0); };
+  // task t of packing step s: a chunk of B's panels, then (shared_a) one M block of A
+  auto pack = [&](size_t s, const Step& st, size_t t) {
+    const size_t bchunks = std::min(st.npan, bchunks_max);
+    float* b_dst = pb[s % 2];
+    if (t < bchunks) {
+      size_t p0 = t * st.npan / bchunks, p1 = (t + 1) * st.npan / bchunks;
+      size_t j0 = p0 * nr, j1 = std::min(st.nc, p1 * nr);
+      if (j1 > j0) kern.pack_b(View{B.at(st.pc, st.jc + j0), B.rs, B.cs}, st.kc, j1 - j0, b_dst + p0 * st.ku * nr);
+    } else {
+      size_t b = t - bchunks, i0 = mblock(b), i1 = mblock(b + 1);
+      if (i1 > i0) kern.pack_a(View{A.at(i0, st.pc), A.rs, A.cs}, i1 - i0, st.kc, pas[s % 2] + (i0 / mr) * st.ku * mr);
     }
+  };
+  auto n_split = [&](const Step& st) {
+    return std::max<size_t>(1, std::min(st.npan / 4 + (st.npan < 4), cdiv(4 * T, mb)));
+  };
+  auto mult_count = [&](const Step& st) { return shared_a ? mb * n_split(st) : mb; };
+  auto multiply = [&](size_t s, const Step& st, size_t t) {
+    const float beta = st.pc == 0 ? P.beta : 1.f;
+    const float* b_src = pb[s % 2];
+    if (shared_a) {
+      const size_t ns = n_split(st);
+      size_t b = t / ns, q = t % ns;
+      size_t i0 = mblock(b), i1 = mblock(b + 1);
+      size_t p0 = q * st.npan / ns, p1 = (q + 1) * st.npan / ns;
+      size_t j0 = p0 * nr, j1 = std::min(st.nc, p1 * nr);
+      if (i1 <= i0 || j1 <= j0) return;
+      kern.macro(i1 - i0, j1 - j0, st.kc, pas[s % 2] + (i0 / mr) * st.ku * mr, b_src + p0 * st.ku * nr,
+                 P.C + i0 * P.ldc + st.jc + j0, P.ldc, P.alpha, beta);
+    } else {
+      size_t i0 = mblock(t), i1 = mblock(t + 1);
+      if (i1 <= i0) return;
+      float* pa = tl_a.get(ku_step * cdiv(i1 - i0, mr) * mr);
+      kern.pack_a(View{A.at(i0, st.pc), A.rs, A.cs}, i1 - i0, st.kc, pa);
+      kern.macro(i1 - i0, st.nc, st.kc, pa, b_src, P.C + i0 * P.ldc + st.jc, P.ldc, P.alpha, beta);
+    }
+  };
+
+  Step cur = step(0);
+  for_tasks(par, pack_count(cur), [&](size_t t, int) { pack(0, cur, t); });
+  for (size_t s = 0; s < steps; ++s) {
+    const bool more = s + 1 < steps;
+    const Step next = more ? step(s + 1) : cur;
+    const size_t m = mult_count(cur), q = more ? pack_count(next) : 0;
+    for_tasks(par, m + q, [&](size_t t, int) {
+      if (t < m) multiply(s, cur, t);
+      else pack(s + 1, next, t - m);
+    });
+    cur = next;
   }
 }
 
@@ -693,7 +955,7 @@ void check_ld(const Napi::Env& env, const char* fn, bool ta, bool tb, size_t M, 
                   " ldc=" + std::to_string(ldc) + ")");
 }
 
-// sgemm(transA, transB, M, N, K, alpha, A, aOff, lda, B, bOff, ldb, beta, C, cOff, ldc)
+// sgemm(transA, transB, M, N, K, alpha, A, aOff, lda, B, bOff, ldb, beta, C, cOff, ldc[, bf16])
 Napi::Value Sgemm(const Napi::CallbackInfo& info) {
   bool ta = bool_arg(info, 0), tb = bool_arg(info, 1);
   size_t M = int_arg(info, 2), N = int_arg(info, 3), K = int_arg(info, 4);
@@ -704,11 +966,12 @@ Napi::Value Sgemm(const Napi::CallbackInfo& info) {
   const float* A = f32(info, 6, 7, span(ta, M, K, lda));
   const float* B = f32(info, 9, 10, span(tb, K, N, ldb));
   float* C = f32(info, 13, 14, span(false, M, N, ldc));
-  gemm_auto(Problem{ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc});
+  bool bf16 = info.Length() > 16 && bool_arg(info, 16);
+  gemm_auto(Problem{ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc, bf16});
   return info.Env().Undefined();
 }
 
-// sgemmBatched(transA, transB, M, N, K, alpha, A, aOff, lda, strideA, B, bOff, ldb, strideB, beta, C, cOff, ldc, strideC, batch)
+// sgemmBatched(transA, transB, M, N, K, alpha, A, aOff, lda, strideA, B, bOff, ldb, strideB, beta, C, cOff, ldc, strideC, batch[, bf16])
 Napi::Value SgemmBatched(const Napi::CallbackInfo& info) {
   bool ta = bool_arg(info, 0), tb = bool_arg(info, 1);
   size_t M = int_arg(info, 2), N = int_arg(info, 3), K = int_arg(info, 4);
@@ -721,7 +984,8 @@ Napi::Value SgemmBatched(const Napi::CallbackInfo& info) {
   const float* A = f32(info, 6, 7, (batch - 1) * sa + span(ta, M, K, lda));
   const float* B = f32(info, 10, 11, (batch - 1) * sb + span(tb, K, N, ldb));
   float* C = f32(info, 15, 16, (batch - 1) * sc + span(false, M, N, ldc));
-  gemm_batched(Problem{ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc}, sa, sb, sc, batch);
+  bool bf16 = info.Length() > 20 && bool_arg(info, 20);
+  gemm_batched(Problem{ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc, bf16}, sa, sb, sc, batch);
   return info.Env().Undefined();
 }
 

@@ -4,6 +4,8 @@ export { Random } from './engine/random.js';
 export { AdamW, clipGradNorm, gradNorm, lrMultiplier } from './engine/optim.js';
 export { core as engine } from './engine/native.js';
 export { matmul } from './engine/ops/matmul.js';
+export { autocast, bf16Supported } from './engine/autocast.js';
+export type { Precision } from './engine/autocast.js';
 export * as ops from './engine/ops/all.js';
 export { Transformer } from './models/transformer.js';
 export type { ForwardOptions } from './models/transformer.js';

@@ -23,7 +23,8 @@ export interface CoreKernels {
   release(a: Float32Array | Int32Array | Uint8Array): void;
   getThreads(): number;
   setThreads(n: number): void;
-  isa(): 'avx2' | 'portable';
+  /** 'avx512bf16': AVX2 kernels plus the bf16 GEMM; 'avx2'; 'portable' (plain C++) */
+  isa(): 'avx512bf16' | 'avx2' | 'portable';
   adamw(p: Float32Array, g: Float32Array, m: Float32Array, v: Float32Array, n: number, lr: number, beta1: number,
     beta2: number, eps: number, weightDecay: number, step: number): void;
   sumSquares(x: Float32Array, off: number, n: number): number;

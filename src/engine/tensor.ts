@@ -12,38 +12,108 @@ export type Shape = readonly number[];
 
 // ---- a caching allocator ------------------------------------------------------------------------
 // Training repeats the same shapes every step. Fresh multi-megabyte buffers cost page faults on first touch
-// (a 206 MB logits gradient: ~100 ms), so released buffers of at least POOL_MIN elements are kept by exact
-// length and handed out again, up to a cap (ALIGNKIT_CACHE_MB, default a quarter of RAM, at most 8 GiB).
-// Smaller buffers, and any beyond the cap, are freed at once.
+// (a 206 MB logits gradient: ~100 ms), so released buffers of at least POOL_MIN elements are kept and handed out
+// again (the most recently released first: its pages are warm). Buffers come in size classes, 8 per octave: a
+// request is served by a buffer of its class (at most 12.5% longer, seen through an exact-length view), so runs
+// whose shapes vary from batch to batch (sequence lengths) still reuse memory instead of faulting in new pages.
+// The cache is bounded relative to what the program itself uses, not to the machine: live storage plus the cache
+// stay within 1.25× the peak of live tensor storage so far (the model, optimiser state and activations at their
+// largest), the cache holding at least 64 MiB and at most a quarter of RAM or 8 GiB; ALIGNKIT_CACHE_MB sets a
+// fixed cap instead (0 disables the cache). Past the cap the least recently released buffers are freed first,
+// so lengths that stopped recurring (a run whose batch shapes vary) do not pin memory while current ones are
+// reused; a fresh allocation that takes live storage past the budget evicts as well.
 const POOL_MIN = 1 << 14;
-const poolCap = (() => {
-  const env = Number(process.env.ALIGNKIT_CACHE_MB);
-  return Number.isFinite(env) && env >= 0 ? env * 2 ** 20 : Math.min(8 * 2 ** 30, totalmem() / 4);
+const CACHE_FLOOR = 64 * 2 ** 20;
+const REUSE_SLACK = 1.5; // a request may take a cached buffer up to this much longer
+const CACHE_HEADROOM = 1.25; // live + cached <= this × the peak of live storage
+const cacheLimit = Math.min(8 * 2 ** 30, totalmem() / 4);
+const fixedCap = (() => {
+  const env = process.env.ALIGNKIT_CACHE_MB;
+  if (env === undefined || env === '') return null;
+  const mb = Number(env);
+  if (!Number.isFinite(mb) || mb < 0) throw new Error(`ALIGNKIT_CACHE_MB must be a number of MiB >= 0, got '${env}'`);
+  return mb * 2 ** 20;
 })();
 const pool = new Map<number, Float32Array[]>();
-let pooledBytes = 0;
+/** the whole class-sized buffer behind an exact-length view handed out by allocate() */
+const parents = new WeakMap<Float32Array, Float32Array>();
 
-function allocate(n: number, zero: boolean): Float32Array {
-  if (n >= POOL_MIN) {
-    const a = pool.get(n)?.pop();
-    if (a) {
-      pooledBytes -= n * 4;
-      if (zero) core.fill(a, 0, n, 0);
-      return a;
-    }
-  }
-  return new Float32Array(n);
+/** The size class of a request of n elements (n >= POOL_MIN): n rounded up to 8 steps per power of two. */
+export function sizeClass(n: number): number {
+  if (n < POOL_MIN) return n;
+  const step = 2 ** (Math.floor(Math.log2(n)) - 3);
+  return Math.ceil(n / step) * step;
 }
 
-function recycle(a: Float32Array): void {
+function view(full: Float32Array, n: number): Float32Array {
+  if (full.length === n) return full;
+  const v = full.subarray(0, n);
+  parents.set(v, full);
+  return v;
+}
+/** cached buffers in release order (oldest first), for eviction */
+const lru = new Set<Float32Array>();
+let pooledBytes = 0;
+let liveBytes = 0;
+let peakLiveBytes = 0;
+let freshBytes = 0; // bytes of buffers of at least POOL_MIN elements allocated anew (not served by the cache)
+let reusedBytes = 0; // and served by the cache
+
+/** The cache's cap, once `extra` more bytes have become live. */
+function cacheCap(extra = 0): number {
+  if (fixedCap !== null) return fixedCap;
+  const live = liveBytes + extra, peak = Math.max(peakLiveBytes, live);
+  return Math.min(cacheLimit, Math.max(CACHE_FLOOR, CACHE_HEADROOM * peak - live));
+}
+
+function allocate(n: number, zero: boolean): Float32Array {
+  if (n < POOL_MIN) return new Float32Array(n);
+  const cls = sizeClass(n);
+  let a: Float32Array | undefined;
+  // the request's class, else the next larger ones up to REUSE_SLACK× the request
+  for (let c = cls; c <= n * REUSE_SLACK && !a; c = sizeClass(c + 1)) a = pool.get(c)?.pop();
+  if (a) {
+    lru.delete(a);
+    pooledBytes -= a.length * 4;
+    reusedBytes += a.length * 4;
+    const v = view(a, n);
+    if (zero) core.fill(v, 0, n, 0);
+    return v;
+  }
+  if (pooledBytes > 0) {
+    const cap = cacheCap(cls * 4); // the new buffer becomes live storage as soon as it is wrapped
+    if (pooledBytes > cap) evict(cap);
+  }
+  freshBytes += cls * 4;
+  return view(new Float32Array(cls), n);
+}
+
+function recycle(data: Float32Array): void {
+  const a = parents.get(data) ?? data;
   const bytes = a.length * 4;
-  if (a.length >= POOL_MIN && pooledBytes + bytes <= poolCap) {
-    let list = pool.get(a.length);
-    if (!list) pool.set(a.length, (list = []));
-    list.push(a);
-    pooledBytes += bytes;
-  } else {
+  if (a.length < POOL_MIN || sizeClass(a.length) !== a.length || bytes > cacheCap()) {
     core.release(a);
+    return;
+  }
+  let list = pool.get(a.length);
+  if (!list) pool.set(a.length, (list = []));
+  list.push(a);
+  lru.add(a);
+  pooledBytes += bytes;
+  const cap = cacheCap();
+  if (pooledBytes > cap) evict(cap);
+}
+
+/** Frees the least recently released buffers until the cache holds at most `cap` bytes. */
+function evict(cap: number): void {
+  for (const old of lru) {
+    if (pooledBytes <= cap) break;
+    lru.delete(old);
+    const list = pool.get(old.length)!;
+    list.splice(list.indexOf(old), 1);
+    if (list.length === 0) pool.delete(old.length);
+    pooledBytes -= old.length * 4;
+    core.release(old);
   }
 }
 
@@ -57,6 +127,7 @@ export function emptyCache(): number {
   const freed = pooledBytes;
   for (const list of pool.values()) for (const a of list) core.release(a);
   pool.clear();
+  lru.clear();
   pooledBytes = 0;
   return freed;
 }
@@ -66,17 +137,62 @@ export function cachedBytes(): number {
   return pooledBytes;
 }
 
+export interface MemoryStats {
+  /** bytes of tensor storage in use now (buffers of at least 64 KiB; released or collected storage excluded) */
+  liveBytes: number;
+  /** the most liveBytes has been */
+  peakLiveBytes: number;
+  /** bytes held by the cache of released buffers, and its current cap */
+  cachedBytes: number;
+  cacheCapBytes: number;
+  /** bytes of large buffers allocated anew, and handed out again from the cache, since the start */
+  freshBytes: number;
+  reusedBytes: number;
+}
+
+export function memoryStats(): MemoryStats {
+  return { liveBytes, peakLiveBytes, cachedBytes: pooledBytes, cacheCapBytes: cacheCap(), freshBytes, reusedBytes };
+}
+
+/** Restarts the peak of live storage from the current level (e.g. between the stages of a pipeline). */
+export function resetPeakMemory(): void {
+  peakLiveBytes = liveBytes;
+  const cap = cacheCap();
+  if (pooledBytes > cap) evict(cap);
+}
+
 /** Reference-counted storage shared by a tensor and its views. */
+// Storage that is garbage-collected without being released (a tensor nobody disposed) leaves the live count.
+const collected = new FinalizationRegistry<number>((bytes) => {
+  liveBytes -= bytes;
+});
+
 export class Storage {
   refs = 1;
-  constructor(public data: Float32Array) {}
+  private readonly bytes: number;
+  constructor(public data: Float32Array) {
+    // buffers below the cache's minimum are not counted (nor tracked for collection: they are many and small)
+    const full = parents.get(data) ?? data;
+    this.bytes = full.length >= POOL_MIN ? full.byteLength : 0;
+    if (this.bytes) {
+      liveBytes += this.bytes;
+      if (liveBytes > peakLiveBytes) peakLiveBytes = liveBytes;
+      collected.register(this, this.bytes, this);
+    }
+  }
   retain(): this {
     this.refs++;
     return this;
   }
   release(): void {
     if (this.refs <= 0) return;
-    if (--this.refs === 0) recycle(this.data);
+    if (--this.refs === 0) {
+      if (this.bytes) {
+        liveBytes -= this.bytes;
+        collected.unregister(this);
+      }
+      recycle(this.data);
+    }
   }
   get released(): boolean {
     return this.refs <= 0;

@@ -25,6 +25,12 @@ export interface GenerateOptions {
   rng?: Random | readonly Random[];
   /** called for every new token of every unfinished row, as it is produced */
   onToken?: (row: number, token: number, logprob: number) => void;
+  /**
+   * Samples per prompt (transformers' num_return_sequences, GRPO's group size; default 1). Each prompt is
+   * prefilled once and its KV cache copied into its samples; result rows are prompt-major (prompt 0's samples,
+   * then prompt 1's, ...), the same rows as generating from every prompt repeated this many times.
+   */
+  numReturnSequences?: number;
 }
 
 export type FinishReason = 'eos' | 'stop' | 'length';
@@ -38,7 +44,10 @@ export interface GenerateResult {
 }
 
 export function generate(model: Transformer, prompts: readonly (readonly number[])[], o: GenerateOptions): GenerateResult {
-  const B = prompts.length;
+  const P = prompts.length;
+  const n = o.numReturnSequences ?? 1;
+  if (!Number.isInteger(n) || n < 1) throw new Error(`generate: numReturnSequences must be a positive integer, got ${n}`);
+  const B = P * n;
   if (B === 0) return { tokens: [], logprobs: [], finishReason: [] };
   if (!(o.maxNewTokens >= 0)) throw new Error('generate: maxNewTokens must be >= 0');
   if (prompts.some((p) => p.length === 0)) throw new Error('generate: every prompt needs at least one token');
@@ -56,7 +65,7 @@ export function generate(model: Transformer, prompts: readonly (readonly number[
 
   // Left-pad the prompts; positions count real tokens only (as transformers' generate does).
   const Tp = Math.max(...prompts.map((p) => p.length));
-  const ids = new Int32Array(B * Tp).fill(pad), mask = new Int32Array(B * Tp), positions = new Int32Array(B * Tp);
+  const ids = new Int32Array(P * Tp).fill(pad), mask = new Int32Array(P * Tp), positions = new Int32Array(P * Tp);
   const nextPos = new Int32Array(B);
   prompts.forEach((p, b) => {
     const off = Tp - p.length;
@@ -67,19 +76,29 @@ export function generate(model: Transformer, prompts: readonly (readonly number[
       mask[b * Tp + off + t] = 1;
       positions[b * Tp + off + t] = t;
     }
-    nextPos[b] = p.length;
+    for (let s = 0; s < n; s++) nextPos[b * n + s] = p.length;
   });
   if (Tp + o.maxNewTokens > model.config.maxPositions && model.config.arch === 'gpt2')
     throw new Error(`generate: ${Tp} prompt + ${o.maxNewTokens} new tokens exceed the model's ${model.config.maxPositions} positions`);
 
-  const tokens: number[][] = prompts.map(() => []), logprobs: number[][] = prompts.map(() => []);
-  const finish: (FinishReason | null)[] = prompts.map(() => null);
-  const cache = new KVCache(model.config, B, Tp + o.maxNewTokens);
+  const tokens: number[][] = Array.from({ length: B }, () => []), logprobs: number[][] = Array.from({ length: B }, () => []);
+  const finish: (FinishReason | null)[] = new Array<FinishReason | null>(B).fill(null);
+  const capacity = Tp + o.maxNewTokens;
+  let cache = new KVCache(model.config, P, capacity);
   try {
     // per row: log-probabilities (greedy) or probabilities (sampling) at the sampling temperature, computed natively
-    const dist = (ids: Int32Array, T: number, attentionMask: Int32Array, positions: Int32Array): Float32Array =>
-      noGrad(() => tidy(() => lastDistribution(model, ids, B, T, { attentionMask, positions, cache }, greedy ? 1 : temperature, greedy)));
-    let logits = dist(ids, Tp, mask, positions);
+    const dist = (rows: number, ids: Int32Array, T: number, attentionMask: Int32Array, positions: Int32Array): Float32Array =>
+      noGrad(() => tidy(() => lastDistribution(model, ids, rows, T, { attentionMask, positions, cache }, greedy ? 1 : temperature, greedy)));
+    let logits = dist(P, ids, Tp, mask, positions);
+    if (n > 1) {
+      // each prompt's cache (keys, values, key mask) and last distribution, copied into its n samples
+      const shared = cache.repeatRows(n);
+      cache.dispose();
+      cache = shared;
+      const rep = new Float32Array(B * V);
+      for (let b = 0; b < P; b++) for (let s = 0; s < n; s++) rep.set(logits.subarray(b * V, (b + 1) * V), (b * n + s) * V);
+      logits = rep;
+    }
     for (let step = 0; step < o.maxNewTokens; step++) {
       const next = new Int32Array(B).fill(pad);
       for (let b = 0; b < B; b++) {
@@ -99,7 +118,7 @@ export function generate(model: Transformer, prompts: readonly (readonly number[
       if (finish.every((f) => f) || step === o.maxNewTokens - 1) break;
       const pos = Int32Array.from(nextPos);
       for (let b = 0; b < B; b++) nextPos[b]!++;
-      logits = dist(next, 1, new Int32Array(B).fill(1), pos);
+      logits = dist(B, next, 1, new Int32Array(B).fill(1), pos);
     }
   } finally {
     cache.dispose();

@@ -1,9 +1,10 @@
 // What sits on top of the hidden states: per-token log-probs of the next token (policies), a scalar score
 // read at the last real token (reward models, transformers' *ForSequenceClassification), per-token values (PPO).
 import { add, sum } from '../engine/ops/elementwise.js';
-import { embedding, selectiveLogSoftmax } from '../engine/ops/norm.js';
+import { embedding, scatterRows, selectiveLogSoftmax } from '../engine/ops/norm.js';
 import { matmul } from '../engine/ops/matmul.js';
 import type { Tensor } from '../engine/tensor.js';
+import type { Transformer } from './transformer.js';
 
 /**
  * log p(ids[t+1] | ids[..t]) at every position t of logits [B, T, V] → [B, T]; the last position of each
@@ -16,6 +17,39 @@ export function nextTokenLogprobs(logits: Tensor, ids: Int32Array, B: number, T:
     targets[b * T + T - 1] = -1;
   }
   return selectiveLogSoftmax(logits, targets);
+}
+
+/**
+ * The positions whose next token a loss reads: rows b·T + t (t < T − 1) where where[b·T + t] is nonzero, in
+ * order. (With the data layer's shifted loss masks, `where` is the loss mask itself.)
+ */
+export function lossRows(where: ArrayLike<number>, B: number, T: number): Int32Array {
+  if (where.length !== B * T) throw new Error(`lossRows: mask has ${where.length} entries, expected ${B * T}`);
+  const out: number[] = [];
+  for (let b = 0; b < B; b++) for (let t = 0; t < T - 1; t++) if (where[b * T + t]) out.push(b * T + t);
+  return Int32Array.from(out);
+}
+
+export interface SelectedLogprobs {
+  /** log p(ids[t+1] | ids[..t]) [B, T] at the selected positions, 0 (and no gradient) elsewhere */
+  logprobs: Tensor;
+  /** the logits of the selected positions only, [R, V] (row r is position rows[r]), for metrics */
+  logits: Tensor;
+  rows: Int32Array;
+}
+
+/**
+ * nextTokenLogprobs computed only where a loss reads it: the LM head runs on the rows of hidden [B, T, C] where
+ * `where` (e.g. the loss mask) is nonzero, instead of on all B·T. Values and gradients equal
+ * nextTokenLogprobs(model.logits(hidden), ...) at the selected positions; the rest are 0.
+ */
+export function nextTokenLogprobsAt(model: Transformer, hidden: Tensor, ids: Int32Array, B: number, T: number, where: ArrayLike<number>): SelectedLogprobs {
+  if (ids.length !== B * T) throw new Error(`nextTokenLogprobsAt: ${ids.length} ids do not fill [${B}, ${T}]`);
+  const rows = lossRows(where, B, T);
+  const logits = model.logitsAt(hidden, rows);
+  const targets = Int32Array.from(rows, (r) => ids[r + 1]!);
+  const logprobs = scatterRows(selectiveLogSoftmax(logits, targets), rows, B * T).reshape([B, T]);
+  return { logprobs, logits, rows };
 }
 
 /** Index of the last token of each row that is not padding (transformers' sequence-classification pooling). */

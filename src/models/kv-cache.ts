@@ -35,6 +35,32 @@ export class KVCache {
     return out;
   }
 
+  /**
+   * A cache of batch·n rows in which every row of this one appears n times in a row (row b → rows b·n..b·n+n−1),
+   * with the filled positions, key mask and length copied: the samples of a prompt that was prefilled once.
+   */
+  repeatRows(n: number): KVCache {
+    const out = new KVCache(this.config, this.batch * n, this.capacity);
+    const H = this.config.numKvHeads, D = this.config.headDim, cap = this.capacity;
+    const filled = this.length * D; // per head, only the positions written so far
+    for (let l = 0; l < this.k.length; l++) {
+      for (const [src, dst] of [[this.k[l]!, out.k[l]!], [this.v[l]!, out.v[l]!]] as const) {
+        const s = src.data, d = dst.data;
+        for (let b = 0; b < this.batch; b++)
+          for (let h = 0; h < H; h++) {
+            const head = s.subarray((b * H + h) * cap * D, (b * H + h) * cap * D + filled);
+            for (let r = 0; r < n; r++) d.set(head, ((b * n + r) * H + h) * cap * D);
+          }
+      }
+    }
+    for (let b = 0; b < this.batch; b++) {
+      const m = this.keyMask.subarray(b * this.capacity, (b + 1) * this.capacity);
+      for (let r = 0; r < n; r++) out.keyMask.set(m, (b * n + r) * this.capacity);
+    }
+    out.length = this.length;
+    return out;
+  }
+
   dispose(): void {
     for (const t of [...this.k, ...this.v]) t.dispose();
   }

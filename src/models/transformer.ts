@@ -171,6 +171,17 @@ export class Transformer {
     return matmul(hidden, this.lmHeadWeight.transpose(0, 1));
   }
 
+  /**
+   * Logits at selected positions only: rows (indices b·T + t into hidden [B, T, C] flattened) → [R, V]. The LM
+   * head runs on those R rows alone; values and gradients equal those rows of logits(hidden).
+   */
+  logitsAt(hidden: Tensor, rows: Int32Array): Tensor {
+    const C = hidden.shape[hidden.ndim - 1]!;
+    const flat = hidden.reshape([-1, C]);
+    for (const r of rows) if (!(r >= 0 && r < flat.shape[0]!)) throw new Error(`logitsAt: row ${r} is outside the ${flat.shape[0]} positions of ${hidden.describe()}`);
+    return this.logits(embedding(flat, rows, [rows.length]));
+  }
+
   forward(ids: Int32Array, B: number, T: number, o: ForwardOptions = {}): Tensor {
     return this.logits(this.hidden(ids, B, T, o));
   }

@@ -8,116 +8,10 @@ import { fileURLToPath } from 'node:url';
 import { core } from '../../src/engine/native.js';
 import { gemm } from '../../src/engine/ops/matmul.js';
 import { Random } from '../../src/engine/random.js';
+import { ALPHA_BETA, LAYOUTS, base, checkCase, randF32 } from './gemm-cases.js';
 
 const PORTABLE_CHILD = process.env.ALIGNKIT_GEMM_TEST_CHILD === '1';
 const SIZES = [1, 7, 33, 129, 200] as const;
-const U = 2 ** -24; // float32 unit roundoff
-
-interface Case {
-  ta: boolean;
-  tb: boolean;
-  M: number;
-  N: number;
-  K: number;
-  alpha: number;
-  beta: number;
-  /** extra elements per stored row (lda = row length + pad), per operand */
-  padA: number;
-  padB: number;
-  padC: number;
-  /** element offsets of the operands inside their arrays */
-  offA: number;
-  offB: number;
-  offC: number;
-  /** batch (1 for sgemm) and extra elements between consecutive matrices; strideB 0 when sharedB */
-  batch: number;
-  gap: number;
-  sharedB: boolean;
-}
-
-function randF32(n: number, rng: Random): Float32Array {
-  const a = new Float32Array(n);
-  for (let i = 0; i < n; i++) a[i] = rng.normal();
-  return a;
-}
-
-interface Layout {
-  lda: number;
-  ldb: number;
-  ldc: number;
-  sa: number;
-  sb: number;
-  sc: number;
-  lenA: number;
-  lenB: number;
-  lenC: number;
-}
-
-function layout(c: Case): Layout {
-  const lda = (c.ta ? c.M : c.K) + c.padA;
-  const ldb = (c.tb ? c.K : c.N) + c.padB;
-  const ldc = c.N + c.padC;
-  const sa = (c.ta ? c.K : c.M) * lda + c.gap;
-  const sb = c.sharedB ? 0 : (c.tb ? c.N : c.K) * ldb + c.gap;
-  const sc = c.M * ldc + c.gap;
-  return {
-    lda, ldb, ldc, sa, sb, sc,
-    lenA: c.offA + c.batch * sa + 3,
-    lenB: c.offB + Math.max(1, c.sharedB ? 1 : c.batch) * ((c.tb ? c.N : c.K) * ldb + c.gap) + 3,
-    lenC: c.offC + c.batch * sc + 3,
-  };
-}
-
-/**
- * Runs the case natively and checks every element of C's array against the float64 reference: the
- * written elements within the rigorous float32 bound (K + 4)·u·(|alpha|·Σ|a·b| + |beta·c|), every
- * other element (padding, gaps, outside the offsets) unchanged.
- */
-function checkCase(c: Case, rng: Random): void {
-  const L = layout(c);
-  const A = randF32(L.lenA, rng), B = randF32(L.lenB, rng);
-  const C = randF32(L.lenC, rng);
-  if (c.beta === 0) C.fill(NaN); // must not leak: beta = 0 means C is not read
-  const C0 = C.slice();
-  if (c.batch === 1 && c.gap === 0 && !c.sharedB)
-    gemm.sgemm(c.ta, c.tb, c.M, c.N, c.K, c.alpha, A, c.offA, L.lda, B, c.offB, L.ldb, c.beta, C, c.offC, L.ldc);
-  else
-    gemm.sgemmBatched(c.ta, c.tb, c.M, c.N, c.K, c.alpha, A, c.offA, L.lda, L.sa, B, c.offB, L.ldb, L.sb, c.beta,
-      C, c.offC, L.ldc, L.sc, c.batch);
-  const written = new Uint8Array(L.lenC);
-  const what = `${c.ta ? 'T' : 'N'}${c.tb ? 'T' : 'N'} M=${c.M} N=${c.N} K=${c.K} alpha=${c.alpha} beta=${c.beta} ` +
-    `pads=${c.padA},${c.padB},${c.padC} offs=${c.offA},${c.offB},${c.offC} batch=${c.batch} gap=${c.gap} sharedB=${c.sharedB}`;
-  for (let b = 0; b < c.batch; b++) {
-    const a0 = c.offA + b * L.sa, b0 = c.offB + b * L.sb, c0 = c.offC + b * L.sc;
-    for (let i = 0; i < c.M; i++)
-      for (let j = 0; j < c.N; j++) {
-        let acc = 0, mag = 0;
-        for (let k = 0; k < c.K; k++) {
-          const av = A[a0 + (c.ta ? k * L.lda + i : i * L.lda + k)]!;
-          const bv = B[b0 + (c.tb ? j * L.ldb + k : k * L.ldb + j)]!;
-          acc += av * bv;
-          mag += Math.abs(av * bv);
-        }
-        const ci = c0 + i * L.ldc + j;
-        const prev = c.beta === 0 ? 0 : c.beta * C0[ci]!;
-        const expected = c.alpha * acc + prev;
-        const tol = (c.K + 4) * U * (Math.abs(c.alpha) * mag + Math.abs(prev)) + 1e-30;
-        const got = C[ci]!;
-        if (!(Math.abs(got - expected) <= tol))
-          assert.fail(`${what}: C[b=${b}][${i}][${j}] = ${got}, expected ${expected} (tolerance ${tol.toExponential(2)})`);
-        written[ci] = 1;
-      }
-  }
-  for (let x = 0; x < L.lenC; x++)
-    if (!written[x] && !Object.is(C[x], C0[x])) assert.fail(`${what}: element ${x} outside the result changed: ${C0[x]} -> ${C[x]}`);
-}
-
-function base(ta: boolean, tb: boolean, M: number, N: number, K: number): Case {
-  return { ta, tb, M, N, K, alpha: 1, beta: 0, padA: 0, padB: 0, padC: 0, offA: 0, offB: 0, offC: 0, batch: 1, gap: 0, sharedB: false };
-}
-
-const LAYOUTS: [boolean, boolean][] = [[false, false], [false, true], [true, false], [true, true]];
-const ALPHA_BETA: [number, number][] = [[1, 0], [0.75, 0], [1, 1], [-1.5, 0.5], [2, -1]];
 
 test('isa reports the path in use', () => {
   const isa = core.isa();
@@ -125,7 +19,7 @@ test('isa reports the path in use', () => {
     assert.equal(isa, 'portable');
     console.log('gemm-child isa=portable');
   } else {
-    assert.ok(isa === 'avx2' || isa === 'portable', `isa() = ${isa}`);
+    assert.ok(isa === 'avx512bf16' || isa === 'avx2' || isa === 'portable', `isa() = ${isa}`);
   }
 });
 

@@ -94,3 +94,25 @@ test('top-k and top-p restrict sampling to the right tokens with the right odds'
   const z = [0.5, 0.3, 0.15, 0.05].reduce((s, p) => s + Math.sqrt(p), 0);
   assert.ok(Math.abs(lpT - Math.log(Math.sqrt(0.5) / z)) < 1e-6);
 });
+
+for (const name of ['tiny-gpt2', 'tiny-llama']) {
+  test(`${name}: numReturnSequences (each prompt prefilled once, its KV cache copied) equals generating from repeated prompts`, () => {
+    const { model } = loadPretrained(join(FIX, name));
+    const prompts = [[5, 17, 300, 42, 7, 99], [11], [250, 3, 8]];
+    const n = 3;
+    const repeated = prompts.flatMap((p) => Array.from({ length: n }, () => p));
+    for (const o of [{ doSample: false }, { temperature: 0.9, seed: 7, topK: 50 }]) {
+      const shared = generate(model, prompts, { maxNewTokens: 10, padTokenId: 0, numReturnSequences: n, ...o });
+      const plain = generate(model, repeated, { maxNewTokens: 10, padTokenId: 0, ...o });
+      assert.deepEqual(shared.tokens, plain.tokens);
+      assert.deepEqual(shared.finishReason, plain.finishReason);
+      shared.logprobs.forEach((row, b) => row.forEach((lp, i) => assert.ok(Math.abs(lp - plain.logprobs[b]![i]!) < 1e-5, `row ${b} logprob ${i}: ${lp} vs ${plain.logprobs[b]![i]}`)));
+    }
+    // sampled rows of one prompt differ from each other (they share the prefill, not the draws)
+    const s = generate(model, [prompts[0]!], { maxNewTokens: 12, temperature: 1, seed: 3, numReturnSequences: 4, padTokenId: 0 });
+    assert.equal(s.tokens.length, 4);
+    assert.ok(new Set(s.tokens.map((t) => t.join(','))).size > 1, 'samples of one prompt should not all be equal');
+    assert.throws(() => generate(model, prompts, { maxNewTokens: 2, numReturnSequences: 0 }), /numReturnSequences must be a positive integer/);
+    model.dispose();
+  });
+}

@@ -1,16 +1,21 @@
 // Matrix products on the GEMM kernel: matmul (batched, broadcasting a 2-D right operand) and linear.
+import { type Precision, matmulPrecision, noteBf16Fallback } from '../autocast.js';
 import { native } from '../native.js';
 import { Tensor, record, shapeStr } from '../tensor.js';
 
 export interface GemmKernels {
-  /** Row-major C[M×N] = alpha·op(A)·op(B) + beta·C; op(A) is M×K (A stored K×M when transA). */
+  /**
+   * Row-major C[M×N] = alpha·op(A)·op(B) + beta·C; op(A) is M×K (A stored K×M when transA). bf16: op(A) and op(B)
+   * are rounded to bf16 (nearest even) and the products accumulated in fp32, where the CPU has AVX512_BF16
+   * (else, and for M or N up to 8, fp32).
+   */
   sgemm(transA: boolean, transB: boolean, M: number, N: number, K: number, alpha: number,
     A: Float32Array, aOff: number, lda: number, B: Float32Array, bOff: number, ldb: number,
-    beta: number, C: Float32Array, cOff: number, ldc: number): void;
+    beta: number, C: Float32Array, cOff: number, ldc: number, bf16?: boolean): void;
   /** The same for `batch` matrices at strides strideA/B/C (a stride of 0 repeats one matrix). */
   sgemmBatched(transA: boolean, transB: boolean, M: number, N: number, K: number, alpha: number,
     A: Float32Array, aOff: number, lda: number, strideA: number, B: Float32Array, bOff: number, ldb: number, strideB: number,
-    beta: number, C: Float32Array, cOff: number, ldc: number, strideC: number, batch: number): void;
+    beta: number, C: Float32Array, cOff: number, ldc: number, strideC: number, batch: number, bf16?: boolean): void;
 }
 export const gemm = native as unknown as GemmKernels;
 
@@ -40,11 +45,20 @@ function asMatrix(t: Tensor, batch: number): MatArg {
   return { t: c, trans: false, ld: cols, batchStride: batch <= 1 ? 0 : rows * cols };
 }
 
+export interface MatmulOptions {
+  /** 'bf16': bf16 inputs, fp32 accumulation (default: the autocast precision in effect, see autocast.ts) */
+  precision?: Precision;
+}
+
 /**
  * a [..., M, K] @ b [..., K, N] → [..., M, N]. Batch dims must match, or b is 2-D and shared by every batch.
- * Transposed views are passed to GEMM as transpose flags, not copied.
+ * Transposed views are passed to GEMM as transpose flags, not copied. The output is fp32 in either precision;
+ * the backward products run in the precision the forward product ran in.
  */
-export function matmul(a: Tensor, b: Tensor): Tensor {
+export function matmul(a: Tensor, b: Tensor, o: MatmulOptions = {}): Tensor {
+  const precision = o.precision ?? matmulPrecision();
+  if (precision === 'bf16') noteBf16Fallback();
+  const bf16 = precision === 'bf16';
   if (a.ndim < 2 || b.ndim < 2) throw new Error(`matmul needs matrices, got ${a.describe()} @ ${b.describe()}`);
   const M = a.shape[a.ndim - 2]!, K = a.shape[a.ndim - 1]!, N = b.shape[b.ndim - 1]!;
   if (b.shape[b.ndim - 2] !== K) throw new Error(`matmul: inner dims differ, ${shapeStr(a.shape)} @ ${shapeStr(b.shape)}`);
@@ -60,26 +74,27 @@ export function matmul(a: Tensor, b: Tensor): Tensor {
       const a2 = a.isContiguous ? a : a.clone();
       const A = asMatrix(a2, 1);
       const B = asMatrix(b, 1);
-      gemm.sgemm(false, B.trans, batch * M, N, K, 1, A.t.data, A.t.offset, K, B.t.data, B.t.offset, B.ld, 0, out.data, 0, N);
+      gemm.sgemm(false, B.trans, batch * M, N, K, 1, A.t.data, A.t.offset, K, B.t.data, B.t.offset, B.ld, 0, out.data, 0, N, bf16);
       if (a2 !== a) a2.dispose();
       if (B.t !== b) B.t.dispose();
     } else {
       const A = asMatrix(a, batch), B = asMatrix(b, shared ? 1 : batch);
       gemm.sgemmBatched(A.trans, B.trans, M, N, K, 1, A.t.data, A.t.offset, A.ld, A.batchStride,
-        B.t.data, B.t.offset, B.ld, shared ? 0 : B.batchStride, 0, out.data, 0, N, M * N, batch);
+        B.t.data, B.t.offset, B.ld, shared ? 0 : B.batchStride, 0, out.data, 0, N, M * N, batch, bf16);
       if (A.t !== a) A.t.dispose();
       if (B.t !== b) B.t.dispose();
     }
   }
   return record(out, [a, b], (g) => {
-    const ga = a.requiresGrad ? matmul(g, b.transpose(-1, -2)) : null;
+    const mo: MatmulOptions = { precision };
+    const ga = a.requiresGrad ? matmul(g, b.transpose(-1, -2), mo) : null;
     let gb: Tensor | null = null;
     if (b.requiresGrad) {
       const a2 = shared ? a.reshape([-1, K]) : a, g2 = shared ? g.reshape([-1, N]) : g;
       // Give b's gradient b's own memory layout: for b = Wᵀ (a weight stored [N, K]), compute (gᵀ·a)ᵀ so
       // that W's gradient comes out contiguous instead of as a transposed view that must be copied.
       const bIsTransposed = b.ndim === 2 && K > 1 && N > 1 && b.strides[0] === 1 && b.strides[1] === K;
-      gb = bIsTransposed ? matmul(g2.transpose(-1, -2), a2).transpose(0, 1) : matmul(a2.transpose(-1, -2), g2);
+      gb = bIsTransposed ? matmul(g2.transpose(-1, -2), a2, mo).transpose(0, 1) : matmul(a2.transpose(-1, -2), g2, mo);
     }
     return [ga, gb];
   }, 'matmul');

@@ -1,6 +1,6 @@
 // Normalisation, the softmax family and embedding lookup, with autograd, on the kernels of native/norm.cc:
 // layerNorm, rmsNorm, softmax, logSoftmax, selectiveLogSoftmax (fused log p(target) per row),
-// entropyFromLogits (no gradient) and embedding.
+// entropyFromLogits (no gradient), embedding and its inverse, scatterRows.
 //
 // Every op works on rows of the last dim and hands the kernels contiguous rows (a non-contiguous input is
 // copied first; inside a forward that copy is itself on the tape). What the backward passes need beyond
@@ -232,5 +232,35 @@ export function embedding(weight: Tensor, ids: Int32Array, idsShape: readonly nu
     k.embeddingBackward(gc.data, gc.offset, saved, dw.data, 0, n, V, C);
     drop(gc, g);
     return [dw];
+  }, op);
+}
+
+/**
+ * Rows of x [R, C] (or [R]) placed at rows[r] of a zero tensor [n, C] (or [n]): the inverse of gathering them
+ * with embedding(). rows must be distinct and in [0, n). The backward pass gathers the gradient's rows.
+ */
+export function scatterRows(x: Tensor, rows: Int32Array, n: number): Tensor {
+  const op = 'scatterRows';
+  if (!(rows instanceof Int32Array)) throw new Error(`${op}: rows must be an Int32Array`);
+  if (x.ndim !== 1 && x.ndim !== 2) throw new Error(`${op}: x must be [R] or [R, C], got ${x.describe()}`);
+  const R = x.shape[0]!, C = x.ndim === 2 ? x.shape[1]! : 1;
+  if (rows.length !== R) throw new Error(`${op}: ${rows.length} rows for x ${shapeStr(x.shape)}`);
+  if (!Number.isInteger(n) || n < 0) throw new Error(`${op}: invalid row count ${n}`);
+  const seen = new Uint8Array(n);
+  for (const r of rows) {
+    if (!(r >= 0 && r < n)) throw new Error(`${op}: row ${r} is outside [0, ${n})`);
+    if (seen[r]) throw new Error(`${op}: row ${r} appears twice`);
+    seen[r] = 1;
+  }
+  const saved = rows.slice();
+  const xc = x.contiguous();
+  const out = Tensor.zeros(x.ndim === 2 ? [n, C] : [n]);
+  k.embeddingBackward(xc.data, xc.offset, saved, out.data, 0, R, n, C); // adds into zeros: a plain placement
+  return record(out, [xc], (g) => {
+    const gc = g.contiguous();
+    const dx = Tensor.empty(xc.shape);
+    k.embeddingForward(gc.data, gc.offset, saved, dx.data, 0, R, n, C);
+    drop(gc, g);
+    return [dx];
   }, op);
 }
