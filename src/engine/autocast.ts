@@ -47,3 +47,19 @@ export function autocast<T>(precision: Precision, fn: () => T): T {
     current = prev;
   }
 }
+
+/**
+ * autocast for work that awaits (a training step that scores rollouts through an async reward function): the
+ * precision holds until fn's promise settles. Meant for one piece of work at a time, as a training loop runs.
+ */
+export async function autocastAsync<T>(precision: Precision, fn: () => Promise<T>): Promise<T> {
+  if (precision !== 'fp32' && precision !== 'bf16') throw new Error(`autocast: precision must be 'fp32' or 'bf16', got '${String(precision)}'`);
+  if (precision === 'bf16') noteBf16Fallback();
+  const prev = current;
+  current = precision;
+  try {
+    return await fn();
+  } finally {
+    current = prev;
+  }
+}

@@ -28,6 +28,7 @@ export const TRAINING_FIELDS = {
   seed: f.integer(42, 'seed of initialisation, data order, dropout and sampling', { min: 0 }),
   resume_from_checkpoint: f.pathOrBool(false, 'true: continue from the newest checkpoint in output_dir; a path: from that checkpoint'),
   disable_tqdm: f.boolean(false, 'no progress bar (a line every few seconds instead)'),
+  bf16: f.boolean(false, 'bf16 mixed precision: matrix products take bf16 inputs with fp32 accumulation (AVX512_BF16), weights and AdamW stay fp32'),
 };
 
 export type TrainingArgs = OptionsOf<typeof TRAINING_FIELDS>;

@@ -23,7 +23,7 @@ import { resolveModel } from './model-args.js';
 import { readOptionalColumns } from './reward.js';
 import { reportSkipped } from './report.js';
 import { frozenCopy } from './frozen-copy.js';
-import { meanLossLogit, sequenceLogps } from './sequence-logps.js';
+import { lossTokenLogprobs, meanLossLogit, sequenceLogps } from './sequence-logps.js';
 import { type LossResult, SupervisedTrainer, type SupervisedInputs } from './supervised.js';
 
 /** DPOConfig: TRL's options and defaults (learning_rate 1e-6, beta 0.1, max_length 1024, max_prompt_length 512). */
@@ -203,8 +203,8 @@ export class DPOTrainer extends SupervisedTrainer<typeof DPO_FIELDS, DPOExample,
     return tidy(() =>
       noGrad(() =>
         model.evalMode(() => {
-          const logits = model.forward(b.ids, b.B, b.T, { attentionMask: b.attentionMask });
-          return sequenceLogps(logits, b.ids, b.lossMask, b.B, b.T, this.average).toArray();
+          const sel = lossTokenLogprobs(model, b.ids, b.lossMask, b.B, b.T, { attentionMask: b.attentionMask });
+          return sequenceLogps(sel.logprobs, b.lossMask, b.B, b.T, this.average).toArray();
         }),
       ),
     );
@@ -257,11 +257,11 @@ export class DPOTrainer extends SupervisedTrainer<typeof DPO_FIELDS, DPOExample,
     const m = this.model.model;
     const ref = this.referenceLogps(b);
     const n = b.pairs;
-    const logits = m.forward(b.ids, b.B, b.T, { attentionMask: b.attentionMask });
-    const lp = sequenceLogps(logits, b.ids, b.lossMask, b.B, b.T, this.average);
+    const sel = lossTokenLogprobs(m, b.ids, b.lossMask, b.B, b.T, { attentionMask: b.attentionMask });
+    const lp = sequenceLogps(sel.logprobs, b.lossMask, b.B, b.T, this.average);
     const res = dpoLossFromLogps(lp.slice(0, 0, n), lp.slice(0, n, 2 * n), ref.chosen, ref.rejected, { ...this.args, label_smoothing: b.smoothing ?? this.args.label_smoothing });
-    res.metrics['logits/chosen'] = meanLossLogit(logits, b.lossMask, b.B, b.T, 0, n);
-    res.metrics['logits/rejected'] = meanLossLogit(logits, b.lossMask, b.B, b.T, n, 2 * n);
+    res.metrics['logits/chosen'] = meanLossLogit(sel, b.T, 0, n);
+    res.metrics['logits/rejected'] = meanLossLogit(sel, b.T, n, 2 * n);
     return res;
   }
 

@@ -6,6 +6,7 @@
 // a stop with a diagnostic when the loss or a gradient is not finite. A trainer supplies one `trainStep`: what
 // one global step is (one optimiser step over accumulated micro-batches; one rollout and its PPO epochs).
 import { join } from 'node:path';
+import { type Precision, autocastAsync } from '../engine/autocast.js';
 import { AdamW, clipGradNorm, lrMultiplier } from '../engine/optim.js';
 import { Random } from '../engine/random.js';
 import type { Tensor } from '../engine/tensor.js';
@@ -98,6 +99,11 @@ export abstract class TrainerBase<A extends TrainingArgs> {
   /** Whether evaluate() has data to run on (after prepare). */
   protected hasEvalData(): boolean {
     return false;
+  }
+
+  /** The precision of matrix products in training and evaluation (bf16 with args.bf16). */
+  protected get precision(): Precision {
+    return this.args.bf16 ? 'bf16' : 'fp32';
   }
 
   /** Creates AdamW over `trainable` (call once the trainable tensors are known). */
@@ -217,7 +223,7 @@ export abstract class TrainerBase<A extends TrainingArgs> {
     try {
       while (this.globalStep < total) {
         const lr = a.learning_rate * lrMultiplier(this.globalStep, sched);
-        const m = await this.trainStep(lr);
+        const m = await autocastAsync(this.precision, () => this.trainStep(lr));
         this.globalStep++;
         if (m.num_tokens !== undefined) m.num_tokens = this.numTokens += m.num_tokens;
         for (const [k, v] of Object.entries(m)) (window[k] ??= []).push(v);
@@ -231,7 +237,7 @@ export abstract class TrainerBase<A extends TrainingArgs> {
           emit(last);
         }
         if (a.eval_strategy === 'steps' && this.globalStep % a.eval_steps === 0 && this.hasEvalData()) {
-          const ev = await this.evaluate();
+          const ev = await autocastAsync(this.precision, () => this.evaluate());
           if (ev) {
             emit({ step: this.globalStep, ...ev });
             lastEvalStep = this.globalStep;
@@ -251,7 +257,7 @@ export abstract class TrainerBase<A extends TrainingArgs> {
         }
       }
       if (this.hasEvalData() && lastEvalStep !== this.globalStep) {
-        finalEval = await this.evaluate();
+        finalEval = await autocastAsync(this.precision, () => this.evaluate());
         if (finalEval) emit({ step: this.globalStep, ...finalEval });
       }
     } catch (e) {

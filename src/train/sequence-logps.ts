@@ -1,18 +1,20 @@
-// Log-probabilities of the loss tokens of right-padded batches (the data layer's shifted loss masks): per token
-// (SFT's cross-entropy), per sequence as a sum or a per-token average (DPO), and the no-grad statistics TRL
-// logs next to them (token accuracy, entropy, mean logit).
+// Log-probabilities of the loss tokens of right-padded batches (the data layer's shifted loss masks: position t
+// is 1 when token t+1 is a loss token), computing the LM head only at those positions — the logits of prompt
+// and padding positions are never made (nextTokenLogprobsAt) — per token (SFT's cross-entropy), per sequence as a
+// sum or a per-token average (DPO), and the no-grad statistics TRL logs next to them (token accuracy, entropy,
+// mean logit) from the same selected logits.
 import { mul, sum } from '../engine/ops/elementwise.js';
-import { entropyFromLogits, selectiveLogSoftmax } from '../engine/ops/norm.js';
+import { entropyFromLogits } from '../engine/ops/norm.js';
 import { Tensor, noGrad } from '../engine/tensor.js';
+import { type SelectedLogprobs, nextTokenLogprobsAt } from '../models/heads.js';
+import type { ForwardOptions, Transformer } from '../models/transformer.js';
 
 /**
- * log p(ids[t+1] | ids[..t]) at every position t whose lossMask is 1, 0 elsewhere (no gradient there):
- * logits [B, T, V] → [B, T].
+ * The forward pass of a batch up to the loss: log p(ids[t+1] | ids[..t]) [B, T] at every loss position (0, and no
+ * gradient, elsewhere), and the logits of the loss positions only, [R, V].
  */
-export function lossTokenLogprobs(logits: Tensor, ids: Int32Array, lossMask: Float32Array, B: number, T: number): Tensor {
-  const targets = new Int32Array(B * T).fill(-1);
-  for (let b = 0; b < B; b++) for (let t = 0; t < T - 1; t++) if (lossMask[b * T + t]) targets[b * T + t] = ids[b * T + t + 1]!;
-  return selectiveLogSoftmax(logits, targets);
+export function lossTokenLogprobs(model: Transformer, ids: Int32Array, lossMask: Float32Array, B: number, T: number, o: ForwardOptions = {}): SelectedLogprobs {
+  return nextTokenLogprobsAt(model, model.hidden(ids, B, T, o), ids, B, T, lossMask);
 }
 
 /** Loss tokens per row [B]. */
@@ -22,65 +24,59 @@ export function lossTokenCounts(lossMask: Float32Array, B: number, T: number): F
   return n;
 }
 
-/** Per-row Σ of the loss tokens' log-probs [B]; with `average`, divided by each row's number of loss tokens. */
-export function sequenceLogps(logits: Tensor, ids: Int32Array, lossMask: Float32Array, B: number, T: number, average = false): Tensor {
-  const lp = sum(lossTokenLogprobs(logits, ids, lossMask, B, T), 1);
+/** Per-row Σ of the loss tokens' log-probs [B] (from [B, T]); with `average`, divided by each row's number of loss tokens. */
+export function sequenceLogps(logprobs: Tensor, lossMask: Float32Array, B: number, T: number, average = false): Tensor {
+  const lp = sum(logprobs, 1);
   if (!average) return lp;
   const n = lossTokenCounts(lossMask, B, T);
   for (let b = 0; b < B; b++) if (n[b] === 0) throw new Error(`sequenceLogps: row ${b} has no loss token`);
   return mul(lp, Tensor.from(Float32Array.from(n, (v) => 1 / v), [B]));
 }
 
-/** Statistics of the logits at the loss positions (no gradient): token accuracy, mean entropy, mean logit. */
-export function logitStats(logits: Tensor, ids: Int32Array, lossMask: Float32Array, B: number, T: number): { accuracy: number; entropy: number; meanLogit: number; count: number } {
+/** Statistics of the selected logits (no gradient): token accuracy, mean entropy, mean logit, over the loss positions. */
+export function logitStats(sel: SelectedLogprobs, ids: Int32Array): { accuracy: number; entropy: number; meanLogit: number; count: number } {
   return noGrad(() => {
-    const lc = logits.contiguous();
-    const V = lc.shape[2]!;
+    const lc = sel.logits.contiguous();
+    const R = sel.rows.length, V = lc.shape[1]!;
     const d = lc.data, off = lc.offset;
     const ent = entropyFromLogits(lc);
     const e = ent.data, eo = ent.offset;
-    let correct = 0, count = 0, entSum = 0, logitSum = 0;
-    for (let b = 0; b < B; b++) {
-      for (let t = 0; t < T - 1; t++) {
-        const r = b * T + t;
-        if (!lossMask[r]) continue;
-        const base = off + r * V;
-        let best = 0, bestV = d[base]!, s = 0;
-        for (let v = 0; v < V; v++) {
-          const x = d[base + v]!;
-          s += x;
-          if (x > bestV) [best, bestV] = [v, x];
-        }
-        if (best === ids[r + 1]) correct++;
-        count++;
-        entSum += e[eo + r]!;
-        logitSum += s / V;
+    let correct = 0, entSum = 0, logitSum = 0;
+    for (let k = 0; k < R; k++) {
+      const base = off + k * V;
+      let best = 0, bestV = d[base]!, s = 0;
+      for (let v = 0; v < V; v++) {
+        const x = d[base + v]!;
+        s += x;
+        if (x > bestV) [best, bestV] = [v, x];
       }
+      if (best === ids[sel.rows[k]! + 1]) correct++;
+      entSum += e[eo + k]!;
+      logitSum += s / V;
     }
     ent.dispose();
-    if (lc !== logits) lc.dispose();
-    return { accuracy: count ? correct / count : 0, entropy: count ? entSum / count : 0, meanLogit: count ? logitSum / count : 0, count };
+    if (lc !== sel.logits) lc.dispose();
+    return { accuracy: R ? correct / R : 0, entropy: R ? entSum / R : 0, meanLogit: R ? logitSum / R : 0, count: R };
   });
 }
 
 /**
- * Mean logit (over the vocabulary, then over the loss positions) of rows [r0, r1) — TRL's logits/chosen and
+ * Mean logit (over the vocabulary, then over the loss positions) of batch rows [b0, b1) — TRL's logits/chosen and
  * logits/rejected. No gradient.
  */
-export function meanLossLogit(logits: Tensor, lossMask: Float32Array, B: number, T: number, r0 = 0, r1 = B): number {
+export function meanLossLogit(sel: SelectedLogprobs, T: number, b0: number, b1: number): number {
   return noGrad(() => {
-    const V = logits.shape[2]!;
-    const rowMeans = sum(logits.slice(0, r0, r1), 2);
-    const d = rowMeans.toArray();
-    rowMeans.dispose();
+    const V = sel.logits.shape[1]!;
+    const rowSums = sum(sel.logits, 1);
+    const d = rowSums.toArray();
+    rowSums.dispose();
     let s = 0, n = 0;
-    for (let b = r0; b < r1; b++) {
-      for (let t = 0; t < T; t++) {
-        if (!lossMask[b * T + t]) continue;
-        s += d[(b - r0) * T + t]! / V;
-        n++;
-      }
-    }
+    sel.rows.forEach((r, k) => {
+      const b = Math.floor(r / T);
+      if (b < b0 || b >= b1) return;
+      s += d[k]! / V;
+      n++;
+    });
     return n ? s / n : 0;
   });
 }

@@ -83,13 +83,13 @@ export class SFTTrainer extends SupervisedTrainer<typeof SFT_FIELDS, SequenceExa
     const { ids, B, T, lossMask } = batch;
     const m = this.model.model;
     m.dropoutSeed = this.rng.seed();
-    const logits = m.forward(ids, B, T, { attentionMask: batch.attentionMask });
-    const lp = lossTokenLogprobs(logits, ids, lossMask, B, T);
+    const sel = lossTokenLogprobs(m, ids, lossMask, B, T, { attentionMask: batch.attentionMask });
+    const lp = sel.logprobs;
     let n = 0;
     for (let i = 0; i < lossMask.length; i++) n += lossMask[i]!;
     if (n === 0) throw new Error('sft: a batch has no loss token (every completion was masked or truncated away)');
     const loss = div(neg(sum(lp)), n);
-    const st = logitStats(logits, ids, lossMask, B, T);
+    const st = logitStats(sel, ids);
     let tokens = 0;
     for (let i = 0; i < batch.attentionMask.length; i++) tokens += batch.attentionMask[i]!;
     return { loss, metrics: { num_tokens: tokens, mean_token_accuracy: st.accuracy, entropy: st.entropy } };
@@ -110,11 +110,10 @@ export function evaluateSequences(p: Pretrained, examples: readonly SequenceExam
       tidy(() =>
         noGrad(() => {
           const b = collate(ex);
-          const logits = m.forward(b.ids, b.B, b.T, { attentionMask: b.attentionMask });
-          const lp = lossTokenLogprobs(logits, b.ids, b.lossMask, b.B, b.T);
-          const d = lp.toArray();
+          const sel = lossTokenLogprobs(m, b.ids, b.lossMask, b.B, b.T, { attentionMask: b.attentionMask });
+          const d = sel.logprobs.toArray();
           for (let i = 0; i < d.length; i++) if (b.lossMask[i]) nll -= d[i]!;
-          const st = logitStats(logits, b.ids, b.lossMask, b.B, b.T);
+          const st = logitStats(sel, b.ids);
           count += st.count;
           correct += st.accuracy * st.count;
           ent += st.entropy * st.count;
