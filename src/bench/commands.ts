@@ -8,9 +8,14 @@ const OPTIONS = {
   quick: f.boolean(false, 'fewer repetitions and smaller shapes (a smoke run)'),
 };
 
+const DPO_OPTIONS = {
+  ...OPTIONS,
+  shape: f.choice(['gpt2', 'qwen2.5-0.5b'], 'gpt2', "the model: GPT-2-124M (full fine-tuning) or random weights in Qwen2.5-0.5B's shape with LoRA r=16"),
+};
+
 type Which = 'gemm' | 'dpo-step' | 'generate';
 
-async function rowsOf(which: Which, o: { json: boolean; quick: boolean }): Promise<BenchRow[]> {
+async function rowsOf(which: Which, o: { json: boolean; quick: boolean; shape?: 'gpt2' | 'qwen2.5-0.5b' }): Promise<BenchRow[]> {
   if (which === 'gemm') return (await import('./gemm.js')).benchGemm(o);
   if (which === 'dpo-step') return (await import('./dpo-step.js')).benchDpoStep(o);
   return (await import('./generate.js')).benchGenerate(o);
@@ -20,9 +25,9 @@ function bench(name: Which | 'all', summary: string): Command {
   return {
     name: `bench ${name}`,
     summary,
-    options: OPTIONS,
+    options: name === 'dpo-step' ? DPO_OPTIONS : OPTIONS,
     async run(ctx) {
-      const o = ctx.values as { json: boolean; quick: boolean };
+      const o = ctx.values as { json: boolean; quick: boolean; shape?: 'gpt2' | 'qwen2.5-0.5b' };
       const rows: BenchRow[] = [];
       for (const w of name === 'all' ? (['gemm', 'dpo-step', 'generate'] as const) : [name]) rows.push(...(await rowsOf(w, o)));
       printRows(rows, o.json, (s) => ctx.out.write(s + '\n'));

@@ -102,8 +102,9 @@ export abstract class CriticFreeTrainer<T extends FieldTable & typeof CRITIC_FRE
   /** Samples num_generations completions of each prompt (no update). */
   rollout(prompts: readonly PromptItem[]): RolloutBatch {
     const a = this.cfg;
-    const expanded = prompts.flatMap((p) => Array.from({ length: a.num_generations }, () => p.ids));
-    return sampleRollout(this.policy, expanded, {
+    // each prompt is prefilled once and its cache shared by its num_generations samples
+    return sampleRollout(this.policy, prompts.map((p) => p.ids), {
+      numReturnSequences: a.num_generations,
       maxNewTokens: a.max_completion_length,
       temperature: a.temperature,
       topK: a.top_k > 0 ? a.top_k : undefined,

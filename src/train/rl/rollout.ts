@@ -21,6 +21,8 @@ export interface SampleOptions {
   /** fills padding in the laid-out batch (never attended) */
   padTokenId: number;
   rng: Random;
+  /** samples per prompt, sharing the prompt's prefill (rows g·k … g·k+k−1 answer prompt g) */
+  numReturnSequences?: number;
 }
 
 /** Prompts and sampled responses laid out as one [B, Tp + R] batch. */
@@ -46,6 +48,7 @@ export interface RolloutBatch {
 
 /** Samples one response per prompt (no gradient) and lays the batch out. */
 export function sampleRollout(policy: Transformer, prompts: readonly (readonly number[])[], o: SampleOptions): RolloutBatch {
+  const k = o.numReturnSequences ?? 1;
   const res = policy.evalMode(() =>
     generate(policy, prompts, {
       maxNewTokens: o.maxNewTokens,
@@ -55,9 +58,11 @@ export function sampleRollout(policy: Transformer, prompts: readonly (readonly n
       eosTokenId: o.stopTokenIds?.length ? o.stopTokenIds : null,
       padTokenId: o.padTokenId,
       rng: o.rng,
+      numReturnSequences: k > 1 ? k : undefined,
     }),
   );
-  return layoutRollout(prompts, res.tokens, res.finishReason, o.padTokenId);
+  const rows = k > 1 ? prompts.flatMap((p) => Array.from({ length: k }, () => p)) : prompts;
+  return layoutRollout(rows, res.tokens, res.finishReason, o.padTokenId);
 }
 
 /** Lays out prompts and responses (any source) as a RolloutBatch. */
