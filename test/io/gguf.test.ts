@@ -1,5 +1,6 @@
-// GGUF export: bytes read back with @huggingface/gguf (metadata, tensor infos, data incl. the q/k permutation and
-// f16 rounding), input errors, atomic replacement, and llama.cpp (node-llama-cpp, CPU) loading the files:
+// GGUF export of llama models (GPT-2 and Qwen2: gguf-export.test.ts): bytes read back with @huggingface/gguf
+// (metadata, tensor infos, data incl. the q/k permutation and f16 rounding), input errors, atomic replacement, and
+// llama.cpp (node-llama-cpp, CPU; skipped when absent, failing in CI: gguf-llama-cpp.ts) loading the files:
 // tokenization equal to Hugging Face's, next-token distributions and greedy continuations equal to a float64
 // reference llama forward written here (anchored to PyTorch's logits from the tiny-llama fixture).
 import { test } from 'node:test';
@@ -358,6 +359,19 @@ test('tensor names map to llama.cpp names', () => {
   assert.equal(ggufTensorName('lm_head.weight'), 'output.weight');
   assert.equal(ggufTensorName('model.norm.weight'), 'output_norm.weight');
   assert.equal(ggufTensorName('model.layers.0.self_attn.q_proj.bias'), null);
+  // qwen2: the llama names plus q/k/v biases (llama.cpp's create_tensor_qkv)
+  assert.equal(ggufTensorName('model.layers.2.self_attn.k_proj.bias', 'qwen2'), 'blk.2.attn_k.bias');
+  assert.equal(ggufTensorName('model.layers.2.mlp.gate_proj.weight', 'qwen2'), 'blk.2.ffn_gate.weight');
+  assert.equal(ggufTensorName('model.layers.2.self_attn.o_proj.bias', 'qwen2'), null);
+  // gpt2: learned positions, fused qkv, LayerNorm biases, no gate
+  assert.equal(ggufTensorName('transformer.wpe.weight', 'gpt2'), 'position_embd.weight');
+  assert.equal(ggufTensorName('transformer.h.3.attn.c_attn.weight', 'gpt2'), 'blk.3.attn_qkv.weight');
+  assert.equal(ggufTensorName('transformer.h.3.attn.c_attn.bias', 'gpt2'), 'blk.3.attn_qkv.bias');
+  assert.equal(ggufTensorName('transformer.h.0.mlp.c_fc.weight', 'gpt2'), 'blk.0.ffn_up.weight');
+  assert.equal(ggufTensorName('transformer.h.0.mlp.c_proj.bias', 'gpt2'), 'blk.0.ffn_down.bias');
+  assert.equal(ggufTensorName('transformer.h.0.ln_2.bias', 'gpt2'), 'blk.0.ffn_norm.bias');
+  assert.equal(ggufTensorName('transformer.ln_f.bias', 'gpt2'), 'output_norm.bias');
+  assert.equal(ggufTensorName('model.embed_tokens.weight', 'gpt2'), null);
 });
 
 test('tokenizer metadata: byte-level BPE → gpt2 with merges, pre "gpt-2", control tokens, padding rows', () => {
@@ -495,6 +509,13 @@ test('writeGguf rejects bad models naming the tensor', () => {
     assert.throws(() => writeGguf(p, { ...base, tensors: extra }), /does not know .*q_proj.bias/);
     assert.throws(() => writeGguf(p, { ...base, tensors, config: ggufConfig(cfg, { numKvHeads: 3 }) }), /numHeads 4 is not a multiple of numKvHeads 3/);
     assert.throws(() => writeGguf(p, { ...base, tensors, tokenizer: tokJson() }), /vocab size 1000/);
+    // architecture rules from llama.cpp's graphs
+    assert.throws(() => writeGguf(p, { ...base, tensors, config: ggufConfig(cfg, { architecture: 'mpt' as never }) }), /architecture must be one of llama, qwen2, gpt2, got "mpt"/);
+    assert.throws(() => writeGguf(p, { ...base, tensors, config: ggufConfig(cfg, { architecture: 'qwen2', headDim: 32 }) }), /qwen2 needs numHeads·headDim = hiddenSize, got 4·32 != 64/);
+    assert.throws(() => writeGguf(p, { ...base, tensors, config: ggufConfig(cfg, { architecture: 'qwen2' }) }), /missing tensor "model.layers.0.self_attn.q_proj.bias" \(shape \[64\]\)/);
+    assert.throws(() => writeGguf(p, { ...base, tensors, config: ggufConfig(cfg, { architecture: 'gpt2' }) }), /gpt2 has no grouped-query attention \(numKvHeads 2 != numHeads 4\)/);
+    assert.throws(() => writeGguf(p, { ...base, tensors, config: ggufConfig(cfg, { architecture: 'gpt2', numKvHeads: 4, activation: 'relu' }) }), /gpt2 activation "relu" cannot be exported/);
+    assert.throws(() => writeGguf(p, { ...base, tensors, config: ggufConfig(cfg, { architecture: 'gpt2', numKvHeads: 4 }) }), /gpt2 GGUF export does not know: model\.embed_tokens\.weight/);
     assert.equal(existsSync(p), false);
   });
 });
