@@ -20,6 +20,7 @@ export type { Pretrained } from './io/pretrained.js';
 export { saveAdapter, loadAdapter } from './io/peft.js';
 export { readSafetensors, writeSafetensors, toFloat32 } from './io/safetensors.js';
 export { writeGguf } from './io/gguf.js';
+export { exportGguf } from './io/gguf-export.js';
 export { Tokenizer, trainByteLevelBPE } from './tokenizer/index.js';
 export { dpoLoss } from './train/losses.js';
 export { bradleyTerryLoss } from './train/bradley-terry.js';

@@ -8,6 +8,7 @@ import type { Command } from '../options/command.js';
 import { RLHF_COMMAND } from '../rlhf/commands.js';
 import { TRAINER_COMMANDS } from '../train/commands.js';
 import { EVAL_COMMAND } from './eval.js';
+import { EXPORT_COMMAND } from './export.js';
 import { GENERATE_COMMAND } from './generate.js';
 import { QUICKSTART_COMMAND } from './quickstart.js';
 
@@ -29,6 +30,7 @@ export const COMMANDS: readonly Command[] = [
   EVAL_COMMAND,
   ...CAI_COMMANDS,
   ...LABEL_COMMANDS,
+  EXPORT_COMMAND,
   ...BENCH_COMMANDS,
   INFO_COMMAND,
 ];

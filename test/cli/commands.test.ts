@@ -116,3 +116,26 @@ test('config files: errors name the file, the line and the key; unreadable files
     cleanup();
   }
 });
+
+test('alignkit export gguf writes a GPT-2 folder as GGUF; bad inputs name the path', async () => {
+  const { existsSync, statSync } = await import('node:fs');
+  const { newPretrained, savePretrained } = await import('../../src/io/pretrained.js');
+  const { trainByteLevelBPE } = await import('../../src/tokenizer/index.js');
+  const { dir, cleanup } = tempDir();
+  try {
+    const tok = trainByteLevelBPE(['the cat sat on the mat', 'a dog ran in the park'], { vocabSize: 300, specialTokens: ['<eos>'], config: { eos_token: '<eos>' } });
+    const m = join(dir, 'm');
+    savePretrained(m, newPretrained({ model_type: 'gpt2', vocab_size: tok.vocabSize, n_embd: 32, n_layer: 1, n_head: 2, n_positions: 16, bos_token_id: tok.eosTokenId, eos_token_id: tok.eosTokenId }));
+    tok.save(m);
+    const out = join(dir, 'm.gguf');
+    const r = await run(['export', 'gguf', '--model', m, '--out', out, '--dtype', 'f16']);
+    assert.equal(r.code, 0, r.err);
+    assert.ok(existsSync(out) && statSync(out).size > 1000);
+    const bad = await run(['export', 'gguf', '--model', join(dir, 'nope'), '--out', out]);
+    assert.equal(bad.code, 2);
+    assert.match(bad.err, /nope/);
+    assert.match((await run(['export', 'gguf', '--model', m, '--out', join(m, 'model.safetensors')])).err, /model\.safetensors/);
+  } finally {
+    cleanup();
+  }
+});

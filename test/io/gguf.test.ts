@@ -1,8 +1,9 @@
-// GGUF export: bytes read back with @huggingface/gguf (metadata, tensor infos, data incl. the q/k permutation and
-// f16 rounding), input errors, atomic replacement, and llama.cpp (node-llama-cpp, CPU) loading the files:
+// GGUF export of llama models (GPT-2 and Qwen2: gguf-export.test.ts): bytes read back with @huggingface/gguf
+// (metadata, tensor infos, data incl. the q/k permutation and f16 rounding), input errors, atomic replacement, and
+// llama.cpp (node-llama-cpp, CPU; skipped when absent, failing in CI: gguf-llama-cpp.ts) loading the files:
 // tokenization equal to Hugging Face's, next-token distributions and greedy continuations equal to a float64
 // reference llama forward written here (anchored to PyTorch's logits from the tiny-llama fixture).
-import { test, before, after } from 'node:test';
+import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { existsSync, openSync, readFileSync, readSync, closeSync, readdirSync, writeFileSync, statSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -10,7 +11,6 @@ import { join } from 'node:path';
 import { gguf } from '@huggingface/gguf';
 import { loadPretrained } from '../../src/io/pretrained.js';
 import { generate } from '../../src/models/generate.js';
-import { getLlama, LlamaLogLevel, type Llama, type LlamaModel } from 'node-llama-cpp';
 import { writeGguf, permuteRopeRows, ggufTensorName, type GgufLlamaConfig, type GgufTensor } from '../../src/io/gguf.js';
 import { writeGgufFile, GgufType, GgmlType } from '../../src/io/gguf-file.js';
 import { ggufTokenizerMetadata, detectPreTokenizer, TOKEN_TYPE } from '../../src/io/gguf-tokenizer.js';
@@ -18,6 +18,7 @@ import { readSafetensors, toFloat32, toInt32 } from '../../src/io/safetensors.js
 import { f32ArrayToF16, f16ArrayToF32 } from '../../src/io/half.js';
 import { Random } from '../../src/engine/random.js';
 import { fixture, withTmp } from './paths.js';
+import { llamaTest, withLlamaModel, llamaGreedy, llamaLogProbs } from './gguf-llama-cpp.js';
 
 // ---------------------------------------------------------------------------------------------------------------
 // fixtures
@@ -272,61 +273,6 @@ function refGreedy(cfg: Cfg, w: Map<string, GgufTensor>, prompt: readonly number
   return { tokens: ids.slice(prompt.length), gaps };
 }
 
-// ---------------------------------------------------------------------------------------------------------------
-// llama.cpp through node-llama-cpp (CPU prebuilt binaries; never builds or downloads)
-
-let llama: Llama;
-before(async () => {
-  llama = await getLlama({ gpu: false, build: 'never', usePrebuiltBinaries: true, logLevel: LlamaLogLevel.error });
-});
-after(async () => {
-  await llama?.dispose();
-});
-
-async function withLlamaModel<T>(path: string, fn: (m: LlamaModel) => Promise<T>): Promise<T> {
-  const model = await llama.loadModel({ modelPath: path });
-  try {
-    return await fn(model);
-  } finally {
-    await model.dispose();
-  }
-}
-
-/** Context options for a faithful comparison: f32 KV cache, no flash attention, one thread (the machine is shared). */
-const CTX = { contextSize: 64, threads: 1, flashAttention: false, experimentalKvCacheKeyType: 'F32', experimentalKvCacheValueType: 'F32' } as const;
-
-/** llama.cpp's greedy continuation of `prompt` (token ids, no BOS added). */
-async function llamaGreedy(model: LlamaModel, prompt: number[], n: number): Promise<number[]> {
-  const ctx = await model.createContext(CTX);
-  try {
-    const out: number[] = [];
-    for await (const t of ctx.getSequence().evaluate(prompt as never, { temperature: 0 })) {
-      out.push(t as number);
-      if (out.length >= n) break;
-    }
-    return out;
-  } finally {
-    await ctx.dispose();
-  }
-}
-
-/** llama.cpp's next-token log-probabilities after each prefix of `ids` (teacher forcing). */
-async function llamaLogProbs(model: LlamaModel, ids: number[], V: number): Promise<Float64Array[]> {
-  const ctx = await model.createContext(CTX);
-  try {
-    const res = await ctx.getSequence().controlledEvaluate(ids.map((t) => [t, { generateNext: { probabilities: true } }]) as never);
-    return ids.map((_, i) => {
-      const p = res[i]?.next?.probabilities;
-      assert.ok(p, `no probabilities at position ${i}`);
-      const lp = new Float64Array(V).fill(-Infinity);
-      for (const [tok, prob] of p) lp[tok as number] = Math.log(prob);
-      return lp;
-    });
-  } finally {
-    await ctx.dispose();
-  }
-}
-
 /** max |a − b| over the entries where b (the reference log-prob) is above `floor`. */
 function maxLogProbDiff(a: Float64Array, b: Float64Array, floor = -20): number {
   let m = 0;
@@ -413,6 +359,19 @@ test('tensor names map to llama.cpp names', () => {
   assert.equal(ggufTensorName('lm_head.weight'), 'output.weight');
   assert.equal(ggufTensorName('model.norm.weight'), 'output_norm.weight');
   assert.equal(ggufTensorName('model.layers.0.self_attn.q_proj.bias'), null);
+  // qwen2: the llama names plus q/k/v biases (llama.cpp's create_tensor_qkv)
+  assert.equal(ggufTensorName('model.layers.2.self_attn.k_proj.bias', 'qwen2'), 'blk.2.attn_k.bias');
+  assert.equal(ggufTensorName('model.layers.2.mlp.gate_proj.weight', 'qwen2'), 'blk.2.ffn_gate.weight');
+  assert.equal(ggufTensorName('model.layers.2.self_attn.o_proj.bias', 'qwen2'), null);
+  // gpt2: learned positions, fused qkv, LayerNorm biases, no gate
+  assert.equal(ggufTensorName('transformer.wpe.weight', 'gpt2'), 'position_embd.weight');
+  assert.equal(ggufTensorName('transformer.h.3.attn.c_attn.weight', 'gpt2'), 'blk.3.attn_qkv.weight');
+  assert.equal(ggufTensorName('transformer.h.3.attn.c_attn.bias', 'gpt2'), 'blk.3.attn_qkv.bias');
+  assert.equal(ggufTensorName('transformer.h.0.mlp.c_fc.weight', 'gpt2'), 'blk.0.ffn_up.weight');
+  assert.equal(ggufTensorName('transformer.h.0.mlp.c_proj.bias', 'gpt2'), 'blk.0.ffn_down.bias');
+  assert.equal(ggufTensorName('transformer.h.0.ln_2.bias', 'gpt2'), 'blk.0.ffn_norm.bias');
+  assert.equal(ggufTensorName('transformer.ln_f.bias', 'gpt2'), 'output_norm.bias');
+  assert.equal(ggufTensorName('model.embed_tokens.weight', 'gpt2'), null);
 });
 
 test('tokenizer metadata: byte-level BPE → gpt2 with merges, pre "gpt-2", control tokens, padding rows', () => {
@@ -550,6 +509,13 @@ test('writeGguf rejects bad models naming the tensor', () => {
     assert.throws(() => writeGguf(p, { ...base, tensors: extra }), /does not know .*q_proj.bias/);
     assert.throws(() => writeGguf(p, { ...base, tensors, config: ggufConfig(cfg, { numKvHeads: 3 }) }), /numHeads 4 is not a multiple of numKvHeads 3/);
     assert.throws(() => writeGguf(p, { ...base, tensors, tokenizer: tokJson() }), /vocab size 1000/);
+    // architecture rules from llama.cpp's graphs
+    assert.throws(() => writeGguf(p, { ...base, tensors, config: ggufConfig(cfg, { architecture: 'mpt' as never }) }), /architecture must be one of llama, qwen2, gpt2, got "mpt"/);
+    assert.throws(() => writeGguf(p, { ...base, tensors, config: ggufConfig(cfg, { architecture: 'qwen2', headDim: 32 }) }), /qwen2 needs numHeads·headDim = hiddenSize, got 4·32 != 64/);
+    assert.throws(() => writeGguf(p, { ...base, tensors, config: ggufConfig(cfg, { architecture: 'qwen2' }) }), /missing tensor "model.layers.0.self_attn.q_proj.bias" \(shape \[64\]\)/);
+    assert.throws(() => writeGguf(p, { ...base, tensors, config: ggufConfig(cfg, { architecture: 'gpt2' }) }), /gpt2 has no grouped-query attention \(numKvHeads 2 != numHeads 4\)/);
+    assert.throws(() => writeGguf(p, { ...base, tensors, config: ggufConfig(cfg, { architecture: 'gpt2', numKvHeads: 4, activation: 'relu' }) }), /gpt2 activation "relu" cannot be exported/);
+    assert.throws(() => writeGguf(p, { ...base, tensors, config: ggufConfig(cfg, { architecture: 'gpt2', numKvHeads: 4 }) }), /gpt2 GGUF export does not know: model\.embed_tokens\.weight/);
     assert.equal(existsSync(p), false);
   });
 });
@@ -565,16 +531,19 @@ test('writeGguf rejects bad models naming the tensor', () => {
 const TINY_LLAMA_PROMPT = [845, 139, 124, 368, 263];
 const TINY_LLAMA_GREEDY = [522, 320, 152, 533, 634, 152, 864, 320];
 
-test('tiny-llama fixture → GGUF f32 and f16: read back exactly; llama.cpp matches the reference', async () => {
-  const aligned = loadPretrained(fixture('tiny-llama')).model;
-  const alignkitGreedy = generate(aligned, [TINY_LLAMA_PROMPT], { maxNewTokens: 8, doSample: false }).tokens[0]!;
-  aligned.dispose();
+/** Exports the tiny-llama fixture (its tokenizer cut to the model's 1000 ids) to dir/tiny-<dtype>.gguf. */
+function exportTinyLlama(dir: string, dtype: 'f32' | 'f16') {
   const { cfg, tensors } = fixtureModel();
   const tok = truncateTokenizer(tokJson(), cfg.V);
+  const path = join(dir, `tiny-${dtype}.gguf`);
+  const res = writeGguf(path, { config: ggufConfig(cfg), tensors, tokenizer: tok, tokenizerConfig: tokConfig(), chatTemplate: chatTemplate(), dtype, name: 'tiny-llama' });
+  return { cfg, tensors, path, res };
+}
+
+test('tiny-llama fixture → GGUF f32 and f16: metadata, tensor infos and every byte read back', async () => {
   await withTmpAsync(async (dir) => {
     for (const dtype of ['f32', 'f16'] as const) {
-      const path = join(dir, `tiny-${dtype}.gguf`);
-      const res = writeGguf(path, { config: ggufConfig(cfg), tensors, tokenizer: tok, tokenizerConfig: tokConfig(), chatTemplate: chatTemplate(), dtype, name: 'tiny-llama' });
+      const { cfg, tensors, path, res } = exportTinyLlama(dir, dtype);
       assert.equal(statSync(path).size, res.bytes);
 
       // --- read back with @huggingface/gguf
@@ -629,7 +598,17 @@ test('tiny-llama fixture → GGUF f32 and f16: read back exactly; llama.cpp matc
         if (type === 1) assert.deepEqual(new Uint16Array(raw.buffer), f32ArrayToF16(rows), info.name);
         else assert.deepEqual(new Float32Array(raw.buffer), rows, info.name);
       }
+    }
+  });
+});
 
+llamaTest('tiny-llama fixture → GGUF f32 and f16: llama.cpp matches the reference and alignkit', async () => {
+  const aligned = loadPretrained(fixture('tiny-llama')).model;
+  const alignkitGreedy = generate(aligned, [TINY_LLAMA_PROMPT], { maxNewTokens: 8, doSample: false }).tokens[0]!;
+  aligned.dispose();
+  await withTmpAsync(async (dir) => {
+    for (const dtype of ['f32', 'f16'] as const) {
+      const { cfg, tensors, path } = exportTinyLlama(dir, dtype);
       // --- llama.cpp: teacher-forced next-token distributions on a fixture row, then greedy continuation
       const ex = readSafetensors(fixture('tiny-llama', 'expected.safetensors')).tensors;
       const row = Array.from(toInt32(ex.get('input_ids')!).subarray(0, 16));
@@ -658,7 +637,7 @@ test('tiny-llama fixture → GGUF f32 and f16: read back exactly; llama.cpp matc
   });
 });
 
-test('random llama (vocab 2000, tied embeddings, full tokenizer) → GGUF: HF tokenization, greedy f32 exact, f16 close', async () => {
+llamaTest('random llama (vocab 2000, tied embeddings, full tokenizer) → GGUF: HF tokenization, greedy f32 exact, f16 close', async () => {
   const cfg: Cfg = { V: 2000, H: 64, L: 2, nH: 4, nKv: 2, hd: 16, I: 176, eps: 1e-5, theta: 10000, tie: true };
   const tensors = randomModel(cfg, 42);
   const samples = tokSamples();
@@ -695,7 +674,7 @@ test('random llama (vocab 2000, tied embeddings, full tokenizer) → GGUF: HF to
   });
 });
 
-test('SentencePiece-style GGUF loads in llama.cpp and tokenizes in BPE merge order with byte fallback', async () => {
+llamaTest('SentencePiece-style GGUF loads in llama.cpp and tokenizes in BPE merge order with byte fallback', async () => {
   const cfg: Cfg = { V: 266, H: 32, L: 1, nH: 2, nKv: 1, hd: 16, I: 48, eps: 1e-5, theta: 10000, tie: true };
   await withTmpAsync(async (dir) => {
     const path = join(dir, 'spm.gguf');
