@@ -6,7 +6,7 @@
 // With soft labels p (the probability that chosen is the better one: AI feedback, or the fraction of annotators
 // who preferred it) the first term is the cross-entropy against p instead of against 1:
 //   −p·log σ(r_c − r_r − m) − (1 − p)·log σ(r_r − r_c + m)
-import { add, logsigmoid, mean, mul, neg, scale, square, sub } from '../engine/ops/elementwise.js';
+import '../engine/ops/methods.js';
 import { Tensor } from '../engine/tensor.js';
 
 export function bradleyTerryLoss(
@@ -17,12 +17,12 @@ export function bradleyTerryLoss(
   if (chosen.ndim !== 1 || rejected.ndim !== 1 || chosen.shape[0] !== rejected.shape[0])
     throw new Error(`bradleyTerryLoss: chosen ${chosen.describe()} and rejected ${rejected.describe()} must both be [N]`);
   const n = chosen.shape[0]!;
-  let diff = sub(chosen, rejected);
+  let diff = chosen.sub(rejected);
   const m = opts.margin;
   if (m !== null && m !== undefined) {
     const mt = m instanceof Tensor ? m : Tensor.from(m, [n]);
     if (mt.size !== n) throw new Error(`bradleyTerryLoss: ${mt.size} margins for ${n} pairs`);
-    diff = sub(diff, mt);
+    diff = diff.sub(mt);
   }
   let loss: Tensor;
   const p = opts.softLabel;
@@ -30,9 +30,10 @@ export function bradleyTerryLoss(
     if (p.length !== n) throw new Error(`bradleyTerryLoss: ${p.length} soft labels for ${n} pairs`);
     for (let i = 0; i < n; i++) if (!(p[i]! >= 0 && p[i]! <= 1)) throw new Error(`bradleyTerryLoss: soft label ${p[i]} of pair ${i} is not a probability in [0, 1]`);
     const pt = Tensor.from(p, [n]), qt = Tensor.from(Array.from(p, (v) => 1 - v), [n]);
-    loss = mean(neg(add(mul(pt, logsigmoid(diff)), mul(qt, logsigmoid(neg(diff))))));
-  } else loss = mean(neg(logsigmoid(diff)));
+    // −p·log σ(d) − (1 − p)·log σ(−d)
+    loss = pt.mul(diff.logsigmoid()).add(qt.mul(diff.neg().logsigmoid())).neg().mean();
+  } else loss = diff.logsigmoid().neg().mean();
   const c = opts.centerRewardsCoefficient;
-  if (c !== null && c !== undefined && c !== 0) loss = add(loss, scale(mean(square(add(chosen, rejected))), c));
+  if (c !== null && c !== undefined && c !== 0) loss = loss.add(chosen.add(rejected).square().mean().scale(c));
   return loss;
 }

@@ -1,5 +1,6 @@
 // Preference losses, written as the papers write them.
-import { add, logsigmoid, mean, mul, neg, relu, scale, square, sub } from '../engine/ops/elementwise.js';
+import '../engine/ops/methods.js';
+import { sub } from '../engine/ops/elementwise.js';
 import { Tensor } from '../engine/tensor.js';
 
 export type DpoLossType = 'sigmoid' | 'ipo' | 'hinge' | 'robust';
@@ -27,37 +28,36 @@ export function dpoLoss(
   const perPair = typeof ls !== 'number';
   if (perPair && ls.length !== policyChosen.shape[0]) throw new Error(`dpoLoss: ${ls.length} label_smoothing values for ${policyChosen.shape[0]} pairs`);
   const eps: number | Tensor = perPair ? Tensor.from(ls, [ls.length]) : ls;
-  const one = (x: number | Tensor): number | Tensor => (typeof x === 'number' ? 1 - x : sub(1, x));
-  const times = (t: Tensor, x: number | Tensor): Tensor => (typeof x === 'number' ? scale(t, x) : mul(t, x));
-  const chosenLogratio = sub(policyChosen, refChosen);
-  const rejectedLogratio = sub(policyRejected, refRejected);
-  const h = sub(chosenLogratio, rejectedLogratio);
+  const keep: number | Tensor = typeof eps === 'number' ? 1 - eps : sub(1, eps);
+  const chosenLogratio = policyChosen.sub(refChosen);
+  const rejectedLogratio = policyRejected.sub(refRejected);
+  const h = chosenLogratio.sub(rejectedLogratio);
   let losses: Tensor;
   switch (opts.lossType ?? 'sigmoid') {
     case 'sigmoid':
-      losses = sub(times(neg(logsigmoid(scale(h, beta))), one(eps)), times(logsigmoid(scale(h, -beta)), eps));
+      // −log σ(βh)·(1−ε) − log σ(−βh)·ε
+      losses = h.scale(beta).logsigmoid().neg().mul(keep).sub(h.scale(-beta).logsigmoid().mul(eps));
       break;
     case 'robust': {
       const e = perPair ? Array.from(ls as ArrayLike<number>) : [ls as number];
       if (e.some((v) => v >= 0.5)) throw new Error('robust DPO needs label_smoothing < 0.5');
-      const inv = perPair ? Tensor.from(e.map((v) => 1 / (1 - 2 * v)), [e.length]) : 1 / (1 - 2 * (ls as number));
-      losses = times(add(times(neg(logsigmoid(scale(h, beta))), one(eps)), times(logsigmoid(scale(h, -beta)), eps)), inv);
+      const norm = perPair ? Tensor.from(e.map((v) => 1 - 2 * v), [e.length]) : 1 - 2 * (ls as number);
+      // (−log σ(βh)·(1−ε) + log σ(−βh)·ε) / (1 − 2ε)
+      losses = h.scale(beta).logsigmoid().neg().mul(keep).add(h.scale(-beta).logsigmoid().mul(eps)).div(norm);
       break;
     }
     case 'hinge':
       if (perPair) throw new Error('dpoLoss: per-pair label smoothing applies to the sigmoid and robust losses');
-      losses = relu(sub(1, scale(h, beta)));
+      // max(0, 1 − βh)
+      losses = sub(1, h.scale(beta)).relu();
       break;
     case 'ipo':
       if (perPair) throw new Error('dpoLoss: per-pair label smoothing applies to the sigmoid and robust losses');
-      losses = square(sub(h, 1 / (2 * beta)));
+      // (h − 1/(2β))²
+      losses = h.sub(1 / (2 * beta)).square();
       break;
     default:
       throw new Error(`unknown DPO loss_type '${String(opts.lossType)}' (sigmoid, ipo, hinge, robust)`);
   }
-  return {
-    loss: mean(losses),
-    chosenRewards: scale(chosenLogratio, beta),
-    rejectedRewards: scale(rejectedLogratio, beta),
-  };
+  return { loss: losses.mean(), chosenRewards: chosenLogratio.scale(beta), rejectedRewards: rejectedLogratio.scale(beta) };
 }

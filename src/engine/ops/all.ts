@@ -3,3 +3,4 @@ export * from './elementwise.js';
 export * from './norm.js';
 export * from './attention.js';
 export * from './matmul.js';
+import './methods.js';

@@ -8,6 +8,7 @@
 //   RLOO (Ahmadian et al. 2024, as TRL), per sequence with ρ = exp(Σ_t log π − Σ_t log π_old):
 //       L = mean( −min(ρ·A, clip(ρ, 1−ε_low, 1+ε_high)·A) )
 // Statistics (clip fractions, approximate KL) are plain numbers computed from the same float32 values.
+import '../../engine/ops/methods.js';
 import { add, clamp, exp, mean, maskedMean, maskedSum, maximum, minimum, mul, neg, scale, square, sub } from '../../engine/ops/elementwise.js';
 import { Tensor, noGrad, shapeStr } from '../../engine/tensor.js';
 
@@ -38,10 +39,10 @@ export interface PolicyLossResult {
 export function ppoPolicyLoss(newLogprobs: Tensor, oldLogprobs: Tensor, advantages: Tensor, mask: Tensor, cliprange: number): PolicyLossResult {
   sameShape('ppoPolicyLoss', ['newLogprobs', newLogprobs], ['oldLogprobs', oldLogprobs], ['advantages', advantages], ['mask', mask]);
   if (!(cliprange >= 0)) throw new Error(`ppoPolicyLoss: cliprange must be >= 0, got ${cliprange}`);
-  const diff = sub(newLogprobs, oldLogprobs);
-  const ratio = exp(diff);
-  const pg1 = neg(mul(advantages, ratio));
-  const pg2 = neg(mul(advantages, clamp(ratio, 1 - cliprange, 1 + cliprange)));
+  const diff = newLogprobs.sub(oldLogprobs);
+  const ratio = diff.exp();
+  const pg1 = advantages.mul(ratio).neg();
+  const pg2 = advantages.mul(clamp(ratio, 1 - cliprange, 1 + cliprange)).neg();
   const loss = maskedMean(maximum(pg1, pg2), mask);
   const m = mask.toArray(), a1 = pg1.toArray(), a2 = pg2.toArray(), r = ratio.toArray(), d = diff.toArray();
   let kl = 0, rs = 0, n = 0;
@@ -59,10 +60,10 @@ export interface ValueLossResult {
 export function ppoValueLoss(vpred: Tensor, oldValues: Tensor, returns: Tensor, mask: Tensor, cliprangeValue: number): ValueLossResult {
   sameShape('ppoValueLoss', ['vpred', vpred], ['oldValues', oldValues], ['returns', returns], ['mask', mask]);
   if (!(cliprangeValue >= 0)) throw new Error(`ppoValueLoss: cliprange_value must be >= 0, got ${cliprangeValue}`);
-  const clipped = add(oldValues, clamp(sub(vpred, oldValues), -cliprangeValue, cliprangeValue));
-  const l1 = square(sub(vpred, returns));
-  const l2 = square(sub(clipped, returns));
-  const loss = scale(maskedMean(maximum(l1, l2), mask), 0.5);
+  const clipped = oldValues.add(clamp(vpred.sub(oldValues), -cliprangeValue, cliprangeValue));
+  const l1 = vpred.sub(returns).square();
+  const l2 = clipped.sub(returns).square();
+  const loss = maskedMean(maximum(l1, l2), mask).scale(0.5);
   const m = mask.toArray(), a1 = l1.toArray(), a2 = l2.toArray();
   return { loss, clipfrac: maskedFrac((i) => a2[i]! > a1[i]!, m) };
 }
