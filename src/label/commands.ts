@@ -8,6 +8,8 @@ import { FeedbackDB, type Round, type SampleSettings, StoreError } from './db.js
 import { exportPreferences } from './export.js';
 import { InputError, readPairs, readPrompts } from './inputs.js';
 import { startServer } from './server.js';
+import { type SimulatedJudge, simulateAnnotators, simulatedTokens } from './simulate.js';
+import { pathToFileURL } from 'node:url';
 import { computeStats, formatStats } from './stats.js';
 
 /** Every option of the label commands; each command takes the subset it names. */
@@ -29,6 +31,15 @@ const F = {
   out: f.string('', 'the preference file to write (TRL prompt/chosen/rejected JSONL)', { required: true, metavar: 'FILE' }),
   round: f.integer(null, 'only this round (default: all rounds)', { min: 1, nullable: true }),
   json: f.boolean(false, 'print JSON'),
+  allow_host: f.list([], 'another name the server answers to, NAME or NAME:PORT (a reverse proxy, an SSH tunnel on another port)', { repeatable: true, metavar: 'HOST' }),
+  trust_proxy: f.boolean(false, 'believe X-Forwarded-Host / -Proto from a proxy on this machine (loopback only)'),
+  server: f.string('', "the labeling server's URL (as `label serve` prints it)", { required: true, metavar: 'URL' }),
+  annotators: f.integer(3, 'simulated annotators labelling at once (sim-1 … sim-K, marked simulated in the database)', { min: 1 }),
+  error_rate: f.number(0.1, 'probability that a simulated annotator flips a decisive judgement', { min: 0, max: 1 }),
+  position_bias: f.number(0, "probability of answering 'left' whatever is shown", { min: 0, max: 1 }),
+  labels: f.integer(null, 'stop after this many labels in all (default: when nothing is left)', { min: 1, nullable: true }),
+  judge: f.string('', "a module whose default export judges a pair: (prompt, shownLeft, shownRight) => 'left' | 'right' | 'tie'", { required: true, metavar: 'FILE.mjs' }),
+  aggregate: f.choice(['majority', 'all', 'drop-disagreements'], 'majority', 'one row per pair by majority vote (ties of votes dropped and counted), every label, or only pairs whose annotators agree'),
 };
 
 type V = OptionsOf<typeof F>;
@@ -61,6 +72,8 @@ function openRoundFromArgs(store: FeedbackDB, v: V, previous: Round | null): Rou
   if (v.policy === null) throw new UsageError('name a --policy checkpoint (with --prompts) or a --pairs file');
   const policy = policyDir(v.policy, 'policy');
   const policyB = v.policy_b === null ? null : policyDir(v.policy_b, 'policy-b');
+  if (policyB === null && v.temperature === 0)
+    throw new UsageError('--temperature 0 samples the same response twice from one policy (every pair would be two identical texts): use a temperature > 0, or a second policy with --policy-b');
   let input: string, prompts;
   if (v.prompts !== null) {
     input = resolve(v.prompts);
@@ -111,7 +124,7 @@ async function serve(v: V, out: NodeJS.WritableStream, err: NodeJS.WritableStrea
     throw e;
   }
   const log = (line: string) => err.write(`[label] ${line}\n`);
-  const server = await startServer({ store, port, lookahead, leaseMs: lease === undefined ? undefined : lease * 60_000, log });
+  const server = await startServer({ store, port, lookahead, leaseMs: lease === undefined ? undefined : lease * 60_000, log, allowHosts: v.allow_host, trustProxy: v.trust_proxy });
   const round = store.latestRound()!;
   out.write(`alignkit label: serving ${describe(round)}\nlistening on ${server.url}\n`);
   return new Promise<number>((resolveExit) => {
@@ -158,7 +171,7 @@ export const LABEL_COMMANDS: Command[] = [
   {
     name: 'label serve',
     summary: 'serve the A-vs-B labeling page for the latest round (opening a first round from --prompts/--policy or --pairs)',
-    options: pick('db', ...SOURCE, 'port', 'lookahead', 'lease_minutes'),
+    options: pick('db', ...SOURCE, 'port', 'lookahead', 'lease_minutes', 'allow_host', 'trust_proxy'),
     details: 'docs/labeling.md describes the page, the database and remote annotators.',
     run: (ctx) => wrap(() => serve(ctx.values as V, ctx.out, ctx.err)),
   },
@@ -178,12 +191,39 @@ export const LABEL_COMMANDS: Command[] = [
       }),
   },
   {
+    name: 'label remove-annotator',
+    summary: 'revoke an annotator at once (token and sessions stop working; their labels stay)',
+    args: 'NAME',
+    positionals: [1, 1],
+    options: pick('db'),
+    run: (ctx) =>
+      withStore((ctx.values as V).db, (store) => {
+        store.removeAnnotator(ctx.positionals[0]!);
+        ctx.err.write(`annotator ${JSON.stringify(ctx.positionals[0])} removed from ${store.path}; their labels are kept\n`);
+        return 0;
+      }),
+  },
+  {
+    name: 'label rotate-token',
+    summary: "give an annotator a new token (the old one and their sessions stop working at once)",
+    args: 'NAME',
+    positionals: [1, 1],
+    options: pick('db'),
+    run: (ctx) =>
+      withStore((ctx.values as V).db, (store) => {
+        const token = store.rotateToken(ctx.positionals[0]!);
+        ctx.out.write(`${token}\n`);
+        ctx.err.write(`new token for ${JSON.stringify(ctx.positionals[0])} (shown only this once); the old token and sessions are ended\n`);
+        return 0;
+      }),
+  },
+  {
     name: 'label annotators',
     summary: 'list the annotators',
     options: pick('db'),
     run: (ctx) =>
       withStore((ctx.values as V).db, (store) => {
-        for (const a of store.annotators()) ctx.out.write(`${a.name}\n`);
+        for (const a of store.annotators()) ctx.out.write(`${a.name}${a.simulated ? ' (simulated)' : ''}\n`);
         return 0;
       }),
   },
@@ -204,15 +244,33 @@ export const LABEL_COMMANDS: Command[] = [
   {
     name: 'label export',
     summary: 'write the labels as TRL preference pairs (prompt, chosen, rejected)',
-    options: pick('db', 'out', 'round'),
+    options: pick('db', 'out', 'round', 'aggregate'),
     run: (ctx) =>
       withStore((ctx.values as V).db, (store) => {
         const v = ctx.values as V;
         if (v.round !== null && !store.round(v.round)) throw new UsageError(`${store.path} has no round ${v.round}`);
-        const c = exportPreferences(store, resolve(v.out), v.round ?? undefined);
-        ctx.err.write(`wrote ${c.written} preference pairs to ${v.out}; left out ${c.ties} ties and ${c.bothBad} both-bad labels\n`);
+        const c = exportPreferences(store, resolve(v.out), v.round ?? undefined, v.aggregate);
+        ctx.err.write(
+          `wrote ${c.written} preference ${v.aggregate === 'all' ? 'rows (one per label)' : 'pairs'} to ${v.out}; left out ${c.ties} ties, ${c.bothBad} both-bad, ${c.identical} pairs with two identical responses` +
+            `${v.aggregate === 'all' ? '' : `, ${c.disagreements} pairs whose annotators disagreed`}${c.converted ? `; ${c.converted} text prompts written as user messages (the other prompts are conversations)` : ''}\n`,
+        );
         return 0;
       }),
+  },
+  {
+    name: 'label simulate',
+    summary: 'simulated annotators label through the server’s HTTP API (a judge module plus noise); they are marked simulated',
+    options: pick('db', 'server', 'annotators', 'error_rate', 'position_bias', 'labels', 'judge', 'seed'),
+    async run(ctx) {
+      const v = ctx.values as V;
+      const mod = (await import(pathToFileURL(resolve(v.judge)).href)) as { default?: unknown };
+      if (typeof mod.default !== 'function') throw new UsageError(`--judge ${v.judge}: the module's default export must be a function (prompt, shownLeft, shownRight) => 'left' | 'right' | 'tie'`);
+      const tokens = await withStore(v.db, (store) => simulatedTokens(store, v.annotators));
+      const r = await simulateAnnotators({ url: v.server, tokens, judge: mod.default as SimulatedJudge, errorRate: v.error_rate, positionBias: v.position_bias, labels: v.labels ?? undefined, seed: v.seed ?? 0 });
+      ctx.err.write(`${r.labels} labels by ${v.annotators} SIMULATED annotators (error rate ${v.error_rate}, position bias ${v.position_bias}): ${r.flipped} flipped, ${r.biased} answered left regardless\n`);
+      ctx.out.write(JSON.stringify({ simulated: true, ...r }) + '\n');
+      return 0;
+    },
   },
   {
     name: 'label stats',

@@ -19,6 +19,16 @@ export interface ServeOptions {
   lookahead?: number;
   /** how often to look for a newly opened round, ms (default 1000) */
   pollMs?: number;
+  /** how long a sign-in lasts, ms (default 12 hours) */
+  sessionMs?: number;
+  /**
+   * More names the server answers to (`labels.example.org`, `localhost:9000`): what a reverse proxy or an SSH
+   * tunnel on another port puts in the Host header. Without a port, any port. The Origin of a write must be one of
+   * the allowed hosts too.
+   */
+  allowHosts?: readonly string[];
+  /** believe X-Forwarded-Host / X-Forwarded-Proto from a proxy on this machine (loopback connections only) */
+  trustProxy?: boolean;
   log?: (line: string) => void;
 }
 
@@ -34,7 +44,18 @@ export const MAX_BODY = 16 * 1024;
 export const MAX_REASON = 500;
 /** A refused body up to this size is read and dropped before answering (beyond it the connection is closed). */
 const DRAIN_CAP = 1024 * 1024;
-const COOKIE = 'ak_token';
+const COOKIE = 'ak_session';
+
+/** The session cookie's value, if the request carries one. */
+function cookieOf(req: IncomingMessage): string | null {
+  const cookie = req.headers.cookie;
+  if (!cookie) return null;
+  for (const part of cookie.split(';')) {
+    const eq = part.indexOf('=');
+    if (eq > 0 && part.slice(0, eq).trim() === COOKIE) return part.slice(eq + 1).trim();
+  }
+  return null;
+}
 
 class HttpError extends Error {
   constructor(readonly status: number, message: string, readonly headers: Record<string, string> = {}) {
@@ -45,18 +66,45 @@ class HttpError extends Error {
 export async function startServer(o: ServeOptions): Promise<LabelServer> {
   const store = o.store;
   const leaseMs = o.leaseMs ?? 30 * 60_000;
+  const sessionMs = o.sessionMs ?? 12 * 3600_000;
+  const extraHosts = (o.allowHosts ?? []).map((h) => h.trim().toLowerCase()).filter(Boolean);
+  for (const h of extraHosts) if (!/^[a-z0-9.-]+(:\d{1,5})?$|^\[[0-9a-f:]+\](:\d{1,5})?$/.test(h)) throw new Error(`--allow-host ${JSON.stringify(h)}: expected NAME or NAME:PORT`);
+  /** The host and scheme the client used: the Host header, or what a trusted proxy on loopback forwarded. */
+  const effective = (req: IncomingMessage): { host: string | undefined; proto: 'http' | 'https' } => {
+    const fromLoopback = ['127.0.0.1', '::1', '::ffff:127.0.0.1'].includes(req.socket.remoteAddress ?? '');
+    if (o.trustProxy && fromLoopback) {
+      const fh = req.headers['x-forwarded-host'], fp = req.headers['x-forwarded-proto'];
+      const host = (Array.isArray(fh) ? fh[0] : fh)?.split(',')[0]?.trim() ?? req.headers.host;
+      const p = (Array.isArray(fp) ? fp[0] : fp)?.split(',')[0]?.trim();
+      return { host, proto: p === 'https' ? 'https' : 'http' };
+    }
+    return { host: req.headers.host, proto: 'http' };
+  };
+  const hostAllowed = (host: string | undefined): boolean => {
+    if (!host) return false;
+    const h = host.toLowerCase();
+    if (h === `127.0.0.1:${port}` || h === `localhost:${port}`) return true;
+    return extraHosts.some((a) => a === h || (!/:\d+$/.test(a) && h.replace(/:\d+$/, '') === a));
+  };
+  const originAllowed = (origin: string, proto: string): boolean => {
+    const m = /^(https?):\/\/([^/]+)$/.exec(origin);
+    if (!m) return false;
+    if ((m[2] === `127.0.0.1:${port}` || m[2] === `localhost:${port}`) && m[1] === 'http') return true;
+    return hostAllowed(m[2]) && (m[1] === proto || m[1] === 'https');
+  };
+  const secureCookie = (req: IncomingMessage): boolean => effective(req).proto === 'https';
   const log = o.log ?? (() => {});
   const sampler = new Sampler(store, { leaseMs, lookahead: o.lookahead, pollMs: o.pollMs, log });
   let port = 0;
 
   const handle = async (req: IncomingMessage, res: ServerResponse): Promise<void> => {
-    const host = req.headers.host;
-    if (host !== `127.0.0.1:${port}` && host !== `localhost:${port}`) throw new HttpError(421, `unexpected Host header ${JSON.stringify(host ?? null)}`);
+    const { host, proto } = effective(req);
+    if (!hostAllowed(host)) throw new HttpError(421, `unexpected Host header ${JSON.stringify(host ?? null)} (the server answers to 127.0.0.1:${port}, localhost:${port}${extraHosts.length ? `, ${extraHosts.join(', ')}` : ''}; see --allow-host)`);
     const url = new URL(req.url ?? '/', `http://127.0.0.1:${port}`);
     const method = req.method ?? 'GET';
     if (method !== 'GET' && method !== 'HEAD') {
       const origin = req.headers.origin;
-      if (origin !== undefined && origin !== `http://127.0.0.1:${port}` && origin !== `http://localhost:${port}`)
+      if (origin !== undefined && !originAllowed(origin, proto))
         throw new HttpError(403, `cross-origin request refused (Origin ${origin})`);
     }
     const path = url.pathname;
@@ -67,8 +115,11 @@ export async function startServer(o: ServeOptions): Promise<LabelServer> {
       if (!String(req.headers['content-type'] ?? '').startsWith('application/x-www-form-urlencoded'))
         throw new HttpError(415, 'sign in with the form (application/x-www-form-urlencoded)');
       const token = new URLSearchParams(body.toString('utf8')).get('token')?.trim() ?? '';
-      if (!store.annotatorByToken(token)) return html(res, 401, (n) => loginPage(n, 'That token is not valid.'));
-      res.writeHead(303, { ...SECURITY, Location: '/', 'Set-Cookie': `${COOKIE}=${token}; HttpOnly; SameSite=Strict; Path=/` });
+      const who = store.annotatorByToken(token);
+      if (!who) return html(res, 401, (n) => loginPage(n, 'That token is not valid.'));
+      // the cookie is a session the server can end (logout, token rotation, removal), never the token itself
+      const session = store.createSession(who.id, sessionMs);
+      res.writeHead(303, { ...SECURITY, Location: '/', 'Set-Cookie': `${COOKIE}=${session}; HttpOnly; SameSite=Strict; Path=/; Max-Age=${Math.floor(sessionMs / 1000)}${secureCookie(req) ? '; Secure' : ''}` });
       res.end();
       return;
     }
@@ -86,6 +137,10 @@ export async function startServer(o: ServeOptions): Promise<LabelServer> {
       case '/logout':
         allow(method, ['POST']);
         await readBody(req);
+        {
+          const session = cookieOf(req);
+          if (session) store.endSession(session);
+        }
         res.writeHead(303, { ...SECURITY, Location: '/', 'Set-Cookie': `${COOKIE}=; HttpOnly; SameSite=Strict; Path=/; Max-Age=0` });
         res.end();
         return;
@@ -142,13 +197,8 @@ export async function startServer(o: ServeOptions): Promise<LabelServer> {
       const m = /^Bearer\s+(\S+)\s*$/i.exec(auth);
       return m ? store.annotatorByToken(m[1]!) : null;
     }
-    const cookie = req.headers.cookie;
-    if (!cookie) return null;
-    for (const part of cookie.split(';')) {
-      const eq = part.indexOf('=');
-      if (eq > 0 && part.slice(0, eq).trim() === COOKIE) return store.annotatorByToken(part.slice(eq + 1).trim());
-    }
-    return null;
+    const session = cookieOf(req);
+    return session ? store.annotatorBySession(session) : null;
   }
 
   const server: Server = createServer((req, res) => {

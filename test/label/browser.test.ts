@@ -140,14 +140,15 @@ test('sign in with a token, label with the keyboard, undo one: the export holds 
   assert.deepEqual(problems, []);
 
   const out = join(tmp(), 'prefs.jsonl');
-  assert.deepEqual(exportPreferences(store, out), { written: 3, ties: 1, bothBad: 0 });
+  // one row per label; the file has one format: the text prompts are written as user messages, as the colour question is a conversation
+  assert.deepEqual(exportPreferences(store, out, undefined, 'all'), { written: 3, ties: 1, bothBad: 0, identical: 0, disagreements: 0, converted: 3 });
   const rows = readFileSync(out, 'utf8').trim().split('\n').map((l) => JSON.parse(l) as Record<string, unknown>);
   assert.deepEqual(
     rows.map((r) => [r.chosen, r.rejected, r.reason, r.annotator]),
     [
-      [p1.left, p1.right, null, 'erin'],
+      [[{ role: 'assistant', content: p1.left }], [{ role: 'assistant', content: p1.right }], null, 'erin'],
       [[{ role: 'assistant', content: p2.right }], [{ role: 'assistant', content: p2.left }], '1 word is truer', 'erin'],
-      [p3.right, p3.left, null, 'erin'],
+      [[{ role: 'assistant', content: p3.right }], [{ role: 'assistant', content: p3.left }], null, 'erin'],
     ],
   );
 

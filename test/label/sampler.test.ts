@@ -216,7 +216,7 @@ test('add-annotator prints the token once; only its hash is stored; stats and ex
   const o = capture(), e = capture();
   const prefs = join(dir, 'prefs.jsonl');
   assert.equal(await labelMain(['export', '--db', db, '--out', prefs], o.stream, e.stream), 0);
-  assert.match(e.text(), /wrote 1 preference pairs to .*prefs\.jsonl; left out 1 ties and 0 both-bad labels/);
+  assert.match(e.text(), /wrote 1 preference pairs to .*prefs\.jsonl; left out 1 ties, 0 both-bad, 0 pairs with two identical responses, 0 pairs whose annotators disagreed/);
   assert.equal(readFileSync(prefs, 'utf8').trim().split('\n').length, 1);
   const s = capture();
   assert.equal(await labelMain(['stats', '--db', db], s.stream, s.stream), 0);

@@ -55,8 +55,8 @@ test('no page or API answers without a valid token', async () => {
     ['/anything', {}],
     ['/api/next', { token: 'ak_not-a-token' }],
     ['/api/next', { token: '' }],
-    ['/api/next', { headers: { Cookie: 'ak_token=ak_forged' } }],
-    ['/', { headers: { Cookie: 'ak_token=ak_forged' } }],
+    ['/api/next', { headers: { Cookie: 'ak_session=aks_forged' } }],
+    ['/', { headers: { Cookie: 'ak_session=aks_forged' } }],
     ['/api/next', { headers: { Authorization: `Basic ${Buffer.from(`alice:${alice}`).toString('base64')}` } }],
   ] as const) {
     const r = await request(api(path), init as RequestInit);
@@ -75,7 +75,7 @@ test('signing in sets an HttpOnly SameSite=Strict cookie; pages carry a nonce-on
   assert.equal(r.status, 303);
   assert.equal(r.headers.get('location'), '/');
   const cookie = r.headers.get('set-cookie')!;
-  assert.match(cookie, /^ak_token=ak_[\w-]+; HttpOnly; SameSite=Strict; Path=\/$/);
+  assert.match(cookie, /^ak_session=aks_[\w-]+; HttpOnly; SameSite=Strict; Path=\/; Max-Age=43200$/);
   const page = await request(api('/'), { headers: { Cookie: cookie.split(';')[0]! } });
   assert.equal(page.status, 200);
   assert.match(page.text, /alice/);
@@ -243,7 +243,7 @@ test('50 concurrent annotators: every acknowledged label is in the export, none 
     );
     assert.equal(acked.length, N * PER);
     const out = join(tmp(), 'load.jsonl');
-    assert.deepEqual(exportPreferences(s, out), { written: N * PER, ties: 0, bothBad: 0 });
+    assert.deepEqual(exportPreferences(s, out, undefined, 'all'), { written: N * PER, ties: 0, bothBad: 0, identical: 0, disagreements: 0, converted: 0 });
     const rows = readFileSync(out, 'utf8').trim().split('\n').map((l) => JSON.parse(l) as (typeof acked)[number]);
     const key = (x: { annotator: string; prompt: string; chosen: string; rejected: string }) => JSON.stringify([x.annotator, x.prompt, x.chosen, x.rejected]);
     assert.equal(new Set(rows.map(key)).size, rows.length, 'no label twice');

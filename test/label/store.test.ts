@@ -40,7 +40,7 @@ test('a database is created with its folders, in WAL mode with full sync; tokens
     assert.equal(s.db.pragma('synchronous', { simple: true }), 2); // FULL
     const { token } = s.addAnnotator('alice');
     assert.match(token, /^ak_[A-Za-z0-9_-]{43}$/);
-    assert.deepEqual(s.annotatorByToken(token), { id: 1, name: 'alice' });
+    assert.deepEqual(s.annotatorByToken(token), { id: 1, name: 'alice', simulated: false });
     assert.equal(s.annotatorByToken(token + 'x'), null);
     assert.equal(s.annotatorByToken(''), null);
     const rows = s.db.prepare('SELECT * FROM annotators').all() as Record<string, unknown>[];
@@ -102,7 +102,7 @@ test('assignment: each pair once per annotator, two annotators where agreement i
 
 function exportPreferencesOf(s: FeedbackDB, round?: number): Record<string, unknown>[] {
   const out = join(tmp(), 'prefs.jsonl');
-  exportPreferences(s, out, round);
+  exportPreferences(s, out, round, 'all');
   return readJsonl(out);
 }
 
@@ -155,10 +155,10 @@ test('export: TRL preference rows (text or conversational), ties and both-bad le
     const it = s.nextItem(a, r2.id, 1, LEASE)!;
     s.label(a, it.assignmentId, 'right', null, 1);
     const out = join(tmp(), 'prefs.jsonl');
-    assert.deepEqual(exportPreferences(s, out), { written: 3, ties: 1, bothBad: 1 });
+    assert.deepEqual(exportPreferences(s, out, undefined, 'all'), { written: 3, ties: 1, bothBad: 1, identical: 0, disagreements: 0, converted: 4 });
     const rows = readJsonl(out);
-    assert.deepEqual(rows[0], { prompt: 'prompt 0', chosen: shown[0]!.left, rejected: shown[0]!.right, round: 1, annotator: 'ann', reason: 'because', pair_id: 1 });
-    assert.deepEqual(rows[1], { prompt: 'prompt 1', chosen: shown[1]!.right, rejected: shown[1]!.left, round: 1, annotator: 'ann', reason: null, pair_id: 2 });
+    assert.deepEqual(rows[0], { prompt: [{ role: 'user', content: 'prompt 0' }], chosen: [{ role: 'assistant', content: shown[0]!.left }], rejected: [{ role: 'assistant', content: shown[0]!.right }], round: 1, annotator: 'ann', reason: 'because', pair_id: 1 });
+    assert.deepEqual(rows[1], { prompt: [{ role: 'user', content: 'prompt 1' }], chosen: [{ role: 'assistant', content: shown[1]!.right }], rejected: [{ role: 'assistant', content: shown[1]!.left }], round: 1, annotator: 'ann', reason: null, pair_id: 2 });
     assert.deepEqual(rows[2], {
       prompt: [{ role: 'user', content: 'prompt 0' }],
       chosen: [{ role: 'assistant', content: it.right }],
@@ -170,11 +170,11 @@ test('export: TRL preference rows (text or conversational), ties and both-bad le
     });
     // the files read as TRL preference data in alignkit's own data layer (extra columns ignored)
     const firstRound = join(tmp(), 'r1.jsonl');
-    exportPreferences(s, firstRound, 1);
+    exportPreferences(s, firstRound, 1, 'all');
     const c1 = await checkDataset(firstRound);
     assert.deepEqual(c1.format, { type: 'preference', conversational: false, implicitPrompt: false });
     assert.equal(c1.report.kept, 2);
-    assert.deepEqual(exportPreferences(s, out, 2), { written: 1, ties: 0, bothBad: 0 });
+    assert.deepEqual(exportPreferences(s, out, 2, 'all'), { written: 1, ties: 0, bothBad: 0, identical: 0, disagreements: 0, converted: 0 });
     assert.equal(readJsonl(out).length, 1);
     const c2 = await checkDataset(out);
     assert.deepEqual(c2.format, { type: 'preference', conversational: true, implicitPrompt: false });
