@@ -131,10 +131,10 @@ async function serve(v: V, out: NodeJS.WritableStream, err: NodeJS.WritableStrea
     const stop = () => {
       process.off('SIGINT', stop);
       process.off('SIGTERM', stop);
-      void server.close().then(() => {
-        store.close();
-        resolveExit(0);
-      });
+      server.close().then(
+        () => (store.close(), resolveExit(0)),
+        (e: Error) => (err.write(`alignkit label: ${e.message}\n`), store.close(), resolveExit(1)),
+      );
     };
     process.on('SIGINT', stop);
     process.on('SIGTERM', stop);
@@ -252,7 +252,8 @@ export const LABEL_COMMANDS: Command[] = [
         const c = exportPreferences(store, resolve(v.out), v.round ?? undefined, v.aggregate);
         ctx.err.write(
           `wrote ${c.written} preference ${v.aggregate === 'all' ? 'rows (one per label)' : 'pairs'} to ${v.out}; left out ${c.ties} ties, ${c.bothBad} both-bad, ${c.identical} pairs with two identical responses` +
-            `${v.aggregate === 'all' ? '' : `, ${c.disagreements} pairs whose annotators disagreed`}${c.converted ? `; ${c.converted} text prompts written as user messages (the other prompts are conversations)` : ''}\n`,
+            `${v.aggregate === 'all' ? '' : `, ${c.disagreements} pairs whose annotators disagreed`}${c.converted ? `; ${c.converted} text prompts written as user messages (the other prompts are conversations)` : ''}\n` +
+            (c.hidden ? `warning: ${c.hidden} written ${v.aggregate === 'all' ? 'rows' : 'pairs'} hold hidden characters (bidi controls or zero-width; the labeling page showed them as U+ marks)\n` : ''),
         );
         return 0;
       }),

@@ -2,8 +2,8 @@
 // only), rounds, prompts, response pairs, assignments (who sees which pair, in which order) and labels. Every
 // write is one transaction that has committed when the method returns, so the server answers after the commit.
 import { createHash, randomBytes, randomInt } from 'node:crypto';
-import { mkdirSync } from 'node:fs';
-import { dirname, resolve } from 'node:path';
+import { accessSync, constants, existsSync, mkdirSync, statSync } from 'node:fs';
+import { dirname, join, resolve } from 'node:path';
 import Database from 'better-sqlite3';
 import type { PairRecord, PromptRecord, PromptValue } from './inputs.js';
 
@@ -188,24 +188,41 @@ export class FeedbackDB {
 
   private constructor(path: string) {
     this.path = path;
-    if (path !== ':memory:') mkdirSync(dirname(path), { recursive: true });
-    this.db = new Database(path);
+    if (path !== ':memory:') checkPath(path);
+    try {
+      this.db = new Database(path);
+    } catch (e) {
+      throw new Error(`${path}: cannot open the feedback database (${(e as Error).message})`);
+    }
     try {
       this.db.pragma('busy_timeout = 10000');
       const mode = this.db.pragma('journal_mode = WAL', { simple: true });
-      if (path !== ':memory:' && mode !== 'wal') throw new Error(`${path}: SQLite refused WAL mode (journal_mode is ${String(mode)})`);
+      if (path !== ':memory:' && mode !== 'wal') throw new Error(`SQLite refused WAL mode (journal_mode is ${String(mode)})`);
       this.db.pragma('synchronous = FULL');
       this.db.pragma('foreign_keys = ON');
       this.migrate();
     } catch (e) {
       this.db.close();
-      throw e;
+      const code = (e as { code?: string }).code;
+      const why =
+        code === 'SQLITE_NOTADB' ? 'it is not a SQLite database (an alignkit feedback database is one SQLite file)'
+        : code?.startsWith('SQLITE_READONLY') || code === 'SQLITE_CANTOPEN' ? `it cannot be written (${(e as Error).message}); the file, its -wal and -shm files and its folder must be writable`
+        : (e as Error).message;
+      throw new Error(`${path}: ${why}`);
     }
   }
 
   /** Opens (creating it and its folder if absent) a feedback database. */
   static open(path: string): FeedbackDB {
     return new FeedbackDB(path === ':memory:' ? path : resolve(path));
+  }
+
+  /**
+   * How long one statement waits for another connection's write lock, ms (10 s by default). The server sets it
+   * short and retries off the event loop (see busy.ts), so a held lock never freezes the other annotators.
+   */
+  setBusyTimeout(ms: number): void {
+    this.db.pragma(`busy_timeout = ${Math.max(0, Math.floor(ms))}`);
   }
 
   close(): void {
@@ -625,6 +642,28 @@ export class FeedbackDB {
 }
 
 /** Whether the k-th pair (0-based) of a round is labeled twice: exactly a fraction `agreement` of pairs are. */
+/** Refuses, naming the path, a database path that is a folder or that this process cannot write. */
+function checkPath(path: string): void {
+  if (existsSync(path)) {
+    if (statSync(path).isDirectory()) throw new Error(`${path}: is a folder; --db names the feedback database file (e.g. ${join(path, 'feedback.sqlite')})`);
+    writable(path, 'the database file');
+    for (const side of ['-wal', '-shm']) if (existsSync(path + side)) writable(path + side, `its ${side} file`);
+  }
+  const dir = dirname(path);
+  if (existsSync(dir)) {
+    if (!statSync(dir).isDirectory()) throw new Error(`${path}: ${dir} is not a folder`);
+    writable(dir, 'its folder (SQLite writes the -wal and -shm files beside the database)');
+  } else mkdirSync(dir, { recursive: true });
+}
+
+function writable(path: string, what: string): void {
+  try {
+    accessSync(path, constants.W_OK);
+  } catch {
+    throw new Error(`${path}: ${what} is not writable by this process; the feedback database needs to be written (labels, assignments, sessions)`);
+  }
+}
+
 function want(k: number, agreement: number): number {
   return Math.floor((k + 1) * agreement) > Math.floor(k * agreement) ? 2 : 1;
 }

@@ -10,6 +10,7 @@
 import { closeSync, fsyncSync, openSync, renameSync, rmSync, writeSync } from 'node:fs';
 import { assertNotAnInput } from '../io/paths.js';
 import { type ExportRow, type FeedbackDB, StoreError } from './db.js';
+import { hiddenCharacters } from './hidden-chars.js';
 
 export type Aggregate = 'majority' | 'all' | 'drop-disagreements';
 
@@ -25,6 +26,13 @@ export interface ExportCounts {
   disagreements: number;
   /** text prompts written as a single user message, because other labels' prompts are conversations */
   converted: number;
+  /** pairs written whose prompt or responses hold hidden characters (bidi controls, zero-width; see hidden-chars.ts) */
+  hidden: number;
+}
+
+function hasHidden(r: ExportRow): boolean {
+  const prompt = typeof r.prompt === 'string' ? r.prompt : JSON.stringify(r.prompt);
+  return [prompt, r.responseA, r.responseB].some((t) => hiddenCharacters(t).length > 0);
 }
 
 /** The JSON object of one label as its own row (aggregate all; null for ties and both-bad labels). */
@@ -40,7 +48,7 @@ function completion(prompt: unknown, text: string): unknown {
 
 /** The rows of an export (no file written). */
 export function preferenceRows(rows: readonly ExportRow[] | ExportRow[], aggregate: Aggregate = 'majority'): { rows: Record<string, unknown>[]; counts: ExportCounts } {
-  const counts: ExportCounts = { written: 0, ties: 0, bothBad: 0, identical: 0, disagreements: 0, converted: 0 };
+  const counts: ExportCounts = { written: 0, ties: 0, bothBad: 0, identical: 0, disagreements: 0, converted: 0, hidden: 0 };
   const out: Record<string, unknown>[] = [];
   // one format per file: when any prompt is a conversation, every text prompt becomes one user message
   if (rows.some((r) => Array.isArray(r.prompt)) && rows.some((r) => !Array.isArray(r.prompt))) {
@@ -67,6 +75,7 @@ export function preferenceRows(rows: readonly ExportRow[] | ExportRow[], aggrega
         continue;
       }
       out.push(p);
+      if (hasHidden(r)) counts.hidden++;
     }
     counts.written = out.length;
     return { rows: out, counts };
@@ -103,6 +112,7 @@ export function preferenceRows(rows: readonly ExportRow[] | ExportRow[], aggrega
       annotators: labels.map((l) => l.annotator),
       reasons: winners.map((l) => l.reason).filter((x): x is string => x !== null),
     });
+    if (hasHidden(first)) counts.hidden++;
   }
   counts.written = out.length;
   return { rows: out, counts };

@@ -2,6 +2,8 @@
 // both bad with an optional reason, undo, progress). Model output is untrusted: the script only ever sets
 // textContent, and the Content-Security-Policy lets nothing run but this page's own nonce-tagged script.
 
+import { HIDDEN_CHARS_SOURCE } from './hidden-chars.js';
+
 const STYLE = `
 *{box-sizing:border-box}
 body{margin:0;font:15px/1.5 system-ui,-apple-system,"Segoe UI",Roboto,sans-serif;color:#1d2330;background:#f4f5f7}
@@ -32,6 +34,8 @@ button.choice[aria-pressed=true] kbd,button.primary kbd{background:transparent;c
 .status.error{color:#c53030}
 .empty{padding:40px;text-align:center;color:#4a5568}
 .hidden{display:none}
+.hidden-char{font:11px ui-monospace,monospace;color:#9b2c2c;background:#fed7d7;border:1px solid #feb2b2;border-radius:3px;padding:0 3px;margin:0 1px;white-space:nowrap}
+.warning{background:#fffaf0;border:1px solid #f6ad55;color:#7b341e;border-radius:6px;padding:8px 12px;margin:0 0 14px}
 .card{max-width:420px;margin:12vh auto;background:#fff;border:1px solid #dde1e6;border-radius:8px;padding:24px}
 .card input{width:100%;font:inherit;padding:8px 10px;border:1px solid #b8c0cc;border-radius:6px;margin:8px 0 14px}
 .card .error{color:#c53030}
@@ -45,9 +49,27 @@ const SCRIPT = `
   const $ = (id) => document.getElementById(id);
   const el = {
     progress: $('progress'), work: $('work'), empty: $('empty'), emptyText: $('empty-text'), prompt: $('prompt'),
-    left: $('left'), right: $('right'), reason: $('reason'), submit: $('submit'), undo: $('undo'), status: $('status'),
+    left: $('left'), right: $('right'), hiddenWarning: $('hidden-warning'), reason: $('reason'), submit: $('submit'), undo: $('undo'), status: $('status'),
   };
   const st = { item: null, side: null, busy: false, canUndo: false, poll: null };
+  const HIDDEN = new RegExp(${JSON.stringify(HIDDEN_CHARS_SOURCE)}, 'gu');
+  // writes text into node as text nodes, each hidden character as a visible mark; says whether there was one
+  function setText(node, text) {
+    node.replaceChildren();
+    let at = 0, found = false;
+    for (const m of String(text).matchAll(HIDDEN)) {
+      found = true;
+      if (m.index > at) node.append(document.createTextNode(text.slice(at, m.index)));
+      const mark = document.createElement('span');
+      mark.className = 'hidden-char';
+      mark.title = 'a hidden character in the text';
+      mark.textContent = 'U+' + m[0].codePointAt(0).toString(16).toUpperCase().padStart(4, '0');
+      node.append(mark);
+      at = m.index + m[0].length;
+    }
+    if (at < text.length) node.append(document.createTextNode(text.slice(at)));
+    return found;
+  }
 
   async function api(method, path, body) {
     const init = { method, credentials: 'same-origin', headers: {} };
@@ -74,7 +96,8 @@ const SCRIPT = `
 
   function renderPrompt(prompt) {
     el.prompt.replaceChildren();
-    if (typeof prompt === 'string') { el.prompt.textContent = prompt; return; }
+    if (typeof prompt === 'string') return setText(el.prompt, prompt);
+    let found = false;
     for (const m of prompt) {
       const d = document.createElement('div');
       d.className = 'msg';
@@ -82,10 +105,11 @@ const SCRIPT = `
       r.className = 'role';
       r.textContent = String(m.role);
       const c = document.createElement('div');
-      c.textContent = String(m.content);
+      found = setText(c, String(m.content)) || found;
       d.append(r, c);
       el.prompt.append(d);
     }
+    return found;
   }
 
   function showProgress(p, sampler) {
@@ -130,9 +154,8 @@ const SCRIPT = `
       return;
     }
     el.work.dataset.assignment = String(item.assignmentId);
-    renderPrompt(item.prompt);
-    el.left.textContent = item.left;
-    el.right.textContent = item.right;
+    const hidden = [renderPrompt(item.prompt), setText(el.left, item.left), setText(el.right, item.right)].some(Boolean);
+    el.hiddenWarning.classList.toggle('hidden', !hidden);
     if (given && given.side) select(given.side);
   }
 
@@ -244,6 +267,7 @@ export function labelPage(nonce: string, annotator: string): string {
 <main>
 <section id="empty" class="empty hidden"><p id="empty-text">Loading…</p></section>
 <section id="work" class="hidden">
+<p class="warning hidden" id="hidden-warning" role="alert">This pair contains invisible or text-direction characters, shown here as marked <span class="hidden-char">U+…</span> codes: the text may read differently from what the model is trained on. Judge the text as shown, or mark both bad.</p>
 <h2>Prompt</h2><div class="box prompt" id="prompt"></div>
 <div class="pair">
 <div><h2>Response A</h2><div class="box response" id="left"></div></div>

@@ -41,6 +41,8 @@ interface Policy {
 function loadPolicy(dir: string): Policy {
   if (!existsSync(join(dir, 'tokenizer.json'))) throw new Error(`policy ${dir}: no tokenizer.json (responses are decoded with the policy's own tokenizer)`);
   const { model, generation } = loadPretrained(dir);
+  // sampling is inference: no adapter dropout
+  model.training = false;
   const tok = Tokenizer.fromPretrained(dir);
   const V = model.config.vocabSize;
   if (tok.vocabSize > V)

@@ -3,8 +3,12 @@
 // at a time; each pair is committed as it arrives. Rounds of ready-made pairs need no worker.
 import { EventEmitter } from 'node:events';
 import { Worker } from 'node:worker_threads';
+import { whenUnlocked } from './busy.js';
 import type { FeedbackDB, Round } from './db.js';
 import type { FromWorker, SamplerInit, ToWorker } from './sampler-worker.js';
+
+/** How long the sampler waits to store a sampled pair while another process holds the database's lock, ms. */
+const STORE_WAIT_MS = 60_000;
 
 export interface SamplerOptions {
   /** keep at least this many unclaimed pairs ready (default 8) */
@@ -124,7 +128,7 @@ export class Sampler extends EventEmitter {
     this.state = 'loading';
     this.log(`round ${r.id}: loading ${policies.join(' and ')} in the sampling thread`);
     w.on('message', (m: FromWorker) => {
-      if (w === this.worker) this.onMessage(r, m);
+      if (w === this.worker) void this.onMessage(r, m);
     });
     w.on('error', (e) => {
       if (w === this.worker) this.fail(`the sampling thread failed: ${e.message}`);
@@ -134,7 +138,7 @@ export class Sampler extends EventEmitter {
     });
   }
 
-  private onMessage(r: Round, m: FromWorker): void {
+  private async onMessage(r: Round, m: FromWorker): Promise<void> {
     try {
       switch (m.type) {
         case 'ready':
@@ -146,20 +150,25 @@ export class Sampler extends EventEmitter {
           this.fail(`cannot sample round ${r.id}: ${m.error}`);
           return;
         case 'pair': {
+          // another process may hold the write lock for a while: wait for it off the event loop
+          const id = await whenUnlocked(
+            () =>
+              this.store.addSampledPair(m.promptId, {
+                responseA: m.responseA,
+                responseB: m.responseB,
+                sourceA: r.policy!,
+                sourceB: r.policyB ?? r.policy!,
+                meta: m.meta,
+              }),
+            STORE_WAIT_MS,
+          );
           this.inFlight = null;
-          const id = this.store.addSampledPair(m.promptId, {
-            responseA: m.responseA,
-            responseB: m.responseB,
-            sourceA: r.policy!,
-            sourceB: r.policyB ?? r.policy!,
-            meta: m.meta,
-          });
           if (id !== null) this.emit('pair', id);
           break;
         }
         case 'failed':
+          await whenUnlocked(() => this.store.failPrompt(m.promptId, m.error), STORE_WAIT_MS);
           this.inFlight = null;
-          this.store.failPrompt(m.promptId, m.error);
           this.log(`round ${r.id}: prompt ${m.promptId} skipped: ${m.error}`);
           this.emit('failed', m.promptId, m.error);
           break;

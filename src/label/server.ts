@@ -5,7 +5,9 @@
 import { randomBytes } from 'node:crypto';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { BusyError, whenUnlocked } from './busy.js';
 import { type Annotator, type FeedbackDB, type Side, SIDES, StoreError } from './db.js';
+import { acquireServerLock } from './lock.js';
 import { labelPage, loginPage, pagePolicy } from './page.js';
 import { Sampler } from './sampler.js';
 
@@ -29,6 +31,11 @@ export interface ServeOptions {
   allowHosts?: readonly string[];
   /** believe X-Forwarded-Host / X-Forwarded-Proto from a proxy on this machine (loopback connections only) */
   trustProxy?: boolean;
+  /**
+   * How long a write waits for another process's lock on the database before the request is answered 503 with
+   * Retry-After, ms (default 5000). It waits off the event loop: other requests are answered meanwhile.
+   */
+  writeWaitMs?: number;
   log?: (line: string) => void;
 }
 
@@ -94,6 +101,12 @@ export async function startServer(o: ServeOptions): Promise<LabelServer> {
   };
   const secureCookie = (req: IncomingMessage): boolean => effective(req).proto === 'https';
   const log = o.log ?? (() => {});
+  const writeWaitMs = o.writeWaitMs ?? 5000;
+  /** A store call, retried off the event loop while another process holds the write lock. */
+  const db = <T>(fn: () => T): Promise<T> => whenUnlocked(fn, writeWaitMs);
+  // one server per database file, refused naming the first one's pid and port
+  const lock = store.path === ':memory:' ? null : acquireServerLock(store.path);
+  store.setBusyTimeout(20);
   const sampler = new Sampler(store, { leaseMs, lookahead: o.lookahead, pollMs: o.pollMs, log });
   let port = 0;
 
@@ -115,16 +128,16 @@ export async function startServer(o: ServeOptions): Promise<LabelServer> {
       if (!String(req.headers['content-type'] ?? '').startsWith('application/x-www-form-urlencoded'))
         throw new HttpError(415, 'sign in with the form (application/x-www-form-urlencoded)');
       const token = new URLSearchParams(body.toString('utf8')).get('token')?.trim() ?? '';
-      const who = store.annotatorByToken(token);
+      const who = await db(() => store.annotatorByToken(token));
       if (!who) return html(res, 401, (n) => loginPage(n, 'That token is not valid.'));
       // the cookie is a session the server can end (logout, token rotation, removal), never the token itself
-      const session = store.createSession(who.id, sessionMs);
+      const session = await db(() => store.createSession(who.id, sessionMs));
       res.writeHead(303, { ...SECURITY, Location: '/', 'Set-Cookie': `${COOKIE}=${session}; HttpOnly; SameSite=Strict; Path=/; Max-Age=${Math.floor(sessionMs / 1000)}${secureCookie(req) ? '; Secure' : ''}` });
       res.end();
       return;
     }
 
-    const who = authenticate(req);
+    const who = await db(() => authenticate(req));
     if (!who) {
       if (path === '/' && (method === 'GET' || method === 'HEAD')) return html(res, 401, (n) => loginPage(n, null));
       throw new HttpError(401, 'sign in first: a valid annotator token is needed', { 'WWW-Authenticate': 'Bearer' });
@@ -139,7 +152,7 @@ export async function startServer(o: ServeOptions): Promise<LabelServer> {
         await readBody(req);
         {
           const session = cookieOf(req);
-          if (session) store.endSession(session);
+          if (session) await db(() => store.endSession(session));
         }
         res.writeHead(303, { ...SECURITY, Location: '/', 'Set-Cookie': `${COOKIE}=; HttpOnly; SameSite=Strict; Path=/; Max-Age=0` });
         res.end();
@@ -148,9 +161,10 @@ export async function startServer(o: ServeOptions): Promise<LabelServer> {
         allow(method, ['GET']);
         sampler.check();
         const round = sampler.round;
-        const item = round === null ? null : store.nextItem(who.id, round, Date.now(), leaseMs);
+        const item = round === null ? null : await db(() => store.nextItem(who.id, round, Date.now(), leaseMs));
         sampler.nudge();
-        return json(res, 200, { annotator: who.name, item, progress: store.progress(who.id, round, Date.now(), leaseMs), sampler: sampler.status() });
+        const progress = await db(() => store.progress(who.id, round, Date.now(), leaseMs));
+        return json(res, 200, { annotator: who.name, item, progress, sampler: sampler.status() });
       }
       case '/api/label': {
         allow(method, ['POST']);
@@ -162,13 +176,13 @@ export async function startServer(o: ServeOptions): Promise<LabelServer> {
         if (typeof choice !== 'string' || !(SIDES as readonly string[]).includes(choice))
           throw new HttpError(400, `field "choice": expected one of ${SIDES.join(', ')}, got ${JSON.stringify(choice) ?? 'nothing'}`);
         const reason = checkReason(body.reason);
-        const labelId = store.label(who.id, assignmentId, choice as Side, reason, Date.now());
+        const labelId = await db(() => store.label(who.id, assignmentId, choice as Side, reason, Date.now()));
         // committed: the answer is 200 from here on, even if the next pair cannot be fetched now
         let next = null, progress = null;
         try {
           const round = sampler.round;
-          next = round === null ? null : store.nextItem(who.id, round, Date.now(), leaseMs);
-          progress = store.progress(who.id, round, Date.now(), leaseMs);
+          next = round === null ? null : await db(() => store.nextItem(who.id, round, Date.now(), leaseMs));
+          progress = await db(() => store.progress(who.id, round, Date.now(), leaseMs));
           sampler.nudge();
         } catch (e) {
           log(`label ${labelId} stored; its next pair failed: ${(e as Error).message}`);
@@ -179,13 +193,14 @@ export async function startServer(o: ServeOptions): Promise<LabelServer> {
         allow(method, ['POST']);
         await readJson(req, []);
         const round = sampler.round;
-        const u = round === null ? null : store.undo(who.id, round, Date.now());
+        const u = round === null ? null : await db(() => store.undo(who.id, round, Date.now()));
         if (!u) throw new HttpError(409, 'nothing to undo: you have no label in this round');
-        return json(res, 200, { undone: u.labelId, item: u.item, side: u.side, reason: u.reason, progress: store.progress(who.id, round, Date.now(), leaseMs), sampler: sampler.status() });
+        const progress = await db(() => store.progress(who.id, round, Date.now(), leaseMs));
+        return json(res, 200, { undone: u.labelId, item: u.item, side: u.side, reason: u.reason, progress, sampler: sampler.status() });
       }
       case '/api/labels':
         allow(method, ['GET']);
-        return json(res, 200, { annotator: who.name, labels: store.labelsOf(who.id) });
+        return json(res, 200, { annotator: who.name, labels: await db(() => store.labelsOf(who.id)) });
       default:
         throw new HttpError(404, `no such page: ${path}`);
     }
@@ -203,14 +218,14 @@ export async function startServer(o: ServeOptions): Promise<LabelServer> {
 
   const server: Server = createServer((req, res) => {
     handle(req, res).catch((e: unknown) => {
-      const status = e instanceof HttpError || e instanceof StoreError ? e.status : 500;
+      const status = e instanceof HttpError || e instanceof StoreError ? e.status : e instanceof BusyError ? 503 : 500;
       const message = e instanceof Error ? e.message : String(e);
       if (status === 500) log(`error answering ${req.method} ${req.url}: ${e instanceof Error ? (e.stack ?? message) : message}`);
       if (res.headersSent) {
         res.destroy();
         return;
       }
-      const extra = e instanceof HttpError ? e.headers : {};
+      const extra = e instanceof HttpError ? e.headers : e instanceof BusyError ? { 'Retry-After': '2' } : {};
       // a refused body may still be arriving: close the connection rather than read it
       if (status === 413) extra.Connection = 'close';
       json(res, status, { error: status === 500 ? 'internal error (see the server log)' : message }, extra);
@@ -220,14 +235,30 @@ export async function startServer(o: ServeOptions): Promise<LabelServer> {
   server.requestTimeout = 30_000;
   server.keepAliveTimeout = 5_000;
 
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(o.port ?? 0, '127.0.0.1', () => {
-      server.off('error', reject);
-      resolve();
-    });
+  // Node answers malformed requests and oversized headers itself (400, 431) with an empty body: say why, in JSON
+  server.on('clientError', (err: NodeJS.ErrnoException, socket) => {
+    if (err.code === 'ECONNRESET' || !socket.writable) return void socket.destroy();
+    const [status, reason] = err.code === 'HPE_HEADER_OVERFLOW' ? [431, 'Request Header Fields Too Large'] : err.code === 'HPE_REQUEST_TIMEOUT' || err.code === 'ERR_HTTP_REQUEST_TIMEOUT' ? [408, 'Request Timeout'] : [400, 'Bad Request'];
+    const message = status === 431 ? 'the request headers are over the size limit (16 KiB)' : status === 408 ? 'the request took too long to arrive' : `malformed HTTP request (${err.code ?? err.message})`;
+    const body = JSON.stringify({ error: message });
+    socket.end(`HTTP/1.1 ${status} ${reason}\r\nContent-Type: application/json; charset=utf-8\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`);
   });
+
+  try {
+    await new Promise<void>((resolve, reject) => {
+      server.once('error', reject);
+      server.listen(o.port ?? 0, '127.0.0.1', () => {
+        server.off('error', reject);
+        resolve();
+      });
+    });
+  } catch (e) {
+    lock?.release();
+    store.setBusyTimeout(10_000);
+    throw e;
+  }
   port = (server.address() as AddressInfo).port;
+  lock?.setPort(port);
   sampler.start();
 
   return {
@@ -235,11 +266,16 @@ export async function startServer(o: ServeOptions): Promise<LabelServer> {
     port,
     sampler,
     async close() {
-      await sampler.close();
-      await new Promise<void>((resolve) => {
-        server.close(() => resolve());
-        server.closeAllConnections();
-      });
+      try {
+        await sampler.close();
+        await new Promise<void>((resolve) => {
+          server.close(() => resolve());
+          server.closeAllConnections();
+        });
+      } finally {
+        lock?.release();
+        store.setBusyTimeout(10_000);
+      }
     },
   };
 }
@@ -333,5 +369,7 @@ function checkReason(r: unknown): string | null {
   if (t.length > MAX_REASON) throw new HttpError(400, `field "reason": at most ${MAX_REASON} characters, got ${t.length}`);
   // eslint-disable-next-line no-control-regex
   if (/[\u0000-\u0008\u000b-\u001f\u007f]/.test(t)) throw new HttpError(400, 'field "reason": control characters are not allowed');
+  // a lone surrogate (JSON allows "\ud800") has no UTF-8 form: SQLite would store invalid text
+  if (/[\ud800-\udbff](?![\udc00-\udfff])|(?<![\ud800-\udbff])[\udc00-\udfff]/.test(t)) throw new HttpError(400, 'field "reason": contains a lone surrogate (not valid Unicode text)');
   return t === '' ? null : t;
 }

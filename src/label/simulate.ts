@@ -75,6 +75,11 @@ export async function simulateAnnotators(o: SimulateOptions): Promise<SimulateRe
       try {
         const r = await call(new URL('api/next', base).href, token, {}, o.signal);
         if (r.status === 401) throw new Error(`simulated annotator ${k + 1}: the server refused its token (401)`);
+        if (r.status === 503) {
+          // the database is locked by another process for now: ask again shortly
+          await new Promise((res2) => setTimeout(res2, 200));
+          continue;
+        }
         if (r.status !== 200) throw new Error(`simulated annotator ${k + 1}: GET /api/next answered ${r.status}: ${JSON.stringify(r.body)}`);
         next = r.body as NextReply;
       } catch (e) {

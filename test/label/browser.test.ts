@@ -141,7 +141,7 @@ test('sign in with a token, label with the keyboard, undo one: the export holds 
 
   const out = join(tmp(), 'prefs.jsonl');
   // one row per label; the file has one format: the text prompts are written as user messages, as the colour question is a conversation
-  assert.deepEqual(exportPreferences(store, out, undefined, 'all'), { written: 3, ties: 1, bothBad: 0, identical: 0, disagreements: 0, converted: 3 });
+  assert.deepEqual(exportPreferences(store, out, undefined, 'all'), { written: 3, ties: 1, bothBad: 0, identical: 0, disagreements: 0, converted: 3, hidden: 0 });
   const rows = readFileSync(out, 'utf8').trim().split('\n').map((l) => JSON.parse(l) as Record<string, unknown>);
   assert.deepEqual(
     rows.map((r) => [r.chosen, r.rejected, r.reason, r.annotator]),
