@@ -71,4 +71,30 @@ Any OpenAI client works with base URL http://127.0.0.1:8000/v1 (see docs/serve.m
   },
 };
 
-export const SERVE_COMMANDS: Command[] = [SERVE_COMMAND];
+const CHAT_OPTIONS = {
+  model: f.string('', 'a Hugging Face model folder with a chat template in its tokenizer (or a PEFT adapter folder)', { required: true, metavar: 'DIR' }),
+  system: f.string(null, 'the system message to start with (/system TEXT changes it)', { nullable: true, metavar: 'TEXT' }),
+  max_new_tokens: f.integer(256, 'new tokens per answer at most', { min: 1 }),
+  temperature: f.number(0.7, 'sampling temperature (0: greedy)', { min: 0, max: 2 }),
+  top_p: f.number(null, 'sample from the smallest set of tokens with this much probability', { min: 0, max: 1, exclusiveMin: true, nullable: true }),
+  top_k: f.integer(null, 'sample from the k most likely tokens', { min: 1, nullable: true }),
+  seed: f.integer(0, 'sampling seed (answer i uses seed + i)', { min: 0 }),
+};
+
+const CHAT_COMMAND: Command = {
+  name: 'chat',
+  summary: "talk to a model in the terminal (streams answers; /system, /reset; Ctrl-C stops an answer)",
+  options: CHAT_OPTIONS,
+  async run(ctx) {
+    const v = ctx.values as OptionsOf<typeof CHAT_OPTIONS>;
+    const [model] = modelSpecs([v.model]);
+    const { runChat } = await import('./chat.js');
+    try {
+      return await runChat({ model: model!, system: v.system, maxNewTokens: v.max_new_tokens, temperature: v.temperature, topP: v.top_p, topK: v.top_k, seed: v.seed, input: process.stdin, out: ctx.out, err: ctx.err });
+    } catch (e) {
+      throw new UsageError((e as Error).message);
+    }
+  },
+};
+
+export const SERVE_COMMANDS: Command[] = [SERVE_COMMAND, CHAT_COMMAND];
