@@ -3,7 +3,7 @@
 // adapter; refusals in OpenAI's error shape with the right status (the server stays up); 429 past the queue; a
 // client that disconnects mid-stream frees its slot; the API key on a non-loopback bind; the AI-feedback client.
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { request as httpRequest } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -271,6 +271,23 @@ test('429 with Retry-After past the queue; a client that disconnects mid-stream 
     assert.equal(w.choices.length, 1);
     assert.ok(waitedMs < fullMs / 3, `the slot was freed after ${waitedMs.toFixed(0)} ms (the whole stream takes ${fullMs.toFixed(0)} ms)`);
     assert.equal(s.engine.inFlight, 0);
+  } finally {
+    await s.close();
+  }
+});
+
+test('the per-request time limit ends a long request with what it has (finish_reason length)', async () => {
+  const slow = existsSync(join(root, 'slow', 'config.json')) ? join(root, 'slow') : makeSlowModel(join(root, 'slow'));
+  const s = await startServer({ models: [{ name: 'slow', dir: slow }], port: 0, requestTimeoutMs: 300 });
+  try {
+    const c = new OpenAI({ baseURL: `${s.url}/v1`, apiKey: 'none', maxRetries: 0 });
+    const t0 = performance.now();
+    const r = await c.completions.create({ model: 'slow', prompt: 'hello', max_tokens: 1000, temperature: 0 });
+    assert.equal(r.choices[0]!.finish_reason, 'length');
+    assert.ok(r.usage!.completion_tokens > 0 && r.usage!.completion_tokens < 1000, `${r.usage!.completion_tokens} tokens`);
+    assert.ok(performance.now() - t0 < 3000);
+    for (let i = 0; i < 100 && s.engine.inFlight > 0; i++) await new Promise((res) => setTimeout(res, 5));
+    assert.equal(s.engine.inFlight, 0, 'its sequence left the batch');
   } finally {
     await s.close();
   }
