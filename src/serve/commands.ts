@@ -15,7 +15,7 @@ const SERVE_OPTIONS = {
   max_tokens: f.integer(2048, 'new tokens one request may ask for (and the default for chat requests)', { min: 1 }),
   max_n: f.integer(16, 'choices (n) one request may ask for', { min: 1 }),
   request_timeout: f.number(600, 'seconds a request may run; it then ends with what it has (finish_reason length)', { min: 0, exclusiveMin: true }),
-  max_body: f.integer(1048576, 'largest request body, bytes (413 past it)', { min: 1024 }),
+  max_body_kib: f.integer(1024, 'largest request body, KiB (413 past it)', { min: 1 }),
   shutdown_grace: f.number(10, 'on SIGTERM/SIGINT, seconds running requests may finish before they are ended', { min: 0 }),
   allow_host: f.list([], 'another Host name the 127.0.0.1 server answers to, NAME or NAME:PORT (a reverse proxy, an SSH tunnel)', { repeatable: true, metavar: 'HOST' }),
 };
@@ -48,7 +48,7 @@ Any OpenAI client works with base URL http://127.0.0.1:8000/v1 (see docs/serve.m
     const log = (line: string) => ctx.err.write(`[serve] ${line}\n`);
     const server = await startServer({
       models, host: v.host, port: v.port, apiKey, maxBatch: v.max_batch, maxQueue: v.max_queue, maxTokens: v.max_tokens, maxN: v.max_n,
-      requestTimeoutMs: v.request_timeout * 1000, maxBody: v.max_body, allowHosts: v.allow_host, log,
+      requestTimeoutMs: v.request_timeout * 1000, maxBody: v.max_body_kib * 1024, allowHosts: v.allow_host, log,
     });
     for (const m of server.models)
       log(`${m.name}: ${m.info.dir}${m.info.adapter ? ` (LoRA on ${m.info.baseDir})` : ''}, context ${m.info.contextLength}, ${m.hasChatTemplate ? 'chat template' : 'no chat template (completions only)'}`);

@@ -73,7 +73,7 @@ function readJson(req: IncomingMessage, maxBody: number): Promise<unknown> {
     const type = String(req.headers['content-type'] ?? '');
     if (type && !/^application\/json\s*(;|$)/i.test(type)) return reject(new ApiError(415, `expected Content-Type application/json, got ${JSON.stringify(type)}`));
     const announced = Number(req.headers['content-length'] ?? 0);
-    const tooBig = () => new ApiError(413, `the request body${announced ? ` of ${announced} bytes` : ''} is over the limit of ${maxBody} bytes (--max-body)`, 'invalid_request_error', null, null, { Connection: 'close' });
+    const tooBig = () => new ApiError(413, `the request body${announced ? ` of ${announced} bytes` : ''} is over the limit of ${maxBody} bytes (--max-body-kib)`, 'invalid_request_error', null, null, { Connection: 'close' });
     if (announced > maxBody) return reject(tooBig());
     const chunks: Buffer[] = [];
     let n = 0, settled = false;
