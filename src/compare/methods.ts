@@ -118,7 +118,7 @@ async function dpo(c: MethodContext): Promise<MethodResult> {
 
 async function cai(c: MethodContext): Promise<MethodResult> {
   const o = resolveOptions(RECIPE_FIELDS, {
-    model_name_or_path: c.base, prompts: c.files.caiPrompts, rl_prompts: c.files.caiPairPrompts, output_dir: c.dir, method: 'ppo', seed: c.seed,
+    model_name_or_path: c.base, prompts: c.files.caiPrompts, rl_prompts: c.files.caiPairPrompts, helpfulness_prompts: c.files.caiHelpfulPrompts, output_dir: c.dir, method: 'ppo', seed: c.seed,
     max_new_tokens: c.sizes.maxNewTokens, temperature: c.sizes.temperature, batch_size: 32,
     sft: c.sizes.caiSft, reward: c.sizes.reward, ppo: { ...c.sizes.ppo, total_episodes: c.sizes.ppo.total_episodes },
   }, 'compare cai');

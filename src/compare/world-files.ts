@@ -19,6 +19,8 @@ export interface WorldFiles {
   /** red-team requests of the supervised CAI stage, and requests of its AI-labelled pairs (disjoint halves of the RL split; bare requests, the recipe renders them) */
   caiPrompts: string;
   caiPairPrompts: string;
+  /** benign and sensitive requests the base answers unrevised into SL-CAI (helpfulness samples) */
+  caiHelpfulPrompts: string;
   /** held-out evaluation prompts (no stage trains on them) */
   evalPrompts: string;
   counts: { demonstrations: number; demonstrations_harm: number };
@@ -39,8 +41,12 @@ export function writeWorldFiles(world: World, dir: string, s: Sizes): WorldFiles
   const aligned = world.aligned.slice(0, s.demonstrations);
   const rl = world.rlPrompts.map((r, i) => ({ id: `rl-${i}`, prompt: chatPrompt(r.text) }));
   // the CAI recipe renders its requests itself (the same PLAIN_TRANSCRIPT turns): bare requests
-  const bare = world.rlPrompts.map((r, i) => ({ id: `rl-${i}`, prompt: r.text }));
-  const cai = bare.slice(0, Math.min(s.caiPrompts, bare.length >> 1));
+  // red-team prompts (the harmful ones) for critique → revision, the others for the helpfulness samples mixed
+  // into SL-CAI; the AI-labelled pairs on the other half of the split
+  const bare = world.rlPrompts.map((r, i) => ({ id: `rl-${i}`, prompt: r.text, kind: r.kind }));
+  const half = bare.slice(0, bare.length >> 1);
+  const cai = half.filter((r) => r.kind === 'harmful').slice(0, s.caiPrompts);
+  const caiHelpful = half.filter((r) => r.kind !== 'harmful').slice(0, s.caiPrompts);
   const caiPairs = bare.slice(bare.length >> 1, (bare.length >> 1) + s.caiPairs);
   return {
     dir,
@@ -49,6 +55,7 @@ export function writeWorldFiles(world: World, dir: string, s: Sizes): WorldFiles
     aligned: jsonl(p('aligned.jsonl'), aligned.map(({ prompt, completion }) => ({ prompt, completion }))),
     rlPrompts: jsonl(p('rl_prompts.jsonl'), rl),
     caiPrompts: jsonl(p('cai_prompts.jsonl'), cai),
+    caiHelpfulPrompts: jsonl(p('cai_helpful_prompts.jsonl'), caiHelpful),
     caiPairPrompts: jsonl(p('cai_pair_prompts.jsonl'), caiPairs),
     evalPrompts: jsonl(p('eval_prompts.jsonl'), world.evalPrompts.map((r, i) => ({ id: `eval-${i}`, prompt: chatPrompt(r.text), kind: r.kind }))),
     counts: { demonstrations: aligned.length, demonstrations_harm: aligned.filter((d) => d.kind !== 'benign').length },
