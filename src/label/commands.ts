@@ -253,6 +253,7 @@ export const LABEL_COMMANDS: Command[] = [
         ctx.err.write(
           `wrote ${c.written} preference ${v.aggregate === 'all' ? 'rows (one per label)' : 'pairs'} to ${v.out}; left out ${c.ties} ties, ${c.bothBad} both-bad, ${c.identical} pairs with two identical responses` +
             `${v.aggregate === 'all' ? '' : `, ${c.disagreements} pairs whose annotators disagreed`}${c.converted ? `; ${c.converted} text prompts written as user messages (the other prompts are conversations)` : ''}\n` +
+            (c.simulated ? `${c.simulated} written ${v.aggregate === 'all' ? 'rows are labels' : 'pairs hold labels'} of SIMULATED annotators (column "simulated": true)\n` : '') +
             (c.hidden ? `warning: ${c.hidden} written ${v.aggregate === 'all' ? 'rows' : 'pairs'} hold hidden characters (bidi controls or zero-width; the labeling page showed them as U+ marks)\n` : ''),
         );
         return 0;

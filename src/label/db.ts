@@ -126,6 +126,8 @@ export interface ExportRow {
   pairId: number;
   round: number;
   annotator: string;
+  /** the annotator is simulated (alignkit label simulate), not a person */
+  simulated: boolean;
   choice: Choice;
   reason: string | null;
   prompt: PromptValue;
@@ -600,16 +602,17 @@ export class FeedbackDB {
   /** Every standing (not undone) label with its pair, in label order; one read transaction. */
   exportRows(round?: number): ExportRow[] {
     const rows = this.q(
-        `SELECT l.id, l.pair_id, l.round_id, an.name, l.choice, l.reason, p.prompt, p.response_a, p.response_b
+        `SELECT l.id, l.pair_id, l.round_id, an.name, an.simulated, l.choice, l.reason, p.prompt, p.response_a, p.response_b
          FROM labels l JOIN pairs p ON p.id = l.pair_id JOIN annotators an ON an.id = l.annotator_id
          WHERE l.undone_at IS NULL AND (@round IS NULL OR l.round_id = @round) ORDER BY l.id`,
       )
-      .all({ round: round ?? null }) as { id: number; pair_id: number; round_id: number; name: string; choice: Choice; reason: string | null; prompt: string; response_a: string; response_b: string }[];
+      .all({ round: round ?? null }) as { id: number; pair_id: number; round_id: number; name: string; simulated: number; choice: Choice; reason: string | null; prompt: string; response_a: string; response_b: string }[];
     return rows.map((r) => ({
       labelId: r.id,
       pairId: r.pair_id,
       round: r.round_id,
       annotator: r.name,
+      simulated: r.simulated === 1,
       choice: r.choice,
       reason: r.reason,
       prompt: JSON.parse(r.prompt) as PromptValue,

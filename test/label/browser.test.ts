@@ -142,7 +142,7 @@ test('sign in with a token, label with the keyboard, undo one: the export holds 
 
   const out = join(tmp(), 'prefs.jsonl');
   // one row per label; the file has one format: the text prompts are written as user messages, as the colour question is a conversation
-  assert.deepEqual(exportPreferences(store, out, undefined, 'all'), { written: 3, ties: 1, bothBad: 0, identical: 0, disagreements: 0, converted: 3, hidden: 0 });
+  assert.deepEqual(exportPreferences(store, out, undefined, 'all'), { written: 3, ties: 1, bothBad: 0, identical: 0, disagreements: 0, converted: 3, hidden: 0, simulated: 0 });
   const rows = readFileSync(out, 'utf8').trim().split('\n').map((l) => JSON.parse(l) as Record<string, unknown>);
   assert.deepEqual(
     rows.map((r) => [r.chosen, r.rejected, r.reason, r.annotator]),
@@ -228,7 +228,7 @@ test('hidden characters: a bidi override and zero-width characters show as marks
 
     // the export counts the written pair that holds hidden characters (the both-bad one is not written)
     const out = join(dir, 'prefs.jsonl');
-    assert.deepEqual(exportPreferences(s, out), { written: 1, ties: 0, bothBad: 1, identical: 0, disagreements: 0, converted: 0, hidden: 1 });
+    assert.deepEqual(exportPreferences(s, out), { written: 1, ties: 0, bothBad: 1, identical: 0, disagreements: 0, converted: 0, hidden: 1, simulated: 0 });
     const [row] = readFileSync(out, 'utf8').trim().split('\n').map((l) => JSON.parse(l) as { chosen: string; rejected: string });
     assert.ok(row!.chosen === ZW || row!.rejected === ZW, 'the export keeps the text exactly as stored');
   } finally {

@@ -155,16 +155,17 @@ test('export: TRL preference rows (text or conversational), ties and both-bad le
     const it = s.nextItem(a, r2.id, 1, LEASE)!;
     s.label(a, it.assignmentId, 'right', null, 1);
     const out = join(tmp(), 'prefs.jsonl');
-    assert.deepEqual(exportPreferences(s, out, undefined, 'all'), { written: 3, ties: 1, bothBad: 1, identical: 0, disagreements: 0, converted: 4, hidden: 0 });
+    assert.deepEqual(exportPreferences(s, out, undefined, 'all'), { written: 3, ties: 1, bothBad: 1, identical: 0, disagreements: 0, converted: 4, hidden: 0, simulated: 0 });
     const rows = readJsonl(out);
-    assert.deepEqual(rows[0], { prompt: [{ role: 'user', content: 'prompt 0' }], chosen: [{ role: 'assistant', content: shown[0]!.left }], rejected: [{ role: 'assistant', content: shown[0]!.right }], round: 1, annotator: 'ann', reason: 'because', pair_id: 1 });
-    assert.deepEqual(rows[1], { prompt: [{ role: 'user', content: 'prompt 1' }], chosen: [{ role: 'assistant', content: shown[1]!.right }], rejected: [{ role: 'assistant', content: shown[1]!.left }], round: 1, annotator: 'ann', reason: null, pair_id: 2 });
+    assert.deepEqual(rows[0], { prompt: [{ role: 'user', content: 'prompt 0' }], chosen: [{ role: 'assistant', content: shown[0]!.left }], rejected: [{ role: 'assistant', content: shown[0]!.right }], round: 1, annotator: 'ann', simulated: false, reason: 'because', pair_id: 1 });
+    assert.deepEqual(rows[1], { prompt: [{ role: 'user', content: 'prompt 1' }], chosen: [{ role: 'assistant', content: shown[1]!.right }], rejected: [{ role: 'assistant', content: shown[1]!.left }], round: 1, annotator: 'ann', simulated: false, reason: null, pair_id: 2 });
     assert.deepEqual(rows[2], {
       prompt: [{ role: 'user', content: 'prompt 0' }],
       chosen: [{ role: 'assistant', content: it.right }],
       rejected: [{ role: 'assistant', content: it.left }],
       round: 2,
       annotator: 'ann',
+      simulated: false,
       reason: null,
       pair_id: 5,
     });
@@ -174,7 +175,7 @@ test('export: TRL preference rows (text or conversational), ties and both-bad le
     const c1 = await checkDataset(firstRound);
     assert.deepEqual(c1.format, { type: 'preference', conversational: false, implicitPrompt: false });
     assert.equal(c1.report.kept, 2);
-    assert.deepEqual(exportPreferences(s, out, 2, 'all'), { written: 1, ties: 0, bothBad: 0, identical: 0, disagreements: 0, converted: 0, hidden: 0 });
+    assert.deepEqual(exportPreferences(s, out, 2, 'all'), { written: 1, ties: 0, bothBad: 0, identical: 0, disagreements: 0, converted: 0, hidden: 0, simulated: 0 });
     assert.equal(readJsonl(out).length, 1);
     const c2 = await checkDataset(out);
     assert.deepEqual(c2.format, { type: 'preference', conversational: true, implicitPrompt: false });
