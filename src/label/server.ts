@@ -176,16 +176,17 @@ export async function startServer(o: ServeOptions): Promise<LabelServer> {
         if (typeof choice !== 'string' || !(SIDES as readonly string[]).includes(choice))
           throw new HttpError(400, `field "choice": expected one of ${SIDES.join(', ')}, got ${JSON.stringify(choice) ?? 'nothing'}`);
         const reason = checkReason(body.reason);
-        const labelId = await db(() => store.label(who.id, assignmentId, choice as Side, reason, Date.now()));
-        // committed: the answer is 200 from here on, even if the next pair cannot be fetched now
-        let next = null, progress = null;
+        // the label and the next assignment in one transaction (one sync to disk); the label stands even if the
+        // next pair cannot be had, and once committed the answer is 200
+        const round = sampler.round;
+        const { labelId, next, nextError } = await db(() => store.labelThenNext(who.id, assignmentId, choice as Side, reason, Date.now(), round, leaseMs));
+        if (nextError) log(`label ${labelId} stored; its next pair failed: ${nextError.message}`);
+        let progress = null;
         try {
-          const round = sampler.round;
-          next = round === null ? null : await db(() => store.nextItem(who.id, round, Date.now(), leaseMs));
           progress = await db(() => store.progress(who.id, round, Date.now(), leaseMs));
           sampler.nudge();
         } catch (e) {
-          log(`label ${labelId} stored; its next pair failed: ${(e as Error).message}`);
+          log(`label ${labelId} stored; its progress failed: ${(e as Error).message}`);
         }
         return json(res, 200, { labelId, next, progress, sampler: sampler.status() });
       }
