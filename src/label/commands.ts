@@ -126,7 +126,6 @@ async function serve(v: V, out: NodeJS.WritableStream, err: NodeJS.WritableStrea
   const log = (line: string) => err.write(`[label] ${line}\n`);
   const server = await startServer({ store, port, lookahead, leaseMs: lease === undefined ? undefined : lease * 60_000, log, allowHosts: v.allow_host, trustProxy: v.trust_proxy });
   const round = store.latestRound()!;
-  out.write(`alignkit label: serving ${describe(round)}\nlistening on ${server.url}\n`);
   return new Promise<number>((resolveExit) => {
     const stop = () => {
       process.off('SIGINT', stop);
@@ -138,6 +137,8 @@ async function serve(v: V, out: NodeJS.WritableStream, err: NodeJS.WritableStrea
     };
     process.on('SIGINT', stop);
     process.on('SIGTERM', stop);
+    // only now, with the handlers in place: whoever waits for this line may stop the server at once
+    out.write(`alignkit label: serving ${describe(round)}\nlistening on ${server.url}\n`);
   });
 }
 
