@@ -115,6 +115,7 @@ async function clients(d: ClientData): Promise<ClientResult> {
     let due = start + Math.random() * d.period * 1000;
     for (let i = 0; ; i++) {
       if (d.period > 0) {
+        if (due >= deadline) return;
         const wait = due - performance.now();
         if (wait > 0) await sleep(wait);
         due += d.period * 1000;
