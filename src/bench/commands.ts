@@ -2,6 +2,7 @@
 import type { Command } from '../options/command.js';
 import { f } from '../options/fields.js';
 import { type BenchRow, printRows } from './report.js';
+import { BENCH_LABEL } from './label.js';
 
 const OPTIONS = {
   json: f.boolean(false, 'one JSON object per row instead of a table'),
@@ -41,4 +42,5 @@ export const BENCH_COMMANDS: Command[] = [
   bench('dpo-step', 'a GPT-2-124M DPO training step next to PyTorch'),
   bench('generate', 'sampling with the KV cache next to PyTorch'),
   bench('all', 'every benchmark'),
+  BENCH_LABEL,
 ];

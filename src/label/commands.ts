@@ -126,7 +126,6 @@ async function serve(v: V, out: NodeJS.WritableStream, err: NodeJS.WritableStrea
   const log = (line: string) => err.write(`[label] ${line}\n`);
   const server = await startServer({ store, port, lookahead, leaseMs: lease === undefined ? undefined : lease * 60_000, log, allowHosts: v.allow_host, trustProxy: v.trust_proxy });
   const round = store.latestRound()!;
-  out.write(`alignkit label: serving ${describe(round)}\nlistening on ${server.url}\n`);
   return new Promise<number>((resolveExit) => {
     const stop = () => {
       process.off('SIGINT', stop);
@@ -138,6 +137,8 @@ async function serve(v: V, out: NodeJS.WritableStream, err: NodeJS.WritableStrea
     };
     process.on('SIGINT', stop);
     process.on('SIGTERM', stop);
+    // only now, with the handlers in place: whoever waits for this line may stop the server at once
+    out.write(`alignkit label: serving ${describe(round)}\nlistening on ${server.url}\n`);
   });
 }
 
@@ -253,6 +254,7 @@ export const LABEL_COMMANDS: Command[] = [
         ctx.err.write(
           `wrote ${c.written} preference ${v.aggregate === 'all' ? 'rows (one per label)' : 'pairs'} to ${v.out}; left out ${c.ties} ties, ${c.bothBad} both-bad, ${c.identical} pairs with two identical responses` +
             `${v.aggregate === 'all' ? '' : `, ${c.disagreements} pairs whose annotators disagreed`}${c.converted ? `; ${c.converted} text prompts written as user messages (the other prompts are conversations)` : ''}\n` +
+            (c.simulated ? `${c.simulated} written ${v.aggregate === 'all' ? 'rows are labels' : 'pairs hold labels'} of SIMULATED annotators (column "simulated": true)\n` : '') +
             (c.hidden ? `warning: ${c.hidden} written ${v.aggregate === 'all' ? 'rows' : 'pairs'} hold hidden characters (bidi controls or zero-width; the labeling page showed them as U+ marks)\n` : ''),
         );
         return 0;

@@ -39,6 +39,7 @@ CREATE TABLE IF NOT EXISTS pairs (
   want INTEGER NOT NULL DEFAULT 1, labeled INTEGER NOT NULL DEFAULT 0, created_at INTEGER NOT NULL, meta TEXT);
 CREATE UNIQUE INDEX IF NOT EXISTS pairs_prompt ON pairs(prompt_id) WHERE prompt_id IS NOT NULL;
 CREATE INDEX IF NOT EXISTS pairs_open ON pairs(round_id, id) WHERE labeled < want;
+CREATE INDEX IF NOT EXISTS pairs_partly ON pairs(round_id) WHERE labeled > 0 AND labeled < want;
 CREATE TABLE IF NOT EXISTS assignments (
   id INTEGER PRIMARY KEY, pair_id INTEGER NOT NULL REFERENCES pairs(id),
   annotator_id INTEGER NOT NULL REFERENCES annotators(id), left_is_a INTEGER NOT NULL CHECK (left_is_a IN (0, 1)),
@@ -46,6 +47,7 @@ CREATE TABLE IF NOT EXISTS assignments (
   UNIQUE (pair_id, annotator_id));
 CREATE INDEX IF NOT EXISTS assignments_annotator ON assignments(annotator_id, opened_at);
 CREATE INDEX IF NOT EXISTS assignments_live ON assignments(round_id, opened_at) WHERE labeled = 0;
+CREATE INDEX IF NOT EXISTS assignments_unlabeled ON assignments(annotator_id, round_id) WHERE labeled = 0;
 CREATE TABLE IF NOT EXISTS labels (
   id INTEGER PRIMARY KEY, assignment_id INTEGER NOT NULL REFERENCES assignments(id),
   annotator_id INTEGER NOT NULL REFERENCES annotators(id), pair_id INTEGER NOT NULL REFERENCES pairs(id),
@@ -55,6 +57,7 @@ CREATE TABLE IF NOT EXISTS labels (
 CREATE UNIQUE INDEX IF NOT EXISTS labels_active ON labels(assignment_id) WHERE undone_at IS NULL;
 CREATE INDEX IF NOT EXISTS labels_annotator ON labels(annotator_id, id);
 CREATE INDEX IF NOT EXISTS labels_round ON labels(round_id, id);
+CREATE INDEX IF NOT EXISTS labels_annotator_round ON labels(annotator_id, round_id) WHERE undone_at IS NULL;
 `;
 
 /**
@@ -126,6 +129,8 @@ export interface ExportRow {
   pairId: number;
   round: number;
   annotator: string;
+  /** the annotator is simulated (alignkit label simulate), not a person */
+  simulated: boolean;
   choice: Choice;
   reason: string | null;
   prompt: PromptValue;
@@ -542,6 +547,25 @@ export class FeedbackDB {
   }
 
   /**
+   * label() and then, in the same transaction (one commit, one sync to disk), the annotator's next item in the
+   * round. The label stands even if finding the next item fails (that part is rolled back alone, and its error
+   * returned).
+   */
+  labelThenNext(annotatorId: number, assignmentId: number, side: Side, reason: string | null, now: number, roundId: number | null, leaseMs: number): { labelId: number; next: Item | null; nextError: Error | null } {
+    return this.db.transaction(() => {
+      const labelId = this.label(annotatorId, assignmentId, side, reason, now);
+      let next: Item | null = null, nextError: Error | null = null;
+      try {
+        // nested: a savepoint, undone by itself if it throws
+        next = roundId === null ? null : this.nextItem(annotatorId, roundId, now, leaseMs);
+      } catch (e) {
+        nextError = e as Error;
+      }
+      return { labelId, next, nextError };
+    }).immediate();
+  }
+
+  /**
    * Withdraws the annotator's latest label in the round (kept in the database, marked undone) and reopens its
    * assignment, which becomes their next item. Returns that item with the label as it was given, or null.
    */
@@ -570,13 +594,23 @@ export class FeedbackDB {
     const cutoff = now - leaseMs;
     const labeled = (this.q('SELECT count(*) AS n FROM labels WHERE annotator_id = ? AND round_id = ? AND undone_at IS NULL').get(annotatorId, roundId) as { n: number }).n;
     const open = this.openAssignment(annotatorId, roundId) ? 1 : 0;
-    // pairs still wanting labels that this annotator has had (labelled, or let expire): not theirs to take again
-    const had = (
+    // pairs still wanting labels that this annotator has had, not theirs to take again: ones they let expire (few:
+    // their unlabelled assignments), and ones they labelled that want another label (a pair they labelled has at
+    // least one label, so it is among the round's partly labelled pairs, also few); neither scans their history
+    // (INDEXED BY and CROSS JOIN: without statistics SQLite would walk the annotator’s assignments instead)
+    const expired = (
       this.q(
-        `SELECT count(*) AS n FROM assignments a JOIN pairs p ON p.id = a.pair_id
-         WHERE a.annotator_id = ? AND a.round_id = ? AND p.labeled < p.want AND NOT (a.labeled = 0 AND a.opened_at > ?)`,
+        `SELECT count(*) AS n FROM assignments a INDEXED BY assignments_unlabeled JOIN pairs p ON p.id = a.pair_id
+         WHERE a.annotator_id = ? AND a.round_id = ? AND a.labeled = 0 AND a.opened_at <= ? AND p.labeled < p.want`,
       ).get(annotatorId, roundId, cutoff) as { n: number }
     ).n;
+    const labelledWanting = (
+      this.q(
+        `SELECT count(*) AS n FROM pairs p INDEXED BY pairs_partly CROSS JOIN assignments a ON a.pair_id = p.id AND a.annotator_id = ?
+         WHERE p.round_id = ? AND p.labeled > 0 AND p.labeled < p.want AND a.labeled = 1`,
+      ).get(annotatorId, roundId) as { n: number }
+    ).n;
+    const had = expired + labelledWanting;
     const fresh = Math.max(0, this.remaining(roundId) - this.liveClaims(roundId, cutoff) - had);
     return { round: roundId, labeled, ready: open + fresh, sampling: this.pendingCount(roundId) };
   }
@@ -600,16 +634,17 @@ export class FeedbackDB {
   /** Every standing (not undone) label with its pair, in label order; one read transaction. */
   exportRows(round?: number): ExportRow[] {
     const rows = this.q(
-        `SELECT l.id, l.pair_id, l.round_id, an.name, l.choice, l.reason, p.prompt, p.response_a, p.response_b
+        `SELECT l.id, l.pair_id, l.round_id, an.name, an.simulated, l.choice, l.reason, p.prompt, p.response_a, p.response_b
          FROM labels l JOIN pairs p ON p.id = l.pair_id JOIN annotators an ON an.id = l.annotator_id
          WHERE l.undone_at IS NULL AND (@round IS NULL OR l.round_id = @round) ORDER BY l.id`,
       )
-      .all({ round: round ?? null }) as { id: number; pair_id: number; round_id: number; name: string; choice: Choice; reason: string | null; prompt: string; response_a: string; response_b: string }[];
+      .all({ round: round ?? null }) as { id: number; pair_id: number; round_id: number; name: string; simulated: number; choice: Choice; reason: string | null; prompt: string; response_a: string; response_b: string }[];
     return rows.map((r) => ({
       labelId: r.id,
       pairId: r.pair_id,
       round: r.round_id,
       annotator: r.name,
+      simulated: r.simulated === 1,
       choice: r.choice,
       reason: r.reason,
       prompt: JSON.parse(r.prompt) as PromptValue,

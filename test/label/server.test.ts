@@ -243,7 +243,7 @@ test('50 concurrent annotators: every acknowledged label is in the export, none 
     );
     assert.equal(acked.length, N * PER);
     const out = join(tmp(), 'load.jsonl');
-    assert.deepEqual(exportPreferences(s, out, undefined, 'all'), { written: N * PER, ties: 0, bothBad: 0, identical: 0, disagreements: 0, converted: 0, hidden: 0 });
+    assert.deepEqual(exportPreferences(s, out, undefined, 'all'), { written: N * PER, ties: 0, bothBad: 0, identical: 0, disagreements: 0, converted: 0, hidden: 0, simulated: 0 });
     const rows = readFileSync(out, 'utf8').trim().split('\n').map((l) => JSON.parse(l) as (typeof acked)[number]);
     const key = (x: { annotator: string; prompt: string; chosen: string; rejected: string }) => JSON.stringify([x.annotator, x.prompt, x.chosen, x.rejected]);
     assert.equal(new Set(rows.map(key)).size, rows.length, 'no label twice');

@@ -155,16 +155,17 @@ test('export: TRL preference rows (text or conversational), ties and both-bad le
     const it = s.nextItem(a, r2.id, 1, LEASE)!;
     s.label(a, it.assignmentId, 'right', null, 1);
     const out = join(tmp(), 'prefs.jsonl');
-    assert.deepEqual(exportPreferences(s, out, undefined, 'all'), { written: 3, ties: 1, bothBad: 1, identical: 0, disagreements: 0, converted: 4, hidden: 0 });
+    assert.deepEqual(exportPreferences(s, out, undefined, 'all'), { written: 3, ties: 1, bothBad: 1, identical: 0, disagreements: 0, converted: 4, hidden: 0, simulated: 0 });
     const rows = readJsonl(out);
-    assert.deepEqual(rows[0], { prompt: [{ role: 'user', content: 'prompt 0' }], chosen: [{ role: 'assistant', content: shown[0]!.left }], rejected: [{ role: 'assistant', content: shown[0]!.right }], round: 1, annotator: 'ann', reason: 'because', pair_id: 1 });
-    assert.deepEqual(rows[1], { prompt: [{ role: 'user', content: 'prompt 1' }], chosen: [{ role: 'assistant', content: shown[1]!.right }], rejected: [{ role: 'assistant', content: shown[1]!.left }], round: 1, annotator: 'ann', reason: null, pair_id: 2 });
+    assert.deepEqual(rows[0], { prompt: [{ role: 'user', content: 'prompt 0' }], chosen: [{ role: 'assistant', content: shown[0]!.left }], rejected: [{ role: 'assistant', content: shown[0]!.right }], round: 1, annotator: 'ann', simulated: false, reason: 'because', pair_id: 1 });
+    assert.deepEqual(rows[1], { prompt: [{ role: 'user', content: 'prompt 1' }], chosen: [{ role: 'assistant', content: shown[1]!.right }], rejected: [{ role: 'assistant', content: shown[1]!.left }], round: 1, annotator: 'ann', simulated: false, reason: null, pair_id: 2 });
     assert.deepEqual(rows[2], {
       prompt: [{ role: 'user', content: 'prompt 0' }],
       chosen: [{ role: 'assistant', content: it.right }],
       rejected: [{ role: 'assistant', content: it.left }],
       round: 2,
       annotator: 'ann',
+      simulated: false,
       reason: null,
       pair_id: 5,
     });
@@ -174,7 +175,7 @@ test('export: TRL preference rows (text or conversational), ties and both-bad le
     const c1 = await checkDataset(firstRound);
     assert.deepEqual(c1.format, { type: 'preference', conversational: false, implicitPrompt: false });
     assert.equal(c1.report.kept, 2);
-    assert.deepEqual(exportPreferences(s, out, 2, 'all'), { written: 1, ties: 0, bothBad: 0, identical: 0, disagreements: 0, converted: 0, hidden: 0 });
+    assert.deepEqual(exportPreferences(s, out, 2, 'all'), { written: 1, ties: 0, bothBad: 0, identical: 0, disagreements: 0, converted: 0, hidden: 0, simulated: 0 });
     assert.equal(readJsonl(out).length, 1);
     const c2 = await checkDataset(out);
     assert.deepEqual(c2.format, { type: 'preference', conversational: true, implicitPrompt: false });
@@ -216,4 +217,66 @@ test('agreement and Fleiss kappa on pairs labeled twice; position bias with its 
   assert.equal(bias.leftWins, 8);
   assert.equal(bias.rate, 0.8);
   assert.ok(Math.abs(bias.ci95![0] - 0.4902) < 1e-3 && Math.abs(bias.ci95![1] - 0.9433) < 1e-3, `${bias.ci95}`);
+});
+
+test('progress from counters and indexes equals a full recount after every step of a random session (leases, late labels, undo, agreement)', () => {
+  const s = FeedbackDB.open(join(tmp(), 'fb.sqlite'));
+  try {
+    const ann = ['a', 'b', 'c', 'd'].map((n) => s.addAnnotator(n).id);
+    const r = s.openRound({ source: 'pairs', input: 'x', agreement: 0.5, pairs: pairs(30) });
+    const lease = 1000;
+    // the definitions, counted by scanning every pair, assignment and label
+    const recount = (who: number, now: number) => {
+      const cutoff = now - lease;
+      const one = (sql: string, ...args: unknown[]) => (s.db.prepare(sql).get(...args) as { n: number }).n;
+      const labeled = one('SELECT count(*) AS n FROM labels WHERE annotator_id = ? AND round_id = ? AND undone_at IS NULL', who, r.id);
+      const remaining = one('SELECT coalesce(sum(max(0, want - labeled)), 0) AS n FROM pairs WHERE round_id = ?', r.id);
+      const live = one(
+        `SELECT coalesce(sum(min(x.c, max(0, p.want - p.labeled))), 0) AS n FROM (SELECT a.pair_id, count(*) AS c FROM assignments a JOIN pairs q ON q.id = a.pair_id
+           WHERE q.round_id = ? AND a.opened_at > ? AND NOT EXISTS (SELECT 1 FROM labels l WHERE l.assignment_id = a.id AND l.undone_at IS NULL) GROUP BY a.pair_id) x JOIN pairs p ON p.id = x.pair_id`,
+        r.id, cutoff,
+      );
+      const had = one(
+        `SELECT count(*) AS n FROM assignments a JOIN pairs p ON p.id = a.pair_id WHERE a.annotator_id = ? AND p.round_id = ? AND p.labeled < p.want
+           AND NOT (a.opened_at > ? AND NOT EXISTS (SELECT 1 FROM labels l WHERE l.assignment_id = a.id AND l.undone_at IS NULL))`,
+        who, r.id, cutoff,
+      );
+      const open = one(
+        `SELECT count(*) AS n FROM assignments a JOIN pairs p ON p.id = a.pair_id WHERE a.annotator_id = ? AND p.round_id = ?
+           AND NOT EXISTS (SELECT 1 FROM labels l WHERE l.assignment_id = a.id AND l.undone_at IS NULL)`,
+        who, r.id,
+      ) > 0 ? 1 : 0;
+      assert.equal(s.remaining(r.id), remaining, 'the remaining counter');
+      return { round: r.id, labeled, ready: open + Math.max(0, remaining - live - had), sampling: 0 };
+    };
+    let seed = 7;
+    const rnd = (n: number) => ((seed = (seed * 1103515245 + 12345) % 2147483648), seed % n);
+    const held = new Map<number, number>(); // annotator → an assignment they may label late
+    let now = 10_000, steps = 0, late = 0, undone = 0;
+    while (s.remaining(r.id) > 0 && steps < 2000) {
+      steps++;
+      now += rnd(3) === 0 ? lease / 2 : 7;
+      const who = ann[rnd(ann.length)]!;
+      const act = rnd(10);
+      if (act < 6) {
+        const it = s.nextItem(who, r.id, now, lease);
+        if (it && rnd(3) > 0) s.labelThenNext(who, it.assignmentId, rnd(2) ? 'left' : 'right', null, now, r.id, lease);
+        else if (it) held.set(who, it.assignmentId);
+      } else if (act < 8 && held.has(who)) {
+        try {
+          s.label(who, held.get(who)!, 'tie', null, now);
+          late++;
+        } catch (e) {
+          assert.equal((e as { status?: number }).status, 409);
+        }
+        held.delete(who);
+      } else if (act === 8) {
+        if (s.undo(who, r.id, now)) undone++;
+      }
+      for (const a of ann) assert.deepEqual(s.progress(a, r.id, now, lease), recount(a, now), `step ${steps}, annotator ${a}`);
+    }
+    assert.ok(late > 0 && undone > 0 && steps > 100, `the walk covered late labels (${late}) and undos (${undone}) in ${steps} steps`);
+  } finally {
+    s.close();
+  }
 });
