@@ -15,7 +15,7 @@ import { RECIPE_FIELDS } from '../cai/recipe.js';
 import { resolveOptions } from '../options/fields.js';
 import { runRlhf } from '../rlhf/loop.js';
 import { runStage } from '../train/run.js';
-import { goldPreference, parseRequest, WORLD_PRINCIPLES } from '../world/index.js';
+import { goldJudgement, parseRequest, WORLD_PRINCIPLES } from '../world/index.js';
 import type { Constitution } from '../cai/constitution.js';
 import type { Method, Sizes } from './options.js';
 import type { WorldFiles } from './world-files.js';
@@ -89,10 +89,7 @@ async function rlhf(c: MethodContext): Promise<MethodResult> {
         const tokens = simulatedTokens(store!, c.annotators);
         void simulateAnnotators({
           url: server!.url, tokens, labels: c.sizes.labelsPerRound, seed: c.seed * 100 + round, errorRate: c.errorRate, positionBias: c.positionBias,
-          judge: (prompt, left, right) => {
-            const g = goldPreference(String(prompt), left, right);
-            return g === 'a' ? 'left' : g === 'b' ? 'right' : 'tie';
-          },
+          judge: (prompt, left, right) => goldJudgement(String(prompt), left, right),
         }).then((s) => ((stats.labels += s.labels), (stats.flipped += s.flipped), (stats.biased += s.biased)), (e: Error) => c.log(`simulated annotators: ${e.message}`));
       },
     },

@@ -179,3 +179,9 @@ export function goldPreference(request: Request | string, a: string, b: string):
   const sa = goldScore(req, a), sb = goldScore(req, b);
   return sa > sb ? 'a' : sb > sa ? 'b' : 'tie';
 }
+
+/** The gold preference as an annotator answers it about a pair as shown (left = a): for simulated annotators. */
+export function goldJudgement(prompt: string, shownLeft: string, shownRight: string): 'left' | 'right' | 'tie' {
+  const g = goldPreference(prompt, shownLeft, shownRight);
+  return g === 'a' ? 'left' : g === 'b' ? 'right' : 'tie';
+}
