@@ -6,8 +6,8 @@
 // log π(y|x) − log π_base(y|x) (nats per answer). A method's reward model is scored on held-out gold pairs: two
 // world-written answers of different gold score to an evaluation prompt; accuracy is how often it ranks the
 // better one higher.
-import { writeFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { existsSync, writeFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
 import { Random } from '../engine/random.js';
 import { type GoldReport, goldScore, goldWinRate, judgeResponses } from '../eval/gold-judge.js';
 import { LocalTextModel } from '../feedback/local-model.js';
@@ -38,9 +38,15 @@ export interface Sampled {
   rows: { prompt: string; response: string; sample: number }[];
 }
 
+/** A policy folder or one of its checkpoints (a checkpoint has no tokenizer: its run's folder has). */
+function openPolicy(dir: string, o: { batchSize?: number; scoreBatchSize?: number }): LocalTextModel {
+  const tokDir = existsSync(join(dir, 'tokenizer.json')) ? dir : dirname(dir);
+  return new LocalTextModel(loadPretrained(dir), Tokenizer.fromPretrained(tokDir), dir, { ...o, owned: true });
+}
+
 /** Every policy's answers to the evaluation prompts (the same seed for a prompt and sample across policies). */
 export async function sampleAnswers(dir: string, world: World, samples: number, maxTokens: number, temperature: number, seed: number): Promise<Sampled> {
-  const m = LocalTextModel.load(dir, { batchSize: 64 });
+  const m = openPolicy(dir, { batchSize: 64 });
   try {
     const reqs = world.evalPrompts.flatMap((r, i) => Array.from({ length: samples }, (_, k) => ({ request: r.text, i, k })));
     const gens = await m.generate(reqs.map((q) => ({ prompt: chatPrompt(q.request), maxTokens: maxTokens, temperature, stop: PLAIN_TRANSCRIPT.stop, seed: seed * 100_003 + q.i * 31 + q.k })));
@@ -52,7 +58,7 @@ export async function sampleAnswers(dir: string, world: World, samples: number, 
 
 /** log p(response | prompt) under a model, for every row. */
 async function logprobs(dir: string, rows: readonly { prompt: string; response: string }[]): Promise<number[]> {
-  const m = LocalTextModel.load(dir, { scoreBatchSize: 64 });
+  const m = openPolicy(dir, { scoreBatchSize: 64 });
   try {
     const lp = await m.choiceLogprobs(rows.map((r) => ({ prompt: chatPrompt(r.prompt), options: [' ' + r.response] })));
     return lp.map((x) => x[0]!);

@@ -14,6 +14,7 @@ import { runRecipe } from '../cai/recipe.js';
 import { RECIPE_FIELDS } from '../cai/recipe.js';
 import { resolveOptions } from '../options/fields.js';
 import { runRlhf } from '../rlhf/loop.js';
+import { listCheckpoints } from '../train/checkpoint.js';
 import { runStage } from '../train/run.js';
 import { goldJudgement, parseRequest, WORLD_PRINCIPLES } from '../world/index.js';
 import type { Constitution } from '../cai/constitution.js';
@@ -64,6 +65,19 @@ export const WORLD_CONSTITUTION: Constitution = {
 const train = (kind: 'sft' | 'reward' | 'dpo' | 'ppo', dir: string, c: MethodContext, cfg: Record<string, unknown>) =>
   runStage(kind, dir, { seed: c.seed, disable_tqdm: c.quiet, ...cfg }, { quiet: c.quiet, handleInterrupt: true });
 
+/** A DPO run's checkpoints along the way (for the reward–KL plot): save every third of the run, keep them all. */
+const ALONG = { save_steps: 0, save_total_limit: 0 };
+function along(dir: string): Record<string, string> {
+  const cks = listCheckpoints(dir);
+  return Object.fromEntries(cks.slice(0, -1).map((c) => [`step ${c.step}`, c.path]));
+}
+
+/** Steps between checkpoints: a third of the run (its length from the rows, the batch size and the epochs). */
+function saveEvery(rows: number, cfg: Record<string, unknown>): number {
+  const steps = typeof cfg.max_steps === 'number' ? cfg.max_steps : Math.ceil(rows / Number(cfg.per_device_train_batch_size ?? 8)) * Number(cfg.num_train_epochs ?? 1);
+  return Math.max(1, Math.ceil(steps / 3));
+}
+
 const kindOf = (prompt: unknown): string | null => (typeof prompt === 'string' ? (parseRequest(prompt)?.kind ?? null) : null);
 
 async function sft(c: MethodContext): Promise<MethodResult> {
@@ -109,8 +123,8 @@ async function dpo(c: MethodContext): Promise<MethodResult> {
   // the comparisons RLHF collected (every round's labels, exported by its last round)
   const prefs = join(c.seedDir, 'rlhf', `round-${c.sizes.rounds}`, 'prefs.jsonl');
   const rows = readPrompts(prefs);
-  await train('dpo', join(c.dir, 'policy'), c, { ...c.sizes.dpo, model_name_or_path: c.base, train_file: prefs });
-  return { method: 'dpo', policy: join(c.dir, 'policy'), human_demonstrations: 0, human_comparisons: rows.length, human_harm_labels: rows.filter((x) => kindOf(x.prompt) !== 'benign').length, ai_labels: 0, stages: 2, models_at_peak: 2, reward_model: null, checkpoints: {}, notes: { prefs } };
+  await train('dpo', join(c.dir, 'policy'), c, { ...c.sizes.dpo, ...ALONG, save_steps: saveEvery(rows.length, c.sizes.dpo), model_name_or_path: c.base, train_file: prefs });
+  return { method: 'dpo', policy: join(c.dir, 'policy'), human_demonstrations: 0, human_comparisons: rows.length, human_harm_labels: rows.filter((x) => kindOf(x.prompt) !== 'benign').length, ai_labels: 0, stages: 2, models_at_peak: 2, reward_model: null, checkpoints: along(join(c.dir, 'policy')), notes: { prefs } };
 }
 
 async function cai(c: MethodContext): Promise<MethodResult> {
@@ -132,8 +146,8 @@ async function caiDpo(c: MethodContext): Promise<MethodResult> {
   const cdir = join(c.seedDir, 'cai');
   const prefs = join(cdir, 'rlaif', 'ai_prefs.jsonl');
   const n = readPrompts(prefs).length;
-  await train('dpo', join(c.dir, 'policy'), c, { ...c.sizes.dpo, model_name_or_path: join(cdir, 'sl-cai'), train_file: prefs });
-  return { method: 'cai-dpo', policy: join(c.dir, 'policy'), human_demonstrations: 0, human_comparisons: 0, human_harm_labels: 0, ai_labels: n, stages: 4, models_at_peak: 2, reward_model: null, checkpoints: { 'sl-cai': join(cdir, 'sl-cai') }, notes: { prefs } };
+  await train('dpo', join(c.dir, 'policy'), c, { ...c.sizes.dpo, ...ALONG, save_steps: saveEvery(n, c.sizes.dpo), model_name_or_path: join(cdir, 'sl-cai'), train_file: prefs });
+  return { method: 'cai-dpo', policy: join(c.dir, 'policy'), human_demonstrations: 0, human_comparisons: 0, human_harm_labels: 0, ai_labels: n, stages: 4, models_at_peak: 2, reward_model: null, checkpoints: { 'sl-cai': join(cdir, 'sl-cai'), ...along(join(c.dir, 'policy')) }, notes: { prefs } };
 }
 
 export const RUN_METHOD: Record<Method, (c: MethodContext) => Promise<MethodResult>> = { sft, rlhf, dpo, cai, 'cai-dpo': caiDpo };

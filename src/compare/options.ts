@@ -59,7 +59,7 @@ export const DEFAULT_SIZES: Sizes = {
   sft: { ...common, max_steps: 100, learning_rate: 1e-3, max_length: 192 },
   demonstrations: 600,
   rounds: 2,
-  labelsPerRound: 300,
+  labelsPerRound: 400,
   reward: { ...common, num_train_epochs: 4, learning_rate: 5e-4, max_length: 192 },
   ppo: { ...common, total_episodes: 1024, learning_rate: 5e-5, response_length: 40, stop_token: 'eos', temperature: 0.7, kl_coef: 0.2, num_ppo_epochs: 2, num_mini_batches: 1 },
   dpo: { ...common, num_train_epochs: 3, learning_rate: 3e-4, beta: 0.3, max_length: 192 },

@@ -26,7 +26,7 @@ const mapping = (v: unknown): Record<string, unknown> => {
 
 export const RLHF_FIELDS = {
   model_name_or_path: f.string('', 'the policy the first round samples from (usually an SFT model)', { required: true, metavar: 'DIR' }),
-  policy_b: f.string(null, "a second policy that samples response B in the first round (e.g. the pretrained model, whose habits differ from the fine-tuned policy's); later rounds compare two samples of the newest policy", { nullable: true, metavar: 'DIR' }),
+  policy_b: f.string(null, "a second policy that samples response B of every pair (e.g. the pretrained model, whose habits differ from the fine-tuned policy's); default: two samples of the newest policy", { nullable: true, metavar: 'DIR' }),
   reward_base: f.string(null, 'the model each round’s reward model starts from; default: model_name_or_path', { nullable: true, metavar: 'DIR' }),
   prompts: f.string('', 'prompts the rounds sample pairs for (TRL prompt-only JSONL)', { required: true, metavar: 'FILE' }),
   rl_prompts: f.string(null, 'prompts PPO trains on; default: prompts', { nullable: true, metavar: 'FILE' }),
@@ -128,7 +128,7 @@ export async function runRlhf(o: RlhfOptions, h: RlhfHooks = {}): Promise<RlhfRe
           const rng = new Random(o.seed * 1000 + r);
           const subset: PromptRecord[] = o.prompts_per_round && o.prompts_per_round < allPrompts.length ? shuffled(allPrompts, rng).slice(0, o.prompts_per_round) : allPrompts;
           const labelRound = store.openRound({
-            source: 'policy', policy, policyB: r === 1 && o.policy_b ? resolve(o.policy_b) : null, input: resolve(o.prompts), prompts: subset,
+            source: 'policy', policy, policyB: o.policy_b ? resolve(o.policy_b) : null, input: resolve(o.prompts), prompts: subset,
             settings: { maxNewTokens: o.max_new_tokens, temperature: o.temperature, topP: o.top_p ?? undefined, seed: o.seed * 1000 + r },
           }).id;
           entry = { round: r, labelRound, policy };
