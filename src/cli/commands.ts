@@ -7,6 +7,7 @@ import { core } from '../engine/native.js';
 import { LABEL_COMMANDS } from '../label/commands.js';
 import type { Command } from '../options/command.js';
 import { RLHF_COMMAND } from '../rlhf/commands.js';
+import { SERVE_COMMANDS } from '../serve/commands.js';
 import { TRAINER_COMMANDS } from '../train/commands.js';
 import { EVAL_COMMAND } from './eval.js';
 import { EXPORT_COMMAND } from './export.js';
@@ -32,6 +33,7 @@ export const COMMANDS: readonly Command[] = [
   EVAL_COMMAND,
   ...CAI_COMMANDS,
   ...LABEL_COMMANDS,
+  ...SERVE_COMMANDS,
   EXPORT_COMMAND,
   ...BENCH_COMMANDS,
   INFO_COMMAND,
