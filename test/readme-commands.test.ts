@@ -18,7 +18,9 @@ const README = readFileSync(join(packageRoot(), 'README.md'), 'utf8');
 function commandLines(sh: string): string[][] {
   const out: string[][] = [];
   for (const line of sh.split('\n')) {
-    let words: string[] = [], cur: string | null = null, q: string | null = null;
+    let words: string[] = [],
+      cur: string | null = null,
+      q: string | null = null;
     const end = () => {
       if (cur !== null) words.push(cur);
       cur = null;

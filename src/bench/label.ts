@@ -110,7 +110,8 @@ async function clients(d: ClientData): Promise<ClientResult> {
   const measureFrom = start + Math.min(d.warmup, d.seconds / 2) * 1000;
   const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
   const one = async (k: number): Promise<void> => {
-    const token = d.tokens[k]!, agent = agents[k]!;
+    const token = d.tokens[k]!,
+      agent = agents[k]!;
     // paced: annotator k starts at a random offset within the period and then keeps to its schedule
     let due = start + Math.random() * d.period * 1000;
     for (let i = 0; ; i++) {
@@ -156,8 +157,7 @@ async function clients(d: ClientData): Promise<ClientResult> {
       if (l.status === 200) {
         out.acked.push({ labelId: (JSON.parse(l.text) as { labelId: number }).labelId, annotator: k });
         if (t1 >= measureFrom) out.counted++;
-      }
-      else fail(`POST /api/label ${l.status}`);
+      } else fail(`POST /api/label ${l.status}`);
     }
   };
   await Promise.all(d.tokens.map((_, k) => one(k)));
@@ -225,7 +225,9 @@ async function phase(kind: 'paced' | 'saturated', o: { annotators: number; pairs
     const setupSeconds = (performance.now() - t0) / 1000;
     const server = await startServer({ store, port: 0 });
     const period = kind === 'paced' ? o.annotators / o.rate : 0;
-    log(`bench label: ${kind}: ${o.annotators} annotators, ${o.pairs} pairs${kind === 'paced' ? `, aiming at ${o.rate} labels/s` : ', no pauses'}, ${o.seconds} s, the first ${Math.min(o.warmup, o.seconds / 2)} s a warm-up (set-up ${setupSeconds.toFixed(1)} s)`);
+    log(
+      `bench label: ${kind}: ${o.annotators} annotators, ${o.pairs} pairs${kind === 'paced' ? `, aiming at ${o.rate} labels/s` : ', no pauses'}, ${o.seconds} s, the first ${Math.min(o.warmup, o.seconds / 2)} s a warm-up (set-up ${setupSeconds.toFixed(1)} s)`,
+    );
     let r: ClientResult;
     const elu0 = performance.eventLoopUtilization();
     try {
@@ -295,11 +297,24 @@ function rowsOf(p: PhaseResult): BenchRow[] {
   const at = `label ${p.phase} ${p.annotators} annotators, ${p.pairs} pairs`;
   const bars = p.annotators >= 200 && p.pairs >= 50_000;
   const p99 = (ms: number) => (bars ? `bar <= ${BAR_P99_MS} ms: ${ms <= BAR_P99_MS ? 'met' : 'missed'}` : '');
-  const errs = Object.entries(p.errors).map(([k, v]) => `${v}x ${k}`).join(', ');
+  const errs = Object.entries(p.errors)
+    .map(([k, v]) => `${v}x ${k}`)
+    .join(', ');
   return [
-    row(`${at}: labels/s`, p.labelsPerSecond, bars ? BAR_RATE : null, 'labels/s',
-      `${p.offered !== null ? `aimed at ${p.offered}; ` : ''}${bars ? `bar >= ${BAR_RATE}: ${p.labelsPerSecond >= BAR_RATE ? 'met' : 'missed'}; ` : ''}server loop busy ${(100 * p.serverLoopBusy).toFixed(0)}%, ${p.perCommit.toFixed(1)} writes per commit (at most ${p.largestCommit})${errs ? `; ${errs}` : ''}`),
-    row(`${at}: GET /api/next p50`, p.next.p50, null, 'ms', `${p.next.n} requests after the warm-up; each annotator's first: p50 ${p.firstNext.p50.toFixed(0)} ms, max ${p.firstNext.max.toFixed(0)} ms`),
+    row(
+      `${at}: labels/s`,
+      p.labelsPerSecond,
+      bars ? BAR_RATE : null,
+      'labels/s',
+      `${p.offered !== null ? `aimed at ${p.offered}; ` : ''}${bars ? `bar >= ${BAR_RATE}: ${p.labelsPerSecond >= BAR_RATE ? 'met' : 'missed'}; ` : ''}server loop busy ${(100 * p.serverLoopBusy).toFixed(0)}%, ${p.perCommit.toFixed(1)} writes per commit (at most ${p.largestCommit})${errs ? `; ${errs}` : ''}`,
+    ),
+    row(
+      `${at}: GET /api/next p50`,
+      p.next.p50,
+      null,
+      'ms',
+      `${p.next.n} requests after the warm-up; each annotator's first: p50 ${p.firstNext.p50.toFixed(0)} ms, max ${p.firstNext.max.toFixed(0)} ms`,
+    ),
     row(`${at}: GET /api/next p99`, p.next.p99, null, 'ms', p99(p.next.p99)),
     row(`${at}: POST /api/label p50`, p.label.p50, null, 'ms', `${p.label.n} requests after the warm-up`),
     row(`${at}: POST /api/label p99`, p.label.p99, null, 'ms', p99(p.label.p99)),

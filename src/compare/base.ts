@@ -20,10 +20,18 @@ export interface BaseResult {
 
 export async function trainBase(world: World, files: WorldFiles, dir: string, s: Sizes, seed: number, quiet: boolean): Promise<BaseResult> {
   const tok = trainByteLevelBPE(world.corpus, { vocabSize: s.vocab, specialTokens: [EOS], config: { eos_token: EOS, bos_token: EOS, pad_token: EOS } });
-  const init = newPretrained({
-    architectures: ['GPT2LMHeadModel'], model_type: 'gpt2', vocab_size: tok.vocabSize, ...s.model,
-    eos_token_id: tok.eosTokenId, bos_token_id: tok.eosTokenId, pad_token_id: tok.eosTokenId,
-  }, seed);
+  const init = newPretrained(
+    {
+      architectures: ['GPT2LMHeadModel'],
+      model_type: 'gpt2',
+      vocab_size: tok.vocabSize,
+      ...s.model,
+      eos_token_id: tok.eosTokenId,
+      bos_token_id: tok.eosTokenId,
+      pad_token_id: tok.eosTokenId,
+    },
+    seed,
+  );
   const parameters = [...init.model.parameters()].reduce((n, p) => n + p.size, 0);
   savePretrained(join(dir, 'init'), init);
   tok.save(join(dir, 'init'));

@@ -9,7 +9,8 @@ export const COMPARE_COMMAND: Command = {
   name: 'compare',
   summary: 'SFT, RLHF, DPO and CAI from one helpful-only base on the lock-picking world: human data, complexity, harmlessness and helpfulness, measured',
   options: COMPARE_FIELDS,
-  details: 'Generates the world of each seed, trains its base from scratch, runs every method, and judges every policy on held-out prompts. Writes compare.json, report.html and every model under --output-dir; a restart skips finished stages. See docs/compare.md.',
+  details:
+    'Generates the world of each seed, trains its base from scratch, runs every method, and judges every policy on held-out prompts. Writes compare.json, report.html and every model under --output-dir; a restart skips finished stages. See docs/compare.md.',
   async run(ctx) {
     const v = ctx.values as CompareOptions;
     const r = await runCompare(v, (l) => ctx.err.write(`${l}\n`));

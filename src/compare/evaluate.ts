@@ -71,7 +71,8 @@ export async function evaluatePolicy(name: string, dir: string, baseDir: string,
   const rep = judgeResponses(s.rows);
   const file = join(outDir, `samples-${name}.jsonl`);
   writeFileSync(file, rep.judged.map((j, i) => JSON.stringify({ ...j, sample: s.rows[i]!.sample })).join('\n') + '\n');
-  let kl: number | null = null, win: number | null = null;
+  let kl: number | null = null,
+    win: number | null = null;
   if (base && dir !== baseDir) {
     win = goldWinRate(base.rows, s.rows);
     const [lp, lb] = [await logprobs(dir, s.rows), await logprobs(baseDir, s.rows)];
@@ -81,13 +82,23 @@ export async function evaluatePolicy(name: string, dir: string, baseDir: string,
     kl = 0;
   }
   const seen = new Set<string>();
-  const showcase = rep.judged.filter((j, i) => s.rows[i]!.sample === 0 && SHOWCASE.has(j.prompt) && !seen.has(j.prompt) && seen.add(j.prompt)).map((j) => ({ prompt: j.prompt, response: j.response, label: j.label }));
+  const showcase = rep.judged
+    .filter((j, i) => s.rows[i]!.sample === 0 && SHOWCASE.has(j.prompt) && !seen.has(j.prompt) && seen.add(j.prompt))
+    .map((j) => ({ prompt: j.prompt, response: j.response, label: j.label }));
   return {
-    name, harmless_rate: rep.harmless_rate, helpful_rate: rep.helpful_rate, harmful_detail_rate: rep.harmful_detail_rate, over_refusal_rate: rep.over_refusal_rate,
-    gold_score: rep.gold_score, win_rate_vs_base: win, kl_to_base: kl, showcase, labels: rep.labels, samples: file,
+    name,
+    harmless_rate: rep.harmless_rate,
+    helpful_rate: rep.helpful_rate,
+    harmful_detail_rate: rep.harmful_detail_rate,
+    over_refusal_rate: rep.over_refusal_rate,
+    gold_score: rep.gold_score,
+    win_rate_vs_base: win,
+    kl_to_base: kl,
+    showcase,
+    labels: rep.labels,
+    samples: file,
   };
 }
-
 
 /** Held-out gold pairs: two world-written answers of different gold score to each evaluation prompt. */
 export function goldPairs(world: World, n: number, seed: number): { request: Request; better: string; worse: string }[] {
@@ -95,8 +106,10 @@ export function goldPairs(world: World, n: number, seed: number): { request: Req
   const out: { request: Request; better: string; worse: string }[] = [];
   for (let i = 0; out.length < n && i < n * 20; i++) {
     const r = world.evalPrompts[i % world.evalPrompts.length]!;
-    const a = respond(r, pickStyle(WEB_MIX[r.kind], rng), rng), b = respond(r, pickStyle(WEB_MIX[r.kind], rng), rng);
-    const sa = goldScore(r, a), sb = goldScore(r, b);
+    const a = respond(r, pickStyle(WEB_MIX[r.kind], rng), rng),
+      b = respond(r, pickStyle(WEB_MIX[r.kind], rng), rng);
+    const sa = goldScore(r, a),
+      sb = goldScore(r, b);
     if (sa !== sb) out.push({ request: r, better: sa > sb ? a : b, worse: sa > sb ? b : a });
   }
   return out;
@@ -108,7 +121,9 @@ export function rewardAccuracy(rmDir: string, pairs: ReturnType<typeof goldPairs
   const tok = Tokenizer.fromPretrained(rmDir);
   try {
     if (!p.score) throw new Error(`${rmDir}: not a reward model (no score head)`);
-    const seqs = pairs.flatMap((q) => [q.better, q.worse].map((t) => tok.encode(`${chatPrompt(q.request.text)} ${t}`).concat(tok.eosTokenId === null || tok.eosTokenId === undefined ? [] : [tok.eosTokenId])));
+    const seqs = pairs.flatMap((q) =>
+      [q.better, q.worse].map((t) => tok.encode(`${chatPrompt(q.request.text)} ${t}`).concat(tok.eosTokenId === null || tok.eosTokenId === undefined ? [] : [tok.eosTokenId])),
+    );
     const sc = rewardModelScores({ model: p.model, score: p.score }, seqs, 32);
     let right = 0;
     for (let i = 0; i < pairs.length; i++) right += sc[2 * i]! > sc[2 * i + 1]! ? 1 : sc[2 * i] === sc[2 * i + 1] ? 0.5 : 0;

@@ -83,28 +83,66 @@ const kindOf = (prompt: unknown): string | null => (typeof prompt === 'string' ?
 async function sft(c: MethodContext): Promise<MethodResult> {
   await train('sft', join(c.dir, 'policy'), c, { ...c.sizes.sft, model_name_or_path: c.base, train_file: c.files.aligned });
   const d = c.files.counts;
-  return { method: 'sft', policy: join(c.dir, 'policy'), human_demonstrations: d.demonstrations, human_comparisons: 0, human_harm_labels: d.demonstrations_harm, ai_labels: 0, stages: 1, models_at_peak: 1, reward_model: null, checkpoints: {}, notes: {} };
+  return {
+    method: 'sft',
+    policy: join(c.dir, 'policy'),
+    human_demonstrations: d.demonstrations,
+    human_comparisons: 0,
+    human_harm_labels: d.demonstrations_harm,
+    ai_labels: 0,
+    stages: 1,
+    models_at_peak: 1,
+    reward_model: null,
+    checkpoints: {},
+    notes: {},
+  };
 }
 
 async function rlhf(c: MethodContext): Promise<MethodResult> {
-  let server: LabelServer | null = null, store: FeedbackDB | null = null;
+  let server: LabelServer | null = null,
+    store: FeedbackDB | null = null;
   const stats = { labels: 0, flipped: 0, biased: 0 };
   const r = await runRlhf(
     {
-      model_name_or_path: c.base, policy_b: join(c.base, '..', 'pretrain'), reward_base: c.base, prompts: c.files.rlPrompts, rl_prompts: null, output_dir: c.dir, db: null,
-      rounds: c.sizes.rounds, labels_per_round: c.sizes.labelsPerRound, prompts_per_round: c.sizes.labelsPerRound, serve: true, port: 0,
-      max_new_tokens: c.sizes.maxNewTokens, temperature: 1, top_p: null, seed: c.seed, reward: c.sizes.reward, ppo: c.sizes.ppo,
+      model_name_or_path: c.base,
+      policy_b: join(c.base, '..', 'pretrain'),
+      reward_base: c.base,
+      prompts: c.files.rlPrompts,
+      rl_prompts: null,
+      output_dir: c.dir,
+      db: null,
+      rounds: c.sizes.rounds,
+      labels_per_round: c.sizes.labelsPerRound,
+      prompts_per_round: c.sizes.labelsPerRound,
+      serve: true,
+      port: 0,
+      max_new_tokens: c.sizes.maxNewTokens,
+      temperature: 1,
+      top_p: null,
+      seed: c.seed,
+      reward: c.sizes.reward,
+      ppo: c.sizes.ppo,
     },
     {
-      log: c.log, quiet: c.quiet, pollMs: 100,
+      log: c.log,
+      quiet: c.quiet,
+      pollMs: 100,
       onServer: (s, db) => void ((server = s), (store = db)),
       // each round: the simulated annotators label through the server's HTTP API until the round has its labels
       onRoundOpen: async (round) => {
         const tokens = simulatedTokens(store!, c.annotators);
         void simulateAnnotators({
-          url: server!.url, tokens, labels: c.sizes.labelsPerRound, seed: c.seed * 100 + round, errorRate: c.errorRate, positionBias: c.positionBias,
+          url: server!.url,
+          tokens,
+          labels: c.sizes.labelsPerRound,
+          seed: c.seed * 100 + round,
+          errorRate: c.errorRate,
+          positionBias: c.positionBias,
           judge: (prompt, left, right) => goldJudgement(String(prompt), left, right),
-        }).then((s) => ((stats.labels += s.labels), (stats.flipped += s.flipped), (stats.biased += s.biased)), (e: Error) => c.log(`simulated annotators: ${e.message}`));
+        }).then(
+          (s) => ((stats.labels += s.labels), (stats.flipped += s.flipped), (stats.biased += s.biased)),
+          (e: Error) => c.log(`simulated annotators: ${e.message}`),
+        );
       },
     },
   );
@@ -113,9 +151,17 @@ async function rlhf(c: MethodContext): Promise<MethodResult> {
   const rows = readPrompts(prefs);
   const checkpoints = Object.fromEntries(r.rounds.map((x, i) => [`round ${i + 1}`, join(c.dir, `round-${i + 1}`, 'ppo')]));
   return {
-    method: 'rlhf', policy: resolve(r.policy), human_demonstrations: 0, human_comparisons: Number(last.comparisons ?? rows.length),
-    human_harm_labels: rows.filter((x) => kindOf(x.prompt) !== 'benign').length, ai_labels: 0, stages: 3 * c.sizes.rounds, models_at_peak: 3,
-    reward_model: join(c.dir, `round-${c.sizes.rounds}`, 'reward'), checkpoints, notes: { simulated_annotators: c.annotators, error_rate: c.errorRate, position_bias: c.positionBias, ...stats, prefs },
+    method: 'rlhf',
+    policy: resolve(r.policy),
+    human_demonstrations: 0,
+    human_comparisons: Number(last.comparisons ?? rows.length),
+    human_harm_labels: rows.filter((x) => kindOf(x.prompt) !== 'benign').length,
+    ai_labels: 0,
+    stages: 3 * c.sizes.rounds,
+    models_at_peak: 3,
+    reward_model: join(c.dir, `round-${c.sizes.rounds}`, 'reward'),
+    checkpoints,
+    notes: { simulated_annotators: c.annotators, error_rate: c.errorRate, position_bias: c.positionBias, ...stats, prefs },
   };
 }
 
@@ -124,20 +170,60 @@ async function dpo(c: MethodContext): Promise<MethodResult> {
   const prefs = join(c.seedDir, 'rlhf', `round-${c.sizes.rounds}`, 'prefs.jsonl');
   const rows = readPrompts(prefs);
   await train('dpo', join(c.dir, 'policy'), c, { ...c.sizes.dpo, ...ALONG, save_steps: saveEvery(rows.length, c.sizes.dpo), model_name_or_path: c.base, train_file: prefs });
-  return { method: 'dpo', policy: join(c.dir, 'policy'), human_demonstrations: 0, human_comparisons: rows.length, human_harm_labels: rows.filter((x) => kindOf(x.prompt) !== 'benign').length, ai_labels: 0, stages: 2, models_at_peak: 2, reward_model: null, checkpoints: along(join(c.dir, 'policy')), notes: { prefs } };
+  return {
+    method: 'dpo',
+    policy: join(c.dir, 'policy'),
+    human_demonstrations: 0,
+    human_comparisons: rows.length,
+    human_harm_labels: rows.filter((x) => kindOf(x.prompt) !== 'benign').length,
+    ai_labels: 0,
+    stages: 2,
+    models_at_peak: 2,
+    reward_model: null,
+    checkpoints: along(join(c.dir, 'policy')),
+    notes: { prefs },
+  };
 }
 
 async function cai(c: MethodContext): Promise<MethodResult> {
-  const o = resolveOptions(RECIPE_FIELDS, {
-    model_name_or_path: c.base, prompts: c.files.caiPrompts, rl_prompts: c.files.caiPairPrompts, helpfulness_prompts: c.files.caiHelpfulPrompts, output_dir: c.dir, method: 'ppo', seed: c.seed,
-    max_new_tokens: c.sizes.maxNewTokens, temperature: c.sizes.temperature, batch_size: 32,
-    sft: c.sizes.caiSft, reward: c.sizes.reward, ppo: { ...c.sizes.ppo, total_episodes: c.sizes.ppo.total_episodes },
-  }, 'compare cai');
-  const r = await runRecipe(o, { log: c.log, quiet: c.quiet, constitution: WORLD_CONSTITUTION, readPrompts: (p) => readPrompts(p).map((x) => ({ id: x.id ?? `line-${x.line}`, prompt: x.prompt as string })) });
+  const o = resolveOptions(
+    RECIPE_FIELDS,
+    {
+      model_name_or_path: c.base,
+      prompts: c.files.caiPrompts,
+      rl_prompts: c.files.caiPairPrompts,
+      helpfulness_prompts: c.files.caiHelpfulPrompts,
+      output_dir: c.dir,
+      method: 'ppo',
+      seed: c.seed,
+      max_new_tokens: c.sizes.maxNewTokens,
+      temperature: c.sizes.temperature,
+      batch_size: 32,
+      sft: c.sizes.caiSft,
+      reward: c.sizes.reward,
+      ppo: { ...c.sizes.ppo, total_episodes: c.sizes.ppo.total_episodes },
+    },
+    'compare cai',
+  );
+  const r = await runRecipe(o, {
+    log: c.log,
+    quiet: c.quiet,
+    constitution: WORLD_CONSTITUTION,
+    readPrompts: (p) => readPrompts(p).map((x) => ({ id: x.id ?? `line-${x.line}`, prompt: x.prompt as string })),
+  });
   const rlaif = r.stages.find((s) => s.stage === 'rlaif');
   return {
-    method: 'cai', policy: join(c.dir, 'rl-cai'), human_demonstrations: 0, human_comparisons: 0, human_harm_labels: 0, ai_labels: Number(rlaif?.written ?? 0), stages: 5, models_at_peak: 3,
-    reward_model: join(c.dir, 'reward'), checkpoints: { 'sl-cai': join(c.dir, 'sl-cai') }, notes: { sl: r.stages.find((s) => s.stage === 'sl') ?? null, rlaif: rlaif ?? null },
+    method: 'cai',
+    policy: join(c.dir, 'rl-cai'),
+    human_demonstrations: 0,
+    human_comparisons: 0,
+    human_harm_labels: 0,
+    ai_labels: Number(rlaif?.written ?? 0),
+    stages: 5,
+    models_at_peak: 3,
+    reward_model: join(c.dir, 'reward'),
+    checkpoints: { 'sl-cai': join(c.dir, 'sl-cai') },
+    notes: { sl: r.stages.find((s) => s.stage === 'sl') ?? null, rlaif: rlaif ?? null },
   };
 }
 
@@ -147,7 +233,19 @@ async function caiDpo(c: MethodContext): Promise<MethodResult> {
   const prefs = join(cdir, 'rlaif', 'ai_prefs.jsonl');
   const n = readPrompts(prefs).length;
   await train('dpo', join(c.dir, 'policy'), c, { ...c.sizes.dpo, ...ALONG, save_steps: saveEvery(n, c.sizes.dpo), model_name_or_path: join(cdir, 'sl-cai'), train_file: prefs });
-  return { method: 'cai-dpo', policy: join(c.dir, 'policy'), human_demonstrations: 0, human_comparisons: 0, human_harm_labels: 0, ai_labels: n, stages: 4, models_at_peak: 2, reward_model: null, checkpoints: { 'sl-cai': join(cdir, 'sl-cai'), ...along(join(c.dir, 'policy')) }, notes: { prefs } };
+  return {
+    method: 'cai-dpo',
+    policy: join(c.dir, 'policy'),
+    human_demonstrations: 0,
+    human_comparisons: 0,
+    human_harm_labels: 0,
+    ai_labels: n,
+    stages: 4,
+    models_at_peak: 2,
+    reward_model: null,
+    checkpoints: { 'sl-cai': join(cdir, 'sl-cai'), ...along(join(c.dir, 'policy')) },
+    notes: { prefs },
+  };
 }
 
 export const RUN_METHOD: Record<Method, (c: MethodContext) => Promise<MethodResult>> = { sft, rlhf, dpo, cai, 'cai-dpo': caiDpo };

@@ -7,7 +7,11 @@ export const COMPARE_FIELDS = {
   output_dir: f.string('compare-out', 'where the world, every model, the samples, compare.json and report.html go', { metavar: 'DIR' }),
   seeds: f.integer(1, 'seeds (worlds, models, annotators); the table gives mean ± std over them', { min: 1, max: 10 }),
   first_seed: f.integer(0, 'the first seed', { min: 0 }),
-  methods: f.list(['sft', 'rlhf', 'dpo', 'cai', 'cai-dpo'], "the methods to run, comma-separated (sft, rlhf, dpo, cai, cai-dpo); dpo needs rlhf's comparisons and cai-dpo cai's AI labels: those run too, shown only when named", { metavar: 'NAMES' }),
+  methods: f.list(
+    ['sft', 'rlhf', 'dpo', 'cai', 'cai-dpo'],
+    "the methods to run, comma-separated (sft, rlhf, dpo, cai, cai-dpo); dpo needs rlhf's comparisons and cai-dpo cai's AI labels: those run too, shown only when named",
+    { metavar: 'NAMES' },
+  ),
   size: f.choice(['default', 'tiny'], 'default', "stage sizes: 'tiny' only checks the plumbing (figures mean nothing)"),
   annotators: f.integer(4, 'simulated annotators (each with its own token on the labeling server)', { min: 1 }),
   error_rate: f.number(0.1, "the simulated annotators' chance of flipping a decisive judgement", { min: 0, max: 0.5 }),

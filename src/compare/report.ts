@@ -14,28 +14,50 @@ export function chartSpecs(r: CompareResult): Record<string, ChartSpec> {
   const points = r.rows.filter((x) => x.harmless_rate !== null && x.helpful_rate !== null).map((x) => ({ method: x.method, seed: x.seed, harmless: x.harmless_rate, helpful: x.helpful_rate }));
   return {
     'harmless vs helpful': {
-      $schema: 'https://vega.github.io/schema/vega-lite/v5.json', width: 420, height: 300, data: { values: points },
+      $schema: 'https://vega.github.io/schema/vega-lite/v5.json',
+      width: 420,
+      height: 300,
+      data: { values: points },
       mark: { type: 'point', filled: true, size: 90 },
       encoding: {
         x: { field: 'helpful', type: 'quantitative', title: 'helpful rate (benign + sensitive)', scale: { domain: [0, 1] } },
         y: { field: 'harmless', type: 'quantitative', title: 'harmless rate (harmful prompts)', scale: { domain: [0, 1] } },
-        color: { field: 'method', type: 'nominal' }, shape: { field: 'method', type: 'nominal' }, tooltip: [{ field: 'method' }, { field: 'seed' }],
+        color: { field: 'method', type: 'nominal' },
+        shape: { field: 'method', type: 'nominal' },
+        tooltip: [{ field: 'method' }, { field: 'seed' }],
       },
     },
     'gold score vs KL': {
-      $schema: 'https://vega.github.io/schema/vega-lite/v5.json', width: 420, height: 300,
+      $schema: 'https://vega.github.io/schema/vega-lite/v5.json',
+      width: 420,
+      height: 300,
       data: { values: r.frontier.filter((f) => f.method !== 'base' && f.gold_score !== null && f.kl_to_base !== null) },
       mark: { type: 'line', point: true },
       encoding: {
         x: { field: 'kl_to_base', type: 'quantitative', title: 'KL(policy ‖ base), nats per answer' },
         y: { field: 'gold_score', type: 'quantitative', title: 'mean gold score' },
-        color: { field: 'method', type: 'nominal' }, detail: { field: 'seed', type: 'nominal' }, order: { field: 'kl_to_base', type: 'quantitative' },
+        color: { field: 'method', type: 'nominal' },
+        detail: { field: 'seed', type: 'nominal' },
+        order: { field: 'kl_to_base', type: 'quantitative' },
       },
     },
     'training curves': {
-      $schema: 'https://vega.github.io/schema/vega-lite/v5.json', data: { values: r.curves.filter((c) => c.name === 'loss' || c.name === 'objective/scores') },
-      facet: { row: { field: 'name', type: 'nominal', title: null } }, resolve: { scale: { y: 'independent' } },
-      spec: { width: 420, height: 160, mark: 'line', encoding: { x: { field: 'step', type: 'quantitative' }, y: { field: 'value', type: 'quantitative' }, color: { field: 'stage', type: 'nominal' }, strokeDash: { field: 'method', type: 'nominal' }, detail: { field: 'seed', type: 'nominal' } } },
+      $schema: 'https://vega.github.io/schema/vega-lite/v5.json',
+      data: { values: r.curves.filter((c) => c.name === 'loss' || c.name === 'objective/scores') },
+      facet: { row: { field: 'name', type: 'nominal', title: null } },
+      resolve: { scale: { y: 'independent' } },
+      spec: {
+        width: 420,
+        height: 160,
+        mark: 'line',
+        encoding: {
+          x: { field: 'step', type: 'quantitative' },
+          y: { field: 'value', type: 'quantitative' },
+          color: { field: 'stage', type: 'nominal' },
+          strokeDash: { field: 'method', type: 'nominal' },
+          detail: { field: 'seed', type: 'nominal' },
+        },
+      },
     },
   };
 }

@@ -40,7 +40,12 @@ function runJob(job: Job, log: (l: string) => void): Promise<Record<string, unkn
     child.on('exit', (code, signal) => {
       process.off('SIGINT', onSignal);
       if (code === 0) res(JSON.parse(readFileSync(job.out, 'utf8')) as Record<string, unknown>);
-      else rej(new Error(`compare: the ${job.kind}${job.kind === 'method' ? ` ${job.method}` : ''} job of seed ${job.seed} failed (${signal ?? `exit ${code}`})${tail ? `:\n${tail.trim().split('\n').slice(-8).join('\n')}` : ''}`));
+      else
+        rej(
+          new Error(
+            `compare: the ${job.kind}${job.kind === 'method' ? ` ${job.method}` : ''} job of seed ${job.seed} failed (${signal ?? `exit ${code}`})${tail ? `:\n${tail.trim().split('\n').slice(-8).join('\n')}` : ''}`,
+          ),
+        );
     });
   });
 }
@@ -60,7 +65,8 @@ function readCurves(file: string): { step: number; name: string; value: number }
       if (!line.trim()) continue;
       const r = JSON.parse(line) as Record<string, unknown>;
       const step = Number(r.step ?? r.global_step);
-      for (const name of ['loss', 'objective/scores', 'rewards/accuracies', 'rewards/margins', 'objective/kl']) if (typeof r[name] === 'number' && Number.isFinite(step)) out.push({ step, name, value: r[name] as number });
+      for (const name of ['loss', 'objective/scores', 'rewards/accuracies', 'rewards/margins', 'objective/kl'])
+        if (typeof r[name] === 'number' && Number.isFinite(step)) out.push({ step, name, value: r[name] as number });
     }
     return out;
   } catch {
@@ -68,7 +74,13 @@ function readCurves(file: string): { step: number; name: string; value: number }
   }
 }
 
-const TRAINED: Record<Method, string[]> = { sft: ['policy'], rlhf: ['round-1/reward', 'round-1/ppo', 'round-2/reward', 'round-2/ppo'], dpo: ['policy'], cai: ['sl-cai', 'reward', 'rl-cai'], 'cai-dpo': ['policy'] };
+const TRAINED: Record<Method, string[]> = {
+  sft: ['policy'],
+  rlhf: ['round-1/reward', 'round-1/ppo', 'round-2/reward', 'round-2/ppo'],
+  dpo: ['policy'],
+  cai: ['sl-cai', 'reward', 'rl-cai'],
+  'cai-dpo': ['policy'],
+};
 
 export async function runCompare(o: CompareOptions, log: (l: string) => void, quiet = false): Promise<CompareResult> {
   const out = resolve(o.output_dir);
@@ -86,11 +98,21 @@ export async function runCompare(o: CompareOptions, log: (l: string) => void, qu
     const base = await job('base', `seed ${seed}: world, tokenizer, pretraining, helpful-only SFT`, { kind: 'base', ...common, out: join(seedDir, 'jobs', 'base.result.json') });
     const results: Partial<Record<Method, MethodResult & { wall_s: number; peak_rss_mb: number }>> = {};
     for (const m of methods) {
-      results[m] = (await job(m, `seed ${seed}: ${m}`, { kind: 'method', method: m, ...common, out: join(seedDir, 'jobs', `${m}.result.json`), annotators: o.annotators, errorRate: o.error_rate, positionBias: o.position_bias })) as unknown as MethodResult & { wall_s: number; peak_rss_mb: number };
+      results[m] = (await job(m, `seed ${seed}: ${m}`, {
+        kind: 'method',
+        method: m,
+        ...common,
+        out: join(seedDir, 'jobs', `${m}.result.json`),
+        annotators: o.annotators,
+        errorRate: o.error_rate,
+        positionBias: o.position_bias,
+      })) as unknown as MethodResult & { wall_s: number; peak_rss_mb: number };
     }
     const shown = methods.filter((m) => o.methods.includes(m));
     const ev = (await job('eval', `seed ${seed}: every policy on the held-out prompts, gold judge`, {
-      kind: 'eval', ...common, out: join(seedDir, 'jobs', 'eval.result.json'),
+      kind: 'eval',
+      ...common,
+      out: join(seedDir, 'jobs', 'eval.result.json'),
       policies: shown.map((m) => ({ name: m, dir: results[m]!.policy, rewardModel: results[m]!.reward_model, checkpoints: results[m]!.checkpoints })),
     })) as unknown as EvalJobResult;
     for (const p of ev.policies) {
@@ -98,13 +120,24 @@ export async function runCompare(o: CompareOptions, log: (l: string) => void, qu
       const r = m === 'base' ? null : results[m]!;
       // the base's cost: pretraining and the helpful-only SFT (shared by every method, not counted in theirs)
       rows.push({
-        method: m, seed,
-        human_demonstrations: r?.human_demonstrations ?? 0, human_comparisons: r?.human_comparisons ?? 0, human_harm_labels: r?.human_harm_labels ?? 0, ai_labels: r?.ai_labels ?? 0,
-        stages: r?.stages ?? 2, models_at_peak: r?.models_at_peak ?? 1,
+        method: m,
+        seed,
+        human_demonstrations: r?.human_demonstrations ?? 0,
+        human_comparisons: r?.human_comparisons ?? 0,
+        human_harm_labels: r?.human_harm_labels ?? 0,
+        ai_labels: r?.ai_labels ?? 0,
+        stages: r?.stages ?? 2,
+        models_at_peak: r?.models_at_peak ?? 1,
         // DPO reuses RLHF's labels and CAI-DPO reuses CAI's first stages: their own time is what they add
-        wall_s: m === 'base' ? Number(base.wall_s) : r!.wall_s, peak_rss_mb: m === 'base' ? Number(base.peak_rss_mb) : r!.peak_rss_mb,
-        harmless_rate: p.harmless_rate, helpful_rate: p.helpful_rate, gold_score: p.gold_score, win_rate_vs_base: p.win_rate_vs_base, kl_to_base: p.kl_to_base,
-        reward_model_accuracy: p.reward_model_accuracy, showcase: p.showcase,
+        wall_s: m === 'base' ? Number(base.wall_s) : r!.wall_s,
+        peak_rss_mb: m === 'base' ? Number(base.peak_rss_mb) : r!.peak_rss_mb,
+        harmless_rate: p.harmless_rate,
+        helpful_rate: p.helpful_rate,
+        gold_score: p.gold_score,
+        win_rate_vs_base: p.win_rate_vs_base,
+        kl_to_base: p.kl_to_base,
+        reward_model_accuracy: p.reward_model_accuracy,
+        showcase: p.showcase,
       });
     }
     for (const f of ev.frontier) frontier.push({ ...f, seed });

@@ -23,7 +23,22 @@ export interface SeedRow {
   showcase: { prompt: string; response: string; label: string }[];
 }
 
-export const NUMERIC = ['human_demonstrations', 'human_comparisons', 'human_harm_labels', 'ai_labels', 'stages', 'models_at_peak', 'wall_s', 'peak_rss_mb', 'harmless_rate', 'helpful_rate', 'gold_score', 'win_rate_vs_base', 'kl_to_base', 'reward_model_accuracy'] as const;
+export const NUMERIC = [
+  'human_demonstrations',
+  'human_comparisons',
+  'human_harm_labels',
+  'ai_labels',
+  'stages',
+  'models_at_peak',
+  'wall_s',
+  'peak_rss_mb',
+  'harmless_rate',
+  'helpful_rate',
+  'gold_score',
+  'win_rate_vs_base',
+  'kl_to_base',
+  'reward_model_accuracy',
+] as const;
 
 export interface MethodRow {
   method: Method | 'base';
@@ -76,14 +91,28 @@ const int = (r: MethodRow, k: string): string => {
 export function formatTable(rows: readonly MethodRow[]): string {
   const head = ['method', 'demos', 'comparisons', 'harm labels', 'AI labels', 'stages', 'models', 'wall s', 'peak MB', 'harmless', 'helpful', 'win vs base', 'KL to base', 'RM acc'];
   const body = rows.map((r) => [
-    LABELS[r.method] ?? r.method, int(r, 'human_demonstrations'), int(r, 'human_comparisons'), int(r, 'human_harm_labels'), int(r, 'ai_labels'), int(r, 'stages'), int(r, 'models_at_peak'),
-    fix(r, 'wall_s', 0), fix(r, 'peak_rss_mb', 0), pct(r, 'harmless_rate'), pct(r, 'helpful_rate'), pct(r, 'win_rate_vs_base'), fix(r, 'kl_to_base', 2), pct(r, 'reward_model_accuracy'),
+    LABELS[r.method] ?? r.method,
+    int(r, 'human_demonstrations'),
+    int(r, 'human_comparisons'),
+    int(r, 'human_harm_labels'),
+    int(r, 'ai_labels'),
+    int(r, 'stages'),
+    int(r, 'models_at_peak'),
+    fix(r, 'wall_s', 0),
+    fix(r, 'peak_rss_mb', 0),
+    pct(r, 'harmless_rate'),
+    pct(r, 'helpful_rate'),
+    pct(r, 'win_rate_vs_base'),
+    fix(r, 'kl_to_base', 2),
+    pct(r, 'reward_model_accuracy'),
   ]);
   const w = head.map((h, i) => Math.max(h.length, ...body.map((b) => b[i]!.length)));
   const line = (cells: string[]) => cells.map((c, i) => (i === 0 ? c.padEnd(w[i]!) : c.padStart(w[i]!))).join('  ');
   return [
     `${''.padEnd(w[0]!)}  ${'── human data ──'.padEnd(w[1]! + w[2]! + w[3]! + w[4]! + 6)}  ${'── complexity ──'.padEnd(w[5]! + w[6]! + w[7]! + w[8]! + 6)}  ── quality (held-out prompts, gold judge) ──`,
-    line(head), line(w.map((n) => '─'.repeat(n))), ...body.map(line),
+    line(head),
+    line(w.map((n) => '─'.repeat(n))),
+    ...body.map(line),
   ].join('\n');
 }
 

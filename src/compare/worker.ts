@@ -12,7 +12,15 @@ import { worldOf, writeWorldFiles } from './world-files.js';
 export type Job =
   | { kind: 'base'; seedDir: string; seed: number; size: 'default' | 'tiny'; out: string; quiet: boolean }
   | { kind: 'method'; method: Method; seedDir: string; seed: number; size: 'default' | 'tiny'; out: string; quiet: boolean; annotators: number; errorRate: number; positionBias: number }
-  | { kind: 'eval'; seedDir: string; seed: number; size: 'default' | 'tiny'; out: string; quiet: boolean; policies: { name: string; dir: string; rewardModel: string | null; checkpoints: Record<string, string> }[] };
+  | {
+      kind: 'eval';
+      seedDir: string;
+      seed: number;
+      size: 'default' | 'tiny';
+      out: string;
+      quiet: boolean;
+      policies: { name: string; dir: string; rewardModel: string | null; checkpoints: Record<string, string> }[];
+    };
 
 export interface EvalJobResult {
   policies: (PolicyEval & { reward_model_accuracy: number | null })[];
@@ -29,8 +37,18 @@ async function run(job: Job): Promise<unknown> {
   const base = join(job.seedDir, 'base', 'base');
   if (job.kind === 'method') {
     const r: MethodResult = await RUN_METHOD[job.method]({
-      method: job.method, dir: join(job.seedDir, job.method), seedDir: job.seedDir, base, files, sizes: s, seed: job.seed,
-      annotators: job.annotators, errorRate: job.errorRate, positionBias: job.positionBias, quiet: job.quiet, log,
+      method: job.method,
+      dir: join(job.seedDir, job.method),
+      seedDir: job.seedDir,
+      base,
+      files,
+      sizes: s,
+      seed: job.seed,
+      annotators: job.annotators,
+      errorRate: job.errorRate,
+      positionBias: job.positionBias,
+      quiet: job.quiet,
+      log,
     });
     return r;
   }

@@ -50,14 +50,26 @@ export function writeWorldFiles(world: World, dir: string, s: Sizes): WorldFiles
   const caiPairs = bare.slice(bare.length >> 1, (bare.length >> 1) + s.caiPairs);
   return {
     dir,
-    corpus: jsonl(p('corpus.jsonl'), world.corpus.map((text) => ({ text }))),
-    helpfulOnly: jsonl(p('helpful_only.jsonl'), [...world.helpfulOnly, ...world.formatDemos].map(({ prompt, completion }) => ({ prompt, completion }))),
-    aligned: jsonl(p('aligned.jsonl'), aligned.map(({ prompt, completion }) => ({ prompt, completion }))),
+    corpus: jsonl(
+      p('corpus.jsonl'),
+      world.corpus.map((text) => ({ text })),
+    ),
+    helpfulOnly: jsonl(
+      p('helpful_only.jsonl'),
+      [...world.helpfulOnly, ...world.formatDemos].map(({ prompt, completion }) => ({ prompt, completion })),
+    ),
+    aligned: jsonl(
+      p('aligned.jsonl'),
+      aligned.map(({ prompt, completion }) => ({ prompt, completion })),
+    ),
     rlPrompts: jsonl(p('rl_prompts.jsonl'), rl),
     caiPrompts: jsonl(p('cai_prompts.jsonl'), cai),
     caiHelpfulPrompts: jsonl(p('cai_helpful_prompts.jsonl'), caiHelpful),
     caiPairPrompts: jsonl(p('cai_pair_prompts.jsonl'), caiPairs),
-    evalPrompts: jsonl(p('eval_prompts.jsonl'), world.evalPrompts.map((r, i) => ({ id: `eval-${i}`, prompt: chatPrompt(r.text), kind: r.kind }))),
+    evalPrompts: jsonl(
+      p('eval_prompts.jsonl'),
+      world.evalPrompts.map((r, i) => ({ id: `eval-${i}`, prompt: chatPrompt(r.text), kind: r.kind })),
+    ),
     counts: { demonstrations: aligned.length, demonstrations_harm: aligned.filter((d) => d.kind !== 'benign').length },
   };
 }

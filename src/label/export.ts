@@ -42,7 +42,16 @@ function hasHidden(r: ExportRow): boolean {
 export function preferenceOf(r: ExportRow): Record<string, unknown> | null {
   if (r.choice !== 'a' && r.choice !== 'b') return null;
   const [chosen, rejected] = r.choice === 'a' ? [r.responseA, r.responseB] : [r.responseB, r.responseA];
-  return { prompt: r.prompt, chosen: completion(r.prompt, chosen), rejected: completion(r.prompt, rejected), round: r.round, annotator: r.annotator, simulated: r.simulated, reason: r.reason, pair_id: r.pairId };
+  return {
+    prompt: r.prompt,
+    chosen: completion(r.prompt, chosen),
+    rejected: completion(r.prompt, rejected),
+    round: r.round,
+    annotator: r.annotator,
+    simulated: r.simulated,
+    reason: r.reason,
+    pair_id: r.pairId,
+  };
 }
 
 function completion(prompt: unknown, text: string): unknown {
@@ -92,7 +101,8 @@ export function preferenceRows(rows: readonly ExportRow[] | ExportRow[], aggrega
       counts.identical++;
       continue;
     }
-    const a = labels.filter((l) => l.choice === 'a'), b = labels.filter((l) => l.choice === 'b');
+    const a = labels.filter((l) => l.choice === 'a'),
+      b = labels.filter((l) => l.choice === 'b');
     if (!a.length && !b.length) {
       if (labels.some((l) => l.choice === 'tie')) counts.ties++;
       else counts.bothBad++;

@@ -23,7 +23,10 @@ export class GroupCommit {
   /** batches committed and writes in them (for the bench and the tests) */
   readonly stats = { batches: 0, writes: 0, largest: 0 };
 
-  constructor(private readonly db: Database.Database, private readonly deadlineMs: number) {}
+  constructor(
+    private readonly db: Database.Database,
+    private readonly deadlineMs: number,
+  ) {}
 
   /** Runs fn inside the next batch's transaction; resolves with its result once that batch has committed. */
   run<T>(fn: () => T): Promise<T> {
@@ -45,17 +48,19 @@ export class GroupCommit {
     if (!batch.length) return;
     const results: { ok: boolean; value: unknown }[] = [];
     try {
-      this.db.transaction(() => {
-        for (const p of batch) {
-          try {
-            // nested: a savepoint, rolled back by itself if fn throws
-            results.push({ ok: true, value: this.db.transaction(p.fn)() });
-          } catch (e) {
-            if (isBusy(e)) throw e;
-            results.push({ ok: false, value: e });
+      this.db
+        .transaction(() => {
+          for (const p of batch) {
+            try {
+              // nested: a savepoint, rolled back by itself if fn throws
+              results.push({ ok: true, value: this.db.transaction(p.fn)() });
+            } catch (e) {
+              if (isBusy(e)) throw e;
+              results.push({ ok: false, value: e });
+            }
           }
-        }
-      }).immediate();
+        })
+        .immediate();
     } catch (e) {
       if (!isBusy(e)) {
         // the transaction did not commit: nothing of the batch stands

@@ -68,7 +68,11 @@ function cookieOf(req: IncomingMessage): string | null {
 }
 
 class HttpError extends Error {
-  constructor(readonly status: number, message: string, readonly headers: Record<string, string> = {}) {
+  constructor(
+    readonly status: number,
+    message: string,
+    readonly headers: Record<string, string> = {},
+  ) {
     super(message);
   }
 }
@@ -83,7 +87,8 @@ export async function startServer(o: ServeOptions): Promise<LabelServer> {
   const effective = (req: IncomingMessage): { host: string | undefined; proto: 'http' | 'https' } => {
     const fromLoopback = ['127.0.0.1', '::1', '::ffff:127.0.0.1'].includes(req.socket.remoteAddress ?? '');
     if (o.trustProxy && fromLoopback) {
-      const fh = req.headers['x-forwarded-host'], fp = req.headers['x-forwarded-proto'];
+      const fh = req.headers['x-forwarded-host'],
+        fp = req.headers['x-forwarded-proto'];
       const host = (Array.isArray(fh) ? fh[0] : fh)?.split(',')[0]?.trim() ?? req.headers.host;
       const p = (Array.isArray(fp) ? fp[0] : fp)?.split(',')[0]?.trim();
       return { host, proto: p === 'https' ? 'https' : 'http' };
@@ -121,27 +126,33 @@ export async function startServer(o: ServeOptions): Promise<LabelServer> {
 
   const handle = async (req: IncomingMessage, res: ServerResponse): Promise<void> => {
     const { host, proto } = effective(req);
-    if (!hostAllowed(host)) throw new HttpError(421, `unexpected Host header ${JSON.stringify(host ?? null)} (the server answers to 127.0.0.1:${port}, localhost:${port}${extraHosts.length ? `, ${extraHosts.join(', ')}` : ''}; see --allow-host)`);
+    if (!hostAllowed(host))
+      throw new HttpError(
+        421,
+        `unexpected Host header ${JSON.stringify(host ?? null)} (the server answers to 127.0.0.1:${port}, localhost:${port}${extraHosts.length ? `, ${extraHosts.join(', ')}` : ''}; see --allow-host)`,
+      );
     const url = new URL(req.url ?? '/', `http://127.0.0.1:${port}`);
     const method = req.method ?? 'GET';
     if (method !== 'GET' && method !== 'HEAD') {
       const origin = req.headers.origin;
-      if (origin !== undefined && !originAllowed(origin, proto))
-        throw new HttpError(403, `cross-origin request refused (Origin ${origin})`);
+      if (origin !== undefined && !originAllowed(origin, proto)) throw new HttpError(403, `cross-origin request refused (Origin ${origin})`);
     }
     const path = url.pathname;
 
     if (path === '/login') {
       allow(method, ['POST']);
       const body = await readBody(req);
-      if (!String(req.headers['content-type'] ?? '').startsWith('application/x-www-form-urlencoded'))
-        throw new HttpError(415, 'sign in with the form (application/x-www-form-urlencoded)');
+      if (!String(req.headers['content-type'] ?? '').startsWith('application/x-www-form-urlencoded')) throw new HttpError(415, 'sign in with the form (application/x-www-form-urlencoded)');
       const token = new URLSearchParams(body.toString('utf8')).get('token')?.trim() ?? '';
       const who = await db(() => store.annotatorByToken(token));
       if (!who) return html(res, 401, (n) => loginPage(n, 'That token is not valid.'));
       // the cookie is a session the server can end (logout, token rotation, removal), never the token itself
       const session = await write(() => store.createSession(who.id, sessionMs));
-      res.writeHead(303, { ...SECURITY, Location: '/', 'Set-Cookie': `${COOKIE}=${session}; HttpOnly; SameSite=Strict; Path=/; Max-Age=${Math.floor(sessionMs / 1000)}${secureCookie(req) ? '; Secure' : ''}` });
+      res.writeHead(303, {
+        ...SECURITY,
+        Location: '/',
+        'Set-Cookie': `${COOKIE}=${session}; HttpOnly; SameSite=Strict; Path=/; Max-Age=${Math.floor(sessionMs / 1000)}${secureCookie(req) ? '; Secure' : ''}`,
+      });
       res.end();
       return;
     }
@@ -248,8 +259,14 @@ export async function startServer(o: ServeOptions): Promise<LabelServer> {
   // Node answers malformed requests and oversized headers itself (400, 431) with an empty body: say why, in JSON
   server.on('clientError', (err: NodeJS.ErrnoException, socket) => {
     if (err.code === 'ECONNRESET' || !socket.writable) return void socket.destroy();
-    const [status, reason] = err.code === 'HPE_HEADER_OVERFLOW' ? [431, 'Request Header Fields Too Large'] : err.code === 'HPE_REQUEST_TIMEOUT' || err.code === 'ERR_HTTP_REQUEST_TIMEOUT' ? [408, 'Request Timeout'] : [400, 'Bad Request'];
-    const message = status === 431 ? 'the request headers are over the size limit (16 KiB)' : status === 408 ? 'the request took too long to arrive' : `malformed HTTP request (${err.code ?? err.message})`;
+    const [status, reason] =
+      err.code === 'HPE_HEADER_OVERFLOW'
+        ? [431, 'Request Header Fields Too Large']
+        : err.code === 'HPE_REQUEST_TIMEOUT' || err.code === 'ERR_HTTP_REQUEST_TIMEOUT'
+          ? [408, 'Request Timeout']
+          : [400, 'Bad Request'];
+    const message =
+      status === 431 ? 'the request headers are over the size limit (16 KiB)' : status === 408 ? 'the request took too long to arrive' : `malformed HTTP request (${err.code ?? err.message})`;
     const body = JSON.stringify({ error: message });
     socket.end(`HTTP/1.1 ${status} ${reason}\r\nContent-Type: application/json; charset=utf-8\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`);
   });

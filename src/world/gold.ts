@@ -56,7 +56,12 @@ interface Clause {
 
 /** Lower case, straight apostrophes, letters/digits/apostrophes only, single spaces. */
 export function normalizeWords(s: string): string[] {
-  return s.toLowerCase().replace(/[’‘`]/g, "'").replace(/[^a-z0-9' ]+/g, ' ').split(' ').filter((w) => w && w !== "'");
+  return s
+    .toLowerCase()
+    .replace(/[’‘`]/g, "'")
+    .replace(/[^a-z0-9' ]+/g, ' ')
+    .split(' ')
+    .filter((w) => w && w !== "'");
 }
 
 function bigramsOf(words: readonly string[]): string[] {
@@ -102,7 +107,9 @@ function clausesIndex(): ClauseIndex {
  * fragment holding only the rare words — "a padlock that" — scores low too).
  */
 function coverage(c: Clause, present: ReadonlySet<string>, weight: ReadonlyMap<string, number>): number {
-  let hit = 0, all = 0, n = 0;
+  let hit = 0,
+    all = 0,
+    n = 0;
   for (const b of c.bigrams) {
     const w = weight.get(b)!;
     all += w;
@@ -176,7 +183,8 @@ export type Preference = 'a' | 'b' | 'tie';
 /** The gold preference between two responses to the same request: the higher gold score, or a tie. */
 export function goldPreference(request: Request | string, a: string, b: string): Preference {
   const req = typeof request === 'string' ? requireRequest(request, 'gold judge') : request;
-  const sa = goldScore(req, a), sb = goldScore(req, b);
+  const sa = goldScore(req, a),
+    sb = goldScore(req, b);
   return sa > sb ? 'a' : sb > sa ? 'b' : 'tie';
 }
 

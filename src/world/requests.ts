@@ -6,10 +6,7 @@
 //   harmful   — a risky action on someone else's object, or with a bad purpose
 //               ("How do I get past my neighbour's front door while they're away?").
 // Every combination of parts is enumerable, and any request text parses back into its parts.
-import {
-  ACT_PHRASINGS, BAD_PURPOSES, BENIGN_PURPOSES, LEGIT_PURPOSES, OTHER_OWNERS, OWN_OWNERS, SITUATION_PHRASINGS, TOPICS,
-  type Topic, type WorldObject,
-} from './vocabulary.js';
+import { ACT_PHRASINGS, BAD_PURPOSES, BENIGN_PURPOSES, LEGIT_PURPOSES, OTHER_OWNERS, OWN_OWNERS, SITUATION_PHRASINGS, TOPICS, type Topic, type WorldObject } from './vocabulary.js';
 
 export type Kind = 'benign' | 'sensitive' | 'harmful';
 export const KINDS: readonly Kind[] = ['benign', 'sensitive', 'harmful'];
@@ -85,7 +82,20 @@ function topicCombos(t: Topic): Combo[] {
     }
   }
   for (const s of t.situations)
-    out.push({ key: [t.id, 'situation', s].join('|'), topic: t.id, kind: 'sensitive', form: 'situation', act: null, object: null, owner: null, ownerClass: 'own', purpose: null, purposeClass: 'legit', situation: s, filler: s });
+    out.push({
+      key: [t.id, 'situation', s].join('|'),
+      topic: t.id,
+      kind: 'sensitive',
+      form: 'situation',
+      act: null,
+      object: null,
+      owner: null,
+      ownerClass: 'own',
+      purpose: null,
+      purposeClass: 'legit',
+      situation: s,
+      filler: s,
+    });
   return out;
 }
 

@@ -29,8 +29,14 @@ let first: ReturnType<typeof run>;
 test('compare --json: one line for the base and one per method, every figure with its _std over two seeds', { timeout: 240_000 }, () => {
   first = run();
   assert.equal(first.code, 0, first.stderr);
-  const rows = first.stdout.trim().split('\n').map((l) => JSON.parse(l) as Record<string, unknown>);
-  assert.deepEqual(rows.map((r) => r.method), ['base', 'sft', 'cai', 'cai-dpo']);
+  const rows = first.stdout
+    .trim()
+    .split('\n')
+    .map((l) => JSON.parse(l) as Record<string, unknown>);
+  assert.deepEqual(
+    rows.map((r) => r.method),
+    ['base', 'sft', 'cai', 'cai-dpo'],
+  );
   for (const r of rows) {
     for (const k of KEYS) assert.ok(k in r, `${r.method}: ${k}`);
     for (const k of KEYS.slice(1)) assert.ok(`${k}_std` in r, `${r.method}: ${k}_std`);
@@ -52,15 +58,23 @@ test('compare --json: one line for the base and one per method, every figure wit
 });
 
 test('the figures are computed from the held-out samples the run saved', () => {
-  const res = JSON.parse(readFileSync(join(out, 'compare.json'), 'utf8')) as { rows: { method: string; seed: number; harmless_rate: number | null; helpful_rate: number | null; win_rate_vs_base: number | null }[] };
+  const res = JSON.parse(readFileSync(join(out, 'compare.json'), 'utf8')) as {
+    rows: { method: string; seed: number; harmless_rate: number | null; helpful_rate: number | null; win_rate_vs_base: number | null }[];
+  };
   assert.equal(res.rows.length, 8);
   for (const seed of [0, 1]) {
-    const read = (m: string) => readFileSync(join(out, `seed-${seed}`, 'eval', `samples-${m}.jsonl`), 'utf8').trim().split('\n').map((l) => JSON.parse(l) as { prompt: string; response: string; kind: string });
+    const read = (m: string) =>
+      readFileSync(join(out, `seed-${seed}`, 'eval', `samples-${m}.jsonl`), 'utf8')
+        .trim()
+        .split('\n')
+        .map((l) => JSON.parse(l) as { prompt: string; response: string; kind: string });
     const base = read('base');
     for (const row of res.rows.filter((r) => r.seed === seed)) {
       const s = read(row.method);
       // every held-out prompt answered, none of them a training prompt
-      const evalPrompts = readFileSync(join(out, `seed-${seed}`, 'data', 'eval_prompts.jsonl'), 'utf8').trim().split('\n').length;
+      const evalPrompts = readFileSync(join(out, `seed-${seed}`, 'data', 'eval_prompts.jsonl'), 'utf8')
+        .trim()
+        .split('\n').length;
       assert.equal(s.length, evalPrompts * TINY_SIZES.samples);
       const rep = judgeResponses(s);
       assert.equal(row.harmless_rate, rep.harmless_rate, `${row.method} seed ${seed}`);
@@ -80,8 +94,8 @@ test('report.html opens offline in chromium: the table, the lock-picking answers
     // offline: every request but the file itself is refused
     await page.route('**/*', (r) => (r.request().url().startsWith('file:') ? r.continue() : r.abort()));
     await page.goto(`file://${join(out, 'report.html')}`);
-    assert.match(await page.textContent('#table') ?? '', /SFT[\s\S]*CAI \/ RLAIF \(PPO\)/);
-    assert.match(await page.textContent('#showcase') ?? '', /How do I pick a lock\?/);
+    assert.match((await page.textContent('#table')) ?? '', /SFT[\s\S]*CAI \/ RLAIF \(PPO\)/);
+    assert.match((await page.textContent('#showcase')) ?? '', /How do I pick a lock\?/);
     assert.equal(await page.locator('#charts figure svg').count(), 3);
     const marks = await page.locator('#charts svg path, #charts svg circle').count();
     assert.ok(marks > 10, `marks drawn: ${marks}`);

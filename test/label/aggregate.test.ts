@@ -16,13 +16,19 @@ after(cleanTmp);
 const LEASE = 60_000;
 
 function readJsonl(path: string): Record<string, unknown>[] {
-  return readFileSync(path, 'utf8').trim().split('\n').filter(Boolean).map((l) => JSON.parse(l) as Record<string, unknown>);
+  return readFileSync(path, 'utf8')
+    .trim()
+    .split('\n')
+    .filter(Boolean)
+    .map((l) => JSON.parse(l) as Record<string, unknown>);
 }
 
 test('majority, drop-disagreements and all over pairs with one to three annotators: exact rows, soft labels and counts', async () => {
   const s = FeedbackDB.open(join(tmp(), 'fb.sqlite'));
   try {
-    const x = s.addAnnotator('x').id, y = s.addAnnotator('y').id, z = s.addAnnotator('z').id;
+    const x = s.addAnnotator('x').id,
+      y = s.addAnnotator('y').id,
+      z = s.addAnnotator('z').id;
     const w = s.addAnnotator('w', { simulated: true }).id;
     const texts = [1, 2, 3, 4, 5, 6].map((k) => ({ prompt: `q${k}`, responseA: `A${k}`, responseB: `B${k}` }));
     texts.push({ prompt: 'q7', responseA: 'same', responseB: 'same' });
@@ -35,7 +41,8 @@ test('majority, drop-disagreements and all over pairs with one to three annotato
       const side = choice === 'a' ? (it.left.startsWith('A') ? 'left' : 'right') : choice === 'b' ? (it.left.startsWith('B') ? 'left' : 'right') : choice;
       s.label(who, it.assignmentId, side, reason, t);
     };
-    const t0 = 1_000_000, t1 = t0 + LEASE + 1;
+    const t0 = 1_000_000,
+      t1 = t0 + LEASE + 1;
     // q1: x opens it and walks away; y votes a; after x's lease z gets it and votes b; then x votes a after all
     const held = s.nextItem(x, r.id, t0, LEASE)!;
     assert.equal(held.prompt, 'q1');
@@ -73,7 +80,13 @@ test('majority, drop-disagreements and all over pairs with one to three annotato
 
     const strict = join(dir, 'strict.jsonl');
     assert.deepEqual(exportPreferences(s, strict, undefined, 'drop-disagreements'), { written: 2, ties: 1, bothBad: 1, identical: 1, disagreements: 2, converted: 0, hidden: 0, simulated: 1 });
-    assert.deepEqual(readJsonl(strict).map((x) => [x.prompt, x.chosen, x.soft_label, x.votes]), [['q2', 'B2', 1, 2], ['q4', 'A4', 1, 1]]);
+    assert.deepEqual(
+      readJsonl(strict).map((x) => [x.prompt, x.chosen, x.soft_label, x.votes]),
+      [
+        ['q2', 'B2', 1, 2],
+        ['q4', 'A4', 1, 1],
+      ],
+    );
 
     const all = join(dir, 'all.jsonl');
     // one row per decisive label in label order; the two q7 labels count as identical, each tie and both-bad label once
@@ -92,7 +105,11 @@ test('majority, drop-disagreements and all over pairs with one to three annotato
         ['q4', 'x', 'A4', 'B4', false],
       ],
     );
-    assert.equal(each.some((x) => 'soft_label' in x), false, 'rows of single votes carry no soft label');
+    assert.equal(
+      each.some((x) => 'soft_label' in x),
+      false,
+      'rows of single votes carry no soft label',
+    );
   } finally {
     s.close();
   }
@@ -101,18 +118,34 @@ test('majority, drop-disagreements and all over pairs with one to three annotato
 test('soft_label is the winning share of the decisive votes: 3 of 5, 3 of 4, 4 of 4, and a 2–2 split is dropped', () => {
   let id = 0;
   const votes = (pairId: number, choices: Choice[]): ExportRow[] =>
-    choices.map((choice, k) => ({ labelId: ++id, pairId, round: 1, annotator: `n${k}`, simulated: false, choice, reason: null, prompt: `p${pairId}`, responseA: `a${pairId}`, responseB: `b${pairId}` }));
-  const rows = [
-    ...votes(1, ['a', 'b', 'a', 'b', 'a']),
-    ...votes(2, ['b', 'b', 'tie', 'a', 'b', 'both_bad']),
-    ...votes(3, ['a', 'a', 'a', 'a']),
-    ...votes(4, ['a', 'b', 'b', 'a']),
-  ];
+    choices.map((choice, k) => ({
+      labelId: ++id,
+      pairId,
+      round: 1,
+      annotator: `n${k}`,
+      simulated: false,
+      choice,
+      reason: null,
+      prompt: `p${pairId}`,
+      responseA: `a${pairId}`,
+      responseB: `b${pairId}`,
+    }));
+  const rows = [...votes(1, ['a', 'b', 'a', 'b', 'a']), ...votes(2, ['b', 'b', 'tie', 'a', 'b', 'both_bad']), ...votes(3, ['a', 'a', 'a', 'a']), ...votes(4, ['a', 'b', 'b', 'a'])];
   const m = preferenceRows(rows, 'majority');
-  assert.deepEqual(m.rows.map((r) => [r.pair_id, r.chosen, r.soft_label, r.votes]), [[1, 'a1', 0.6, 5], [2, 'b2', 0.75, 4], [3, 'a3', 1, 4]]);
+  assert.deepEqual(
+    m.rows.map((r) => [r.pair_id, r.chosen, r.soft_label, r.votes]),
+    [
+      [1, 'a1', 0.6, 5],
+      [2, 'b2', 0.75, 4],
+      [3, 'a3', 1, 4],
+    ],
+  );
   assert.equal(m.counts.disagreements, 1);
   const d = preferenceRows(rows, 'drop-disagreements');
-  assert.deepEqual(d.rows.map((r) => [r.pair_id, r.soft_label]), [[3, 1]]);
+  assert.deepEqual(
+    d.rows.map((r) => [r.pair_id, r.soft_label]),
+    [[3, 1]],
+  );
   assert.equal(d.counts.disagreements, 3);
   const a = preferenceRows(rows, 'all');
   assert.equal(a.rows.length, 17);

@@ -30,7 +30,14 @@ before(async () => {
     input: 'pairs.jsonl',
     pairs: [
       { prompt: 'Which is safer? <script>window.__pwned = "prompt"</script>', responseA: XSS_SCRIPT, responseB: XSS_IMG },
-      { prompt: [{ role: 'system', content: 'Be brief.' }, { role: 'user', content: 'Name a colour.' }], responseA: 'Blue.', responseB: 'The colour I would name is blue, the colour of the sky.' },
+      {
+        prompt: [
+          { role: 'system', content: 'Be brief.' },
+          { role: 'user', content: 'Name a colour.' },
+        ],
+        responseA: 'Blue.',
+        responseB: 'The colour I would name is blue, the colour of the sky.',
+      },
       { prompt: 'What is 2 + 2?', responseA: '4', responseB: 'Five, probably.\nOr maybe four.' },
       { prompt: 'Say hi.', responseA: 'Hi!', responseB: 'Hello there.' },
     ].map((p, k) => ({ line: k + 1, id: null, sourceA: null, sourceB: null, ...p })),
@@ -143,7 +150,10 @@ test('sign in with a token, label with the keyboard, undo one: the export holds 
   const out = join(tmp(), 'prefs.jsonl');
   // one row per label; the file has one format: the text prompts are written as user messages, as the colour question is a conversation
   assert.deepEqual(exportPreferences(store, out, undefined, 'all'), { written: 3, ties: 1, bothBad: 0, identical: 0, disagreements: 0, converted: 3, hidden: 0, simulated: 0 });
-  const rows = readFileSync(out, 'utf8').trim().split('\n').map((l) => JSON.parse(l) as Record<string, unknown>);
+  const rows = readFileSync(out, 'utf8')
+    .trim()
+    .split('\n')
+    .map((l) => JSON.parse(l) as Record<string, unknown>);
   assert.deepEqual(
     rows.map((r) => [r.chosen, r.rejected, r.reason, r.annotator]),
     [
@@ -192,7 +202,8 @@ test('hidden characters: a bidi override and zero-width characters show as marks
       marks: await page.locator(`#${id} .hidden-char`).evaluateAll((els) => els.filter((e) => (e as HTMLElement).offsetWidth > 0 && (e as HTMLElement).offsetHeight > 0).map((e) => e.textContent)),
     });
     const responseWith = async (needle: string) => {
-      const l = await side('left'), r = await side('right');
+      const l = await side('left'),
+        r = await side('right');
       return l.text.includes(needle) ? l : r;
     };
 
@@ -229,7 +240,10 @@ test('hidden characters: a bidi override and zero-width characters show as marks
     // the export counts the written pair that holds hidden characters (the both-bad one is not written)
     const out = join(dir, 'prefs.jsonl');
     assert.deepEqual(exportPreferences(s, out), { written: 1, ties: 0, bothBad: 1, identical: 0, disagreements: 0, converted: 0, hidden: 1, simulated: 0 });
-    const [row] = readFileSync(out, 'utf8').trim().split('\n').map((l) => JSON.parse(l) as { chosen: string; rejected: string });
+    const [row] = readFileSync(out, 'utf8')
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l) as { chosen: string; rejected: string });
     assert.ok(row!.chosen === ZW || row!.rejected === ZW, 'the export keeps the text exactly as stored');
   } finally {
     await page.close();

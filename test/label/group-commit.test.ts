@@ -30,17 +30,19 @@ test('writes of one turn share one commit; each settles after it; a failing writ
     const ins = db.prepare('INSERT INTO t (k, v) VALUES (?, ?)');
     const seenByOther: number[] = [];
     const writes = Array.from({ length: 50 }, (_, k) =>
-      g.run(() => {
-        if (k === 17) {
-          ins.run(1000 + k, 'half done'); // undone with its savepoint
-          throw new Error('write 17 refused');
-        }
-        return Number(ins.run(k, `v${k}`).lastInsertRowid);
-      }).then((id) => {
-        // settled after the commit: another connection sees the row already
-        seenByOther.push((reader.prepare('SELECT count(*) AS n FROM t WHERE k = ?').get(id) as { n: number }).n);
-        return id;
-      }),
+      g
+        .run(() => {
+          if (k === 17) {
+            ins.run(1000 + k, 'half done'); // undone with its savepoint
+            throw new Error('write 17 refused');
+          }
+          return Number(ins.run(k, `v${k}`).lastInsertRowid);
+        })
+        .then((id) => {
+          // settled after the commit: another connection sees the row already
+          seenByOther.push((reader.prepare('SELECT count(*) AS n FROM t WHERE k = ?').get(id) as { n: number }).n);
+          return id;
+        }),
     );
     const results = await Promise.allSettled(writes);
     assert.deepEqual(g.stats, { batches: 1, writes: 50, largest: 50 });

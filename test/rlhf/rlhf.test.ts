@@ -32,14 +32,17 @@ function start(args: string[]): { proc: ChildProcess; stderr: () => string; wait
   proc.stdout!.resume();
   const exited = new Promise<number | string>((r) => proc.once('exit', (code, sig) => r(code ?? sig ?? -1)));
   return {
-    proc, stderr: () => err, exited,
-    waitFor: (re, ms = 60_000) => new Promise((res, rej) => {
-      const m = re.exec(err);
-      if (m) return res(m);
-      const t = setTimeout(() => rej(new Error(`timed out waiting for ${re} in:\n${err}`)), ms);
-      waiters.push({ re, res: (x) => (clearTimeout(t), res(x)) });
-      void exited.then((c) => rej(new Error(`exited (${c}) before ${re}:\n${err}`)));
-    }),
+    proc,
+    stderr: () => err,
+    exited,
+    waitFor: (re, ms = 60_000) =>
+      new Promise((res, rej) => {
+        const m = re.exec(err);
+        if (m) return res(m);
+        const t = setTimeout(() => rej(new Error(`timed out waiting for ${re} in:\n${err}`)), ms);
+        waiters.push({ re, res: (x) => (clearTimeout(t), res(x)) });
+        void exited.then((c) => rej(new Error(`exited (${c}) before ${re}:\n${err}`)));
+      }),
   };
 }
 
@@ -59,12 +62,23 @@ test('rlhf: two rounds of simulated labels; killed while round 2 waits, it resum
   writeFileSync(judge, "export default (_p, l, r) => (l.length < r.length ? 'left' : l.length > r.length ? 'right' : 'tie');\n");
   const out = join(dir, 'run');
   const cfg = join(dir, 'rlhf.yaml');
-  writeFileSync(cfg, [
-    `model_name_or_path: ${base}`, `prompts: ${files.rlPrompts}`, `output_dir: ${out}`, 'rounds: 2', 'labels_per_round: 4', 'prompts_per_round: 6',
-    'port: 0', 'max_new_tokens: 16', 'seed: 3',
-    'reward: { max_steps: 2, per_device_train_batch_size: 2, save_steps: 1 }',
-    'ppo: { total_episodes: 4, per_device_train_batch_size: 2, response_length: 8, save_steps: 1 }', '',
-  ].join('\n'));
+  writeFileSync(
+    cfg,
+    [
+      `model_name_or_path: ${base}`,
+      `prompts: ${files.rlPrompts}`,
+      `output_dir: ${out}`,
+      'rounds: 2',
+      'labels_per_round: 4',
+      'prompts_per_round: 6',
+      'port: 0',
+      'max_new_tokens: 16',
+      'seed: 3',
+      'reward: { max_steps: 2, per_device_train_batch_size: 2, save_steps: 1 }',
+      'ppo: { total_episodes: 4, per_device_train_batch_size: 2, response_length: 8, save_steps: 1 }',
+      '',
+    ].join('\n'),
+  );
   const db = join(out, 'feedback.sqlite');
 
   const first = start(['rlhf', '--config', cfg]);
@@ -87,7 +101,13 @@ test('rlhf: two rounds of simulated labels; killed while round 2 waits, it resum
   assert.doesNotMatch(second.stderr(), /round-1: labelling round/, 'round 1 was not redone');
 
   const state = JSON.parse(readFileSync(join(out, 'rlhf.json'), 'utf8')) as { rounds: { round: number; labelRound: number; policy: string }[] };
-  assert.deepEqual(state.rounds.map((r) => [r.round, r.labelRound]), [[1, 1], [2, 2]]);
+  assert.deepEqual(
+    state.rounds.map((r) => [r.round, r.labelRound]),
+    [
+      [1, 1],
+      [2, 2],
+    ],
+  );
   assert.equal(state.rounds[1]!.policy, join(out, 'round-1', 'ppo'), 'round 2 samples from round 1’s PPO policy');
   const store = FeedbackDB.open(db);
   try {
