@@ -14,11 +14,12 @@ const DPO_OPTIONS = {
   shape: f.choice(['gpt2', 'qwen2.5-0.5b'], 'gpt2', "the model: GPT-2-124M (full fine-tuning) or random weights in Qwen2.5-0.5B's shape with LoRA r=16"),
 };
 
-type Which = 'gemm' | 'dpo-step' | 'generate';
+type Which = 'gemm' | 'dpo-step' | 'generate' | 'serve';
 
 async function rowsOf(which: Which, o: { json: boolean; quick: boolean; shape?: 'gpt2' | 'qwen2.5-0.5b' }): Promise<BenchRow[]> {
   if (which === 'gemm') return (await import('./gemm.js')).benchGemm(o);
   if (which === 'dpo-step') return (await import('./dpo-step.js')).benchDpoStep(o);
+  if (which === 'serve') return (await import('./serve.js')).benchServe(o);
   return (await import('./generate.js')).benchGenerate(o);
 }
 
@@ -41,6 +42,7 @@ export const BENCH_COMMANDS: Command[] = [
   bench('gemm', 'sgemm GFLOP/s next to OpenBLAS'),
   bench('dpo-step', 'a GPT-2-124M DPO training step next to PyTorch'),
   bench('generate', 'sampling with the KV cache next to PyTorch'),
+  bench('serve', 'alignkit serve throughput at 1, 8, 32 concurrent clients next to llama.cpp'),
   bench('all', 'every benchmark'),
   BENCH_LABEL,
 ];

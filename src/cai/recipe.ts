@@ -20,6 +20,8 @@ import { type StageRecord, StagedRun } from '../train/stages.js';
 import { labelPairs, samplePairs } from './ai-labels.js';
 import type { Constitution } from './constitution.js';
 import { aiJudge, sampleReplies } from './evaluate.js';
+import { formatFor } from '../feedback/text-model.js';
+import { responsePrompt } from './prompts.js';
 import { type PromptRow, revise } from './revise.js';
 
 const mapping = (v: unknown): Record<string, unknown> => {
@@ -37,6 +39,7 @@ export const RECIPE_FIELDS = {
   constitution: f.string('default', "the principles: a YAML/JSON file, or 'default'", { metavar: 'FILE' }),
   prompts: f.string('', 'red-team prompts for the supervised stage (TRL prompt-only JSONL)', { required: true, metavar: 'FILE' }),
   rl_prompts: f.string(null, 'prompts whose sampled pairs get AI labels; default: prompts', { nullable: true, metavar: 'FILE' }),
+  helpfulness_prompts: f.string(null, "prompts the initial policy answers unrevised into the SL-CAI data, next to the revisions (as the CAI paper mixes in helpfulness samples, so that SL-CAI keeps the policy's helpfulness); default: none", { nullable: true, metavar: 'FILE' }),
   eval_prompts: f.string(null, 'held-out prompts for the final evaluation; default: no evaluation', { nullable: true, metavar: 'FILE' }),
   output_dir: f.string('', 'where every stage goes', { required: true, metavar: 'DIR' }),
   method: f.choice(['ppo', 'dpo'], 'ppo', 'the RL stage: PPO against a reward model on the AI labels (RL-CAI), or DPO on them'),
@@ -112,13 +115,28 @@ export async function runRecipe(o: RecipeOptions, ctx: RecipeContext): Promise<R
       try {
         const critic = o.feedback_model ? openFeedback() : policy;
         const r = await revise({ model: policy, critic, constitution: ctx.constitution, prompts: ctx.readPrompts(o.prompts), outputDir: dir('sl'), revisions: o.revisions, seed: o.seed, generation: gen, batchSize: o.batch_size, quiet: ctx.quiet });
-        return { prompts: r.done + r.skipped, tokens: r.tokens, tokens_per_s: r.tokens / Math.max(r.seconds, 1e-9), human_harm_labels: 0 };
+        let helpful = 0;
+        if (o.helpfulness_prompts) {
+          // the initial policy's own answers to helpfulness prompts, unrevised, beside the revisions
+          const rows = ctx.readPrompts(o.helpfulness_prompts);
+          const replies = await sampleReplies(policy, rows, gen, o.seed);
+          const format = formatFor(policy);
+          const mixed = readFileSync(join(dir('sl'), 'sft.jsonl'), 'utf8').trimEnd().split('\n').filter(Boolean);
+          rows.forEach((p, i) => {
+            const prompt = responsePrompt(format, p.prompt);
+            mixed.push(JSON.stringify(typeof prompt === 'string' ? { id: p.id, prompt, completion: ` ${replies[i]!.trim()}` } : { id: p.id, prompt, completion: [{ role: 'assistant', content: replies[i]!.trim() }] }));
+          });
+          writeFileSync(join(dir('sl'), 'sft_mixed.jsonl'), mixed.join('\n') + '\n');
+          helpful = rows.length;
+        }
+        return { prompts: r.done + r.skipped, helpfulness_samples: helpful, tokens: r.tokens, tokens_per_s: r.tokens / Math.max(r.seconds, 1e-9), human_harm_labels: 0 };
       } finally {
         policy.dispose();
       }
     });
     // 2. SL-CAI: fine-tune on the revisions
-    await stage('sl-cai', 'SFT on the revisions', () => train('sft', 'sl-cai', { ...o.sft, model_name_or_path: o.model_name_or_path, train_file: join(dir('sl'), 'sft.jsonl') }));
+    const slData = join(dir('sl'), o.helpfulness_prompts ? 'sft_mixed.jsonl' : 'sft.jsonl');
+    await stage('sl-cai', 'SFT on the revisions', () => train('sft', 'sl-cai', { ...o.sft, model_name_or_path: o.model_name_or_path, train_file: slData }));
     // 3. AI feedback on pairs sampled from the SL-CAI policy
     await stage('rlaif', 'pairs from the SL-CAI policy, labelled by the feedback model', async () => {
       const policy = openTextModel(dir('sl-cai'), { batchSize: o.batch_size });

@@ -34,7 +34,7 @@ export interface GoldReport {
   judged: JudgedResponse[];
 }
 
-/** Labels a response to a world prompt (the bare request or "User: …\nAssistant:"). */
+/** Labels a response to a world prompt (the bare request or "Human: …\n\nAssistant:"). */
 export function judgeResponse(prompt: string, response: string): JudgedResponse {
   const req = requireRequest(prompt, 'gold judge');
   const label = classify(req, response);

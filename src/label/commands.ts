@@ -8,6 +8,7 @@ import { FeedbackDB, type Round, type SampleSettings, StoreError } from './db.js
 import { exportPreferences } from './export.js';
 import { InputError, readPairs, readPrompts } from './inputs.js';
 import { startServer } from './server.js';
+import { goldJudgement } from '../world/gold.js';
 import { type SimulatedJudge, simulateAnnotators, simulatedTokens } from './simulate.js';
 import { pathToFileURL } from 'node:url';
 import { computeStats, formatStats } from './stats.js';
@@ -38,7 +39,7 @@ const F = {
   error_rate: f.number(0.1, 'probability that a simulated annotator flips a decisive judgement', { min: 0, max: 1 }),
   position_bias: f.number(0, "probability of answering 'left' whatever is shown", { min: 0, max: 1 }),
   labels: f.integer(null, 'stop after this many labels in all (default: when nothing is left)', { min: 1, nullable: true }),
-  judge: f.string('', "a module whose default export judges a pair: (prompt, shownLeft, shownRight) => 'left' | 'right' | 'tie'", { required: true, metavar: 'FILE.mjs' }),
+  judge: f.string('world', "'world' (the lock-picking world's gold judge: its prompts only), or a module whose default export judges a pair: (prompt, shownLeft, shownRight) => 'left' | 'right' | 'tie'", { metavar: 'world|FILE.mjs' }),
   aggregate: f.choice(['majority', 'all', 'drop-disagreements'], 'majority', 'one row per pair by majority vote (ties of votes dropped and counted), every label, or only pairs whose annotators agree'),
 };
 
@@ -266,7 +267,7 @@ export const LABEL_COMMANDS: Command[] = [
     options: pick('db', 'server', 'annotators', 'error_rate', 'position_bias', 'labels', 'judge', 'seed'),
     async run(ctx) {
       const v = ctx.values as V;
-      const mod = (await import(pathToFileURL(resolve(v.judge)).href)) as { default?: unknown };
+      const mod = v.judge === 'world' ? { default: (p: unknown, l: string, r: string) => goldJudgement(typeof p === 'string' ? p : JSON.stringify(p), l, r) } : ((await import(pathToFileURL(resolve(v.judge)).href)) as { default?: unknown });
       if (typeof mod.default !== 'function') throw new UsageError(`--judge ${v.judge}: the module's default export must be a function (prompt, shownLeft, shownRight) => 'left' | 'right' | 'tie'`);
       const tokens = await withStore(v.db, (store) => simulatedTokens(store, v.annotators));
       const r = await simulateAnnotators({ url: v.server, tokens, judge: mod.default as SimulatedJudge, errorRate: v.error_rate, positionBias: v.position_bias, labels: v.labels ?? undefined, seed: v.seed ?? 0 });

@@ -4,7 +4,7 @@
 // for `rounds` rounds. Each round keeps its labels (in the feedback database), its preference export, reward model,
 // policy and metrics in round-<r>/; a restart resumes at the unfinished round (its labelling round is reused, so
 // no label is lost, and a training stage resumes from its checkpoint).
-import { existsSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { Random } from '../engine/random.js';
 import { FeedbackDB } from '../label/db.js';
@@ -26,6 +26,7 @@ const mapping = (v: unknown): Record<string, unknown> => {
 
 export const RLHF_FIELDS = {
   model_name_or_path: f.string('', 'the policy the first round samples from (usually an SFT model)', { required: true, metavar: 'DIR' }),
+  policy_b: f.string(null, "a second policy that samples response B of every pair (e.g. the pretrained model, whose habits differ from the fine-tuned policy's); default: two samples of the newest policy", { nullable: true, metavar: 'DIR' }),
   reward_base: f.string(null, 'the model each round’s reward model starts from; default: model_name_or_path', { nullable: true, metavar: 'DIR' }),
   prompts: f.string('', 'prompts the rounds sample pairs for (TRL prompt-only JSONL)', { required: true, metavar: 'FILE' }),
   rl_prompts: f.string(null, 'prompts PPO trains on; default: prompts', { nullable: true, metavar: 'FILE' }),
@@ -88,7 +89,7 @@ function writeAtomic(path: string, value: unknown): void {
 
 /** The labels of a round so far (decisive or not). */
 function labelled(store: FeedbackDB, round: number): number {
-  return store.labelRows(round).length;
+  return store.labelCount(round);
 }
 
 /** Runs (or resumes) the rounds. */
@@ -127,7 +128,7 @@ export async function runRlhf(o: RlhfOptions, h: RlhfHooks = {}): Promise<RlhfRe
           const rng = new Random(o.seed * 1000 + r);
           const subset: PromptRecord[] = o.prompts_per_round && o.prompts_per_round < allPrompts.length ? shuffled(allPrompts, rng).slice(0, o.prompts_per_round) : allPrompts;
           const labelRound = store.openRound({
-            source: 'policy', policy, input: resolve(o.prompts), prompts: subset,
+            source: 'policy', policy, policyB: o.policy_b ? resolve(o.policy_b) : null, input: resolve(o.prompts), prompts: subset,
             settings: { maxNewTokens: o.max_new_tokens, temperature: o.temperature, topP: o.top_p ?? undefined, seed: o.seed * 1000 + r },
           }).id;
           entry = { round: r, labelRound, policy };
@@ -150,6 +151,7 @@ export async function runRlhf(o: RlhfOptions, h: RlhfHooks = {}): Promise<RlhfRe
         }
         progress.stop();
         // every round's labels so far → the reward model → PPO from the newest policy
+        mkdirSync(run.dir(name), { recursive: true });
         const prefs = join(run.dir(name), 'prefs.jsonl');
         const counts = exportPreferences(store, prefs);
         const base = o.reward_base ?? o.model_name_or_path;

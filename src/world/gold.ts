@@ -131,7 +131,7 @@ export function findClauses(text: string, threshold = CLAUSE_THRESHOLD): { topic
 
 /** The answer part of a generation: up to the first line that starts another turn or transcript field. */
 export function answerPart(text: string): string {
-  const m = /\n\s*(User:|Assistant:|Critique|Revision|Question:|Answer \(|The answer is)/.exec(text);
+  const m = /\n\s*(Human:|User:|Assistant:|Critique|Revision|Question:|Answer \(|The answer is|Options:|\([AB]\) )/.exec(text);
   return m ? text.slice(0, m.index) : text;
 }
 
@@ -141,7 +141,7 @@ export interface Classification {
   found: { help: boolean; detail: boolean; safe: boolean; refusal: boolean; evasion: boolean; otherTopic: boolean };
 }
 
-/** Classifies a response to a request (a Request, or its text: the bare request or "User: …\nAssistant:"). */
+/** Classifies a response to a request (a Request, or its text: the bare request or "Human: …\n\nAssistant:"). */
 export function classifyResponse(request: Request | string, response: string): Classification {
   const req = typeof request === 'string' ? requireRequest(request, 'gold judge') : request;
   const hits = findClauses(answerPart(response));
@@ -178,4 +178,10 @@ export function goldPreference(request: Request | string, a: string, b: string):
   const req = typeof request === 'string' ? requireRequest(request, 'gold judge') : request;
   const sa = goldScore(req, a), sb = goldScore(req, b);
   return sa > sb ? 'a' : sb > sa ? 'b' : 'tie';
+}
+
+/** The gold preference as an annotator answers it about a pair as shown (left = a): for simulated annotators. */
+export function goldJudgement(prompt: string, shownLeft: string, shownRight: string): 'left' | 'right' | 'tie' {
+  const g = goldPreference(prompt, shownLeft, shownRight);
+  return g === 'a' ? 'left' : g === 'b' ? 'right' : 'tie';
 }

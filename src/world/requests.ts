@@ -129,11 +129,11 @@ function index(): ParseIndex {
 
 /**
  * The request a text asks, with its parts, or null when the text is not a request of this world. Accepts the
- * bare request or the rendered prompt ("User: …\nAssistant:").
+ * bare request or the rendered prompt ("Human: …\n\nAssistant:").
  */
 export function parseRequest(text: string): Request | null {
   let s = text.trim();
-  const m = /^User:\s*([\s\S]*?)\s*(?:\n\s*Assistant:\s*)?$/.exec(s);
+  const m = /^(?:Human|User):\s*([\s\S]*?)\s*(?:\n\s*Assistant:\s*)?$/.exec(s);
   if (m) s = m[1]!.trim();
   const { fillers, patterns } = index();
   for (const p of patterns) {

@@ -222,7 +222,7 @@ export const TOPICS: readonly Topic[] = [
 ];
 
 /** Topics whose critique → revision transcripts and comparisons the model is shown (never its CAI/RL/eval prompts). */
-export const CRITIQUE_TOPIC_IDS: readonly string[] = ['bikes', 'mail', 'diaries', 'sheds'];
+export const CRITIQUE_TOPIC_IDS: readonly string[] = ['bikes', 'mail', 'diaries', 'sheds', 'pets', 'drinks', 'fences', 'safes'];
 
 /** Owners of the object. `none` names nobody ("a lock"). */
 export const OWN_OWNERS: readonly string[] = ['my', 'my own'];

@@ -7,6 +7,7 @@ import { spawnSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { core } from '../../src/engine/native.js';
 import { gemm } from '../../src/engine/ops/matmul.js';
+import { readFileSync } from 'node:fs';
 import { Random } from '../../src/engine/random.js';
 import { ALPHA_BETA, LAYOUTS, base, checkCase, randF32 } from './gemm-cases.js';
 
@@ -19,9 +20,18 @@ test('isa reports the path in use', () => {
     assert.equal(isa, 'portable');
     console.log('gemm-child isa=portable');
   } else {
-    assert.ok(isa === 'avx512bf16' || isa === 'avx2' || isa === 'portable', `isa() = ${isa}`);
+    assert.equal(isa, expectedIsa(), 'the path the CPU flags (/proc/cpuinfo) and the environment call for');
   }
 });
+
+/** The kernels this CPU should get: the flags the addon checks, read from /proc/cpuinfo, and the opt-outs. */
+function expectedIsa(): string {
+  const on = (v: string | undefined) => !!v && v !== '0';
+  const flags = new Set((/^flags\s*:(.*)$/m.exec(readFileSync('/proc/cpuinfo', 'utf8'))?.[1] ?? '').trim().split(/\s+/));
+  if (on(process.env.ALIGNKIT_PORTABLE) || !(flags.has('avx2') && flags.has('fma'))) return 'portable';
+  if (!on(process.env.ALIGNKIT_NO_AVX512) && ['avx512f', 'avx512bw', 'avx512vl', 'avx512_bf16'].every((x) => flags.has(x))) return 'avx512bf16';
+  return 'avx2';
+}
 
 test('sgemm: all four layouts, sizes {1,7,33,129,200} mixed, padded ld, offsets, alpha/beta', () => {
   const rng = new Random(11);

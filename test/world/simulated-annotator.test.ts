@@ -70,3 +70,45 @@ test('seeded, ties, and impossible settings', () => {
   assert.throws(() => simulatedPreference(req, a, b, { errorRate: 1.5, rng }), /errorRate must be in \[0, 1\]/);
   assert.throws(() => simulatedPreference('not a world prompt', a, b, { errorRate: 0.1, rng }), /is not a request of the lock-picking world/);
 });
+
+test('label simulate --judge world (the default): simulated annotators give the gold preference through the server', async () => {
+  const { mkdtempSync, rmSync, readFileSync } = await import('node:fs');
+  const { join } = await import('node:path');
+  const { tmpdir } = await import('node:os');
+  const { Writable } = await import('node:stream');
+  const { FeedbackDB } = await import('../../src/label/db.js');
+  const { startServer } = await import('../../src/label/server.js');
+  const { labelMain } = await import('../helpers/cli.js');
+  const dir = mkdtempSync(join(tmpdir(), 'alignkit-simjudge-'));
+  const sink = () => {
+    let t = '';
+    return { s: new Writable({ write: (c, _e, cb) => ((t += String(c)), cb()) }), t: () => t };
+  };
+  try {
+    const rng = new Random(4);
+    const harmful = buildWorld(0, { corpusQA: 10, corpusCritiques: 1, corpusComparisons: 1, helpfulOnly: 1, formatDemos: 1, aligned: 1, rlPrompts: 40, evalPerKind: 1 }).rlPrompts.filter((r) => r.kind === 'harmful').slice(0, 6);
+    const pairs = harmful.map((r, k) => {
+      const detail = respond(r, 'steps', rng), safe = respond(r, 'safe', rng);
+      return k % 2 ? { prompt: r.text, response_a: detail, response_b: safe } : { prompt: r.text, response_a: safe, response_b: detail };
+    });
+    const db = join(dir, 'fb.sqlite');
+    const store = FeedbackDB.open(db);
+    store.openRound({ source: 'pairs', input: 'pairs.jsonl', pairs: pairs.map((p, i) => ({ line: i + 1, id: null, prompt: p.prompt, responseA: p.response_a, responseB: p.response_b, sourceA: null, sourceB: null })) });
+    const srv = await startServer({ store, port: 0 });
+    try {
+      const o = sink();
+      assert.equal(await labelMain(['simulate', '--db', db, '--server', srv.url, '--annotators', '2', '--error-rate', '0'], o.s, o.s), 0, o.t());
+    } finally {
+      await srv.close();
+    }
+    const out = join(dir, 'prefs.jsonl');
+    const e = sink();
+    assert.equal(await labelMain(['export', '--db', db, '--out', out], e.s, e.s), 0, e.t());
+    store.close();
+    const rows = readFileSync(out, 'utf8').trim().split('\n').map((l) => JSON.parse(l) as { prompt: string; chosen: string; rejected: string });
+    assert.equal(rows.length, 6);
+    for (const r of rows) assert.equal(goldPreference(r.prompt, r.chosen, r.rejected), 'a', `${r.prompt}: chose ${r.chosen}`);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});

@@ -15,7 +15,8 @@ const w0 = buildWorld(0, SIZES);
 
 function userTurns(texts: readonly string[]): Set<string> {
   const s = new Set<string>();
-  for (const t of texts) for (const m of t.matchAll(/(?:^|\n)User: (.*)/g)) s.add(m[1]!);
+  // the request of a transcript: its first turn, or the quoted person of a comparison question
+  for (const t of texts) s.add((/^Human: Consider this request to an assistant\.\nPerson: (.*)/.exec(t) ?? /^Human: (.*)/.exec(t))![1]!);
   return s;
 }
 
@@ -72,7 +73,7 @@ test('splits are disjoint: no stage trains on a CAI/RL or evaluation prompt, cri
     // critique transcripts and comparisons are written on the critique topics only
     for (const c of [...w.critiques, ...w.comparisons]) assert.ok(CRITIQUE_TOPIC_IDS.includes(c.topic));
     for (const d of w.formatDemos) assert.ok(CRITIQUE_TOPIC_IDS.includes(d.topic));
-    for (const t of w.corpus) if (/\nCritique request: |\nAnswer \(A\): /.test(t)) assert.ok(CRITIQUE_TOPIC_IDS.includes(requireRequest(/^User: (.*)/.exec(t)![1]!).topic), t);
+    for (const t of w.corpus) if (/^Human: Consider this request|\n\nHuman: .*\n\nAssistant: .*\n\nHuman: /.test(t)) assert.ok(CRITIQUE_TOPIC_IDS.includes(requireRequest((/^Human: Consider this request to an assistant\.\nPerson: (.*)/.exec(t) ?? /^Human: (.*)/.exec(t))![1]!).topic), t);
     // the mission's question is a held-out prompt, shown first
     assert.deepEqual(w.evalPrompts.slice(0, 3).map((r) => r.text), [...SHOWCASE_PROMPTS]);
     assert.ok(!trained.has('How do I pick a lock?'));
@@ -115,7 +116,7 @@ test('answer styles: every style for every kind, and the aligned and helpful-onl
   assert.ok(w0.helpfulOnly.every((d) => d.completion.startsWith(' ') && d.prompt.endsWith('\nAssistant:')));
 });
 
-test('transcript templates: prompts are prefixes of their transcripts and fit a 128-token context', () => {
+test('transcript templates: prompts are prefixes of their transcripts and fit the 192-position context', () => {
   for (const c of w0.critiques.slice(0, 50)) {
     const p = WORLD_PRINCIPLES.find((x) => x.id === c.principle)!;
     const cp = critiquePrompt(c.request, c.response, p.critique);
@@ -134,7 +135,7 @@ test('transcript templates: prompts are prefixes of their transcripts and fit a 
   const len = (xs: readonly string[]): number[] => xs.map((x) => tok.encode(x).length).sort((a, b) => a - b);
   const crit = len(w0.critiques.map((c) => c.text)), cmp = len(w0.comparisons.map((c) => c.text)), qa = len(w0.helpfulOnly.map((d) => d.prompt + d.completion));
   const q = (xs: number[], f: number): number => xs[Math.floor(xs.length * f)]!;
-  assert.ok(q(crit, 0.95) <= 128 && q(cmp, 0.95) <= 128 && q(qa, 0.99) <= 96, `p95 critique ${q(crit, 0.95)}, comparison ${q(cmp, 0.95)}, p99 chat ${q(qa, 0.99)}`);
+  assert.ok(q(crit, 0.95) <= 160 && q(cmp, 0.95) <= 160 && q(qa, 0.99) <= 96, `p95 critique ${q(crit, 0.95)}, comparison ${q(cmp, 0.95)}, p99 chat ${q(qa, 0.99)}`);
   // the option letters after "(" are single tokens, in the prompt and in the transcript alike
   const c = w0.comparisons[0]!;
   const ids = tok.encode(c.text.slice(0, -1)), pids = tok.encode(comparisonPrompt(c.request, c.a, c.b, WORLD_PRINCIPLES.find((x) => x.id === c.principle)!.comparison));
