@@ -17,6 +17,9 @@ test('every options block in docs/ is current (run `npm run docs` after changing
   }
   // every trainer config, the model and data options, and the recipes are documented
   for (const name of ['TrainingArguments', 'ModelConfig', 'data', 'SFTConfig', 'RewardConfig', 'DPOConfig', 'PPOConfig', 'RLOOConfig', 'GRPOConfig', 'cai run', 'rlhf'])
-    assert.ok(readdirSync(DOCS).some((f) => readFileSync(join(DOCS, f), 'utf8').includes(`<!-- options:${name} -->`)), `docs/ has a table of ${name}`);
+    assert.ok(
+      readdirSync(DOCS).some((f) => readFileSync(join(DOCS, f), 'utf8').includes(`<!-- options:${name} -->`)),
+      `docs/ has a table of ${name}`,
+    );
   assert.ok(blocks >= Object.keys(docTables()).length - 3);
 });

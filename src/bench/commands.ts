@@ -2,6 +2,7 @@
 import type { Command } from '../options/command.js';
 import { f } from '../options/fields.js';
 import { type BenchRow, printRows } from './report.js';
+import { BENCH_LABEL } from './label.js';
 
 const OPTIONS = {
   json: f.boolean(false, 'one JSON object per row instead of a table'),
@@ -43,4 +44,5 @@ export const BENCH_COMMANDS: Command[] = [
   bench('generate', 'sampling with the KV cache next to PyTorch'),
   bench('serve', 'alignkit serve throughput at 1, 8, 32 concurrent clients next to llama.cpp'),
   bench('all', 'every benchmark'),
+  BENCH_LABEL,
 ];

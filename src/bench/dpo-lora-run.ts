@@ -12,8 +12,19 @@ import { Transformer } from '../models/transformer.js';
 import { completionMask, dpoSigmoidLoss, sequenceLogps, timeSteps } from './dpo-step.js';
 
 export function qwen05Config(layers = 24, vocab = 151936): CausalLMConfig {
-  return llamaConfig({ vocabSize: vocab, hiddenSize: 896, numLayers: layers, numHeads: 14, numKvHeads: 2, intermediateSize: 4864,
-    tieWordEmbeddings: true, qkvBias: true, ropeTheta: 1e6, maxPositions: 32768, normEps: 1e-6 });
+  return llamaConfig({
+    vocabSize: vocab,
+    hiddenSize: 896,
+    numLayers: layers,
+    numHeads: 14,
+    numKvHeads: 2,
+    intermediateSize: 4864,
+    tieWordEmbeddings: true,
+    qkvBias: true,
+    ropeTheta: 1e6,
+    maxPositions: 32768,
+    normEps: 1e-6,
+  });
 }
 
 /** Random weights (uniform, std 0.02; unit norms, zero biases), filled fast: the benchmark needs the shape, not N(0, σ). */
@@ -31,12 +42,17 @@ function randomModel(cfg: CausalLMConfig, seed: number): Transformer {
   return Transformer.fromStateDict(cfg, sd).model;
 }
 
-export function runLoraStep(precision: Precision, o: { T: number; pairs: number; steps: number; layers?: number; vocab?: number }, log: (s: string) => void): { tokensPerSecond: number; stepSeconds: number; peakRssMB: number } {
+export function runLoraStep(
+  precision: Precision,
+  o: { T: number; pairs: number; steps: number; layers?: number; vocab?: number },
+  log: (s: string) => void,
+): { tokensPerSecond: number; stepSeconds: number; peakRssMB: number } {
   const cfg = qwen05Config(o.layers, o.vocab);
   const model = randomModel(cfg, 1);
   model.addLora({ r: 16, alpha: 32, targetModules: ['q_proj', 'k_proj', 'v_proj', 'o_proj', 'gate_proj', 'up_proj', 'down_proj'] }, 2);
   const opt = new AdamW(model.trainableParameters(), { lr: 1e-4 });
-  const B = 2 * o.pairs, T = o.T;
+  const B = 2 * o.pairs,
+    T = o.T;
   const rng = new Random(3);
   const ids = Int32Array.from({ length: B * T }, () => rng.int(cfg.vocabSize));
   const mask = completionMask(B, T);
@@ -61,6 +77,16 @@ export function runLoraStep(precision: Precision, o: { T: number; pairs: number;
 
 if (process.argv[1]?.endsWith('dpo-lora-run.js')) {
   const args = Object.fromEntries(process.argv.slice(2).map((a) => a.split('=', 2) as [string, string]));
-  const r = runLoraStep((args.precision ?? 'bf16') as Precision, { T: Number(args.T ?? 256), pairs: Number(args.pairs ?? 2), steps: Number(args.steps ?? 2), layers: args.layers ? Number(args.layers) : undefined, vocab: args.vocab ? Number(args.vocab) : undefined }, (s) => process.stderr.write(s + '\n'));
+  const r = runLoraStep(
+    (args.precision ?? 'bf16') as Precision,
+    {
+      T: Number(args.T ?? 256),
+      pairs: Number(args.pairs ?? 2),
+      steps: Number(args.steps ?? 2),
+      layers: args.layers ? Number(args.layers) : undefined,
+      vocab: args.vocab ? Number(args.vocab) : undefined,
+    },
+    (s) => process.stderr.write(s + '\n'),
+  );
   process.stdout.write(JSON.stringify(r) + '\n');
 }

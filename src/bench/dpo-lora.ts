@@ -25,7 +25,11 @@ export async function benchDpoLora(opts: DpoBenchOptions): Promise<BenchRow[]> {
   const ref: Record<string, { tokens_per_s: number; peak_rss_mb: number; torch: string }> = {};
   for (let r = 0; r < rounds; r++) {
     for (const precision of precisions as readonly Precision[]) {
-      const out = execFileSync(process.execPath, [runner, `precision=${precision}`, ...Object.entries(o).map(([k, v]) => `${k}=${v}`)], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit'], maxBuffer: 1 << 24 });
+      const out = execFileSync(process.execPath, [runner, `precision=${precision}`, ...Object.entries(o).map(([k, v]) => `${k}=${v}`)], {
+        encoding: 'utf8',
+        stdio: ['ignore', 'pipe', 'inherit'],
+        maxBuffer: 1 << 24,
+      });
       const res = JSON.parse(out.trim().split('\n').pop()!) as { tokensPerSecond: number; peakRssMB: number };
       log(`  alignkit ${precision}: ${res.tokensPerSecond.toFixed(1)} policy tokens/s, peak RSS ${res.peakRssMB.toFixed(0)} MB`);
       if (!ak[precision] || res.tokensPerSecond > ak[precision]!.tokensPerSecond) ak[precision] = res;
@@ -35,16 +39,25 @@ export async function benchDpoLora(opts: DpoBenchOptions): Promise<BenchRow[]> {
       if (!ref[precision] || t.tokens_per_s > ref[precision]!.tokens_per_s) ref[precision] = t;
     }
   }
-  const fastest = <T,>(m: Record<string, T>, f: (x: T) => number): [string, T] => Object.entries(m).sort((a, b) => f(b[1]) - f(a[1]))[0]!;
+  const fastest = <T>(m: Record<string, T>, f: (x: T) => number): [string, T] => Object.entries(m).sort((a, b) => f(b[1]) - f(a[1]))[0]!;
   const [akP, akBest] = fastest(ak, (x) => x.tokensPerSecond);
   if (missing) return [row(name, akBest.tokensPerSecond, null, 'policy tokens/s', `alignkit ${akP}; reference skipped: ${missing}`)];
   const [refP, refBest] = fastest(ref, (x) => x.tokens_per_s);
-  const detail = (m: Record<string, { t: number; rss: number }>): string => Object.entries(m).map(([p, v]) => `${p} ${v.t.toFixed(1)} tok/s ${v.rss.toFixed(0)} MB`).join(', ');
+  const detail = (m: Record<string, { t: number; rss: number }>): string =>
+    Object.entries(m)
+      .map(([p, v]) => `${p} ${v.t.toFixed(1)} tok/s ${v.rss.toFixed(0)} MB`)
+      .join(', ');
   const akD = detail(Object.fromEntries(Object.entries(ak).map(([p, v]) => [p, { t: v.tokensPerSecond, rss: v.peakRssMB }])));
   const refD = detail(Object.fromEntries(Object.entries(ref).map(([p, v]) => [p, { t: v.tokens_per_s, rss: v.peak_rss_mb }])));
   return [
     row(name, akBest.tokensPerSecond, refBest.tokens_per_s, 'policy tokens/s', `alignkit ${akP} vs pytorch ${refBest.torch} ${refP} (fastest of each; alignkit: ${akD}; pytorch: ${refD})`),
     // RSS: lower is better, so the row holds the reciprocal ratio's inputs as reference/alignkit
-    { name: `${name}, peak RSS of the fastest runs`, alignkit: akBest.peakRssMB, reference: refBest.peak_rss_mb, ratio: akBest.peakRssMB / refBest.peak_rss_mb, unit: 'MB (lower is better; ratio = alignkit/PyTorch)' },
+    {
+      name: `${name}, peak RSS of the fastest runs`,
+      alignkit: akBest.peakRssMB,
+      reference: refBest.peak_rss_mb,
+      ratio: akBest.peakRssMB / refBest.peak_rss_mb,
+      unit: 'MB (lower is better; ratio = alignkit/PyTorch)',
+    },
   ];
 }

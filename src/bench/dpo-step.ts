@@ -62,7 +62,11 @@ export function sequenceLogps(model: Transformer, ids: Int32Array, B: number, T:
  * h = (π_c − ref_c) − (π_r − ref_r).
  */
 export function dpoSigmoidLoss(policy: Tensor, reference: Tensor, pairs: number, beta: number): Tensor {
-  const col = (t: Tensor, j: number): Tensor => t.reshape([pairs, 2]).slice(1, j, j + 1).reshape([pairs]);
+  const col = (t: Tensor, j: number): Tensor =>
+    t
+      .reshape([pairs, 2])
+      .slice(1, j, j + 1)
+      .reshape([pairs]);
   const h = sub(sub(col(policy, 0), col(reference, 0)), sub(col(policy, 1), col(reference, 1)));
   return mean(neg(logsigmoid(scale(h, beta))));
 }
@@ -87,7 +91,8 @@ export function alignkitDpoStep(o: DpoShape, precision: Precision, log: (s: stri
   const policy = Transformer.random(cfg, 1);
   const ref = Transformer.random(cfg, 2);
   const opt = new AdamW(policy.parameters(), { lr: 1e-5 });
-  const B = 2 * o.pairs, T = o.T;
+  const B = 2 * o.pairs,
+    T = o.T;
   const rng = new Random(3);
   const ids = Int32Array.from({ length: B * T }, () => rng.int(o.vocab));
   const mask = completionMask(B, T);
@@ -135,7 +140,12 @@ export function runTorch(script: string, args: Record<string, string | number>, 
 /** PyTorch's thread settings to try: Debian's torch multiplies fp32 through OpenBLAS, whose threads compete with torch's own. */
 export function torchSettings(precision: Precision, quick: boolean): [number, number][] {
   if (precision === 'bf16') return [[2, 1]]; // bf16 matmuls run in oneDNN on torch's threads
-  return quick ? [[1, 2]] : [[1, 2], [2, 1]];
+  return quick
+    ? [[1, 2]]
+    : [
+        [1, 2],
+        [2, 1],
+      ];
 }
 
 export async function benchDpoStep(opts: DpoBenchOptions): Promise<BenchRow[]> {
@@ -157,7 +167,7 @@ export async function benchDpoStep(opts: DpoBenchOptions): Promise<BenchRow[]> {
   for (const precision of precisions) {
     const name = `dpo-step gpt2 L${o.layers} d${o.d} V${o.vocab} ${o.pairs}x2x${o.T}, ${precision}`;
     log(`bench dpo-step: ${name}`);
-    if (precision === 'bf16' && !bf16Supported()) log('  (no AVX512_BF16 here: alignkit\'s bf16 products run in float32)');
+    if (precision === 'bf16' && !bf16Supported()) log("  (no AVX512_BF16 here: alignkit's bf16 products run in float32)");
     let ak = 0;
     let best: TorchResult | null = null;
     for (let r = 0; r < rounds; r++) {
@@ -173,7 +183,15 @@ export async function benchDpoStep(opts: DpoBenchOptions): Promise<BenchRow[]> {
     if (missing || !best) rows.push(row(name, ak, null, 'policy tokens/s', `reference skipped: ${missing}`));
     else {
       const what = precision === 'bf16' ? 'torch.autocast(cpu, bfloat16)' : 'float32';
-      rows.push(row(name, ak, best.tokens_per_s, 'policy tokens/s', `pytorch ${best.torch} ${what}, torch threads ${best.threads}, OPENBLAS_NUM_THREADS ${best.openblas_threads}; best of ${rounds} alternating round${rounds > 1 ? 's' : ''}`));
+      rows.push(
+        row(
+          name,
+          ak,
+          best.tokens_per_s,
+          'policy tokens/s',
+          `pytorch ${best.torch} ${what}, torch threads ${best.threads}, OPENBLAS_NUM_THREADS ${best.openblas_threads}; best of ${rounds} alternating round${rounds > 1 ? 's' : ''}`,
+        ),
+      );
     }
   }
   return rows;

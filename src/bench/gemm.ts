@@ -54,11 +54,15 @@ function measureAlignkit(shapes: readonly Shape[], reps: number): Map<Shape, num
   try {
     for (const s of shapes) {
       if (core.getThreads() !== s.threads) core.setThreads(s.threads);
-      const ta = s.layout[0] === 'T', tb = s.layout[1] === 'T';
-      const A = new Float32Array(s.M * s.K), B = new Float32Array(s.K * s.N), C = new Float32Array(s.M * s.N);
+      const ta = s.layout[0] === 'T',
+        tb = s.layout[1] === 'T';
+      const A = new Float32Array(s.M * s.K),
+        B = new Float32Array(s.K * s.N),
+        C = new Float32Array(s.M * s.N);
       for (let i = 0; i < A.length; i++) A[i] = rng.uniform() * 2 - 1;
       for (let i = 0; i < B.length; i++) B[i] = rng.uniform() * 2 - 1;
-      const lda = ta ? s.M : s.K, ldb = tb ? s.K : s.N;
+      const lda = ta ? s.M : s.K,
+        ldb = tb ? s.K : s.N;
       const times: number[] = [];
       for (let r = -2; r < reps; r++) {
         const t0 = process.hrtime.bigint();
@@ -188,10 +192,8 @@ export async function benchGemm(opts: { json: boolean; quick?: boolean; only?: '
     return shapes.map((s) => {
       const name = `${s.bf16 ? 'bf16 gemm' : 'sgemm'} ${s.layout} ${s.M}x${s.N}x${s.K}, ${s.threads} thread${s.threads > 1 ? 's' : ''}` + (s.label ? ` (${s.label})` : '');
       const skip = s.bf16 ? torchNote : blasNote;
-      const theirs = skip === null ? ref.get(s) ?? null : null;
-      const what = s.bf16
-        ? `PyTorch bf16 matmul (oneDNN), torch threads ${s.threads}; bf16 in, fp32 accumulation`
-        : `OpenBLAS cblas_sgemm, OPENBLAS_NUM_THREADS=${s.threads}`;
+      const theirs = skip === null ? (ref.get(s) ?? null) : null;
+      const what = s.bf16 ? `PyTorch bf16 matmul (oneDNN), torch threads ${s.threads}; bf16 in, fp32 accumulation` : `OpenBLAS cblas_sgemm, OPENBLAS_NUM_THREADS=${s.threads}`;
       const note = skip ?? `${what}; median of ${repsFor(s)}` + (rounds > 1 ? `, best of ${rounds} rounds` : '');
       return row(name, ours.get(s) ?? null, theirs, 'GFLOP/s', note);
     });

@@ -53,9 +53,10 @@ export async function benchGenerate(opts: GenerateBenchOptions): Promise<BenchRo
   try {
     for (const c of CASES.filter((x) => !opts.cases || opts.cases.includes(x.id))) {
       const B = c.prompts * c.samples;
-      const name = c.samples > 1
-        ? `generate gpt2 L${dims.layers} d${dims.d} GRPO ${c.prompts} prompts x ${c.samples} samples, ${c.prompt}-token prompts, ${N} new`
-        : `generate gpt2 L${dims.layers} d${dims.d} V${dims.vocab} batch ${B}, ${N} new`;
+      const name =
+        c.samples > 1
+          ? `generate gpt2 L${dims.layers} d${dims.d} GRPO ${c.prompts} prompts x ${c.samples} samples, ${c.prompt}-token prompts, ${N} new`
+          : `generate gpt2 L${dims.layers} d${dims.d} V${dims.vocab} batch ${B}, ${N} new`;
       log(`bench generate: ${name}`);
       const rng = new Random(2);
       const prompts = Array.from({ length: c.prompts }, () => Array.from({ length: c.prompt }, () => rng.int(dims.vocab)));
@@ -64,14 +65,23 @@ export async function benchGenerate(opts: GenerateBenchOptions): Promise<BenchRo
         let prefill = 0;
         autocast(precision, () => {
           const input = share ? prompts : prompts.flatMap((p) => Array.from({ length: c.samples }, () => p));
-          generate(model, input, { maxNewTokens: N, temperature: 0.8, seed: 3, numReturnSequences: share ? c.samples : 1, onToken: (r) => { if (r === 0 && prefill === 0) prefill = (performance.now() - t0) / 1000; } });
+          generate(model, input, {
+            maxNewTokens: N,
+            temperature: 0.8,
+            seed: 3,
+            numReturnSequences: share ? c.samples : 1,
+            onToken: (r) => {
+              if (r === 0 && prefill === 0) prefill = (performance.now() - t0) / 1000;
+            },
+          });
         });
         return { s: (performance.now() - t0) / 1000, prefill };
       };
       const best: Record<string, { tps: number; prefill: number }> = {};
       for (const precision of ['fp32', 'bf16'] as const) {
         run(precision, true); // warm-up
-        let s = Infinity, prefill = Infinity;
+        let s = Infinity,
+          prefill = Infinity;
         for (let i = 0; i < reps; i++) {
           const r = run(precision, true);
           s = Math.min(s, r.s);
@@ -93,7 +103,16 @@ export async function benchGenerate(opts: GenerateBenchOptions): Promise<BenchRo
         rows.push(row(name, ak, null, 'tokens/s', `${akNote}; reference skipped: ${missing}${shareNote}`));
         continue;
       }
-      const settings: [string, number, number][] = opts.quick ? [['fp32', 1, 2], ['bf16', 2, 1]] : [['fp32', 1, 2], ['fp32', 2, 1], ['bf16', 2, 1]];
+      const settings: [string, number, number][] = opts.quick
+        ? [
+            ['fp32', 1, 2],
+            ['bf16', 2, 1],
+          ]
+        : [
+            ['fp32', 1, 2],
+            ['fp32', 2, 1],
+            ['bf16', 2, 1],
+          ];
       let ref: { tokens_per_s: number; threads: number; openblas_threads: string; torch: string; dtype: string; prefill_s: number } | null = null;
       for (const [dtype, t, ob] of settings) {
         const args = { ...dims, batch: B, new: N, prompt: c.prompt, samples: c.samples, dtype, threads: t, reps };
@@ -105,7 +124,9 @@ export async function benchGenerate(opts: GenerateBenchOptions): Promise<BenchRo
         log(`  pytorch ${r.torch} ${dtype}, torch threads ${t}, OPENBLAS_NUM_THREADS ${ob}: ${r.tokens_per_s.toFixed(1)} tokens/s (prefill ${r.prefill_s.toFixed(2)} s)`);
         if (!ref || r.tokens_per_s > ref.tokens_per_s) ref = r;
       }
-      rows.push(row(name, ak, ref!.tokens_per_s, 'tokens/s', `${akNote}; pytorch ${ref!.torch} ${ref!.dtype}, torch threads ${ref!.threads}, OPENBLAS_NUM_THREADS ${ref!.openblas_threads}${shareNote}`));
+      rows.push(
+        row(name, ak, ref!.tokens_per_s, 'tokens/s', `${akNote}; pytorch ${ref!.torch} ${ref!.dtype}, torch threads ${ref!.threads}, OPENBLAS_NUM_THREADS ${ref!.openblas_threads}${shareNote}`),
+      );
     }
   } finally {
     model.dispose();

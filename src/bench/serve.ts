@@ -23,7 +23,8 @@ export interface ServeBenchOptions {
   log?: (s: string) => void;
 }
 
-const PROMPT = 16, NEW = 128;
+const PROMPT = 16,
+  NEW = 128;
 /** a reference case stops after this long (llama.cpp's f16 kernels can be slow on CPUs without native f16): tokens/s is then over what it made */
 const CAP_S = 90;
 
@@ -41,7 +42,18 @@ function quantile(xs: readonly number[], p: number): number {
 
 /** A GPT-2-124M-shaped folder with random weights and a small tokenizer (no EOS, so every run is 128 tokens). */
 function makeModel(dir: string, quick: boolean): void {
-  const raw = { architectures: ['GPT2LMHeadModel'], model_type: 'gpt2', vocab_size: 50257, n_embd: 768, n_layer: quick ? 4 : 12, n_head: 12, n_positions: 1024, bos_token_id: null, eos_token_id: null, activation_function: 'gelu_new' };
+  const raw = {
+    architectures: ['GPT2LMHeadModel'],
+    model_type: 'gpt2',
+    vocab_size: 50257,
+    n_embd: 768,
+    n_layer: quick ? 4 : 12,
+    n_head: 12,
+    n_positions: 1024,
+    bos_token_id: null,
+    eos_token_id: null,
+    activation_function: 'gelu_new',
+  };
   const hfConfig = parseConfig(raw);
   const model = Transformer.random(toModelConfig(hfConfig), 1);
   savePretrained(dir, { model, hfConfig, generation: null, score: null });
@@ -78,11 +90,14 @@ async function alignkitRunner(dir: string, maxBatch: number): Promise<Runner> {
   const one = async (ids: number[]): Promise<{ ttft: number; tokens: number }> => {
     const t0 = performance.now();
     const res = await fetch(`${server.url}/v1/completions`, {
-      method: 'POST', headers: { 'Content-Type': 'application/json' },
+      method: 'POST',
+      headers: { 'Content-Type': 'application/json' },
       body: JSON.stringify({ model: 'gpt2', prompt: ids, max_tokens: NEW, temperature: 0, stream: true, stream_options: { include_usage: true } }),
     });
     if (res.status !== 200) throw new Error(`bench serve: HTTP ${res.status}: ${await res.text()}`);
-    let ttft = -1, buf = '', tokens = 0;
+    let ttft = -1,
+      buf = '',
+      tokens = 0;
     const dec = new TextDecoder();
     for await (const chunk of res.body as unknown as AsyncIterable<Uint8Array>) {
       buf += dec.decode(chunk, { stream: true });
@@ -144,7 +159,8 @@ async function llamaRunner(llama: LlamaLike, gguf: string, threads: number, labe
       const start = performance.now();
       const one = async (seq: LlamaSeq, ids: number[]): Promise<{ ttft: number; tokens: number }> => {
         const t0 = performance.now();
-        let ttft = -1, tokens = 0;
+        let ttft = -1,
+          tokens = 0;
         for await (const _t of seq.evaluate(ids, { temperature: 0 })) {
           if (ttft < 0) ttft = (performance.now() - t0) / 1000;
           if (++tokens >= (warm ? 8 : NEW) || performance.now() - start > CAP_S * 1000) break;
@@ -204,15 +220,36 @@ export async function benchServe(opts: ServeBenchOptions): Promise<BenchRow[]> {
     const why = typeof llama === 'string' ? `; reference skipped: ${llama}` : '';
     const rows: BenchRow[] = [];
     for (const c of clients) {
-      const a = ak.get(c)!, f32 = ref.f32?.get(c) ?? null, f16 = ref.f16?.get(c) ?? null;
-      rows.push(row(`serve ${shape}, ${c} concurrent client${c > 1 ? 's' : ''}, ${NEW} new tokens each`, a.tps, f32?.tps ?? null, 'tokens/s', `llama.cpp f32 (reference column) and f16 ${f16 ? f16.tps.toFixed(1) : '-'}; ${threads} threads${why}`));
+      const a = ak.get(c)!,
+        f32 = ref.f32?.get(c) ?? null,
+        f16 = ref.f16?.get(c) ?? null;
+      rows.push(
+        row(
+          `serve ${shape}, ${c} concurrent client${c > 1 ? 's' : ''}, ${NEW} new tokens each`,
+          a.tps,
+          f32?.tps ?? null,
+          'tokens/s',
+          `llama.cpp f32 (reference column) and f16 ${f16 ? f16.tps.toFixed(1) : '-'}; ${threads} threads${why}`,
+        ),
+      );
     }
-    const a1 = ak.get(1)!.tps, a32 = ak.get(32)!;
+    const a1 = ak.get(1)!.tps,
+      a32 = ak.get(32)!;
     const scaling = (m: Map<number, Run> | null) => (m ? m.get(32)!.tps / m.get(1)!.tps : null);
-    rows.push(row('serve: 32 clients vs 1 client, aggregate tokens/s', a32.tps / a1, scaling(ref.f32), 'x', `llama.cpp f16 ${scaling(ref.f16)?.toFixed(2) ?? '-'}x; bar: alignkit >= 6x its own single-client figure`));
+    rows.push(
+      row(
+        'serve: 32 clients vs 1 client, aggregate tokens/s',
+        a32.tps / a1,
+        scaling(ref.f32),
+        'x',
+        `llama.cpp f16 ${scaling(ref.f16)?.toFixed(2) ?? '-'}x; bar: alignkit >= 6x its own single-client figure`,
+      ),
+    );
     for (const p of [0.5, 0.99]) {
       const name = `serve: time to first token at 32 clients, p${p === 0.5 ? 50 : 99}`;
-      rows.push(row(name, quantile(a32.ttft, p), ref.f32 ? quantile(ref.f32.get(32)!.ttft, p) : null, 's', `lower is better; llama.cpp f16 ${ref.f16 ? quantile(ref.f16.get(32)!.ttft, p).toFixed(3) : '-'} s`));
+      rows.push(
+        row(name, quantile(a32.ttft, p), ref.f32 ? quantile(ref.f32.get(32)!.ttft, p) : null, 's', `lower is better; llama.cpp f16 ${ref.f16 ? quantile(ref.f16.get(32)!.ttft, p).toFixed(3) : '-'} s`),
+      );
     }
     return rows;
   } finally {

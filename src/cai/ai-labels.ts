@@ -77,7 +77,8 @@ export interface LabelResult {
 export function preferenceRow(r: LabelRecord, margin: number): Record<string, unknown> | null {
   if (Math.abs(r.p_a - 0.5) <= margin) return null;
   const aWins = r.p_a > 0.5;
-  const chosen = aWins ? r.response_a : r.response_b, rejected = aWins ? r.response_b : r.response_a;
+  const chosen = aWins ? r.response_a : r.response_b,
+    rejected = aWins ? r.response_b : r.response_a;
   const soft = aWins ? r.p_a : 1 - r.p_a;
   const wrap = (x: string): unknown => (typeof r.policy_prompt === 'string' ? ` ${x}` : [{ role: 'assistant', content: x }]);
   return { id: r.id, prompt: r.policy_prompt, chosen: wrap(chosen), rejected: wrap(rejected), soft_label: soft, principle_ids: r.principles };
@@ -90,10 +91,18 @@ export type JudgeOptions = Pick<LabelOptions, 'model' | 'constitution' | 'seed' 
 
 /** Labels a batch of pairs in memory: the questions of every pair go to the model together. */
 export async function judgePairs(o: JudgeOptions, batch: readonly PairRow[]): Promise<LabelRecord[]> {
-  const seed = o.seed ?? 0, K = o.ensemble ?? 1, swap = o.swap ?? true;
+  const seed = o.seed ?? 0,
+    K = o.ensemble ?? 1,
+    swap = o.swap ?? true;
   if (!Number.isInteger(K) || K < 1) throw new Error(`cai label: ensemble must be a whole number >= 1, got ${K}`);
   const format = o.format ?? formatFor(o.model);
-  const orders = (p: PairRow): [string, string][] => (swap ? [[p.response_a, p.response_b], [p.response_b, p.response_a]] : [[p.response_a, p.response_b]]);
+  const orders = (p: PairRow): [string, string][] =>
+    swap
+      ? [
+          [p.response_a, p.response_b],
+          [p.response_b, p.response_a],
+        ]
+      : [[p.response_a, p.response_b]];
   const principles = batch.map((p) => Array.from({ length: K }, (_, k) => samplePrinciple(o.constitution, seed, p.id, k)));
   // chain of thought: one reasoning per (pair, principle, order)
   let reasons: string[][] | null = null;
@@ -101,7 +110,14 @@ export async function judgePairs(o: JudgeOptions, batch: readonly PairRow[]): Pr
     const g = o.reasoning ?? { maxTokens: 128, temperature: 0 };
     const reqs = batch.flatMap((p, i) =>
       principles[i]!.flatMap((pr, k) =>
-        orders(p).map(([x, y], order) => ({ prompt: reasoningPrompt(format, p.prompt, x, y, pr), maxTokens: g.maxTokens, temperature: g.temperature, topP: g.topP, stop: format.stop, seed: stepSeed(seed, p.id, 100 + 2 * k + order) })),
+        orders(p).map(([x, y], order) => ({
+          prompt: reasoningPrompt(format, p.prompt, x, y, pr),
+          maxTokens: g.maxTokens,
+          temperature: g.temperature,
+          topP: g.topP,
+          stop: format.stop,
+          seed: stepSeed(seed, p.id, 100 + 2 * k + order),
+        })),
       ),
     );
     const gen = await o.model.generate(reqs);
@@ -122,7 +138,8 @@ export async function judgePairs(o: JudgeOptions, batch: readonly PairRow[]): Pr
   const lps = await o.model.choiceLogprobs(questions);
   let q = 0;
   return batch.map((p, i) => {
-    const first: number[] = [], swapped: number[] = [];
+    const first: number[] = [],
+      swapped: number[] = [];
     let pa = 0;
     for (let k = 0; k < K; k++) {
       let f = normalize(lps[q++]!)[0]!;
@@ -136,7 +153,14 @@ export async function judgePairs(o: JudgeOptions, batch: readonly PairRow[]): Pr
       } else pa += f;
     }
     const rec: LabelRecord = {
-      id: p.id, prompt: p.prompt, response_a: p.response_a, response_b: p.response_b, p_a: pa / K, principles: principles[i]!.map((x) => x.id), first, swapped,
+      id: p.id,
+      prompt: p.prompt,
+      response_a: p.response_a,
+      response_b: p.response_b,
+      p_a: pa / K,
+      principles: principles[i]!.map((x) => x.id),
+      first,
+      swapped,
       policy_prompt: responsePrompt(format, p.prompt),
     };
     if (reasons) rec.reasoning = reasons[i]!;
@@ -146,7 +170,8 @@ export async function judgePairs(o: JudgeOptions, batch: readonly PairRow[]): Pr
 
 /** The measured preference for the first position over labelled pairs (null without the swap). */
 export function positionBias(records: readonly LabelRecord[]): number | null {
-  let bias = 0, n = 0;
+  let bias = 0,
+    n = 0;
   for (const r of records)
     r.swapped.forEach((g, k) => {
       bias += (r.first[k]! + g) / 2 - 0.5;
@@ -158,7 +183,8 @@ export function positionBias(records: readonly LabelRecord[]): number | null {
 /** Labels (or resumes labelling) every pair. */
 export async function labelPairs(o: LabelOptions): Promise<LabelResult> {
   const t0 = performance.now();
-  const bs = o.batchSize ?? 32, margin = o.margin ?? 0;
+  const bs = o.batchSize ?? 32,
+    margin = o.margin ?? 0;
   if (!(margin >= 0 && margin < 0.5)) throw new Error(`cai label: margin must be in [0, 0.5), got ${margin}`);
   mkdirSync(dirname(o.out), { recursive: true });
   const journalPath = join(dirname(o.out), 'labels.jsonl');
@@ -167,7 +193,8 @@ export async function labelPairs(o: LabelOptions): Promise<LabelResult> {
   const done = new Set(old.map((r) => r.id));
   const todo = o.pairs.filter((p) => !done.has(p.id));
   writeJsonlAtomic(o.out, old.map((r) => preferenceRow(r, margin)).filter(Boolean));
-  const journal = new Journal(journalPath), out = new Journal(o.out);
+  const journal = new Journal(journalPath),
+    out = new Journal(o.out);
   const progress = new Progress('pairs', o.pairs.length, done.size, o.quiet);
   const records: LabelRecord[] = [...old];
   try {
@@ -194,14 +221,23 @@ export async function labelPairs(o: LabelOptions): Promise<LabelResult> {
  * Pairs to label from a policy: two samples per prompt (seeded per prompt); a prompt whose two samples are the
  * same text gives no pair (counted).
  */
-export async function samplePairs(policy: TextModel, prompts: readonly { id: string; prompt: Request }[], g: GenerationSettings, seed = 0, format: TranscriptFormat = formatFor(policy)): Promise<{ pairs: PairRow[]; identical: number }> {
+export async function samplePairs(
+  policy: TextModel,
+  prompts: readonly { id: string; prompt: Request }[],
+  g: GenerationSettings,
+  seed = 0,
+  format: TranscriptFormat = formatFor(policy),
+): Promise<{ pairs: PairRow[]; identical: number }> {
   if (g.temperature === 0) throw new Error('sampling pairs needs temperature > 0 (with 0 both samples are the same)');
-  const reqs = prompts.flatMap((p) => [0, 1].map((k) => ({ prompt: responsePrompt(format, p.prompt), maxTokens: g.maxTokens, temperature: g.temperature, topP: g.topP, stop: format.stop, seed: stepSeed(seed, p.id, 1000 + k) })));
+  const reqs = prompts.flatMap((p) =>
+    [0, 1].map((k) => ({ prompt: responsePrompt(format, p.prompt), maxTokens: g.maxTokens, temperature: g.temperature, topP: g.topP, stop: format.stop, seed: stepSeed(seed, p.id, 1000 + k) })),
+  );
   const out = await policy.generate(reqs);
   const pairs: PairRow[] = [];
   let identical = 0;
   prompts.forEach((p, i) => {
-    const a = out[2 * i]!.text.trim(), b = out[2 * i + 1]!.text.trim();
+    const a = out[2 * i]!.text.trim(),
+      b = out[2 * i + 1]!.text.trim();
     if (a === b) identical++;
     else pairs.push({ id: p.id, prompt: p.prompt, response_a: a, response_b: b });
   });

@@ -104,9 +104,22 @@ export const CAI_COMMANDS: Command[] = [
       const prompts = promptRows(v.prompts);
       const model = modelFrom(v);
       try {
-        const r = await revise({ model, constitution, prompts, outputDir: v.output_dir, revisions: v.revisions, seed: v.seed, batchSize: v.batch_size, generation: { maxTokens: v.max_new_tokens, temperature: v.temperature, topP: v.top_p } });
-        ctx.err.write(`cai revise: ${r.done} prompts revised${r.skipped ? ` (${r.skipped} done before)` : ''} in ${r.seconds.toFixed(1)} s, ${(r.tokens / Math.max(r.seconds, 1e-9)).toFixed(0)} tokens/s\n`);
-        ctx.out.write(JSON.stringify({ transcripts: resolve(r.transcripts), sft: resolve(r.sft), prefs: resolve(r.prefs), done: r.done, skipped: r.skipped, tokens: r.tokens, seconds: r.seconds }) + '\n');
+        const r = await revise({
+          model,
+          constitution,
+          prompts,
+          outputDir: v.output_dir,
+          revisions: v.revisions,
+          seed: v.seed,
+          batchSize: v.batch_size,
+          generation: { maxTokens: v.max_new_tokens, temperature: v.temperature, topP: v.top_p },
+        });
+        ctx.err.write(
+          `cai revise: ${r.done} prompts revised${r.skipped ? ` (${r.skipped} done before)` : ''} in ${r.seconds.toFixed(1)} s, ${(r.tokens / Math.max(r.seconds, 1e-9)).toFixed(0)} tokens/s\n`,
+        );
+        ctx.out.write(
+          JSON.stringify({ transcripts: resolve(r.transcripts), sft: resolve(r.sft), prefs: resolve(r.prefs), done: r.done, skipped: r.skipped, tokens: r.tokens, seconds: r.seconds }) + '\n',
+        );
       } finally {
         model.dispose();
       }
@@ -134,8 +147,21 @@ export const CAI_COMMANDS: Command[] = [
           pairs = s.pairs;
           if (s.identical) ctx.err.write(`cai label: ${s.identical} prompts gave two identical samples and no pair\n`);
         }
-        const r = await labelPairs({ model, constitution, pairs, out: v.out, seed: v.seed, ensemble: v.ensemble, swap: v.swap, chainOfThought: v.chain_of_thought, margin: v.margin, reasoning: { maxTokens: v.max_new_tokens, temperature: 0 } });
-        ctx.err.write(`cai label: ${r.written} preference pairs written to ${v.out}; ${r.dropped} dropped as too close to 0.5${r.positionBias !== null ? `; measured position bias ${r.positionBias >= 0 ? '+' : ''}${r.positionBias.toFixed(3)} towards (A)` : ''}\n`);
+        const r = await labelPairs({
+          model,
+          constitution,
+          pairs,
+          out: v.out,
+          seed: v.seed,
+          ensemble: v.ensemble,
+          swap: v.swap,
+          chainOfThought: v.chain_of_thought,
+          margin: v.margin,
+          reasoning: { maxTokens: v.max_new_tokens, temperature: 0 },
+        });
+        ctx.err.write(
+          `cai label: ${r.written} preference pairs written to ${v.out}; ${r.dropped} dropped as too close to 0.5${r.positionBias !== null ? `; measured position bias ${r.positionBias >= 0 ? '+' : ''}${r.positionBias.toFixed(3)} towards (A)` : ''}\n`,
+        );
         ctx.out.write(JSON.stringify({ out: resolve(r.out), written: r.written, dropped: r.dropped, position_bias: r.positionBias, seconds: r.seconds }) + '\n');
       } finally {
         if (policy && policy !== model) policy.dispose();

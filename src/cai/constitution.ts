@@ -98,7 +98,12 @@ export function parseConstitution(text: string, source: string): Constitution {
         const f = `${field}.critique[${i}]`;
         if (!isMap(it)) return fail(it, f, 'must be a mapping {request, response, critique, revision}');
         known(it, ['request', 'response', 'critique', 'revision'], f);
-        return { request: str(it, 'request', `${f}.request`)!, response: str(it, 'response', `${f}.response`)!, critique: str(it, 'critique', `${f}.critique`)!, revision: str(it, 'revision', `${f}.revision`)! };
+        return {
+          request: str(it, 'request', `${f}.request`)!,
+          response: str(it, 'response', `${f}.response`)!,
+          critique: str(it, 'critique', `${f}.critique`)!,
+          revision: str(it, 'revision', `${f}.revision`)!,
+        };
       });
     }
     const m = get(node, 'comparison');
@@ -110,7 +115,12 @@ export function parseConstitution(text: string, source: string): Constitution {
         known(it, ['request', 'response_a', 'response_b', 'answer'], f);
         const answer = str(it, 'answer', `${f}.answer`)!;
         if (answer !== 'A' && answer !== 'B') fail(get(it, 'answer'), `${f}.answer`, `must be A or B, got ${JSON.stringify(answer)}`);
-        return { request: str(it, 'request', `${f}.request`)!, response_a: str(it, 'response_a', `${f}.response_a`)!, response_b: str(it, 'response_b', `${f}.response_b`)!, answer: answer as 'A' | 'B' };
+        return {
+          request: str(it, 'request', `${f}.request`)!,
+          response_a: str(it, 'response_a', `${f}.response_a`)!,
+          response_b: str(it, 'response_b', `${f}.response_b`)!,
+          answer: answer as 'A' | 'B',
+        };
       });
     }
     return out;

@@ -20,6 +20,8 @@ import { type StageRecord, StagedRun } from '../train/stages.js';
 import { labelPairs, samplePairs } from './ai-labels.js';
 import type { Constitution } from './constitution.js';
 import { aiJudge, sampleReplies } from './evaluate.js';
+import { formatFor } from '../feedback/text-model.js';
+import { responsePrompt } from './prompts.js';
 import { type PromptRow, revise } from './revise.js';
 
 const mapping = (v: unknown): Record<string, unknown> => {
@@ -37,6 +39,11 @@ export const RECIPE_FIELDS = {
   constitution: f.string('default', "the principles: a YAML/JSON file, or 'default'", { metavar: 'FILE' }),
   prompts: f.string('', 'red-team prompts for the supervised stage (TRL prompt-only JSONL)', { required: true, metavar: 'FILE' }),
   rl_prompts: f.string(null, 'prompts whose sampled pairs get AI labels; default: prompts', { nullable: true, metavar: 'FILE' }),
+  helpfulness_prompts: f.string(
+    null,
+    "prompts the initial policy answers unrevised into the SL-CAI data, next to the revisions (as the CAI paper mixes in helpfulness samples, so that SL-CAI keeps the policy's helpfulness); default: none",
+    { nullable: true, metavar: 'FILE' },
+  ),
   eval_prompts: f.string(null, 'held-out prompts for the final evaluation; default: no evaluation', { nullable: true, metavar: 'FILE' }),
   output_dir: f.string('', 'where every stage goes', { required: true, metavar: 'DIR' }),
   method: f.choice(['ppo', 'dpo'], 'ppo', 'the RL stage: PPO against a reward model on the AI labels (RL-CAI), or DPO on them'),
@@ -59,11 +66,28 @@ export const RECIPE_FIELDS = {
 export type RecipeOptions = OptionsOf<typeof RECIPE_FIELDS>;
 
 /** Keys a stage's trainer options may not set: the recipe sets them. */
-const SET_BY_RECIPE = ['model_name_or_path', 'train_file', 'eval_file', 'dataset_path', 'dataset_name', 'datasets', 'output_dir', 'reward_model_path', 'reward_funcs', 'resume_from_checkpoint', 'overwrite_output_dir'];
+const SET_BY_RECIPE = [
+  'model_name_or_path',
+  'train_file',
+  'eval_file',
+  'dataset_path',
+  'dataset_name',
+  'datasets',
+  'output_dir',
+  'reward_model_path',
+  'reward_funcs',
+  'resume_from_checkpoint',
+  'overwrite_output_dir',
+];
 
 /** Checks every stage's trainer options before anything runs (a typo in `ppo:` must not surface an hour in). */
 export function checkStageOptions(o: RecipeOptions, locate: Locate): void {
-  const stages: [keyof RecipeOptions, TrainerKind][] = [['sft', 'sft'], ['reward', 'reward'], ['ppo', 'ppo'], ['dpo', 'dpo']];
+  const stages: [keyof RecipeOptions, TrainerKind][] = [
+    ['sft', 'sft'],
+    ['reward', 'reward'],
+    ['ppo', 'ppo'],
+    ['dpo', 'dpo'],
+  ];
   for (const [key, kind] of stages) {
     const m = o[key] as Record<string, unknown>;
     const at = (k: string) => `${locate(key)}.${k}`;
@@ -111,21 +135,66 @@ export async function runRecipe(o: RecipeOptions, ctx: RecipeContext): Promise<R
       const policy = openTextModel(o.model_name_or_path, { batchSize: o.batch_size });
       try {
         const critic = o.feedback_model ? openFeedback() : policy;
-        const r = await revise({ model: policy, critic, constitution: ctx.constitution, prompts: ctx.readPrompts(o.prompts), outputDir: dir('sl'), revisions: o.revisions, seed: o.seed, generation: gen, batchSize: o.batch_size, quiet: ctx.quiet });
-        return { prompts: r.done + r.skipped, tokens: r.tokens, tokens_per_s: r.tokens / Math.max(r.seconds, 1e-9), human_harm_labels: 0 };
+        const r = await revise({
+          model: policy,
+          critic,
+          constitution: ctx.constitution,
+          prompts: ctx.readPrompts(o.prompts),
+          outputDir: dir('sl'),
+          revisions: o.revisions,
+          seed: o.seed,
+          generation: gen,
+          batchSize: o.batch_size,
+          quiet: ctx.quiet,
+        });
+        let helpful = 0;
+        if (o.helpfulness_prompts) {
+          // the initial policy's own answers to helpfulness prompts, unrevised, beside the revisions
+          const rows = ctx.readPrompts(o.helpfulness_prompts);
+          const replies = await sampleReplies(policy, rows, gen, o.seed);
+          const format = formatFor(policy);
+          const mixed = readFileSync(join(dir('sl'), 'sft.jsonl'), 'utf8')
+            .trimEnd()
+            .split('\n')
+            .filter(Boolean);
+          rows.forEach((p, i) => {
+            const prompt = responsePrompt(format, p.prompt);
+            mixed.push(
+              JSON.stringify(
+                typeof prompt === 'string' ? { id: p.id, prompt, completion: ` ${replies[i]!.trim()}` } : { id: p.id, prompt, completion: [{ role: 'assistant', content: replies[i]!.trim() }] },
+              ),
+            );
+          });
+          writeFileSync(join(dir('sl'), 'sft_mixed.jsonl'), mixed.join('\n') + '\n');
+          helpful = rows.length;
+        }
+        return { prompts: r.done + r.skipped, helpfulness_samples: helpful, tokens: r.tokens, tokens_per_s: r.tokens / Math.max(r.seconds, 1e-9), human_harm_labels: 0 };
       } finally {
         policy.dispose();
       }
     });
     // 2. SL-CAI: fine-tune on the revisions
-    await stage('sl-cai', 'SFT on the revisions', () => train('sft', 'sl-cai', { ...o.sft, model_name_or_path: o.model_name_or_path, train_file: join(dir('sl'), 'sft.jsonl') }));
+    const slData = join(dir('sl'), o.helpfulness_prompts ? 'sft_mixed.jsonl' : 'sft.jsonl');
+    await stage('sl-cai', 'SFT on the revisions', () => train('sft', 'sl-cai', { ...o.sft, model_name_or_path: o.model_name_or_path, train_file: slData }));
     // 3. AI feedback on pairs sampled from the SL-CAI policy
     await stage('rlaif', 'pairs from the SL-CAI policy, labelled by the feedback model', async () => {
       const policy = openTextModel(dir('sl-cai'), { batchSize: o.batch_size });
       try {
         const s = await samplePairs(policy, ctx.readPrompts(o.rl_prompts ?? o.prompts), gen, o.seed);
         const judge = openFeedback();
-        const r = await labelPairs({ model: judge, constitution: ctx.constitution, pairs: s.pairs, out: join(dir('rlaif'), 'ai_prefs.jsonl'), seed: o.seed, ensemble: o.label_ensemble, swap: o.label_swap, chainOfThought: o.label_chain_of_thought, margin: o.label_margin, batchSize: o.batch_size, quiet: ctx.quiet });
+        const r = await labelPairs({
+          model: judge,
+          constitution: ctx.constitution,
+          pairs: s.pairs,
+          out: join(dir('rlaif'), 'ai_prefs.jsonl'),
+          seed: o.seed,
+          ensemble: o.label_ensemble,
+          swap: o.label_swap,
+          chainOfThought: o.label_chain_of_thought,
+          margin: o.label_margin,
+          batchSize: o.batch_size,
+          quiet: ctx.quiet,
+        });
         return { pairs: s.pairs.length, identical: s.identical, written: r.written, dropped: r.dropped, position_bias: r.positionBias };
       } finally {
         policy.dispose();
@@ -135,7 +204,9 @@ export async function runRecipe(o: RecipeOptions, ctx: RecipeContext): Promise<R
     // 4. RL-CAI
     if (o.method === 'ppo') {
       await stage('reward', 'reward model on the soft AI labels', () => train('reward', 'reward', { ...o.reward, model_name_or_path: dir('sl-cai'), train_file: prefs }));
-      await stage('rl-cai', 'PPO against the reward model', () => train('ppo', 'rl-cai', { ...o.ppo, model_name_or_path: dir('sl-cai'), train_file: o.rl_prompts ?? o.prompts, reward_model_path: dir('reward') }));
+      await stage('rl-cai', 'PPO against the reward model', () =>
+        train('ppo', 'rl-cai', { ...o.ppo, model_name_or_path: dir('sl-cai'), train_file: o.rl_prompts ?? o.prompts, reward_model_path: dir('reward') }),
+      );
     } else {
       await stage('rl-cai', 'DPO on the AI labels', () => train('dpo', 'rl-cai', { ...o.dpo, model_name_or_path: dir('sl-cai'), train_file: prefs }));
     }
@@ -147,7 +218,11 @@ export async function runRecipe(o: RecipeOptions, ctx: RecipeContext): Promise<R
       else {
         ctx.log('== eval: each policy against the initial one, judged by the feedback model');
         const prompts = ctx.readPrompts(o.eval_prompts);
-        const policies = [['initial', o.model_name_or_path], ['sl-cai', dir('sl-cai')], ['rl-cai', dir('rl-cai')]] as const;
+        const policies = [
+          ['initial', o.model_name_or_path],
+          ['sl-cai', dir('sl-cai')],
+          ['rl-cai', dir('rl-cai')],
+        ] as const;
         const replies: { name: string; replies: string[] }[] = [];
         for (const [name, d] of policies) {
           const m = openTextModel(d, { batchSize: o.batch_size });
@@ -158,7 +233,12 @@ export async function runRecipe(o: RecipeOptions, ctx: RecipeContext): Promise<R
           }
         }
         const judge = openFeedback();
-        evalResult = { judge: judge.id, prompts: prompts.length, results: await aiJudge(judge, ctx.constitution, prompts, replies, { seed: o.seed }), samples: prompts.map((p, i) => ({ id: p.id, prompt: p.prompt, ...Object.fromEntries(replies.map((r) => [r.name, r.replies[i]])) })) };
+        evalResult = {
+          judge: judge.id,
+          prompts: prompts.length,
+          results: await aiJudge(judge, ctx.constitution, prompts, replies, { seed: o.seed }),
+          samples: prompts.map((p, i) => ({ id: p.id, prompt: p.prompt, ...Object.fromEntries(replies.map((r) => [r.name, r.replies[i]])) })),
+        };
         writeFileSync(evalPath, JSON.stringify(evalResult, null, 1) + '\n');
       }
     }

@@ -102,7 +102,9 @@ export function prefRow(t: Transcript): Record<string, unknown> | null {
 /** Runs (or resumes) the supervised stage. */
 export async function revise(o: ReviseOptions): Promise<ReviseResult> {
   const t0 = performance.now();
-  const rounds = o.revisions ?? 1, seed = o.seed ?? 0, bs = o.batchSize ?? 32;
+  const rounds = o.revisions ?? 1,
+    seed = o.seed ?? 0,
+    bs = o.batchSize ?? 32;
   if (!Number.isInteger(rounds) || rounds < 1) throw new Error(`revise: revisions must be a whole number >= 1, got ${rounds}`);
   const format = o.format ?? formatFor(o.model);
   mkdirSync(o.outputDir, { recursive: true });
@@ -121,7 +123,9 @@ export async function revise(o: ReviseOptions): Promise<ReviseResult> {
     writeJsonlAtomic(paths.prefs, old.map(prefRow).filter(Boolean));
   }
   const todo = o.prompts.filter((p) => !finished.has(p.id));
-  const journal = new Journal(paths.transcripts), sft = new Journal(paths.sft), prefs = new Journal(paths.prefs);
+  const journal = new Journal(paths.transcripts),
+    sft = new Journal(paths.sft),
+    prefs = new Journal(paths.prefs);
   const progress = new Progress('prompts', o.prompts.length, finished.size, o.quiet);
   let tokens = 0;
   const critic = o.critic ?? o.model;
@@ -131,20 +135,30 @@ export async function revise(o: ReviseOptions): Promise<ReviseResult> {
     return g;
   };
   const settings = (p: PromptRow, step: number, prompt: Prompt): GenerationRequest => ({
-    prompt, maxTokens: o.generation.maxTokens, temperature: o.generation.temperature, topP: o.generation.topP, stop: format.stop, seed: stepSeed(seed, p.id, step),
+    prompt,
+    maxTokens: o.generation.maxTokens,
+    temperature: o.generation.temperature,
+    topP: o.generation.topP,
+    stop: format.stop,
+    seed: stepSeed(seed, p.id, step),
   });
   try {
     for (let s = 0; s < todo.length; s += bs) {
       const batch = todo.slice(s, s + bs);
       const tokensBefore = tokens;
       const policyPrompts = batch.map((p) => responsePrompt(format, p.prompt));
-      const first = await gen(batch.map((p, i) => settings(p, 0, policyPrompts[i]!)), o.model);
+      const first = await gen(
+        batch.map((p, i) => settings(p, 0, policyPrompts[i]!)),
+        o.model,
+      );
       const latest = first.map((g) => g.text.trim());
       const steps: RevisionStep[][] = batch.map(() => []);
       for (let r = 0; r < rounds; r++) {
         const principles = batch.map((p) => samplePrinciple(o.constitution, seed, p.id, r));
         const crit = await gen(batch.map((p, i) => settings(p, 1 + 2 * r, critiquePrompt(format, p.prompt, latest[i]!, principles[i]!, critiqueExamples(o.constitution, principles[i]!)))));
-        const rev = await gen(batch.map((p, i) => settings(p, 2 + 2 * r, revisionPrompt(format, p.prompt, latest[i]!, crit[i]!.text.trim(), principles[i]!, critiqueExamples(o.constitution, principles[i]!)))));
+        const rev = await gen(
+          batch.map((p, i) => settings(p, 2 + 2 * r, revisionPrompt(format, p.prompt, latest[i]!, crit[i]!.text.trim(), principles[i]!, critiqueExamples(o.constitution, principles[i]!)))),
+        );
         batch.forEach((_, i) => {
           const revision = rev[i]!.text.trim();
           steps[i]!.push({ principle: principles[i]!.id, critique: crit[i]!.text.trim(), revision });

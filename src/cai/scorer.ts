@@ -27,7 +27,8 @@ export function plainRequest(text: string): string {
 
 /** A scorer whose score is the feedback model's expected 1–5 rating of the response. */
 export function constitutionalScorer(model: TextModel, constitution: Constitution, o: ConstitutionalScorerOptions = {}): ScoreFunction {
-  const K = o.principles ?? 1, seed = o.seed ?? 0;
+  const K = o.principles ?? 1,
+    seed = o.seed ?? 0;
   const format = o.format ?? formatFor(model);
   const requestOf = o.requestOf ?? plainRequest;
   return async (prompts, responses) => {

@@ -2,6 +2,7 @@
 // its own commands next to its code; this table only gathers them.
 import { BENCH_COMMANDS } from '../bench/commands.js';
 import { CAI_COMMANDS } from '../cai/commands.js';
+import { COMPARE_COMMAND } from '../compare/commands.js';
 import { core } from '../engine/native.js';
 import { LABEL_COMMANDS } from '../label/commands.js';
 import type { Command } from '../options/command.js';
@@ -24,6 +25,7 @@ const INFO_COMMAND: Command = {
 };
 
 export const COMMANDS: readonly Command[] = [
+  COMPARE_COMMAND,
   QUICKSTART_COMMAND,
   ...TRAINER_COMMANDS,
   RLHF_COMMAND,

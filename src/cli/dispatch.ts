@@ -67,6 +67,7 @@ export async function execute(cmd: Command, argv: readonly string[], io: Command
     if (e instanceof OptionError) throw new UsageError(e.message.replace(/^command line: (\w+) is required/, (_m, k: string) => `${flagName(k, style)} is required`));
     throw e;
   }
+  if (io.checkOnly) return 0;
   const code = await cmd.run({ ...io, values, given, positionals: p.positionals, locate });
   return typeof code === 'number' ? code : 0;
 }

@@ -82,7 +82,9 @@ export async function runEval(given: Partial<EvalOptions>, out: (s: string) => v
   const ai = values.ai_judge ? `  ${'AI win'.padStart(7)}` : '';
   out(`${'model'.padEnd(w)}  ${'judge'.padStart(7)}  ${'reward'.padStart(7)}  ${'KL(ref)'.padStart(8)}  ${'win rate'.padStart(8)}  ${'length'.padStart(6)}${ai}`);
   for (const [m, r] of Object.entries(results))
-    out(`${m.padEnd(w)}  ${f(r.judge).padStart(7)}  ${f(r.reward).padStart(7)}  ${f(r.kl).padStart(8)}  ${f(m === models[0] ? 0.5 : winRate(first, r)).padStart(8)}  ${r.length.toFixed(1).padStart(6)}${values.ai_judge ? `  ${f(m === models[0] ? 0.5 : aiWin[m]!).padStart(7)}` : ''}`);
+    out(
+      `${m.padEnd(w)}  ${f(r.judge).padStart(7)}  ${f(r.reward).padStart(7)}  ${f(r.kl).padStart(8)}  ${f(m === models[0] ? 0.5 : winRate(first, r)).padStart(8)}  ${r.length.toFixed(1).padStart(6)}${values.ai_judge ? `  ${f(m === models[0] ? 0.5 : aiWin[m]!).padStart(7)}` : ''}`,
+    );
   out(`(${prompts.length} prompts × ${values.samples} samples; win rate against ${models[0]} by ${first.judge !== null ? 'the judge' : 'the reward model'}, ties half)`);
   if (values.out) writeFileSync(values.out, JSON.stringify(results, null, 1));
   return results;

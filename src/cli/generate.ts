@@ -31,7 +31,11 @@ export function stopIds(p: Pretrained, tok: Tokenizer, warn: (s: string) => void
   return ids;
 }
 
-export function runGenerate(o: GenerateOptions, out: (s: string) => void = (s) => process.stdout.write(s), warn: (s: string) => void = (s) => process.stderr.write(`generate: ${s}\n`)): { text: string[]; finishReason: string[] } {
+export function runGenerate(
+  o: GenerateOptions,
+  out: (s: string) => void = (s) => process.stdout.write(s),
+  warn: (s: string) => void = (s) => process.stderr.write(`generate: ${s}\n`),
+): { text: string[]; finishReason: string[] } {
   if (!existsSync(o.model)) throw new UsageError(`--model ${o.model}: no such folder`);
   if (!existsSync(join(o.model, 'tokenizer.json'))) throw new UsageError(`--model ${o.model} has no tokenizer.json (a checkpoint folder needs its tokenizer)`);
   if (!o.prompt.length) throw new UsageError('give at least one --prompt');
@@ -63,18 +67,20 @@ export function runGenerate(o: GenerateOptions, out: (s: string) => void = (s) =
       stopStrings: o.stop.length ? o.stop : undefined,
       decode: (t) => tok.decode(t, { skipSpecialTokens: true }),
       // stream the single-prompt case token by token
-      onToken: single ? (() => {
-        let shown = '';
-        const acc: number[] = [];
-        return (_row: number, token: number) => {
-          acc.push(token);
-          const text = tok.decode(acc, { skipSpecialTokens: true });
-          if (!text.endsWith('\uFFFD')) {
-            out(text.slice(shown.length));
-            shown = text;
-          }
-        };
-      })() : undefined,
+      onToken: single
+        ? (() => {
+            let shown = '';
+            const acc: number[] = [];
+            return (_row: number, token: number) => {
+              acc.push(token);
+              const text = tok.decode(acc, { skipSpecialTokens: true });
+              if (!text.endsWith('\uFFFD')) {
+                out(text.slice(shown.length));
+                shown = text;
+              }
+            };
+          })()
+        : undefined,
     });
     const text = res.tokens.map((t) => tok.decode(t, { skipSpecialTokens: true }));
     if (single) out('\n');
@@ -91,7 +97,11 @@ export const GENERATE_COMMAND: Command = {
   summary: 'sample from a Hugging Face checkpoint folder (streams a single prompt)',
   options: OPTIONS,
   async run(ctx) {
-    runGenerate(ctx.values as GenerateOptions, (s) => ctx.out.write(s), (s) => ctx.err.write(`generate: ${s}\n`));
+    runGenerate(
+      ctx.values as GenerateOptions,
+      (s) => ctx.out.write(s),
+      (s) => ctx.err.write(`generate: ${s}\n`),
+    );
     return 0;
   },
 };

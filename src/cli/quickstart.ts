@@ -47,9 +47,15 @@ export async function quickstart(o: QuickstartOptions): Promise<Record<string, P
 
   stage('1/7 corpus and tokenizer');
   const corpus = reviewCorpus(4000, o.seed);
-  const tok = trainByteLevelBPE(corpus.map((r) => r.text), { vocabSize: 384, specialTokens: [EOS], config: { eos_token: EOS, bos_token: EOS, pad_token: EOS } });
+  const tok = trainByteLevelBPE(
+    corpus.map((r) => r.text),
+    { vocabSize: 384, specialTokens: [EOS], config: { eos_token: EOS, bos_token: EOS, pad_token: EOS } },
+  );
   o.log(`${corpus.length} generated reviews, e.g. "${corpus[0]!.text}"; byte-level BPE vocabulary ${tok.vocabSize}`);
-  writeJsonl(data('corpus.jsonl'), corpus.map((r) => ({ text: r.text })));
+  writeJsonl(
+    data('corpus.jsonl'),
+    corpus.map((r) => ({ text: r.text })),
+  );
   const sft = corpus.map((r) => ({ prompt: reviewPrompt(r.subject), completion: ' ' + r.text }));
   writeJsonl(data('sft.jsonl'), sft);
   const rng = new Random(o.seed + 1);
@@ -58,16 +64,53 @@ export async function quickstart(o: QuickstartOptions): Promise<Record<string, P
   const trainPrompts = subjects.map(reviewPrompt);
 
   stage('2/7 a tiny GPT-2 from scratch, pretrained on the corpus');
-  const hfConfig = parseConfig({ architectures: ['GPT2LMHeadModel'], model_type: 'gpt2', vocab_size: tok.vocabSize, n_embd: o.quick ? 96 : 128, n_layer: o.quick ? 3 : 4, n_head: 4, n_positions: 64, eos_token_id: tok.eosTokenId, bos_token_id: tok.eosTokenId, pad_token_id: tok.eosTokenId });
+  const hfConfig = parseConfig({
+    architectures: ['GPT2LMHeadModel'],
+    model_type: 'gpt2',
+    vocab_size: tok.vocabSize,
+    n_embd: o.quick ? 96 : 128,
+    n_layer: o.quick ? 3 : 4,
+    n_head: 4,
+    n_positions: 64,
+    eos_token_id: tok.eosTokenId,
+    bos_token_id: tok.eosTokenId,
+    pad_token_id: tok.eosTokenId,
+  });
   const base = Transformer.random(toModelConfig(hfConfig), o.seed);
   savePretrained(join(o.out, 'base'), { model: base, hfConfig, generation: null, score: null });
   tok.save(join(o.out, 'base'));
   base.dispose();
-  const pre = await runSFT({ ...common, model_name_or_path: join(o.out, 'base'), train_file: data('corpus.jsonl'), output_dir: join(o.out, 'pretrain'), learning_rate: 3e-3, per_device_train_batch_size: 32, max_steps: Math.round(300 * scale), warmup_steps: 20, lr_scheduler_type: 'cosine', max_length: 64 }, quiet);
+  const pre = await runSFT(
+    {
+      ...common,
+      model_name_or_path: join(o.out, 'base'),
+      train_file: data('corpus.jsonl'),
+      output_dir: join(o.out, 'pretrain'),
+      learning_rate: 3e-3,
+      per_device_train_batch_size: 32,
+      max_steps: Math.round(300 * scale),
+      warmup_steps: 20,
+      lr_scheduler_type: 'cosine',
+      max_length: 64,
+    },
+    quiet,
+  );
   o.log(`pretrain: loss ${pre.metrics.loss?.toFixed(3)} after ${pre.globalStep} steps`);
 
   stage('3/7 SFT on prompt → review demonstrations');
-  const sftRun = await runSFT({ ...common, model_name_or_path: join(o.out, 'pretrain'), train_file: data('sft.jsonl'), output_dir: join(o.out, 'sft'), learning_rate: 1e-3, per_device_train_batch_size: 32, max_steps: Math.round(150 * scale), max_length: 64 }, quiet);
+  const sftRun = await runSFT(
+    {
+      ...common,
+      model_name_or_path: join(o.out, 'pretrain'),
+      train_file: data('sft.jsonl'),
+      output_dir: join(o.out, 'sft'),
+      learning_rate: 1e-3,
+      per_device_train_batch_size: 32,
+      max_steps: Math.round(150 * scale),
+      max_length: 64,
+    },
+    quiet,
+  );
   o.log(`sft: completion loss ${sftRun.metrics.loss?.toFixed(3)}`);
 
   stage('4/7 AI feedback: sample two responses per prompt from the SFT policy, the sentiment judge picks');
@@ -82,7 +125,8 @@ export async function quickstart(o: QuickstartOptions): Promise<Record<string, P
     const g = generate(sftModel, ids, { maxNewTokens: 20, temperature: 1, seed: o.seed + i, eosTokenId: tok.eosTokenId ?? null });
     chunk.forEach((p, j) => {
       const [a, b] = [0, 1].map((k) => tok.decode(g.tokens[2 * j + k]!, { skipSpecialTokens: true }));
-      const sa = sentimentScore(a!), sb = sentimentScore(b!);
+      const sa = sentimentScore(a!),
+        sb = sentimentScore(b!);
       if (sa === sb || a === b) ties++;
       else pairs.push(sa > sb ? { prompt: p, chosen: a!, rejected: b! } : { prompt: p, chosen: b!, rejected: a! });
     });
@@ -90,19 +134,67 @@ export async function quickstart(o: QuickstartOptions): Promise<Record<string, P
   const nEval = Math.max(20, Math.round(pairs.length * 0.15));
   writeJsonl(data('prefs_train.jsonl'), pairs.slice(nEval));
   writeJsonl(data('prefs_eval.jsonl'), pairs.slice(0, nEval));
-  writeJsonl(data('prompts.jsonl'), prompts.map((p) => ({ prompt: p })));
+  writeJsonl(
+    data('prompts.jsonl'),
+    prompts.map((p) => ({ prompt: p })),
+  );
   o.log(`${pairs.length} labelled pairs (${ties} ties left out); e.g. chosen "${pairs[0]?.chosen}" over "${pairs[0]?.rejected}"`);
 
   stage('5/7 reward model (Bradley–Terry) on the judged pairs');
-  const rm = await runReward({ ...common, model_name_or_path: join(o.out, 'sft'), train_file: data('prefs_train.jsonl'), eval_file: data('prefs_eval.jsonl'), output_dir: join(o.out, 'reward'), learning_rate: 1e-3, per_device_train_batch_size: 16, num_train_epochs: o.quick ? 2 : 3, max_length: 64 }, quiet);
+  const rm = await runReward(
+    {
+      ...common,
+      model_name_or_path: join(o.out, 'sft'),
+      train_file: data('prefs_train.jsonl'),
+      eval_file: data('prefs_eval.jsonl'),
+      output_dir: join(o.out, 'reward'),
+      learning_rate: 1e-3,
+      per_device_train_batch_size: 16,
+      num_train_epochs: o.quick ? 2 : 3,
+      max_length: 64,
+    },
+    quiet,
+  );
   o.log(`reward model: held-out accuracy ${rm.eval?.eval_accuracy?.toFixed(3)} (train ${rm.metrics.accuracy?.toFixed(3)})`);
 
   stage('6/7 DPO from the SFT policy on the same pairs');
-  const dpo = await runDPO({ ...common, model_name_or_path: join(o.out, 'sft'), train_file: data('prefs_train.jsonl'), eval_file: data('prefs_eval.jsonl'), output_dir: join(o.out, 'dpo'), learning_rate: o.quick ? 5e-4 : 2e-4, beta: 0.1, per_device_train_batch_size: 16, num_train_epochs: o.quick ? 1 : 2, max_length: 64, max_prompt_length: 16 }, quiet);
+  const dpo = await runDPO(
+    {
+      ...common,
+      model_name_or_path: join(o.out, 'sft'),
+      train_file: data('prefs_train.jsonl'),
+      eval_file: data('prefs_eval.jsonl'),
+      output_dir: join(o.out, 'dpo'),
+      learning_rate: o.quick ? 5e-4 : 2e-4,
+      beta: 0.1,
+      per_device_train_batch_size: 16,
+      num_train_epochs: o.quick ? 1 : 2,
+      max_length: 64,
+      max_prompt_length: 16,
+    },
+    quiet,
+  );
   o.log(`dpo: held-out rewards/accuracies ${dpo.eval?.['eval_rewards/accuracies']?.toFixed(3)}, rewards/margins ${dpo.eval?.['eval_rewards/margins']?.toFixed(3)}`);
 
   stage('7/7 PPO from the SFT policy against the reward model');
-  const ppo = await runPPO({ ...common, model_name_or_path: join(o.out, 'sft'), reward_model_path: join(o.out, 'reward'), train_file: data('prompts.jsonl'), output_dir: join(o.out, 'ppo'), learning_rate: 3e-4, per_device_train_batch_size: 16, total_episodes: Math.round(1600 * scale), response_length: 20, temperature: 1, kl_coef: 0.1, num_ppo_epochs: 2, num_mini_batches: 2 }, quiet);
+  const ppo = await runPPO(
+    {
+      ...common,
+      model_name_or_path: join(o.out, 'sft'),
+      reward_model_path: join(o.out, 'reward'),
+      train_file: data('prompts.jsonl'),
+      output_dir: join(o.out, 'ppo'),
+      learning_rate: 3e-4,
+      per_device_train_batch_size: 16,
+      total_episodes: Math.round(1600 * scale),
+      response_length: 20,
+      temperature: 1,
+      kl_coef: 0.1,
+      num_ppo_epochs: 2,
+      num_mini_batches: 2,
+    },
+    quiet,
+  );
   o.log(`ppo: objective/scores ${ppo.metrics['objective/scores']?.toFixed(3)}, objective/kl ${ppo.metrics['objective/kl']?.toFixed(3)}`);
 
   // ---- evaluation on held-out prompts: same prompts and seed for every policy
@@ -111,7 +203,15 @@ export async function quickstart(o: QuickstartOptions): Promise<Record<string, P
   const results: Record<string, PolicyEvalResult> = {};
   for (const name of ['sft', 'dpo', 'ppo']) {
     const policy = name === 'sft' ? sftModel : loadPretrained(join(o.out, name)).model;
-    results[name] = evaluatePolicy(policy, tok, evalPrompts, { samples: o.quick ? 8 : 16, maxNewTokens: 20, temperature: 1, seed: o.seed + 7, judge: (_p, r) => sentimentScore(r), rewardModel, reference: sftModel });
+    results[name] = evaluatePolicy(policy, tok, evalPrompts, {
+      samples: o.quick ? 8 : 16,
+      maxNewTokens: 20,
+      temperature: 1,
+      seed: o.seed + 7,
+      judge: (_p, r) => sentimentScore(r),
+      rewardModel,
+      reference: sftModel,
+    });
     if (policy !== sftModel) policy.dispose();
   }
   sftModel.dispose();

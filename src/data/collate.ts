@@ -69,11 +69,7 @@ function rowLength(longest: number, o: PadOptions): number {
 }
 
 /** Writes rows into a batch: row i is the concatenation of parts[i] (ids + per-token loss flag). */
-function fill(
-  rows: number,
-  parts: (i: number) => Array<{ ids: ArrayLike<number>; loss: ArrayLike<number> | number }>,
-  o: PadOptions,
-): Batch {
+function fill(rows: number, parts: (i: number) => Array<{ ids: ArrayLike<number>; loss: ArrayLike<number> | number }>, o: PadOptions): Batch {
   const lengths = new Int32Array(rows);
   const all: Array<Array<{ ids: ArrayLike<number>; loss: ArrayLike<number> | number }>> = [];
   for (let i = 0; i < rows; i++) {
@@ -129,7 +125,8 @@ export function collatePreference(examples: readonly PreferenceExample[], o: Pre
   const layout = o.layout ?? 'interleaved';
   if (layout !== 'interleaved' && layout !== 'halves') throw new Error(`collatePreference: layout must be 'interleaved' or 'halves', got ${JSON.stringify(layout)}`);
   const n = examples.length;
-  const chosenRows = new Int32Array(n), rejectedRows = new Int32Array(n);
+  const chosenRows = new Int32Array(n),
+    rejectedRows = new Int32Array(n);
   for (let i = 0; i < n; i++) {
     chosenRows[i] = layout === 'interleaved' ? 2 * i : i;
     rejectedRows[i] = layout === 'interleaved' ? 2 * i + 1 : n + i;
@@ -169,7 +166,8 @@ export function collatePrompts(examples: readonly PromptExample[], o: PadOptions
   if (side === 'left') {
     const { ids, attentionMask, T } = b;
     for (let i = 0; i < b.B; i++) {
-      const n = b.lengths[i], base = i * T;
+      const n = b.lengths[i],
+        base = i * T;
       ids.copyWithin(base + T - n, base, base + n);
       ids.fill(o.padId, base, base + T - n);
       attentionMask.fill(0, base, base + T - n);

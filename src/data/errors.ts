@@ -103,7 +103,9 @@ export function formatReport(r: DataReport): string {
   let s = `${r.source}: ${r.kept} of ${r.read} records kept`;
   if (r.truncated) s += `, ${r.truncated} truncated`;
   if (r.skipped) {
-    const codes = Object.entries(r.skippedByCode).map(([c, n]) => `${c} ${n}`).join(', ');
+    const codes = Object.entries(r.skippedByCode)
+      .map(([c, n]) => `${c} ${n}`)
+      .join(', ');
     s += `, ${r.skipped} skipped (${codes})`;
     for (const k of r.firstSkipped) s += `\n  skipped ${k.file}:${k.line}: ${k.field ? `${k.field}: ` : ''}${k.reason}`;
     if (r.skipped > r.firstSkipped.length) s += `\n  ... and ${r.skipped - r.firstSkipped.length} more`;

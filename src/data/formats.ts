@@ -106,7 +106,10 @@ export function detectFormat(value: unknown, where: Source = { file: '<record>',
   let implicitPrompt = false;
   if (type === undefined) {
     const known = [textField, 'messages', 'prompt', 'completion', 'chosen', 'rejected', 'label'].filter(has);
-    const key = known.filter((k) => k !== textField && k !== 'messages').sort().join(',');
+    const key = known
+      .filter((k) => k !== textField && k !== 'messages')
+      .sort()
+      .join(',');
     const lm = known.includes(textField) || known.includes('messages');
     if (known.includes('label')) {
       throw new DataError(where, 'label', 'unknown_format', 'unpaired preference data (prompt, completion, label) is not supported; use paired preference data (prompt, chosen, rejected)');
@@ -232,7 +235,7 @@ export function validateRecord(value: unknown, f: DatasetFormat, where: Source, 
   };
   switch (f.type) {
     case 'language_modeling': {
-      const text = col(f.conversational ? 'messages' : opts.textField ?? 'text');
+      const text = col(f.conversational ? 'messages' : (opts.textField ?? 'text'));
       notEmpty(text, opts.textField ?? 'text', 'text');
       return { ...base, type: 'language_modeling', text };
     }

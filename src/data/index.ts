@@ -8,7 +8,16 @@ export { readJsonl, readJsonArray, readArray, readRecords, fileKind, arrayElemen
 export type { RawRecord, FileKind, DataSource } from './read.js';
 export { DEFAULT_ROLES, describeFormat, detectFormat, extractPrompt, formatColumns, jsonEqual, validateRecord } from './formats.js';
 export type {
-  Content, DatasetFormat, DatasetType, FormatOptions, LanguageModelingRecord, Message, PreferenceRecord, PromptCompletionRecord, PromptOnlyRecord, ValidRecord,
+  Content,
+  DatasetFormat,
+  DatasetType,
+  FormatOptions,
+  LanguageModelingRecord,
+  Message,
+  PreferenceRecord,
+  PromptCompletionRecord,
+  PromptOnlyRecord,
+  ValidRecord,
 } from './formats.js';
 export { checkTruncationOptions, planTruncation } from './truncate.js';
 export type { Span, TruncationMode, TruncationOptions, TruncationPlan } from './truncate.js';

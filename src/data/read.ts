@@ -81,13 +81,18 @@ export async function* readJsonl(path: string): AsyncGenerator<RawRecord> {
 /** Offset and 1-based line of each top-level element of a JSON array text (best effort on broken text). */
 function arrayElements(text: string): Array<{ offset: number; line: number }> {
   const out: Array<{ offset: number; line: number }> = [];
-  let line = 1, depth = 0, inString = false, escape = false, expectElement = false;
+  let line = 1,
+    depth = 0,
+    inString = false,
+    escape = false,
+    expectElement = false;
   for (let i = 0; i < text.length; i++) {
     const c = text.charCodeAt(i);
     if (c === 10) line++;
     if (inString) {
       if (escape) escape = false;
-      else if (c === 92) escape = true; // backslash
+      else if (c === 92)
+        escape = true; // backslash
       else if (c === 34) inString = false;
       continue;
     }
@@ -171,7 +176,10 @@ function firstChar(path: string): string {
     for (;;) {
       const n = readSync(fd, buf, 0, buf.length, null);
       if (n === 0) return '';
-      const s = buf.subarray(0, n).toString('latin1').replace(/^(\xef\xbb\xbf)/, '');
+      const s = buf
+        .subarray(0, n)
+        .toString('latin1')
+        .replace(/^(\xef\xbb\xbf)/, '');
       const m = /\S/.exec(s);
       if (m) return m[0];
     }

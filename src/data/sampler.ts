@@ -103,7 +103,8 @@ export class EpochSampler {
 
   /** The next batch (epochs follow each other without end; the caller stops). */
   next(): SampledBatch {
-    const epoch = this.epochNo, index = this.batchNo;
+    const epoch = this.epochNo,
+      index = this.batchNo;
     const p = this.permutation(epoch);
     const start = index * this.batchSize;
     const indices = p.slice(start, Math.min(start + this.batchSize, this.size));
@@ -122,7 +123,9 @@ export class EpochSampler {
   restore(s: SamplerState): void {
     const bad = (['seed', 'size', 'batchSize', 'shuffle', 'dropLast'] as const).filter((k) => s[k] !== this[k]);
     if (bad.length) {
-      throw new Error(`EpochSampler.restore: the saved state was made with ${bad.map((k) => `${k} ${String(s[k])}`).join(', ')}, but this sampler has ${bad.map((k) => `${k} ${String(this[k])}`).join(', ')}`);
+      throw new Error(
+        `EpochSampler.restore: the saved state was made with ${bad.map((k) => `${k} ${String(s[k])}`).join(', ')}, but this sampler has ${bad.map((k) => `${k} ${String(this[k])}`).join(', ')}`,
+      );
     }
     if (!Number.isInteger(s.epoch) || s.epoch < 0 || !Number.isInteger(s.index) || s.index < 0 || s.index >= this.batchesPerEpoch) {
       throw new Error(`EpochSampler.restore: bad position epoch ${String(s.epoch)}, index ${String(s.index)} (batches per epoch: ${this.batchesPerEpoch})`);

@@ -3,14 +3,27 @@
 // prefer. Deterministic for a seed.
 import { Random } from '../engine/random.js';
 
-const SUBJECTS = ['the hotel', 'this phone', 'the movie', 'our waiter', 'the service', 'the book', 'this laptop', 'the pizza',
-  'the concert', 'the garden', 'the train', 'the coffee', 'this game', 'the museum', 'the beach', 'the app'];
-const POSITIVE = ['was great', 'is wonderful', 'made me happy', 'was excellent', 'is amazing', 'was fun', 'is perfect',
-  'was lovely', 'is brilliant', 'was a joy', 'is awesome', 'was superb'];
-const NEGATIVE = ['was terrible', 'is awful', 'made me sad', 'was boring', 'is bad', 'was a mess', 'is horrible',
-  'was disappointing', 'is broken', 'was ugly', 'is useless', 'was dreadful'];
-const NEUTRAL = ['arrived on tuesday', 'is blue', 'has two doors', 'was on the left', 'is near the station', 'opens at nine',
-  'came in a box', 'is made of wood', 'was in the city', 'has a long name'];
+const SUBJECTS = [
+  'the hotel',
+  'this phone',
+  'the movie',
+  'our waiter',
+  'the service',
+  'the book',
+  'this laptop',
+  'the pizza',
+  'the concert',
+  'the garden',
+  'the train',
+  'the coffee',
+  'this game',
+  'the museum',
+  'the beach',
+  'the app',
+];
+const POSITIVE = ['was great', 'is wonderful', 'made me happy', 'was excellent', 'is amazing', 'was fun', 'is perfect', 'was lovely', 'is brilliant', 'was a joy', 'is awesome', 'was superb'];
+const NEGATIVE = ['was terrible', 'is awful', 'made me sad', 'was boring', 'is bad', 'was a mess', 'is horrible', 'was disappointing', 'is broken', 'was ugly', 'is useless', 'was dreadful'];
+const NEUTRAL = ['arrived on tuesday', 'is blue', 'has two doors', 'was on the left', 'is near the station', 'opens at nine', 'came in a box', 'is made of wood', 'was in the city', 'has a long name'];
 const OPENERS = ['I think', 'Honestly,', 'Overall', 'In short,', 'We felt'];
 const JOINERS = ['and', 'but', 'so', 'because'];
 

@@ -189,15 +189,8 @@ export class RecordTokenizer {
 
   private truncationError(where: Source, field: string, promptTokens: number): DataError {
     const o = this.options;
-    const lim = [o.maxLength != null ? `max_length ${o.maxLength}` : '', o.maxCompletionLength != null ? `max_completion_length ${o.maxCompletionLength}` : '']
-      .filter(Boolean)
-      .join(', ');
-    return new DataError(
-      where,
-      field,
-      'truncated',
-      `no ${field} token is left after truncation (prompt of ${promptTokens} tokens, ${lim}, truncation_mode ${o.truncationMode ?? 'keep_start'})`,
-    );
+    const lim = [o.maxLength != null ? `max_length ${o.maxLength}` : '', o.maxCompletionLength != null ? `max_completion_length ${o.maxCompletionLength}` : ''].filter(Boolean).join(', ');
+    return new DataError(where, field, 'truncated', `no ${field} token is left after truncation (prompt of ${promptTokens} tokens, ${lim}, truncation_mode ${o.truncationMode ?? 'keep_start'})`);
   }
 
   /** With overlong: 'reject', a plan that cuts anything is an error. */
@@ -208,7 +201,9 @@ export class RecordTokenizer {
       o.maxLength != null ? `max_length ${o.maxLength}` : '',
       o.maxPromptLength != null ? `max_prompt_length ${o.maxPromptLength}` : '',
       o.maxCompletionLength != null ? `max_completion_length ${o.maxCompletionLength}` : '',
-    ].filter(Boolean).join(', ');
+    ]
+      .filter(Boolean)
+      .join(', ');
     throw new DataError(where, field, 'truncated', `the row (${lengths}) is longer than the limits (${lim}) and overlong is 'reject'`);
   }
 
@@ -222,9 +217,11 @@ export class RecordTokenizer {
     const c = this.completionPart(rec.prompt, p.text, rec.completion, 'completion', where);
     const plan = planTruncation(p.ids.length, [c.length], this.options);
     this.checkOverlong(plan.truncated, where, 'completion', `prompt ${p.ids.length} + completion ${c.length} tokens`);
-    const ps = plan.prompt, cs = plan.completions[0];
+    const ps = plan.prompt,
+      cs = plan.completions[0];
     if (cs.end <= cs.start) throw this.truncationError(where, 'completion', ps.end - ps.start);
-    const np = ps.end - ps.start, nc = cs.end - cs.start;
+    const np = ps.end - ps.start,
+      nc = cs.end - cs.start;
     const ids = new Int32Array(np + nc);
     ids.set(p.ids.slice(ps.start, ps.end), 0);
     ids.set(c.slice(cs.start, cs.end), np);
@@ -251,7 +248,12 @@ export class RecordTokenizer {
         ids = r.inputIds;
         amask = r.assistantMask;
         if (!amask.includes(1)) {
-          throw new DataError(where, 'messages', 'template', 'assistant masks were asked for, but no token is marked as assistant output (no assistant message, or the template lacks {% generation %} markers and does not render prefix by prefix)');
+          throw new DataError(
+            where,
+            'messages',
+            'template',
+            'assistant masks were asked for, but no token is marked as assistant output (no assistant message, or the template lacks {% generation %} markers and does not render prefix by prefix)',
+          );
         }
       } else ids = this.encode(this.render(messages, 'messages', where, {}));
       if (ids.length === 0) throw new DataError(where, 'messages', 'empty', 'the chat template renders the conversation as nothing');
@@ -289,7 +291,8 @@ export class RecordTokenizer {
     if (cs.end <= cs.start) throw this.truncationError(where, 'chosen', ps.end - ps.start);
     if (rs.end <= rs.start) throw this.truncationError(where, 'rejected', ps.end - ps.start);
     const cut = (a: number[], s: Span) => Int32Array.from(a.slice(s.start, s.end));
-    const chosenIds = cut(c, cs), rejectedIds = cut(r, rs);
+    const chosenIds = cut(c, cs),
+      rejectedIds = cut(r, rs);
     if (chosenIds.length === rejectedIds.length && chosenIds.every((v, i) => v === rejectedIds[i])) {
       throw new DataError(where, 'rejected', 'identical_pair', plan.truncated ? 'chosen and rejected are identical after truncation' : 'chosen and rejected tokenise to the same ids');
     }

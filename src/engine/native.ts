@@ -25,8 +25,7 @@ export interface CoreKernels {
   setThreads(n: number): void;
   /** 'avx512bf16': AVX2 kernels plus the bf16 GEMM; 'avx2'; 'portable' (plain C++) */
   isa(): 'avx512bf16' | 'avx2' | 'portable';
-  adamw(p: Float32Array, g: Float32Array, m: Float32Array, v: Float32Array, n: number, lr: number, beta1: number,
-    beta2: number, eps: number, weightDecay: number, step: number): void;
+  adamw(p: Float32Array, g: Float32Array, m: Float32Array, v: Float32Array, n: number, lr: number, beta1: number, beta2: number, eps: number, weightDecay: number, step: number): void;
   sumSquares(x: Float32Array, off: number, n: number): number;
   scaleInPlace(x: Float32Array, off: number, n: number, s: number): void;
 }

@@ -63,11 +63,9 @@ export class AdamW {
   }
 
   setState(s: AdamWState): void {
-    if (s.m.length !== this.params.length || s.v.length !== this.params.length)
-      throw new Error(`AdamW.setState: state has ${s.m.length} parameters, optimiser has ${this.params.length}`);
+    if (s.m.length !== this.params.length || s.v.length !== this.params.length) throw new Error(`AdamW.setState: state has ${s.m.length} parameters, optimiser has ${this.params.length}`);
     this.params.forEach((p, i) => {
-      if (s.m[i]!.length !== p.size || s.v[i]!.length !== p.size)
-        throw new Error(`AdamW.setState: moment sizes do not match parameter ${p.describe()}`);
+      if (s.m[i]!.length !== p.size || s.v[i]!.length !== p.size) throw new Error(`AdamW.setState: moment sizes do not match parameter ${p.describe()}`);
       this.m[i]!.data.set(s.m[i]!);
       this.v[i]!.data.set(s.v[i]!);
     });

@@ -62,7 +62,8 @@ let reusedBytes = 0; // and served by the cache
 /** The cache's cap, once `extra` more bytes have become live. */
 function cacheCap(extra = 0): number {
   if (fixedCap !== null) return fixedCap;
-  const live = liveBytes + extra, peak = Math.max(peakLiveBytes, live);
+  const live = liveBytes + extra,
+    peak = Math.max(peakLiveBytes, live);
   return Math.min(cacheLimit, Math.max(CACHE_FLOOR, CACHE_HEADROOM * peak - live));
 }
 
@@ -530,8 +531,7 @@ export class Tensor {
   }
 
   permute(order: readonly number[]): Tensor {
-    if (order.length !== this.ndim || new Set(order).size !== order.length || order.some((d) => d < 0 || d >= this.ndim))
-      throw new Error(`permute(${order.join(', ')}) on ${this.describe()}`);
+    if (order.length !== this.ndim || new Set(order).size !== order.length || order.some((d) => d < 0 || d >= this.ndim)) throw new Error(`permute(${order.join(', ')}) on ${this.describe()}`);
     const out = new Tensor(
       this.storage.retain(),
       order.map((d) => this.shape[d]!),
@@ -547,19 +547,23 @@ export class Tensor {
   slice(dim: number, start: number, end: number): Tensor {
     const d = dim < 0 ? dim + this.ndim : dim;
     const len = this.shape[d];
-    if (len === undefined || start < 0 || end > len || start > end)
-      throw new Error(`slice(${dim}, ${start}, ${end}) on ${this.describe()}`);
+    if (len === undefined || start < 0 || end > len || start > end) throw new Error(`slice(${dim}, ${start}, ${end}) on ${this.describe()}`);
     const shape = [...this.shape];
     shape[d] = end - start;
     const out = new Tensor(this.storage.retain(), shape, this.strides, this.offset + start * this.strides[d]!);
     const inShape = this.shape;
-    return record(out, [this], (g) => {
-      const full = Tensor.zeros(inShape);
-      const view = new Tensor(full.storage.retain(), shape, full.strides, start * full.strides[d]!);
-      view.copyFrom(g);
-      view.dispose();
-      return [full];
-    }, 'slice');
+    return record(
+      out,
+      [this],
+      (g) => {
+        const full = Tensor.zeros(inShape);
+        const view = new Tensor(full.storage.retain(), shape, full.strides, start * full.strides[d]!);
+        view.copyFrom(g);
+        view.dispose();
+        return [full];
+      },
+      'slice',
+    );
   }
 
   /**
@@ -568,8 +572,7 @@ export class Tensor {
    */
   split(dim: number, sizes: readonly number[]): Tensor[] {
     const d = dim < 0 ? dim + this.ndim : dim;
-    if (d < 0 || d >= this.ndim || sizes.reduce((a, b) => a + b, 0) !== this.shape[d])
-      throw new Error(`split(${dim}, [${sizes.join(', ')}]) on ${this.describe()}`);
+    if (d < 0 || d >= this.ndim || sizes.reduce((a, b) => a + b, 0) !== this.shape[d]) throw new Error(`split(${dim}, [${sizes.join(', ')}]) on ${this.describe()}`);
     const inShape = this.shape;
     let shared: Tensor | null = null;
     let sharedPass = -1;
@@ -580,18 +583,23 @@ export class Tensor {
       const shape = [...this.shape];
       shape[d] = len;
       const out = new Tensor(this.storage.retain(), shape, this.strides, this.offset + from * this.strides[d]!);
-      return record(out, [this], (g) => {
-        const first = shared === null || sharedPass !== backwardPass;
-        if (first) {
-          shared = Tensor.zeros(inShape);
-          sharedPass = backwardPass;
-        }
-        const view = new Tensor(shared!.storage.retain(), shape, shared!.strides, from * shared!.strides[d]!);
-        view.copyFrom(g);
-        view.dispose();
-        // only the first part hands the buffer to autograd; the others fill it in place before it is used
-        return [first ? shared : null];
-      }, 'split');
+      return record(
+        out,
+        [this],
+        (g) => {
+          const first = shared === null || sharedPass !== backwardPass;
+          if (first) {
+            shared = Tensor.zeros(inShape);
+            sharedPass = backwardPass;
+          }
+          const view = new Tensor(shared!.storage.retain(), shape, shared!.strides, from * shared!.strides[d]!);
+          view.copyFrom(g);
+          view.dispose();
+          // only the first part hands the buffer to autograd; the others fill it in place before it is used
+          return [first ? shared : null];
+        },
+        'split',
+      );
     });
   }
 
@@ -628,42 +636,41 @@ export class Tensor {
     const prevEnabled = gradEnabled;
     gradEnabled = false; // gradients are not themselves differentiated
     try {
-    for (let k = order.length - 1; k >= 0; k--) {
-      const t = order[k]!;
-      const g = grads.get(t);
-      if (!g) continue;
-      grads.delete(t);
-      if (!t.node) {
-        accumulateLeaf(t, g, owned.has(g));
-        continue;
-      }
-      const gs = t.node.backward(g);
-      const inputs = t.node.inputs;
-      for (let i = 0; i < inputs.length; i++) {
-        const inp = inputs[i];
-        const gi = gs[i];
-        if (!inp || !inp.requiresGrad || !gi) continue;
-        if (!sameShape(gi.shape, inp.shape))
-          throw new Error(`autograd: ${t.node.name} gave a gradient ${gi.describe()} for input ${inp.describe()}`);
-        const fresh = gi !== g && gs.indexOf(gi) === i && gs.lastIndexOf(gi) === i && exclusive(gi);
-        const prev = grads.get(inp);
-        if (!prev) {
-          grads.set(inp, gi);
-          if (fresh) owned.add(gi);
-        } else if (owned.has(prev)) {
-          addInPlace(prev, gi);
-        } else if (fresh) {
-          addInPlace(gi, prev);
-          owned.add(gi);
-          grads.set(inp, gi);
-        } else {
-          const sum = prev.clone();
-          addInPlace(sum, gi);
-          owned.add(sum);
-          grads.set(inp, sum);
+      for (let k = order.length - 1; k >= 0; k--) {
+        const t = order[k]!;
+        const g = grads.get(t);
+        if (!g) continue;
+        grads.delete(t);
+        if (!t.node) {
+          accumulateLeaf(t, g, owned.has(g));
+          continue;
+        }
+        const gs = t.node.backward(g);
+        const inputs = t.node.inputs;
+        for (let i = 0; i < inputs.length; i++) {
+          const inp = inputs[i];
+          const gi = gs[i];
+          if (!inp || !inp.requiresGrad || !gi) continue;
+          if (!sameShape(gi.shape, inp.shape)) throw new Error(`autograd: ${t.node.name} gave a gradient ${gi.describe()} for input ${inp.describe()}`);
+          const fresh = gi !== g && gs.indexOf(gi) === i && gs.lastIndexOf(gi) === i && exclusive(gi);
+          const prev = grads.get(inp);
+          if (!prev) {
+            grads.set(inp, gi);
+            if (fresh) owned.add(gi);
+          } else if (owned.has(prev)) {
+            addInPlace(prev, gi);
+          } else if (fresh) {
+            addInPlace(gi, prev);
+            owned.add(gi);
+            grads.set(inp, gi);
+          } else {
+            const sum = prev.clone();
+            addInPlace(sum, gi);
+            owned.add(sum);
+            grads.set(inp, sum);
+          }
         }
       }
-    }
     } finally {
       gradEnabled = prevEnabled;
     }
@@ -701,12 +708,7 @@ function accumulateLeaf(t: Tensor, g: Tensor, owned: boolean): void {
  * grad is disabled or no input requires grad. `backward` gets the gradient of out (same shape) and
  * returns one gradient (or null) per input, each of that input's shape.
  */
-export function record(
-  out: Tensor,
-  inputs: readonly (Tensor | null | undefined)[],
-  backward: (grad: Tensor) => readonly (Tensor | null | undefined)[],
-  name: string,
-): Tensor {
+export function record(out: Tensor, inputs: readonly (Tensor | null | undefined)[], backward: (grad: Tensor) => readonly (Tensor | null | undefined)[], name: string): Tensor {
   if (!gradEnabled) return out;
   if (!inputs.some((t) => t?.requiresGrad)) return out;
   out.requiresGrad = true;

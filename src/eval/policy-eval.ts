@@ -54,16 +54,24 @@ export function evaluatePolicy(policy: Transformer, tok: Tokenizer, prompts: rea
 }
 
 function evaluate(policy: Transformer, tok: Tokenizer, prompts: readonly string[], o: PolicyEvalOptions): PolicyEvalResult {
-  const samples = o.samples ?? 2, temperature = o.temperature ?? 1;
+  const samples = o.samples ?? 2,
+    temperature = o.temperature ?? 1;
   const eos = tok.eosTokenId ?? null;
   const promptIds = prompts.flatMap((p, i) => Array.from({ length: samples }, () => [...(o.promptIds?.[i] ?? tok.encode(p, { addSpecialTokens: true }))]));
   const promptText = prompts.flatMap((p) => Array.from({ length: samples }, () => p));
   const out = generate(policy, promptIds, { maxNewTokens: o.maxNewTokens ?? 24, temperature, seed: o.seed ?? 0, eosTokenId: eos, padTokenId: tok.padTokenId ?? eos ?? 0 });
-  const responses = out.tokens.map((t) => tok.decode(t.filter((id) => id !== eos), { skipSpecialTokens: true }));
+  const responses = out.tokens.map((t) =>
+    tok.decode(
+      t.filter((id) => id !== eos),
+      { skipSpecialTokens: true },
+    ),
+  );
   const n = responses.length;
   const mean = (xs: number[]): number => xs.reduce((a, b) => a + b, 0) / Math.max(1, xs.length);
-  let judge: number | null = null, positive: number | null = null;
-  let judgeScores: number[] | null = null, rewardScoresList: number[] | null = null;
+  let judge: number | null = null,
+    positive: number | null = null;
+  let judgeScores: number[] | null = null,
+    rewardScoresList: number[] | null = null;
   if (o.judge) {
     judgeScores = responses.map((r, i) => o.judge!(promptText[i]!, r));
     judge = mean(judgeScores);
@@ -82,11 +90,13 @@ function evaluate(policy: Transformer, tok: Tokenizer, prompts: readonly string[
   if (o.reference) {
     const ref = o.reference;
     // log π(y) at temperature 1 is what generate returned when sampling at temperature 1; else recompute
-    kl = mean(out.tokens.map((t, i) => {
-      if (!t.length) return 0;
-      const lpPolicy = temperature === 1 ? out.logprobs[i]!.reduce((a, b) => a + b, 0) : responseLogprob(policy, promptIds[i]!, t);
-      return lpPolicy - responseLogprob(ref, promptIds[i]!, t);
-    }));
+    kl = mean(
+      out.tokens.map((t, i) => {
+        if (!t.length) return 0;
+        const lpPolicy = temperature === 1 ? out.logprobs[i]!.reduce((a, b) => a + b, 0) : responseLogprob(policy, promptIds[i]!, t);
+        return lpPolicy - responseLogprob(ref, promptIds[i]!, t);
+      }),
+    );
   }
   return {
     judge,
@@ -112,7 +122,8 @@ export function winRate(a: PolicyEvalResult, b: PolicyEvalResult): number | null
   if (!key || a.responses.length !== b.responses.length || !a.responses.length) return null;
   let w = 0;
   a.responses.forEach((ra, i) => {
-    const x = ra[key]!, y = b.responses[i]![key]!;
+    const x = ra[key]!,
+      y = b.responses[i]![key]!;
     w += y > x ? 1 : y === x ? 0.5 : 0;
   });
   return w / a.responses.length;

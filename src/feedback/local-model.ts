@@ -142,8 +142,10 @@ export class LocalTextModel implements TextModel {
     const pad = this.tokenizer.padTokenId ?? this.eos[0] ?? 0;
     for (let s = 0; s < rows.length; s += bs) {
       const chunk = rows.slice(s, s + bs);
-      const B = chunk.length, T = Math.max(...chunk.map((c) => c.ids.length));
-      const ids = new Int32Array(B * T).fill(pad), mask = new Int32Array(B * T);
+      const B = chunk.length,
+        T = Math.max(...chunk.map((c) => c.ids.length));
+      const ids = new Int32Array(B * T).fill(pad),
+        mask = new Int32Array(B * T);
       chunk.forEach((c, b) => c.ids.forEach((id, t) => ((ids[b * T + t] = id), (mask[b * T + t] = 1))));
       const lp = noGrad(() => tidy(() => m.evalMode(() => nextTokenLogprobs(m.forward(ids, B, T, { attentionMask: mask }), ids, B, T).toArray())));
       chunk.forEach((c, b) => {

@@ -139,7 +139,12 @@ export class OpenAITextModel implements TextModel {
     return options.map((opt) => {
       const lp = optionLogprob(top, opt);
       if (lp === null)
-        throw new Error(`${this.id}: option ${JSON.stringify(opt)} is not among the top ${top.length} tokens the server returned (${top.slice(0, 8).map((t) => JSON.stringify(t.token)).join(', ')}…); the model does not answer in the question's format`);
+        throw new Error(
+          `${this.id}: option ${JSON.stringify(opt)} is not among the top ${top.length} tokens the server returned (${top
+            .slice(0, 8)
+            .map((t) => JSON.stringify(t.token))
+            .join(', ')}…); the model does not answer in the question's format`,
+        );
       return lp;
     });
   }

@@ -12,6 +12,7 @@ export function sentimentScore(text: string): number {
 
 /** Which of two responses the judge prefers: 'a', 'b' or 'tie' (equal scores). */
 export function judgePair(a: string, b: string): 'a' | 'b' | 'tie' {
-  const sa = sentimentScore(a), sb = sentimentScore(b);
+  const sa = sentimentScore(a),
+    sb = sentimentScore(b);
   return sa > sb ? 'a' : sb > sa ? 'b' : 'tie';
 }

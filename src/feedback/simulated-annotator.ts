@@ -33,10 +33,12 @@ export interface SimulatedLabel {
 }
 
 function check(o: SimulatedAnnotatorOptions): number {
-  const e = o.errorRate, p = o.positionBias ?? 0;
+  const e = o.errorRate,
+    p = o.positionBias ?? 0;
   if (!(e >= 0 && e <= 1)) throw new Error(`simulatedPreference: errorRate must be in [0, 1], got ${e}`);
   const lim = Math.min(e, 1 - e);
-  if (!(Math.abs(p) <= lim + 1e-12)) throw new Error(`simulatedPreference: positionBias ${p} is outside [−${lim}, ${lim}] (|positionBias| ≤ min(errorRate, 1 − errorRate), since a bias shows only through mistakes)`);
+  if (!(Math.abs(p) <= lim + 1e-12))
+    throw new Error(`simulatedPreference: positionBias ${p} is outside [−${lim}, ${lim}] (|positionBias| ≤ min(errorRate, 1 − errorRate), since a bias shows only through mistakes)`);
   return p;
 }
 

@@ -85,9 +85,19 @@ function checkOut(out: string, inputDirs: string[], tokenizerPath: string): void
 export function ggufConfigFor(c: ModelConfig, source: string): { config: GgufModelConfig; warnings: string[] } {
   if (c.task !== 'causal-lm') fail(`${source}: ${c.architecture} is a sequence-classification (reward) model; GGUF export writes causal language models`);
   const ids = { bosTokenId: c.bosTokenId, eosTokenId: c.eosTokenId, padTokenId: c.padTokenId };
-  const common = { vocabSize: c.vocabSize, hiddenSize: c.hiddenSize, numLayers: c.numLayers, numHeads: c.numHeads, headDim: c.headDim, maxPositions: c.maxPositions, tieWordEmbeddings: c.tieWordEmbeddings, ...ids };
+  const common = {
+    vocabSize: c.vocabSize,
+    hiddenSize: c.hiddenSize,
+    numLayers: c.numLayers,
+    numHeads: c.numHeads,
+    headDim: c.headDim,
+    maxPositions: c.maxPositions,
+    tieWordEmbeddings: c.tieWordEmbeddings,
+    ...ids,
+  };
   if (c.family === 'gpt2') {
-    if (!c.scaleAttnWeights || c.scaleAttnByInverseLayerIdx) fail(`${source}: GPT-2 attention scaling other than 1/sqrt(head_dim) cannot be exported (scale_attn_weights, scale_attn_by_inverse_layer_idx)`);
+    if (!c.scaleAttnWeights || c.scaleAttnByInverseLayerIdx)
+      fail(`${source}: GPT-2 attention scaling other than 1/sqrt(head_dim) cannot be exported (scale_attn_weights, scale_attn_by_inverse_layer_idx)`);
     const act = c.activation === 'gelu_tanh' ? 'gelu_tanh' : c.activationName;
     return { config: { architecture: 'gpt2', ...common, numKvHeads: c.numHeads, intermediateSize: c.innerSize, normEps: c.layerNormEps, activation: act }, warnings: [] };
   }

@@ -37,9 +37,7 @@ export type GgufScalarType = Exclude<GgufType, GgufType.ARRAY>;
 export type GgufScalar = number | bigint | boolean | string;
 
 /** One metadata value: a scalar of `type`, or an array whose elements all have `itemType`. */
-export type GgufValue =
-  | { type: GgufScalarType; value: GgufScalar }
-  | { type: GgufType.ARRAY; itemType: GgufScalarType; value: readonly GgufScalar[] };
+export type GgufValue = { type: GgufScalarType; value: GgufScalar } | { type: GgufType.ARRAY; itemType: GgufScalarType; value: readonly GgufScalar[] };
 
 /** Ordered metadata (written in insertion order). */
 export type GgufMetadata = Map<string, GgufValue>;

@@ -60,8 +60,10 @@ function f16ToF32Table(): Float32Array {
     const sign = (h & 0x8000) << 16;
     const exp = (h >>> 10) & 0x1f;
     const mant = h & 0x3ff;
-    if (exp === 0x1f) bits[h] = (sign | 0x7f800000 | (mant << 13)) >>> 0; // inf, NaN (payload kept)
-    else if (exp === 0) t[h] = (sign ? -1 : 1) * mant * 2 ** -24; // zero and subnormals: exact in float32
+    if (exp === 0x1f)
+      bits[h] = (sign | 0x7f800000 | (mant << 13)) >>> 0; // inf, NaN (payload kept)
+    else if (exp === 0)
+      t[h] = (sign ? -1 : 1) * mant * 2 ** -24; // zero and subnormals: exact in float32
     else bits[h] = (sign | ((exp + 112) << 23) | (mant << 13)) >>> 0;
   }
   f16Table = t;

@@ -30,9 +30,22 @@ export function sortKeysDeep(v: unknown): unknown {
  * Python reads back a float, as it wrote it (JSON.parse cannot tell 10000.0 from 10000).
  */
 const FLOAT_KEYS = new Set([
-  'rope_theta', 'rms_norm_eps', 'layer_norm_epsilon', 'layer_norm_eps', 'initializer_range', 'attention_dropout',
-  'resid_pdrop', 'embd_pdrop', 'attn_pdrop', 'summary_first_dropout', 'hidden_dropout', 'factor',
-  'temperature', 'top_p', 'repetition_penalty', 'length_penalty',
+  'rope_theta',
+  'rms_norm_eps',
+  'layer_norm_epsilon',
+  'layer_norm_eps',
+  'initializer_range',
+  'attention_dropout',
+  'resid_pdrop',
+  'embd_pdrop',
+  'attn_pdrop',
+  'summary_first_dropout',
+  'hidden_dropout',
+  'factor',
+  'temperature',
+  'top_p',
+  'repetition_penalty',
+  'length_penalty',
 ]);
 
 /** JSON text laid out as Python's json.dumps(indent=2) does, with FLOAT_KEYS integers written as floats. */

@@ -15,7 +15,8 @@ export function canonicalPath(p: string): string {
 
 /** Whether `inner` is `outer` or lies inside it. */
 export function isWithin(inner: string, outer: string): boolean {
-  const a = canonicalPath(inner), b = canonicalPath(outer);
+  const a = canonicalPath(inner),
+    b = canonicalPath(outer);
   return a === b || a.startsWith(b.endsWith(sep) ? b : b + sep);
 }
 

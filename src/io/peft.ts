@@ -38,7 +38,8 @@ export function loadAdapter(dir: string, model: Transformer): LoraConfig {
   const raw = readJsonFile(join(dir, 'adapter_config.json'), 'adapter_config.json') as Record<string, unknown>;
   const where = `${dir}/adapter_config.json`;
   if (raw.peft_type !== 'LORA') throw new Error(`${where}: peft_type is ${String(raw.peft_type)}, only LORA is supported`);
-  const r = raw.r, alpha = raw.lora_alpha;
+  const r = raw.r,
+    alpha = raw.lora_alpha;
   if (typeof r !== 'number' || typeof alpha !== 'number') throw new Error(`${where}: r and lora_alpha must be numbers`);
   if (raw.use_rslora || raw.use_dora) throw new Error(`${where}: rsLoRA and DoRA are not supported`);
   let targets = raw.target_modules;
@@ -50,7 +51,10 @@ export function loadAdapter(dir: string, model: Transformer): LoraConfig {
   model.adapters.clear();
   model.addLora(cfg);
   for (const [name, a] of model.adapters) {
-    for (const [which, t] of [['lora_A', a.A], ['lora_B', a.B]] as const) {
+    for (const [which, t] of [
+      ['lora_A', a.A],
+      ['lora_B', a.B],
+    ] as const) {
       const key = `${PREFIX}${name}.${which}.weight`;
       const e = sd.get(key) ?? sd.get(`${PREFIX}${name}.${which}.default.weight`);
       if (!e) throw new Error(`${dir}/adapter_model.safetensors: missing ${key}`);

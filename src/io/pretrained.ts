@@ -13,24 +13,50 @@ import { loadAdapter } from './peft.js';
 /** The model-level description of a parsed config.json (refusing what the models cannot compute). */
 export function toModelConfig(c: ModelConfig): CausalLMConfig {
   if (c.family === 'gpt2') {
-    if (c.activation !== 'gelu_tanh' && c.activation !== 'gelu')
-      throw new Error(`GPT-2 activation '${c.activationName}' is not supported (gelu_new, gelu_pytorch_tanh, gelu_fast, gelu)`);
-    if (!c.scaleAttnWeights || c.scaleAttnByInverseLayerIdx)
-      throw new Error('GPT-2 attention scaling other than 1/sqrt(head_dim) is not supported');
+    if (c.activation !== 'gelu_tanh' && c.activation !== 'gelu') throw new Error(`GPT-2 activation '${c.activationName}' is not supported (gelu_new, gelu_pytorch_tanh, gelu_fast, gelu)`);
+    if (!c.scaleAttnWeights || c.scaleAttnByInverseLayerIdx) throw new Error('GPT-2 attention scaling other than 1/sqrt(head_dim) is not supported');
     return {
-      arch: 'gpt2', vocabSize: c.vocabSize, hiddenSize: c.hiddenSize, numLayers: c.numLayers, numHeads: c.numHeads,
-      numKvHeads: c.numHeads, headDim: c.headDim, intermediateSize: c.innerSize, maxPositions: c.maxPositions,
-      normEps: c.layerNormEps, activation: c.activation === 'gelu' ? 'gelu' : 'gelu_new', ropeTheta: 0,
-      tieWordEmbeddings: c.tieWordEmbeddings, qkvBias: true, oBias: true, mlpBias: true,
-      padTokenId: c.padTokenId, bosTokenId: c.bosTokenId, eosTokenId: c.eosTokenId,
+      arch: 'gpt2',
+      vocabSize: c.vocabSize,
+      hiddenSize: c.hiddenSize,
+      numLayers: c.numLayers,
+      numHeads: c.numHeads,
+      numKvHeads: c.numHeads,
+      headDim: c.headDim,
+      intermediateSize: c.innerSize,
+      maxPositions: c.maxPositions,
+      normEps: c.layerNormEps,
+      activation: c.activation === 'gelu' ? 'gelu' : 'gelu_new',
+      ropeTheta: 0,
+      tieWordEmbeddings: c.tieWordEmbeddings,
+      qkvBias: true,
+      oBias: true,
+      mlpBias: true,
+      padTokenId: c.padTokenId,
+      bosTokenId: c.bosTokenId,
+      eosTokenId: c.eosTokenId,
     };
   }
   return {
-    arch: 'llama', vocabSize: c.vocabSize, hiddenSize: c.hiddenSize, numLayers: c.numLayers, numHeads: c.numHeads,
-    numKvHeads: c.numKvHeads, headDim: c.headDim, intermediateSize: c.intermediateSize, maxPositions: c.maxPositions,
-    normEps: c.rmsNormEps, activation: 'silu', ropeTheta: c.ropeTheta, tieWordEmbeddings: c.tieWordEmbeddings,
-    qkvBias: c.qkvBias, oBias: c.oBias, mlpBias: c.mlpBias,
-    padTokenId: c.padTokenId, bosTokenId: c.bosTokenId, eosTokenId: c.eosTokenId,
+    arch: 'llama',
+    vocabSize: c.vocabSize,
+    hiddenSize: c.hiddenSize,
+    numLayers: c.numLayers,
+    numHeads: c.numHeads,
+    numKvHeads: c.numKvHeads,
+    headDim: c.headDim,
+    intermediateSize: c.intermediateSize,
+    maxPositions: c.maxPositions,
+    normEps: c.rmsNormEps,
+    activation: 'silu',
+    ropeTheta: c.ropeTheta,
+    tieWordEmbeddings: c.tieWordEmbeddings,
+    qkvBias: c.qkvBias,
+    oBias: c.oBias,
+    mlpBias: c.mlpBias,
+    padTokenId: c.padTokenId,
+    bosTokenId: c.bosTokenId,
+    eosTokenId: c.eosTokenId,
   };
 }
 
@@ -94,8 +120,17 @@ export function savePretrained(dir: string, p: Pretrained, opts: SaveOptions = {
   const c = p.hfConfig;
   const eos = c.eosTokenId === null ? [] : Array.isArray(c.eosTokenId) ? c.eosTokenId : [c.eosTokenId];
   const generation: GenerationConfig = p.generation ?? {
-    bosTokenId: c.bosTokenId, eosTokenIds: eos, padTokenId: c.padTokenId, doSample: null, temperature: null, topP: null,
-    topK: null, maxNewTokens: null, maxLength: null, repetitionPenalty: null, raw: {},
+    bosTokenId: c.bosTokenId,
+    eosTokenIds: eos,
+    padTokenId: c.padTokenId,
+    doSample: null,
+    temperature: null,
+    topP: null,
+    topK: null,
+    maxNewTokens: null,
+    maxLength: null,
+    repetitionPenalty: null,
+    raw: {},
   };
   saveCheckpoint(dir, { config: p.hfConfig, weights, generation }, opts);
 }

@@ -47,7 +47,9 @@ export class Progress {
     this.done += n;
     for (const [k, v] of Object.entries(counts)) this.counters[k] = (this.counters[k] ?? 0) + v;
     if (this.quiet) return;
-    const rates = Object.entries(this.rates()).map(([k, v]) => `${v.toFixed(v >= 100 ? 0 : 1)} ${k}`).join(' | ');
+    const rates = Object.entries(this.rates())
+      .map(([k, v]) => `${v.toFixed(v >= 100 ? 0 : 1)} ${k}`)
+      .join(' | ');
     if (this.bar) {
       this.bar.update(this.done, { rates });
       return;

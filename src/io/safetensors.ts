@@ -271,10 +271,7 @@ function parseHeader(fd: number, file: string): { metadata: Record<string, strin
     const want = numel(shape) * DTYPES[e.dtype].size;
     if (!Number.isSafeInteger(want)) throw new FormatError(file, `${where}: shape ${JSON.stringify(shape)} is too large`);
     if (end - begin !== want) {
-      throw new FormatError(
-        file,
-        `${where}: data_offsets [${begin}, ${end}] span ${end - begin} bytes but shape ${JSON.stringify(shape)} × ${e.dtype} (${DTYPES[e.dtype].size} bytes) needs ${want}`,
-      );
+      throw new FormatError(file, `${where}: data_offsets [${begin}, ${end}] span ${end - begin} bytes but shape ${JSON.stringify(shape)} × ${e.dtype} (${DTYPES[e.dtype].size} bytes) needs ${want}`);
     }
     if (end > dataSize) {
       throw new FormatError(file, `${where}: data_offsets [${begin}, ${end}] run past the end of the ${dataSize}-byte data buffer (truncated file?)`);
@@ -481,10 +478,7 @@ export function writeFileAtomic(path: string, write: (fd: number) => void): void
 }
 
 /** The header JSON (padded to 8 bytes) and the write order for a set of tensors. */
-function planSafetensors(
-  tensors: Iterable<[string, WritableEntry]>,
-  metadata?: Record<string, string>,
-): { header: Buffer; order: [string, WritableEntry][]; dataBytes: number } {
+function planSafetensors(tensors: Iterable<[string, WritableEntry]>, metadata?: Record<string, string>): { header: Buffer; order: [string, WritableEntry][]; dataBytes: number } {
   const order = [...tensors];
   const seen = new Set<string>();
   for (const [name, e] of order) {
@@ -519,11 +513,7 @@ function planSafetensors(
  * Writes tensors (a Map or a plain object, see WritableEntry) and optional string metadata to `path`,
  * atomically. Transformers refuses files without `{"format": "pt"}` metadata; saveStateDict adds it.
  */
-export function writeSafetensors(
-  path: string,
-  tensors: Map<string, WritableEntry> | Record<string, WritableEntry>,
-  metadata?: Record<string, string>,
-): void {
+export function writeSafetensors(path: string, tensors: Map<string, WritableEntry> | Record<string, WritableEntry>, metadata?: Record<string, string>): void {
   assertLittleEndian();
   const entries = tensors instanceof Map ? [...tensors.entries()] : Object.entries(tensors);
   const { header, order } = planSafetensors(entries, metadata);

@@ -36,7 +36,15 @@ export function readShardIndex(path: string): ShardIndex {
 }
 
 const UNITS: Record<string, number> = {
-  B: 1, KB: 1e3, MB: 1e6, GB: 1e9, TB: 1e12, KIB: 2 ** 10, MIB: 2 ** 20, GIB: 2 ** 30, TIB: 2 ** 40,
+  B: 1,
+  KB: 1e3,
+  MB: 1e6,
+  GB: 1e9,
+  TB: 1e12,
+  KIB: 2 ** 10,
+  MIB: 2 ** 20,
+  GIB: 2 ** 30,
+  TIB: 2 ** 40,
 };
 
 /** A size in bytes from a number or a string such as "5GB", "500MB", "2GiB" (decimal KB/MB/GB as transformers). */
@@ -95,14 +103,13 @@ export interface SaveResult {
  * (bytes or "5GB"). Every file is written atomically; weight files and the index of an earlier save that the new
  * one does not use are then removed, so the folder never mixes two saves once this returns.
  */
-export function writeShardedSafetensors(
-  dir: string,
-  tensors: Map<string, WritableEntry>,
-  opts: { maxShardSize?: number | string; metadata?: Record<string, string> } = {},
-): SaveResult {
+export function writeShardedSafetensors(dir: string, tensors: Map<string, WritableEntry>, opts: { maxShardSize?: number | string; metadata?: Record<string, string> } = {}): SaveResult {
   const maxBytes = parseSize(opts.maxShardSize ?? DEFAULT_MAX_SHARD_SIZE);
   const bytesOf = (e: WritableEntry) => numel(e.shape) * dtypeSize(e.dtype);
-  const groups = planShards([...tensors].map(([name, e]) => [name, bytesOf(e)] as [string, number]), maxBytes);
+  const groups = planShards(
+    [...tensors].map(([name, e]) => [name, bytesOf(e)] as [string, number]),
+    maxBytes,
+  );
   let result: SaveResult;
   if (groups.length === 1) {
     writeSafetensors(join(dir, SINGLE_FILE), tensors, opts.metadata);

@@ -8,6 +8,7 @@ import { FeedbackDB, type Round, type SampleSettings, StoreError } from './db.js
 import { exportPreferences } from './export.js';
 import { InputError, readPairs, readPrompts } from './inputs.js';
 import { startServer } from './server.js';
+import { goldJudgement } from '../world/gold.js';
 import { type SimulatedJudge, simulateAnnotators, simulatedTokens } from './simulate.js';
 import { pathToFileURL } from 'node:url';
 import { computeStats, formatStats } from './stats.js';
@@ -25,7 +26,7 @@ const F = {
   temperature: f.number(1, 'sampling temperature', { min: 0 }),
   top_p: f.number(null, 'nucleus sampling mass (default off)', { min: 0, max: 1, exclusiveMin: true, nullable: true }),
   top_k: f.integer(null, 'top-k filtering (default off)', { min: 1, nullable: true }),
-  seed: f.integer(null, "sampling seed of a new round (default random; stored with the round)", { min: 0, max: 0xffffffff, nullable: true }),
+  seed: f.integer(null, 'sampling seed of a new round (default random; stored with the round)', { min: 0, max: 0xffffffff, nullable: true }),
   lookahead: f.integer(null, 'pairs to keep sampled ahead of the annotators (default 8)', { min: 1, nullable: true }),
   lease_minutes: f.number(null, 'an unanswered pair goes to someone else after this many minutes (default 30)', { min: 0, exclusiveMin: true, nullable: true }),
   out: f.string('', 'the preference file to write (TRL prompt/chosen/rejected JSONL)', { required: true, metavar: 'FILE' }),
@@ -38,8 +39,16 @@ const F = {
   error_rate: f.number(0.1, 'probability that a simulated annotator flips a decisive judgement', { min: 0, max: 1 }),
   position_bias: f.number(0, "probability of answering 'left' whatever is shown", { min: 0, max: 1 }),
   labels: f.integer(null, 'stop after this many labels in all (default: when nothing is left)', { min: 1, nullable: true }),
-  judge: f.string('', "a module whose default export judges a pair: (prompt, shownLeft, shownRight) => 'left' | 'right' | 'tie'", { required: true, metavar: 'FILE.mjs' }),
-  aggregate: f.choice(['majority', 'all', 'drop-disagreements'], 'majority', 'one row per pair by majority vote (ties of votes dropped and counted), every label, or only pairs whose annotators agree'),
+  judge: f.string(
+    'world',
+    "'world' (the lock-picking world's gold judge: its prompts only), or a module whose default export judges a pair: (prompt, shownLeft, shownRight) => 'left' | 'right' | 'tie'",
+    { metavar: 'world|FILE.mjs' },
+  ),
+  aggregate: f.choice(
+    ['majority', 'all', 'drop-disagreements'],
+    'majority',
+    'one row per pair by majority vote (ties of votes dropped and counted), every label, or only pairs whose annotators agree',
+  ),
 };
 
 type V = OptionsOf<typeof F>;
@@ -47,8 +56,7 @@ type V = OptionsOf<typeof F>;
 function policyDir(dir: string, flag: string): string {
   const abs = resolve(dir);
   if (!existsSync(abs) || !statSync(abs).isDirectory()) throw new UsageError(`--${flag} ${dir}: no such checkpoint folder`);
-  for (const f of ['config.json', 'tokenizer.json'])
-    if (!existsSync(join(abs, f))) throw new UsageError(`--${flag} ${dir}: ${f} is missing (a policy folder needs the model and its tokenizer)`);
+  for (const f of ['config.json', 'tokenizer.json']) if (!existsSync(join(abs, f))) throw new UsageError(`--${flag} ${dir}: ${f} is missing (a policy folder needs the model and its tokenizer)`);
   return abs;
 }
 
@@ -79,7 +87,7 @@ function openRoundFromArgs(store: FeedbackDB, v: V, previous: Round | null): Rou
     input = resolve(v.prompts);
     prompts = readPrompts(input);
   } else {
-    const from = previous ? [...(store.rounds())].reverse().find((r) => r.source === 'policy') : undefined;
+    const from = previous ? [...store.rounds()].reverse().find((r) => r.source === 'policy') : undefined;
     if (!from) throw new UsageError('--prompts is needed (no earlier round to take prompts from)');
     input = from.input;
     prompts = store.promptsOf(from.id);
@@ -115,9 +123,7 @@ async function serve(v: V, out: NodeJS.WritableStream, err: NodeJS.WritableStrea
       round = openRoundFromArgs(store, v, null);
       err.write(`opened ${describe(round)}\n`);
     } else if (hasSource(v) && !sameSource(round, v)) {
-      throw new UsageError(
-        `${store.path}: the latest round is ${describe(round)}; to label a newer policy open a new round (alignkit label round --db ${v.db} --policy DIR), then serve`,
-      );
+      throw new UsageError(`${store.path}: the latest round is ${describe(round)}; to label a newer policy open a new round (alignkit label round --db ${v.db} --policy DIR), then serve`);
     }
   } catch (e) {
     store.close();
@@ -126,7 +132,6 @@ async function serve(v: V, out: NodeJS.WritableStream, err: NodeJS.WritableStrea
   const log = (line: string) => err.write(`[label] ${line}\n`);
   const server = await startServer({ store, port, lookahead, leaseMs: lease === undefined ? undefined : lease * 60_000, log, allowHosts: v.allow_host, trustProxy: v.trust_proxy });
   const round = store.latestRound()!;
-  out.write(`alignkit label: serving ${describe(round)}\nlistening on ${server.url}\n`);
   return new Promise<number>((resolveExit) => {
     const stop = () => {
       process.off('SIGINT', stop);
@@ -138,6 +143,8 @@ async function serve(v: V, out: NodeJS.WritableStream, err: NodeJS.WritableStrea
     };
     process.on('SIGINT', stop);
     process.on('SIGTERM', stop);
+    // only now, with the handlers in place: whoever waits for this line may stop the server at once
+    out.write(`alignkit label: serving ${describe(round)}\nlistening on ${server.url}\n`);
   });
 }
 
@@ -177,7 +184,7 @@ export const LABEL_COMMANDS: Command[] = [
   },
   {
     name: 'label add-annotator',
-    summary: "add an annotator and print their token (shown once; only its hash is stored)",
+    summary: 'add an annotator and print their token (shown once; only its hash is stored)',
     args: 'NAME',
     positionals: [1, 1],
     options: pick('db'),
@@ -205,7 +212,7 @@ export const LABEL_COMMANDS: Command[] = [
   },
   {
     name: 'label rotate-token',
-    summary: "give an annotator a new token (the old one and their sessions stop working at once)",
+    summary: 'give an annotator a new token (the old one and their sessions stop working at once)',
     args: 'NAME',
     positionals: [1, 1],
     options: pick('db'),
@@ -253,7 +260,10 @@ export const LABEL_COMMANDS: Command[] = [
         ctx.err.write(
           `wrote ${c.written} preference ${v.aggregate === 'all' ? 'rows (one per label)' : 'pairs'} to ${v.out}; left out ${c.ties} ties, ${c.bothBad} both-bad, ${c.identical} pairs with two identical responses` +
             `${v.aggregate === 'all' ? '' : `, ${c.disagreements} pairs whose annotators disagreed`}${c.converted ? `; ${c.converted} text prompts written as user messages (the other prompts are conversations)` : ''}\n` +
-            (c.hidden ? `warning: ${c.hidden} written ${v.aggregate === 'all' ? 'rows' : 'pairs'} hold hidden characters (bidi controls or zero-width; the labeling page showed them as U+ marks)\n` : ''),
+            (c.simulated ? `${c.simulated} written ${v.aggregate === 'all' ? 'rows are labels' : 'pairs hold labels'} of SIMULATED annotators (column "simulated": true)\n` : '') +
+            (c.hidden
+              ? `warning: ${c.hidden} written ${v.aggregate === 'all' ? 'rows' : 'pairs'} hold hidden characters (bidi controls or zero-width; the labeling page showed them as U+ marks)\n`
+              : ''),
         );
         return 0;
       }),
@@ -264,11 +274,24 @@ export const LABEL_COMMANDS: Command[] = [
     options: pick('db', 'server', 'annotators', 'error_rate', 'position_bias', 'labels', 'judge', 'seed'),
     async run(ctx) {
       const v = ctx.values as V;
-      const mod = (await import(pathToFileURL(resolve(v.judge)).href)) as { default?: unknown };
+      const mod =
+        v.judge === 'world'
+          ? { default: (p: unknown, l: string, r: string) => goldJudgement(typeof p === 'string' ? p : JSON.stringify(p), l, r) }
+          : ((await import(pathToFileURL(resolve(v.judge)).href)) as { default?: unknown });
       if (typeof mod.default !== 'function') throw new UsageError(`--judge ${v.judge}: the module's default export must be a function (prompt, shownLeft, shownRight) => 'left' | 'right' | 'tie'`);
       const tokens = await withStore(v.db, (store) => simulatedTokens(store, v.annotators));
-      const r = await simulateAnnotators({ url: v.server, tokens, judge: mod.default as SimulatedJudge, errorRate: v.error_rate, positionBias: v.position_bias, labels: v.labels ?? undefined, seed: v.seed ?? 0 });
-      ctx.err.write(`${r.labels} labels by ${v.annotators} SIMULATED annotators (error rate ${v.error_rate}, position bias ${v.position_bias}): ${r.flipped} flipped, ${r.biased} answered left regardless\n`);
+      const r = await simulateAnnotators({
+        url: v.server,
+        tokens,
+        judge: mod.default as SimulatedJudge,
+        errorRate: v.error_rate,
+        positionBias: v.position_bias,
+        labels: v.labels ?? undefined,
+        seed: v.seed ?? 0,
+      });
+      ctx.err.write(
+        `${r.labels} labels by ${v.annotators} SIMULATED annotators (error rate ${v.error_rate}, position bias ${v.position_bias}): ${r.flipped} flipped, ${r.biased} answered left regardless\n`,
+      );
       ctx.out.write(JSON.stringify({ simulated: true, ...r }) + '\n');
       return 0;
     },

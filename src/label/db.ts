@@ -39,6 +39,7 @@ CREATE TABLE IF NOT EXISTS pairs (
   want INTEGER NOT NULL DEFAULT 1, labeled INTEGER NOT NULL DEFAULT 0, created_at INTEGER NOT NULL, meta TEXT);
 CREATE UNIQUE INDEX IF NOT EXISTS pairs_prompt ON pairs(prompt_id) WHERE prompt_id IS NOT NULL;
 CREATE INDEX IF NOT EXISTS pairs_open ON pairs(round_id, id) WHERE labeled < want;
+CREATE INDEX IF NOT EXISTS pairs_partly ON pairs(round_id) WHERE labeled > 0 AND labeled < want;
 CREATE TABLE IF NOT EXISTS assignments (
   id INTEGER PRIMARY KEY, pair_id INTEGER NOT NULL REFERENCES pairs(id),
   annotator_id INTEGER NOT NULL REFERENCES annotators(id), left_is_a INTEGER NOT NULL CHECK (left_is_a IN (0, 1)),
@@ -46,6 +47,7 @@ CREATE TABLE IF NOT EXISTS assignments (
   UNIQUE (pair_id, annotator_id));
 CREATE INDEX IF NOT EXISTS assignments_annotator ON assignments(annotator_id, opened_at);
 CREATE INDEX IF NOT EXISTS assignments_live ON assignments(round_id, opened_at) WHERE labeled = 0;
+CREATE INDEX IF NOT EXISTS assignments_unlabeled ON assignments(annotator_id, round_id) WHERE labeled = 0;
 CREATE TABLE IF NOT EXISTS labels (
   id INTEGER PRIMARY KEY, assignment_id INTEGER NOT NULL REFERENCES assignments(id),
   annotator_id INTEGER NOT NULL REFERENCES annotators(id), pair_id INTEGER NOT NULL REFERENCES pairs(id),
@@ -55,6 +57,7 @@ CREATE TABLE IF NOT EXISTS labels (
 CREATE UNIQUE INDEX IF NOT EXISTS labels_active ON labels(assignment_id) WHERE undone_at IS NULL;
 CREATE INDEX IF NOT EXISTS labels_annotator ON labels(annotator_id, id);
 CREATE INDEX IF NOT EXISTS labels_round ON labels(round_id, id);
+CREATE INDEX IF NOT EXISTS labels_annotator_round ON labels(annotator_id, round_id) WHERE undone_at IS NULL;
 `;
 
 /**
@@ -126,6 +129,8 @@ export interface ExportRow {
   pairId: number;
   round: number;
   annotator: string;
+  /** the annotator is simulated (alignkit label simulate), not a person */
+  simulated: boolean;
   choice: Choice;
   reason: string | null;
   prompt: PromptValue;
@@ -144,7 +149,10 @@ export interface LabelRow {
 
 /** A refused request: the HTTP status and a reason for the caller. */
 export class StoreError extends Error {
-  constructor(readonly status: number, message: string) {
+  constructor(
+    readonly status: number,
+    message: string,
+  ) {
     super(message);
   }
 }
@@ -205,9 +213,11 @@ export class FeedbackDB {
       this.db.close();
       const code = (e as { code?: string }).code;
       const why =
-        code === 'SQLITE_NOTADB' ? 'it is not a SQLite database (an alignkit feedback database is one SQLite file)'
-        : code?.startsWith('SQLITE_READONLY') || code === 'SQLITE_CANTOPEN' ? `it cannot be written (${(e as Error).message}); the file, its -wal and -shm files and its folder must be writable`
-        : (e as Error).message;
+        code === 'SQLITE_NOTADB'
+          ? 'it is not a SQLite database (an alignkit feedback database is one SQLite file)'
+          : code?.startsWith('SQLITE_READONLY') || code === 'SQLITE_CANTOPEN'
+            ? `it cannot be written (${(e as Error).message}); the file, its -wal and -shm files and its folder must be writable`
+            : (e as Error).message;
       throw new Error(`${path}: ${why}`);
     }
   }
@@ -272,7 +282,12 @@ export class FeedbackDB {
 
   /** The annotators (removed ones only with `all`). */
   annotators(o: { all?: boolean } = {}): (Annotator & { removed: boolean })[] {
-    const rows = this.q(`SELECT id, name, simulated, removed_at FROM annotators ${o.all ? '' : 'WHERE removed_at IS NULL'} ORDER BY id`).all() as { id: number; name: string; simulated: number; removed_at: number | null }[];
+    const rows = this.q(`SELECT id, name, simulated, removed_at FROM annotators ${o.all ? '' : 'WHERE removed_at IS NULL'} ORDER BY id`).all() as {
+      id: number;
+      name: string;
+      simulated: number;
+      removed_at: number | null;
+    }[];
     return rows.map((r) => ({ id: r.id, name: r.name, simulated: r.simulated === 1, removed: r.removed_at !== null }));
   }
 
@@ -287,21 +302,26 @@ export class FeedbackDB {
     const a = this.annotatorByName(name);
     if (a.removed_at !== null) throw new StoreError(409, `annotator ${JSON.stringify(name)} was already removed`);
     const now = Date.now();
-    this.db.transaction(() => {
-      this.q('UPDATE annotators SET removed_at = ? WHERE id = ?').run(now, a.id);
-      this.q('UPDATE sessions SET ended_at = ? WHERE annotator_id = ? AND ended_at IS NULL').run(now, a.id);
-    }).immediate();
+    this.db
+      .transaction(() => {
+        this.q('UPDATE annotators SET removed_at = ? WHERE id = ?').run(now, a.id);
+        this.q('UPDATE sessions SET ended_at = ? WHERE annotator_id = ? AND ended_at IS NULL').run(now, a.id);
+      })
+      .immediate();
   }
 
   /** A new token for an annotator (the old one and every session stop working at once); returns it (shown once). */
   rotateToken(name: string): string {
     const a = this.annotatorByName(name);
     if (a.removed_at !== null) throw new StoreError(409, `annotator ${JSON.stringify(name)} was removed; add a new annotator instead`);
-    const token = newToken(), now = Date.now();
-    this.db.transaction(() => {
-      this.q('UPDATE annotators SET token_hash = ? WHERE id = ?').run(hashToken(token), a.id);
-      this.q('UPDATE sessions SET ended_at = ? WHERE annotator_id = ? AND ended_at IS NULL').run(now, a.id);
-    }).immediate();
+    const token = newToken(),
+      now = Date.now();
+    this.db
+      .transaction(() => {
+        this.q('UPDATE annotators SET token_hash = ? WHERE id = ?').run(hashToken(token), a.id);
+        this.q('UPDATE sessions SET ended_at = ? WHERE annotator_id = ? AND ended_at IS NULL').run(now, a.id);
+      })
+      .immediate();
     return token;
   }
 
@@ -351,28 +371,35 @@ export class FeedbackDB {
     if (spec.source === 'policy' && (!spec.policy || !spec.prompts)) throw new StoreError(400, 'a policy round needs a policy and prompts');
     if (spec.source === 'pairs' && !spec.pairs) throw new StoreError(400, 'a pairs round needs pairs');
     const now = Date.now();
-    const id = this.db.transaction(() => {
-      const r = this.q('INSERT INTO rounds (created_at, source, policy, policy_b, input, agreement, settings) VALUES (?, ?, ?, ?, ?, ?, ?)')
-        .run(now, spec.source, spec.policy ?? null, spec.policyB ?? null, spec.input, agreement, JSON.stringify(spec.settings ?? {}));
-      const roundId = Number(r.lastInsertRowid);
-      if (spec.prompts) {
-        const ins = this.q('INSERT INTO prompts (round_id, line, ext_id, prompt) VALUES (?, ?, ?, ?)');
-        for (const p of spec.prompts) ins.run(roundId, p.line, p.id, JSON.stringify(p.prompt));
-      }
-      if (spec.pairs) {
-        const ins = this.q(
-          'INSERT INTO pairs (round_id, ext_id, prompt, response_a, response_b, source_a, source_b, want, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)',
+    const id = this.db
+      .transaction(() => {
+        const r = this.q('INSERT INTO rounds (created_at, source, policy, policy_b, input, agreement, settings) VALUES (?, ?, ?, ?, ?, ?, ?)').run(
+          now,
+          spec.source,
+          spec.policy ?? null,
+          spec.policyB ?? null,
+          spec.input,
+          agreement,
+          JSON.stringify(spec.settings ?? {}),
         );
-        let wanted = 0;
-        spec.pairs.forEach((p, k) => {
-          const w = want(k, agreement);
-          wanted += w;
-          ins.run(roundId, p.id, JSON.stringify(p.prompt), p.responseA, p.responseB, p.sourceA, p.sourceB, w, now);
-        });
-        this.q('UPDATE rounds SET remaining = remaining + ? WHERE id = ?').run(wanted, roundId);
-      }
-      return roundId;
-    }).immediate();
+        const roundId = Number(r.lastInsertRowid);
+        if (spec.prompts) {
+          const ins = this.q('INSERT INTO prompts (round_id, line, ext_id, prompt) VALUES (?, ?, ?, ?)');
+          for (const p of spec.prompts) ins.run(roundId, p.line, p.id, JSON.stringify(p.prompt));
+        }
+        if (spec.pairs) {
+          const ins = this.q('INSERT INTO pairs (round_id, ext_id, prompt, response_a, response_b, source_a, source_b, want, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)');
+          let wanted = 0;
+          spec.pairs.forEach((p, k) => {
+            const w = want(k, agreement);
+            wanted += w;
+            ins.run(roundId, p.id, JSON.stringify(p.prompt), p.responseA, p.responseB, p.sourceA, p.sourceB, w, now);
+          });
+          this.q('UPDATE rounds SET remaining = remaining + ? WHERE id = ?').run(wanted, roundId);
+        }
+        return roundId;
+      })
+      .immediate();
     return this.round(id)!;
   }
 
@@ -405,9 +432,11 @@ export class FeedbackDB {
 
   /** The next prompts of a round still to be sampled, skipping ids in `exclude` (in flight). */
   pendingPrompts(roundId: number, limit: number, exclude: ReadonlySet<number> = new Set()): { id: number; prompt: PromptValue }[] {
-    const rows = this.q("SELECT id, prompt FROM prompts WHERE round_id = ? AND status = 'pending' ORDER BY id LIMIT ?")
-      .all(roundId, limit + exclude.size) as { id: number; prompt: string }[];
-    return rows.filter((r) => !exclude.has(r.id)).slice(0, limit).map((r) => ({ id: r.id, prompt: JSON.parse(r.prompt) as PromptValue }));
+    const rows = this.q("SELECT id, prompt FROM prompts WHERE round_id = ? AND status = 'pending' ORDER BY id LIMIT ?").all(roundId, limit + exclude.size) as { id: number; prompt: string }[];
+    return rows
+      .filter((r) => !exclude.has(r.id))
+      .slice(0, limit)
+      .map((r) => ({ id: r.id, prompt: JSON.parse(r.prompt) as PromptValue }));
   }
 
   pendingCount(roundId: number): number {
@@ -416,21 +445,31 @@ export class FeedbackDB {
 
   /** Stores a sampled pair and marks its prompt done (once: a second pair for the same prompt is ignored). */
   addSampledPair(promptId: number, p: { responseA: string; responseB: string; sourceA: string; sourceB: string; meta?: unknown }): number | null {
-    return this.db.transaction(() => {
-      const pr = this.q('SELECT round_id, ext_id, prompt, status FROM prompts WHERE id = ?').get(promptId) as
-        | { round_id: number; ext_id: string | null; prompt: string; status: string }
-        | undefined;
-      if (!pr || pr.status !== 'pending') return null;
-      const round = this.round(pr.round_id)!;
-      const k = (this.q('SELECT count(*) AS n FROM pairs WHERE round_id = ?').get(pr.round_id) as { n: number }).n;
-      const w = want(k, round.agreement);
-      const r = this.q(
-        'INSERT INTO pairs (round_id, prompt_id, ext_id, prompt, response_a, response_b, source_a, source_b, want, created_at, meta) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)',
-      ).run(pr.round_id, promptId, pr.ext_id, pr.prompt, p.responseA, p.responseB, p.sourceA, p.sourceB, w, Date.now(), p.meta === undefined ? null : JSON.stringify(p.meta));
-      this.q("UPDATE prompts SET status = 'done' WHERE id = ?").run(promptId);
-      this.q('UPDATE rounds SET remaining = remaining + ? WHERE id = ?').run(w, pr.round_id);
-      return Number(r.lastInsertRowid);
-    }).immediate();
+    return this.db
+      .transaction(() => {
+        const pr = this.q('SELECT round_id, ext_id, prompt, status FROM prompts WHERE id = ?').get(promptId) as { round_id: number; ext_id: string | null; prompt: string; status: string } | undefined;
+        if (!pr || pr.status !== 'pending') return null;
+        const round = this.round(pr.round_id)!;
+        const k = (this.q('SELECT count(*) AS n FROM pairs WHERE round_id = ?').get(pr.round_id) as { n: number }).n;
+        const w = want(k, round.agreement);
+        const r = this.q('INSERT INTO pairs (round_id, prompt_id, ext_id, prompt, response_a, response_b, source_a, source_b, want, created_at, meta) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)').run(
+          pr.round_id,
+          promptId,
+          pr.ext_id,
+          pr.prompt,
+          p.responseA,
+          p.responseB,
+          p.sourceA,
+          p.sourceB,
+          w,
+          Date.now(),
+          p.meta === undefined ? null : JSON.stringify(p.meta),
+        );
+        this.q("UPDATE prompts SET status = 'done' WHERE id = ?").run(promptId);
+        this.q('UPDATE rounds SET remaining = remaining + ? WHERE id = ?').run(w, pr.round_id);
+        return Number(r.lastInsertRowid);
+      })
+      .immediate();
   }
 
   /** Marks a prompt that cannot be sampled (too long, ...): it is skipped from then on. */
@@ -477,37 +516,38 @@ export class FeedbackDB {
    * different annotators), shown in random order. Null when there is nothing for them.
    */
   nextItem(annotatorId: number, roundId: number, now: number, leaseMs: number): Item | null {
-    return this.db.transaction((): Item | null => {
-      const open = this.openAssignment(annotatorId, roundId);
-      if (open) return open;
-      const pair = this.q(
+    return this.db
+      .transaction((): Item | null => {
+        const open = this.openAssignment(annotatorId, roundId);
+        if (open) return open;
+        const pair = this.q(
           `SELECT p.id FROM pairs p WHERE p.round_id = @round AND p.labeled < p.want
              AND NOT EXISTS (SELECT 1 FROM assignments x WHERE x.pair_id = p.id AND x.annotator_id = @ann)
              AND p.labeled + (SELECT count(*) FROM assignments x WHERE x.pair_id = p.id AND x.opened_at > @cutoff
                               AND NOT EXISTS (SELECT 1 FROM labels l WHERE l.assignment_id = x.id AND l.undone_at IS NULL)) < p.want
            ORDER BY p.id LIMIT 1`,
-        )
-        .get({ round: roundId, ann: annotatorId, cutoff: now - leaseMs }) as { id: number } | undefined;
-      if (!pair) return null;
-      const r = this.q('INSERT INTO assignments (pair_id, annotator_id, left_is_a, opened_at, round_id) VALUES (?, ?, ?, ?, ?)').run(pair.id, annotatorId, randomInt(2), now, roundId);
-      return this.item(Number(r.lastInsertRowid))!;
-    }).immediate();
+        ).get({ round: roundId, ann: annotatorId, cutoff: now - leaseMs }) as { id: number } | undefined;
+        if (!pair) return null;
+        const r = this.q('INSERT INTO assignments (pair_id, annotator_id, left_is_a, opened_at, round_id) VALUES (?, ?, ?, ?, ?)').run(pair.id, annotatorId, randomInt(2), now, roundId);
+        return this.item(Number(r.lastInsertRowid))!;
+      })
+      .immediate();
   }
 
   private openAssignment(annotatorId: number, roundId: number): Item | null {
     const a = this.q(
-        `SELECT a.id FROM assignments a JOIN pairs p ON p.id = a.pair_id
+      `SELECT a.id FROM assignments a JOIN pairs p ON p.id = a.pair_id
          WHERE a.annotator_id = ? AND p.round_id = ?
            AND NOT EXISTS (SELECT 1 FROM labels l WHERE l.assignment_id = a.id AND l.undone_at IS NULL)
          ORDER BY a.opened_at DESC, a.id DESC LIMIT 1`,
-      )
-      .get(annotatorId, roundId) as { id: number } | undefined;
+    ).get(annotatorId, roundId) as { id: number } | undefined;
     return a ? this.item(a.id) : null;
   }
 
   private item(assignmentId: number): Item | null {
-    const r = this.q('SELECT a.id, a.left_is_a, p.round_id, p.prompt, p.response_a, p.response_b FROM assignments a JOIN pairs p ON p.id = a.pair_id WHERE a.id = ?')
-      .get(assignmentId) as (PairRow & { left_is_a: number }) | undefined;
+    const r = this.q('SELECT a.id, a.left_is_a, p.round_id, p.prompt, p.response_a, p.response_b FROM assignments a JOIN pairs p ON p.id = a.pair_id WHERE a.id = ?').get(assignmentId) as
+      | (PairRow & { left_is_a: number })
+      | undefined;
     if (!r) return null;
     return {
       assignmentId: r.id,
@@ -523,22 +563,62 @@ export class FeedbackDB {
    * theirs (404: another annotator's looks the same as a missing one) or already labeled (409).
    */
   label(annotatorId: number, assignmentId: number, side: Side, reason: string | null, now: number): number {
-    return this.db.transaction((): number => {
-      const a = this.q('SELECT a.id, a.annotator_id, a.pair_id, a.left_is_a, p.round_id FROM assignments a JOIN pairs p ON p.id = a.pair_id WHERE a.id = ?')
-        .get(assignmentId) as { id: number; annotator_id: number; pair_id: number; left_is_a: number; round_id: number } | undefined;
-      if (!a || a.annotator_id !== annotatorId) throw new StoreError(404, `no assignment ${assignmentId} for you`);
-      const done = this.q('SELECT id FROM labels WHERE assignment_id = ? AND undone_at IS NULL').get(assignmentId);
-      if (done) throw new StoreError(409, `assignment ${assignmentId} is already labeled (undo it first to change it)`);
-      const choice: Choice = side === 'left' ? (a.left_is_a ? 'a' : 'b') : side === 'right' ? (a.left_is_a ? 'b' : 'a') : side;
-      const r = this.q('INSERT INTO labels (assignment_id, annotator_id, pair_id, round_id, choice, left_is_a, reason, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)').run(
-        assignmentId, annotatorId, a.pair_id, a.round_id, choice, a.left_is_a, reason, now,
-      );
-      const p = this.q('SELECT labeled, want FROM pairs WHERE id = ?').get(a.pair_id) as { labeled: number; want: number };
-      this.q('UPDATE pairs SET labeled = labeled + 1 WHERE id = ?').run(a.pair_id);
-      this.q('UPDATE assignments SET labeled = 1 WHERE id = ?').run(assignmentId);
-      if (p.labeled < p.want) this.q('UPDATE rounds SET remaining = remaining - 1 WHERE id = ?').run(a.round_id);
-      return Number(r.lastInsertRowid);
-    }).immediate();
+    return this.db
+      .transaction((): number => {
+        const a = this.q('SELECT a.id, a.annotator_id, a.pair_id, a.left_is_a, p.round_id FROM assignments a JOIN pairs p ON p.id = a.pair_id WHERE a.id = ?').get(assignmentId) as
+          | { id: number; annotator_id: number; pair_id: number; left_is_a: number; round_id: number }
+          | undefined;
+        if (!a || a.annotator_id !== annotatorId) throw new StoreError(404, `no assignment ${assignmentId} for you`);
+        const done = this.q('SELECT id FROM labels WHERE assignment_id = ? AND undone_at IS NULL').get(assignmentId);
+        if (done) throw new StoreError(409, `assignment ${assignmentId} is already labeled (undo it first to change it)`);
+        const choice: Choice = side === 'left' ? (a.left_is_a ? 'a' : 'b') : side === 'right' ? (a.left_is_a ? 'b' : 'a') : side;
+        const r = this.q('INSERT INTO labels (assignment_id, annotator_id, pair_id, round_id, choice, left_is_a, reason, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)').run(
+          assignmentId,
+          annotatorId,
+          a.pair_id,
+          a.round_id,
+          choice,
+          a.left_is_a,
+          reason,
+          now,
+        );
+        const p = this.q('SELECT labeled, want FROM pairs WHERE id = ?').get(a.pair_id) as { labeled: number; want: number };
+        this.q('UPDATE pairs SET labeled = labeled + 1 WHERE id = ?').run(a.pair_id);
+        this.q('UPDATE assignments SET labeled = 1 WHERE id = ?').run(assignmentId);
+        if (p.labeled < p.want) this.q('UPDATE rounds SET remaining = remaining - 1 WHERE id = ?').run(a.round_id);
+        return Number(r.lastInsertRowid);
+      })
+      .immediate();
+  }
+
+  /**
+   * label() and then, in the same transaction (one commit, one sync to disk), the annotator's next item in the
+   * round. The label stands even if finding the next item fails (that part is rolled back alone, and its error
+   * returned).
+   */
+  labelThenNext(
+    annotatorId: number,
+    assignmentId: number,
+    side: Side,
+    reason: string | null,
+    now: number,
+    roundId: number | null,
+    leaseMs: number,
+  ): { labelId: number; next: Item | null; nextError: Error | null } {
+    return this.db
+      .transaction(() => {
+        const labelId = this.label(annotatorId, assignmentId, side, reason, now);
+        let next: Item | null = null,
+          nextError: Error | null = null;
+        try {
+          // nested: a savepoint, undone by itself if it throws
+          next = roundId === null ? null : this.nextItem(annotatorId, roundId, now, leaseMs);
+        } catch (e) {
+          nextError = e as Error;
+        }
+        return { labelId, next, nextError };
+      })
+      .immediate();
   }
 
   /**
@@ -546,18 +626,22 @@ export class FeedbackDB {
    * assignment, which becomes their next item. Returns that item with the label as it was given, or null.
    */
   undo(annotatorId: number, roundId: number, now: number): { labelId: number; item: Item; side: Side; reason: string | null } | null {
-    return this.db.transaction(() => {
-      const l = this.q('SELECT id, assignment_id, pair_id, choice, left_is_a, reason FROM labels WHERE annotator_id = ? AND round_id = ? AND undone_at IS NULL ORDER BY id DESC LIMIT 1')
-        .get(annotatorId, roundId) as { id: number; assignment_id: number; pair_id: number; choice: Choice; left_is_a: number; reason: string | null } | undefined;
-      if (!l) return null;
-      this.q('UPDATE labels SET undone_at = ? WHERE id = ?').run(now, l.id);
-      const p = this.q('SELECT labeled, want FROM pairs WHERE id = ?').get(l.pair_id) as { labeled: number; want: number };
-      this.q('UPDATE pairs SET labeled = labeled - 1 WHERE id = ?').run(l.pair_id);
-      this.q('UPDATE assignments SET opened_at = ?, labeled = 0 WHERE id = ?').run(now, l.assignment_id);
-      if (p.labeled - 1 < p.want) this.q('UPDATE rounds SET remaining = remaining + 1 WHERE id = ?').run(roundId);
-      const side: Side = l.choice === 'a' ? (l.left_is_a ? 'left' : 'right') : l.choice === 'b' ? (l.left_is_a ? 'right' : 'left') : l.choice;
-      return { labelId: l.id, item: this.item(l.assignment_id)!, side, reason: l.reason };
-    }).immediate();
+    return this.db
+      .transaction(() => {
+        const l = this.q('SELECT id, assignment_id, pair_id, choice, left_is_a, reason FROM labels WHERE annotator_id = ? AND round_id = ? AND undone_at IS NULL ORDER BY id DESC LIMIT 1').get(
+          annotatorId,
+          roundId,
+        ) as { id: number; assignment_id: number; pair_id: number; choice: Choice; left_is_a: number; reason: string | null } | undefined;
+        if (!l) return null;
+        this.q('UPDATE labels SET undone_at = ? WHERE id = ?').run(now, l.id);
+        const p = this.q('SELECT labeled, want FROM pairs WHERE id = ?').get(l.pair_id) as { labeled: number; want: number };
+        this.q('UPDATE pairs SET labeled = labeled - 1 WHERE id = ?').run(l.pair_id);
+        this.q('UPDATE assignments SET opened_at = ?, labeled = 0 WHERE id = ?').run(now, l.assignment_id);
+        if (p.labeled - 1 < p.want) this.q('UPDATE rounds SET remaining = remaining + 1 WHERE id = ?').run(roundId);
+        const side: Side = l.choice === 'a' ? (l.left_is_a ? 'left' : 'right') : l.choice === 'b' ? (l.left_is_a ? 'right' : 'left') : l.choice;
+        return { labelId: l.id, item: this.item(l.assignment_id)!, side, reason: l.reason };
+      })
+      .immediate();
   }
 
   /**
@@ -570,21 +654,33 @@ export class FeedbackDB {
     const cutoff = now - leaseMs;
     const labeled = (this.q('SELECT count(*) AS n FROM labels WHERE annotator_id = ? AND round_id = ? AND undone_at IS NULL').get(annotatorId, roundId) as { n: number }).n;
     const open = this.openAssignment(annotatorId, roundId) ? 1 : 0;
-    // pairs still wanting labels that this annotator has had (labelled, or let expire): not theirs to take again
-    const had = (
+    // pairs still wanting labels that this annotator has had, not theirs to take again: ones they let expire (few:
+    // their unlabelled assignments), and ones they labelled that want another label (a pair they labelled has at
+    // least one label, so it is among the round's partly labelled pairs, also few); neither scans their history
+    // (INDEXED BY and CROSS JOIN: without statistics SQLite would walk the annotator’s assignments instead)
+    const expired = (
       this.q(
-        `SELECT count(*) AS n FROM assignments a JOIN pairs p ON p.id = a.pair_id
-         WHERE a.annotator_id = ? AND a.round_id = ? AND p.labeled < p.want AND NOT (a.labeled = 0 AND a.opened_at > ?)`,
+        `SELECT count(*) AS n FROM assignments a INDEXED BY assignments_unlabeled JOIN pairs p ON p.id = a.pair_id
+         WHERE a.annotator_id = ? AND a.round_id = ? AND a.labeled = 0 AND a.opened_at <= ? AND p.labeled < p.want`,
       ).get(annotatorId, roundId, cutoff) as { n: number }
     ).n;
+    const labelledWanting = (
+      this.q(
+        `SELECT count(*) AS n FROM pairs p INDEXED BY pairs_partly CROSS JOIN assignments a ON a.pair_id = p.id AND a.annotator_id = ?
+         WHERE p.round_id = ? AND p.labeled > 0 AND p.labeled < p.want AND a.labeled = 1`,
+      ).get(annotatorId, roundId) as { n: number }
+    ).n;
+    const had = expired + labelledWanting;
     const fresh = Math.max(0, this.remaining(roundId) - this.liveClaims(roundId, cutoff) - had);
     return { round: roundId, labeled, ready: open + fresh, sampling: this.pendingCount(roundId) };
   }
 
   /** The annotator's own labels (never anyone else's), newest first. */
   labelsOf(annotatorId: number, limit = 100): { labelId: number; assignmentId: number; round: number; side: Side; reason: string | null; createdAt: number }[] {
-    const rows = this.q('SELECT id, assignment_id, round_id, choice, left_is_a, reason, created_at FROM labels WHERE annotator_id = ? AND undone_at IS NULL ORDER BY id DESC LIMIT ?')
-      .all(annotatorId, limit) as { id: number; assignment_id: number; round_id: number; choice: Choice; left_is_a: number; reason: string | null; created_at: number }[];
+    const rows = this.q('SELECT id, assignment_id, round_id, choice, left_is_a, reason, created_at FROM labels WHERE annotator_id = ? AND undone_at IS NULL ORDER BY id DESC LIMIT ?').all(
+      annotatorId,
+      limit,
+    ) as { id: number; assignment_id: number; round_id: number; choice: Choice; left_is_a: number; reason: string | null; created_at: number }[];
     return rows.map((l) => ({
       labelId: l.id,
       assignmentId: l.assignment_id,
@@ -600,16 +696,27 @@ export class FeedbackDB {
   /** Every standing (not undone) label with its pair, in label order; one read transaction. */
   exportRows(round?: number): ExportRow[] {
     const rows = this.q(
-        `SELECT l.id, l.pair_id, l.round_id, an.name, l.choice, l.reason, p.prompt, p.response_a, p.response_b
+      `SELECT l.id, l.pair_id, l.round_id, an.name, an.simulated, l.choice, l.reason, p.prompt, p.response_a, p.response_b
          FROM labels l JOIN pairs p ON p.id = l.pair_id JOIN annotators an ON an.id = l.annotator_id
          WHERE l.undone_at IS NULL AND (@round IS NULL OR l.round_id = @round) ORDER BY l.id`,
-      )
-      .all({ round: round ?? null }) as { id: number; pair_id: number; round_id: number; name: string; choice: Choice; reason: string | null; prompt: string; response_a: string; response_b: string }[];
+    ).all({ round: round ?? null }) as {
+      id: number;
+      pair_id: number;
+      round_id: number;
+      name: string;
+      simulated: number;
+      choice: Choice;
+      reason: string | null;
+      prompt: string;
+      response_a: string;
+      response_b: string;
+    }[];
     return rows.map((r) => ({
       labelId: r.id,
       pairId: r.pair_id,
       round: r.round_id,
       annotator: r.name,
+      simulated: r.simulated === 1,
       choice: r.choice,
       reason: r.reason,
       prompt: JSON.parse(r.prompt) as PromptValue,
@@ -621,23 +728,21 @@ export class FeedbackDB {
   /** Every standing label without the texts (for statistics). */
   labelRows(round?: number): LabelRow[] {
     const rows = this.q(
-        `SELECT l.id, l.pair_id, l.round_id, an.name, l.choice, l.left_is_a FROM labels l JOIN annotators an ON an.id = l.annotator_id
+      `SELECT l.id, l.pair_id, l.round_id, an.name, l.choice, l.left_is_a FROM labels l JOIN annotators an ON an.id = l.annotator_id
          WHERE l.undone_at IS NULL AND (@round IS NULL OR l.round_id = @round) ORDER BY l.id`,
-      )
-      .all({ round: round ?? null }) as { id: number; pair_id: number; round_id: number; name: string; choice: Choice; left_is_a: number }[];
+    ).all({ round: round ?? null }) as { id: number; pair_id: number; round_id: number; name: string; choice: Choice; left_is_a: number }[];
     return rows.map((r) => ({ labelId: r.id, pairId: r.pair_id, round: r.round_id, annotator: r.name, choice: r.choice, leftIsA: r.left_is_a === 1 }));
   }
 
   /** Pairs and prompts per round (for statistics). */
   roundCounts(): { round: number; pairs: number; pending: number; failed: number }[] {
     return this.q(
-        `SELECT r.id AS round,
+      `SELECT r.id AS round,
            (SELECT count(*) FROM pairs p WHERE p.round_id = r.id) AS pairs,
            (SELECT count(*) FROM prompts q WHERE q.round_id = r.id AND q.status = 'pending') AS pending,
            (SELECT count(*) FROM prompts q WHERE q.round_id = r.id AND q.status = 'failed') AS failed
          FROM rounds r ORDER BY r.id`,
-      )
-      .all() as { round: number; pairs: number; pending: number; failed: number }[];
+    ).all() as { round: number; pairs: number; pending: number; failed: number }[];
   }
 }
 

@@ -3,7 +3,8 @@
 // (`aggregate: majority`), with `soft_label` — the fraction of the pair's decisive votes that prefer `chosen`,
 // which the reward and DPO trainers read — and pairs whose votes tie are dropped and counted;
 // `drop-disagreements` keeps only pairs whose annotators all agree; `all` writes one row per label (each a vote,
-// no soft label). Ties and both-bad labels never make a row; a pair whose two responses are the same text is
+// no soft label). Every row says whether simulated annotators (`label simulate`) gave its votes: `simulated` is
+// true for a label of a simulated annotator, and for a pair when any of its votes is one. Ties and both-bad labels never make a row; a pair whose two responses are the same text is
 // never exported (counted); a file has one format: when some prompts are conversations, text prompts are written
 // as a single user message (counted), since TRL's loaders (and alignkit's) refuse a mix. The output may not be
 // the database, its -wal/-shm files or a round's input file.
@@ -28,6 +29,8 @@ export interface ExportCounts {
   converted: number;
   /** pairs written whose prompt or responses hold hidden characters (bidi controls, zero-width; see hidden-chars.ts) */
   hidden: number;
+  /** rows written that hold a simulated annotator's label (a simulated vote, with majority or drop-disagreements) */
+  simulated: number;
 }
 
 function hasHidden(r: ExportRow): boolean {
@@ -39,7 +42,16 @@ function hasHidden(r: ExportRow): boolean {
 export function preferenceOf(r: ExportRow): Record<string, unknown> | null {
   if (r.choice !== 'a' && r.choice !== 'b') return null;
   const [chosen, rejected] = r.choice === 'a' ? [r.responseA, r.responseB] : [r.responseB, r.responseA];
-  return { prompt: r.prompt, chosen: completion(r.prompt, chosen), rejected: completion(r.prompt, rejected), round: r.round, annotator: r.annotator, reason: r.reason, pair_id: r.pairId };
+  return {
+    prompt: r.prompt,
+    chosen: completion(r.prompt, chosen),
+    rejected: completion(r.prompt, rejected),
+    round: r.round,
+    annotator: r.annotator,
+    simulated: r.simulated,
+    reason: r.reason,
+    pair_id: r.pairId,
+  };
 }
 
 function completion(prompt: unknown, text: string): unknown {
@@ -48,7 +60,7 @@ function completion(prompt: unknown, text: string): unknown {
 
 /** The rows of an export (no file written). */
 export function preferenceRows(rows: readonly ExportRow[] | ExportRow[], aggregate: Aggregate = 'majority'): { rows: Record<string, unknown>[]; counts: ExportCounts } {
-  const counts: ExportCounts = { written: 0, ties: 0, bothBad: 0, identical: 0, disagreements: 0, converted: 0, hidden: 0 };
+  const counts: ExportCounts = { written: 0, ties: 0, bothBad: 0, identical: 0, disagreements: 0, converted: 0, hidden: 0, simulated: 0 };
   const out: Record<string, unknown>[] = [];
   // one format per file: when any prompt is a conversation, every text prompt becomes one user message
   if (rows.some((r) => Array.isArray(r.prompt)) && rows.some((r) => !Array.isArray(r.prompt))) {
@@ -76,6 +88,7 @@ export function preferenceRows(rows: readonly ExportRow[] | ExportRow[], aggrega
       }
       out.push(p);
       if (hasHidden(r)) counts.hidden++;
+      if (r.simulated) counts.simulated++;
     }
     counts.written = out.length;
     return { rows: out, counts };
@@ -88,7 +101,8 @@ export function preferenceRows(rows: readonly ExportRow[] | ExportRow[], aggrega
       counts.identical++;
       continue;
     }
-    const a = labels.filter((l) => l.choice === 'a'), b = labels.filter((l) => l.choice === 'b');
+    const a = labels.filter((l) => l.choice === 'a'),
+      b = labels.filter((l) => l.choice === 'b');
     if (!a.length && !b.length) {
       if (labels.some((l) => l.choice === 'tie')) counts.ties++;
       else counts.bothBad++;
@@ -110,9 +124,11 @@ export function preferenceRows(rows: readonly ExportRow[] | ExportRow[], aggrega
       pair_id: first.pairId,
       votes: a.length + b.length,
       annotators: labels.map((l) => l.annotator),
+      simulated: labels.some((l) => l.simulated),
       reasons: winners.map((l) => l.reason).filter((x): x is string => x !== null),
     });
     if (hasHidden(first)) counts.hidden++;
+    if (labels.some((l) => l.simulated)) counts.simulated++;
   }
   counts.written = out.length;
   return { rows: out, counts };

@@ -61,8 +61,7 @@ export function acquireServerLock(dbPath: string): ServerLock {
         throw new Error(
           `${dbPath}: a labeling server already serves this database (pid ${held.pid}${held.port !== null ? `, port ${held.port}, http://127.0.0.1:${held.port}/` : ''}, since ${held.started}); stop it first, or use another --db`,
         );
-      if (held && held.host !== info.host)
-        throw new Error(`${dbPath}: locked by a labeling server on host ${held.host} (pid ${held.pid}); if it is gone, delete ${path}`);
+      if (held && held.host !== info.host) throw new Error(`${dbPath}: locked by a labeling server on host ${held.host} (pid ${held.pid}); if it is gone, delete ${path}`);
       // stale (its process is gone) or unreadable: take it over
       unlinkSync(path);
     }

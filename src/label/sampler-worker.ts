@@ -45,8 +45,7 @@ function loadPolicy(dir: string): Policy {
   model.training = false;
   const tok = Tokenizer.fromPretrained(dir);
   const V = model.config.vocabSize;
-  if (tok.vocabSize > V)
-    throw new Error(`policy ${dir}: the tokenizer has ${tok.vocabSize} tokens but the model only ${V} embedding rows, so prompts could encode to ids the model cannot read`);
+  if (tok.vocabSize > V) throw new Error(`policy ${dir}: the tokenizer has ${tok.vocabSize} tokens but the model only ${V} embedding rows, so prompts could encode to ids the model cannot read`);
   const cfgEos = model.config.eosTokenId;
   const candidates = [tok.eosTokenId, ...(generation?.eosTokenIds ?? []), ...(Array.isArray(cfgEos) ? cfgEos : [cfgEos])];
   const eos = [...new Set(candidates.filter((x): x is number => typeof x === 'number' && Number.isInteger(x) && x >= 0 && x < V))];
@@ -54,7 +53,13 @@ function loadPolicy(dir: string): Policy {
 }
 
 function promptIds(p: Policy, prompt: PromptValue): number[] {
-  const ids = typeof prompt === 'string' ? p.tok.encode(prompt) : p.tok.applyChatTemplate(prompt.map((m) => ({ ...m })), { addGenerationPrompt: true, tokenize: true });
+  const ids =
+    typeof prompt === 'string'
+      ? p.tok.encode(prompt)
+      : p.tok.applyChatTemplate(
+          prompt.map((m) => ({ ...m })),
+          { addGenerationPrompt: true, tokenize: true },
+        );
   if (ids.length === 0) {
     const bos = p.tok.bosTokenId ?? p.eos[0];
     if (bos === undefined) throw new Error('the prompt encodes to no tokens and the tokenizer has no BOS token to start from');
@@ -68,14 +73,18 @@ function sample(policies: Policy[], prompt: PromptValue, settings: SampleSetting
     const ids = promptIds(p, prompt);
     const room = p.model.config.maxPositions - ids.length;
     if (room < 1) throw new Error(`the prompt is ${ids.length} tokens, the model ${p.dir} reads at most ${p.model.config.maxPositions}`);
-    const r = generate(p.model, Array.from({ length: rows }, () => ids), {
-      maxNewTokens: Math.min(settings.maxNewTokens, room),
-      temperature: settings.temperature,
-      topP: settings.topP,
-      topK: settings.topK,
-      eosTokenId: p.eos,
-      seed: s,
-    });
+    const r = generate(
+      p.model,
+      Array.from({ length: rows }, () => ids),
+      {
+        maxNewTokens: Math.min(settings.maxNewTokens, room),
+        temperature: settings.temperature,
+        topP: settings.topP,
+        topK: settings.topK,
+        eosTokenId: p.eos,
+        seed: s,
+      },
+    );
     return r.tokens.map((t, i) => {
       const body = r.finishReason[i] === 'eos' ? t.slice(0, -1) : t;
       return { text: p.tok.decode(body, { skipSpecialTokens: true }), n: t.length, finish: r.finishReason[i]! };

@@ -43,7 +43,10 @@ export class Sampler extends EventEmitter {
   private readonly pollMs: number;
   private readonly log: (line: string) => void;
 
-  constructor(private readonly store: FeedbackDB, private readonly opts: SamplerOptions) {
+  constructor(
+    private readonly store: FeedbackDB,
+    private readonly opts: SamplerOptions,
+  ) {
     super();
     this.lookahead = opts.lookahead ?? 8;
     this.pollMs = opts.pollMs ?? 1000;

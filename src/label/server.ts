@@ -6,6 +6,7 @@ import { randomBytes } from 'node:crypto';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { BusyError, whenUnlocked } from './busy.js';
+import { GroupCommit } from './group-commit.js';
 import { type Annotator, type FeedbackDB, type Side, SIDES, StoreError } from './db.js';
 import { acquireServerLock } from './lock.js';
 import { labelPage, loginPage, pagePolicy } from './page.js';
@@ -43,6 +44,8 @@ export interface LabelServer {
   url: string;
   port: number;
   sampler: Sampler;
+  /** how the writes were grouped into commits */
+  commits: GroupCommit['stats'];
   close(): Promise<void>;
 }
 
@@ -65,7 +68,11 @@ function cookieOf(req: IncomingMessage): string | null {
 }
 
 class HttpError extends Error {
-  constructor(readonly status: number, message: string, readonly headers: Record<string, string> = {}) {
+  constructor(
+    readonly status: number,
+    message: string,
+    readonly headers: Record<string, string> = {},
+  ) {
     super(message);
   }
 }
@@ -80,7 +87,8 @@ export async function startServer(o: ServeOptions): Promise<LabelServer> {
   const effective = (req: IncomingMessage): { host: string | undefined; proto: 'http' | 'https' } => {
     const fromLoopback = ['127.0.0.1', '::1', '::ffff:127.0.0.1'].includes(req.socket.remoteAddress ?? '');
     if (o.trustProxy && fromLoopback) {
-      const fh = req.headers['x-forwarded-host'], fp = req.headers['x-forwarded-proto'];
+      const fh = req.headers['x-forwarded-host'],
+        fp = req.headers['x-forwarded-proto'];
       const host = (Array.isArray(fh) ? fh[0] : fh)?.split(',')[0]?.trim() ?? req.headers.host;
       const p = (Array.isArray(fp) ? fp[0] : fp)?.split(',')[0]?.trim();
       return { host, proto: p === 'https' ? 'https' : 'http' };
@@ -102,8 +110,14 @@ export async function startServer(o: ServeOptions): Promise<LabelServer> {
   const secureCookie = (req: IncomingMessage): boolean => effective(req).proto === 'https';
   const log = o.log ?? (() => {});
   const writeWaitMs = o.writeWaitMs ?? 5000;
-  /** A store call, retried off the event loop while another process holds the write lock. */
+  /** A store read, retried off the event loop in the rare case SQLite reports the database busy. */
   const db = <T>(fn: () => T): Promise<T> => whenUnlocked(fn, writeWaitMs);
+  /**
+   * A store write: run with the other writes of this turn of the event loop in one transaction, settled after
+   * its commit (group-commit.ts); retried off the event loop while another process holds the write lock.
+   */
+  const commits = new GroupCommit(store.db, writeWaitMs);
+  const write = <T>(fn: () => T): Promise<T> => commits.run(fn);
   // one server per database file, refused naming the first one's pid and port
   const lock = store.path === ':memory:' ? null : acquireServerLock(store.path);
   store.setBusyTimeout(20);
@@ -112,27 +126,33 @@ export async function startServer(o: ServeOptions): Promise<LabelServer> {
 
   const handle = async (req: IncomingMessage, res: ServerResponse): Promise<void> => {
     const { host, proto } = effective(req);
-    if (!hostAllowed(host)) throw new HttpError(421, `unexpected Host header ${JSON.stringify(host ?? null)} (the server answers to 127.0.0.1:${port}, localhost:${port}${extraHosts.length ? `, ${extraHosts.join(', ')}` : ''}; see --allow-host)`);
+    if (!hostAllowed(host))
+      throw new HttpError(
+        421,
+        `unexpected Host header ${JSON.stringify(host ?? null)} (the server answers to 127.0.0.1:${port}, localhost:${port}${extraHosts.length ? `, ${extraHosts.join(', ')}` : ''}; see --allow-host)`,
+      );
     const url = new URL(req.url ?? '/', `http://127.0.0.1:${port}`);
     const method = req.method ?? 'GET';
     if (method !== 'GET' && method !== 'HEAD') {
       const origin = req.headers.origin;
-      if (origin !== undefined && !originAllowed(origin, proto))
-        throw new HttpError(403, `cross-origin request refused (Origin ${origin})`);
+      if (origin !== undefined && !originAllowed(origin, proto)) throw new HttpError(403, `cross-origin request refused (Origin ${origin})`);
     }
     const path = url.pathname;
 
     if (path === '/login') {
       allow(method, ['POST']);
       const body = await readBody(req);
-      if (!String(req.headers['content-type'] ?? '').startsWith('application/x-www-form-urlencoded'))
-        throw new HttpError(415, 'sign in with the form (application/x-www-form-urlencoded)');
+      if (!String(req.headers['content-type'] ?? '').startsWith('application/x-www-form-urlencoded')) throw new HttpError(415, 'sign in with the form (application/x-www-form-urlencoded)');
       const token = new URLSearchParams(body.toString('utf8')).get('token')?.trim() ?? '';
       const who = await db(() => store.annotatorByToken(token));
       if (!who) return html(res, 401, (n) => loginPage(n, 'That token is not valid.'));
       // the cookie is a session the server can end (logout, token rotation, removal), never the token itself
-      const session = await db(() => store.createSession(who.id, sessionMs));
-      res.writeHead(303, { ...SECURITY, Location: '/', 'Set-Cookie': `${COOKIE}=${session}; HttpOnly; SameSite=Strict; Path=/; Max-Age=${Math.floor(sessionMs / 1000)}${secureCookie(req) ? '; Secure' : ''}` });
+      const session = await write(() => store.createSession(who.id, sessionMs));
+      res.writeHead(303, {
+        ...SECURITY,
+        Location: '/',
+        'Set-Cookie': `${COOKIE}=${session}; HttpOnly; SameSite=Strict; Path=/; Max-Age=${Math.floor(sessionMs / 1000)}${secureCookie(req) ? '; Secure' : ''}`,
+      });
       res.end();
       return;
     }
@@ -152,7 +172,7 @@ export async function startServer(o: ServeOptions): Promise<LabelServer> {
         await readBody(req);
         {
           const session = cookieOf(req);
-          if (session) await db(() => store.endSession(session));
+          if (session) await write(() => store.endSession(session));
         }
         res.writeHead(303, { ...SECURITY, Location: '/', 'Set-Cookie': `${COOKIE}=; HttpOnly; SameSite=Strict; Path=/; Max-Age=0` });
         res.end();
@@ -161,7 +181,7 @@ export async function startServer(o: ServeOptions): Promise<LabelServer> {
         allow(method, ['GET']);
         sampler.check();
         const round = sampler.round;
-        const item = round === null ? null : await db(() => store.nextItem(who.id, round, Date.now(), leaseMs));
+        const item = round === null ? null : await write(() => store.nextItem(who.id, round, Date.now(), leaseMs));
         sampler.nudge();
         const progress = await db(() => store.progress(who.id, round, Date.now(), leaseMs));
         return json(res, 200, { annotator: who.name, item, progress, sampler: sampler.status() });
@@ -176,16 +196,17 @@ export async function startServer(o: ServeOptions): Promise<LabelServer> {
         if (typeof choice !== 'string' || !(SIDES as readonly string[]).includes(choice))
           throw new HttpError(400, `field "choice": expected one of ${SIDES.join(', ')}, got ${JSON.stringify(choice) ?? 'nothing'}`);
         const reason = checkReason(body.reason);
-        const labelId = await db(() => store.label(who.id, assignmentId, choice as Side, reason, Date.now()));
-        // committed: the answer is 200 from here on, even if the next pair cannot be fetched now
-        let next = null, progress = null;
+        // the label and the next assignment in one transaction (one sync to disk); the label stands even if the
+        // next pair cannot be had, and once committed the answer is 200
+        const round = sampler.round;
+        const { labelId, next, nextError } = await write(() => store.labelThenNext(who.id, assignmentId, choice as Side, reason, Date.now(), round, leaseMs));
+        if (nextError) log(`label ${labelId} stored; its next pair failed: ${nextError.message}`);
+        let progress = null;
         try {
-          const round = sampler.round;
-          next = round === null ? null : await db(() => store.nextItem(who.id, round, Date.now(), leaseMs));
           progress = await db(() => store.progress(who.id, round, Date.now(), leaseMs));
           sampler.nudge();
         } catch (e) {
-          log(`label ${labelId} stored; its next pair failed: ${(e as Error).message}`);
+          log(`label ${labelId} stored; its progress failed: ${(e as Error).message}`);
         }
         return json(res, 200, { labelId, next, progress, sampler: sampler.status() });
       }
@@ -193,7 +214,7 @@ export async function startServer(o: ServeOptions): Promise<LabelServer> {
         allow(method, ['POST']);
         await readJson(req, []);
         const round = sampler.round;
-        const u = round === null ? null : await db(() => store.undo(who.id, round, Date.now()));
+        const u = round === null ? null : await write(() => store.undo(who.id, round, Date.now()));
         if (!u) throw new HttpError(409, 'nothing to undo: you have no label in this round');
         const progress = await db(() => store.progress(who.id, round, Date.now(), leaseMs));
         return json(res, 200, { undone: u.labelId, item: u.item, side: u.side, reason: u.reason, progress, sampler: sampler.status() });
@@ -238,8 +259,14 @@ export async function startServer(o: ServeOptions): Promise<LabelServer> {
   // Node answers malformed requests and oversized headers itself (400, 431) with an empty body: say why, in JSON
   server.on('clientError', (err: NodeJS.ErrnoException, socket) => {
     if (err.code === 'ECONNRESET' || !socket.writable) return void socket.destroy();
-    const [status, reason] = err.code === 'HPE_HEADER_OVERFLOW' ? [431, 'Request Header Fields Too Large'] : err.code === 'HPE_REQUEST_TIMEOUT' || err.code === 'ERR_HTTP_REQUEST_TIMEOUT' ? [408, 'Request Timeout'] : [400, 'Bad Request'];
-    const message = status === 431 ? 'the request headers are over the size limit (16 KiB)' : status === 408 ? 'the request took too long to arrive' : `malformed HTTP request (${err.code ?? err.message})`;
+    const [status, reason] =
+      err.code === 'HPE_HEADER_OVERFLOW'
+        ? [431, 'Request Header Fields Too Large']
+        : err.code === 'HPE_REQUEST_TIMEOUT' || err.code === 'ERR_HTTP_REQUEST_TIMEOUT'
+          ? [408, 'Request Timeout']
+          : [400, 'Bad Request'];
+    const message =
+      status === 431 ? 'the request headers are over the size limit (16 KiB)' : status === 408 ? 'the request took too long to arrive' : `malformed HTTP request (${err.code ?? err.message})`;
     const body = JSON.stringify({ error: message });
     socket.end(`HTTP/1.1 ${status} ${reason}\r\nContent-Type: application/json; charset=utf-8\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`);
   });
@@ -265,6 +292,7 @@ export async function startServer(o: ServeOptions): Promise<LabelServer> {
     url: `http://127.0.0.1:${port}/`,
     port,
     sampler,
+    commits: commits.stats,
     async close() {
       try {
         await sampler.close();

@@ -61,7 +61,8 @@ async function call(url: string, token: string, init: RequestInit = {}, signal?:
 
 /** Runs the annotators concurrently until the labels are given, nothing is left, or the signal aborts. */
 export async function simulateAnnotators(o: SimulateOptions): Promise<SimulateResult> {
-  const err = o.errorRate ?? 0, bias = o.positionBias ?? 0;
+  const err = o.errorRate ?? 0,
+    bias = o.positionBias ?? 0;
   if (!(err >= 0 && err <= 1) || !(bias >= 0 && bias <= 1)) throw new Error(`simulate: errorRate ${err} and positionBias ${bias} must lie in [0, 1]`);
   if (!o.tokens.length) throw new Error('simulate: no annotator tokens');
   const base = o.url.endsWith('/') ? o.url : `${o.url}/`;
@@ -111,7 +112,12 @@ export async function simulateAnnotators(o: SimulateOptions): Promise<SimulateRe
       }
       let r;
       try {
-        r = await call(new URL('api/label', base).href, token, { method: 'POST', headers: { 'Content-Type': 'application/json' }, body: JSON.stringify({ assignmentId: item.assignmentId, choice, reason: null }) }, o.signal);
+        r = await call(
+          new URL('api/label', base).href,
+          token,
+          { method: 'POST', headers: { 'Content-Type': 'application/json' }, body: JSON.stringify({ assignmentId: item.assignmentId, choice, reason: null }) },
+          o.signal,
+        );
       } catch (e) {
         if (o.signal?.aborted) return;
         throw e;

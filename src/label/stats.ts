@@ -80,7 +80,9 @@ export function agreement(rows: readonly LabelRow[]): Agreement {
     if (l) l.push(r.choice);
     else byPair.set(r.pairId, [r.choice]);
   }
-  let items = 0, comparisons = 0, agree = 0;
+  let items = 0,
+    comparisons = 0,
+    agree = 0;
   const pooled = new Map<Choice, number>();
   let pooledN = 0;
   for (const labels of byPair.values()) {
@@ -104,16 +106,19 @@ export function agreement(rows: readonly LabelRow[]): Agreement {
 }
 
 export function positionBias(rows: readonly LabelRow[]): PositionBias {
-  let decisive = 0, leftWins = 0;
+  let decisive = 0,
+    leftWins = 0;
   for (const r of rows) {
     if (r.choice !== 'a' && r.choice !== 'b') continue;
     decisive++;
     if ((r.choice === 'a') === r.leftIsA) leftWins++;
   }
   if (decisive === 0) return { decisive, leftWins, rate: null, ci95: null };
-  const p = leftWins / decisive, z = 1.959964, n = decisive;
+  const p = leftWins / decisive,
+    z = 1.959964,
+    n = decisive;
   const centre = (p + (z * z) / (2 * n)) / (1 + (z * z) / n);
-  const half = ((z / (1 + (z * z) / n)) * Math.sqrt((p * (1 - p)) / n + (z * z) / (4 * n * n)));
+  const half = (z / (1 + (z * z) / n)) * Math.sqrt((p * (1 - p)) / n + (z * z) / (4 * n * n));
   return { decisive, leftWins, rate: p, ci95: [Math.max(0, centre - half), Math.min(1, centre + half)] };
 }
 
@@ -126,22 +131,43 @@ export function formatStats(s: Stats): string {
   const table = (head: string[], rows: (string | number)[][]) => {
     const cells = [head, ...rows.map((r) => r.map(String))];
     const w = head.map((_, i) => Math.max(...cells.map((r) => r[i]!.length)));
-    for (const r of cells) out.push(r.map((c, i) => (i === 0 || i === 1 ? c.padEnd(w[i]!) : c.padStart(w[i]!))).join('  ').trimEnd());
+    for (const r of cells)
+      out.push(
+        r
+          .map((c, i) => (i === 0 || i === 1 ? c.padEnd(w[i]!) : c.padStart(w[i]!)))
+          .join('  ')
+          .trimEnd(),
+      );
   };
   out.push('labels per annotator and round');
   if (s.annotators.length === 0) out.push('  (no labels yet)');
-  else table(['round', 'annotator', 'labels', 'a', 'b', 'tie', 'both_bad'], s.annotators.map((c) => [c.round, c.annotator, c.labels, c.a, c.b, c.tie, c.both_bad]));
+  else
+    table(
+      ['round', 'annotator', 'labels', 'a', 'b', 'tie', 'both_bad'],
+      s.annotators.map((c) => [c.round, c.annotator, c.labels, c.a, c.b, c.tie, c.both_bad]),
+    );
   out.push('', 'rounds');
   table(
     ['round', 'pairs', 'labels', 'sampling', 'failed', 'agree_items', 'agreement', 'kappa', 'left_wins', 'left_rate'],
-    s.rounds.map((r) => [r.round, r.pairs, r.labels, r.sampling, r.failed, r.agreement.items, pct(r.agreement.observed), num(r.agreement.kappa), `${r.positionBias.leftWins}/${r.positionBias.decisive}`, pct(r.positionBias.rate)]),
+    s.rounds.map((r) => [
+      r.round,
+      r.pairs,
+      r.labels,
+      r.sampling,
+      r.failed,
+      r.agreement.items,
+      pct(r.agreement.observed),
+      num(r.agreement.kappa),
+      `${r.positionBias.leftWins}/${r.positionBias.decisive}`,
+      pct(r.positionBias.rate),
+    ]),
   );
-  const a = s.overall.agreement, b = s.overall.positionBias;
+  const a = s.overall.agreement,
+    b = s.overall.positionBias;
   out.push('');
   out.push(`inter-annotator agreement: ${a.items} pairs labeled twice or more, ${a.comparisons} comparisons, agreement ${pct(a.observed)}, Fleiss' kappa ${num(a.kappa)}`);
   out.push(
-    `position bias: the left response won ${b.leftWins} of ${b.decisive} decisive labels (${pct(b.rate)}` +
-      (b.ci95 ? `, 95% interval ${pct(b.ci95[0])}-${pct(b.ci95[1])}; 50% means no bias)` : ')'),
+    `position bias: the left response won ${b.leftWins} of ${b.decisive} decisive labels (${pct(b.rate)}` + (b.ci95 ? `, 95% interval ${pct(b.ci95[0])}-${pct(b.ci95[1])}; 50% means no bias)` : ')'),
   );
   return out.join('\n') + '\n';
 }

@@ -65,7 +65,9 @@ export function generate(model: Transformer, prompts: readonly (readonly number[
 
   // Left-pad the prompts; positions count real tokens only (as transformers' generate does).
   const Tp = Math.max(...prompts.map((p) => p.length));
-  const ids = new Int32Array(P * Tp).fill(pad), mask = new Int32Array(P * Tp), positions = new Int32Array(P * Tp);
+  const ids = new Int32Array(P * Tp).fill(pad),
+    mask = new Int32Array(P * Tp),
+    positions = new Int32Array(P * Tp);
   const nextPos = new Int32Array(B);
   prompts.forEach((p, b) => {
     const off = Tp - p.length;
@@ -81,7 +83,8 @@ export function generate(model: Transformer, prompts: readonly (readonly number[
   if (Tp + o.maxNewTokens > model.config.maxPositions && model.config.arch === 'gpt2')
     throw new Error(`generate: ${Tp} prompt + ${o.maxNewTokens} new tokens exceed the model's ${model.config.maxPositions} positions`);
 
-  const tokens: number[][] = Array.from({ length: B }, () => []), logprobs: number[][] = Array.from({ length: B }, () => []);
+  const tokens: number[][] = Array.from({ length: B }, () => []),
+    logprobs: number[][] = Array.from({ length: B }, () => []);
   const finish: (FinishReason | null)[] = new Array<FinishReason | null>(B).fill(null);
   const capacity = Tp + o.maxNewTokens;
   let cache = new KVCache(model.config, P, capacity);
@@ -130,7 +133,15 @@ export function generate(model: Transformer, prompts: readonly (readonly number[
  * The next-token distribution at the last position of every row, [B·V]: log-softmax (log = true) or softmax of
  * logits / temperature, computing the LM head for that position only.
  */
-function lastDistribution(model: Transformer, ids: Int32Array, B: number, T: number, o: { attentionMask: Int32Array; positions: Int32Array; cache: KVCache }, temperature: number, log: boolean): Float32Array {
+function lastDistribution(
+  model: Transformer,
+  ids: Int32Array,
+  B: number,
+  T: number,
+  o: { attentionMask: Int32Array; positions: Int32Array; cache: KVCache },
+  temperature: number,
+  log: boolean,
+): Float32Array {
   const h = model.hidden(ids, B, T, o);
   const last: Tensor = T === 1 ? h : h.slice(1, T - 1, T);
   let logits = model.logits(last);
@@ -170,8 +181,13 @@ export function sampleFromProbs(p: Float32Array, topK: number | undefined, topP:
   let tau = 0; // keep probabilities >= tau
   if (topK !== undefined && topK > 0 && topK < V) tau = kthLargest(p, topK);
   if (topP !== undefined && topP < 1) {
-    let zk = 0, hi = 0;
-    for (let i = 0; i < V; i++) if (p[i]! >= tau) { zk += p[i]!; if (p[i]! > hi) hi = p[i]!; }
+    let zk = 0,
+      hi = 0;
+    for (let i = 0; i < V; i++)
+      if (p[i]! >= tau) {
+        zk += p[i]!;
+        if (p[i]! > hi) hi = p[i]!;
+      }
     // the largest threshold whose kept mass is still >= topP of zk (binary search, O(V) per probe)
     let lo = tau;
     for (let it = 0; it < 40; it++) {
@@ -185,7 +201,8 @@ export function sampleFromProbs(p: Float32Array, topK: number | undefined, topP:
   }
   let kept = 0;
   for (let i = 0; i < V; i++) if (p[i]! >= tau) kept += p[i]!;
-  let u = rng.uniform() * kept, tok = -1;
+  let u = rng.uniform() * kept,
+    tok = -1;
   for (let i = 0; i < V; i++) {
     if (p[i]! < tau) continue;
     tok = i;
@@ -198,15 +215,23 @@ export function sampleFromProbs(p: Float32Array, topK: number | undefined, topP:
 /** The k-th largest value (quickselect on a copy). */
 function kthLargest(a: Float32Array, k: number): number {
   const x = Float32Array.from(a);
-  let lo = 0, hi = x.length - 1;
+  let lo = 0,
+    hi = x.length - 1;
   const target = k - 1;
   while (lo < hi) {
     const pivot = x[(lo + hi) >> 1]!;
-    let i = lo, j = hi;
+    let i = lo,
+      j = hi;
     while (i <= j) {
       while (x[i]! > pivot) i++;
       while (x[j]! < pivot) j--;
-      if (i <= j) { const t = x[i]!; x[i] = x[j]!; x[j] = t; i++; j--; }
+      if (i <= j) {
+        const t = x[i]!;
+        x[i] = x[j]!;
+        x[j] = t;
+        i++;
+        j--;
+      }
     }
     if (target <= j) hi = j;
     else if (target >= i) lo = i;

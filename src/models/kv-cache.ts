@@ -24,8 +24,7 @@ export class KVCache {
   /** Appends T new positions' mask (length batch·T; all ones when absent). */
   appendMask(T: number, mask?: Int32Array): void {
     if (this.length + T > this.capacity) throw new Error(`KV cache full: ${this.length} + ${T} > capacity ${this.capacity}`);
-    for (let b = 0; b < this.batch; b++)
-      for (let t = 0; t < T; t++) this.keyMask[b * this.capacity + this.length + t] = mask ? mask[b * T + t]! : 1;
+    for (let b = 0; b < this.batch; b++) for (let t = 0; t < T; t++) this.keyMask[b * this.capacity + this.length + t] = mask ? mask[b * T + t]! : 1;
   }
 
   /** The key mask over the first n positions, laid out [batch × n]. */
@@ -41,11 +40,17 @@ export class KVCache {
    */
   repeatRows(n: number): KVCache {
     const out = new KVCache(this.config, this.batch * n, this.capacity);
-    const H = this.config.numKvHeads, D = this.config.headDim, cap = this.capacity;
+    const H = this.config.numKvHeads,
+      D = this.config.headDim,
+      cap = this.capacity;
     const filled = this.length * D; // per head, only the positions written so far
     for (let l = 0; l < this.k.length; l++) {
-      for (const [src, dst] of [[this.k[l]!, out.k[l]!], [this.v[l]!, out.v[l]!]] as const) {
-        const s = src.data, d = dst.data;
+      for (const [src, dst] of [
+        [this.k[l]!, out.k[l]!],
+        [this.v[l]!, out.v[l]!],
+      ] as const) {
+        const s = src.data,
+          d = dst.data;
         for (let b = 0; b < this.batch; b++)
           for (let h = 0; h < H; h++) {
             const head = s.subarray((b * H + h) * cap * D, (b * H + h) * cap * D + filled);

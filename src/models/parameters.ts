@@ -4,28 +4,41 @@
 import type { CausalLMConfig } from './config.js';
 
 /** What the layout depends on. */
-export type LayoutConfig = Pick<CausalLMConfig, 'arch' | 'vocabSize' | 'hiddenSize' | 'numLayers' | 'numHeads' | 'numKvHeads' | 'headDim' | 'intermediateSize' | 'maxPositions' | 'tieWordEmbeddings' | 'qkvBias' | 'oBias' | 'mlpBias'>;
+export type LayoutConfig = Pick<
+  CausalLMConfig,
+  'arch' | 'vocabSize' | 'hiddenSize' | 'numLayers' | 'numHeads' | 'numKvHeads' | 'headDim' | 'intermediateSize' | 'maxPositions' | 'tieWordEmbeddings' | 'qkvBias' | 'oBias' | 'mlpBias'
+>;
 
 /** Parameter names and shapes of the base model (the `transformer.` / `model.` part) and LM head. */
 export function parameterShapes(c: LayoutConfig): [string, number[]][] {
-  const C = c.hiddenSize, out: [string, number[]][] = [];
+  const C = c.hiddenSize,
+    out: [string, number[]][] = [];
   if (c.arch === 'gpt2') {
     const p = 'transformer.';
     out.push([p + 'wte.weight', [c.vocabSize, C]], [p + 'wpe.weight', [c.maxPositions, C]]);
     for (let i = 0; i < c.numLayers; i++) {
       const h = `${p}h.${i}.`;
       out.push(
-        [h + 'ln_1.weight', [C]], [h + 'ln_1.bias', [C]],
-        [h + 'attn.c_attn.weight', [C, 3 * C]], [h + 'attn.c_attn.bias', [3 * C]],
-        [h + 'attn.c_proj.weight', [C, C]], [h + 'attn.c_proj.bias', [C]],
-        [h + 'ln_2.weight', [C]], [h + 'ln_2.bias', [C]],
-        [h + 'mlp.c_fc.weight', [C, c.intermediateSize]], [h + 'mlp.c_fc.bias', [c.intermediateSize]],
-        [h + 'mlp.c_proj.weight', [c.intermediateSize, C]], [h + 'mlp.c_proj.bias', [C]],
+        [h + 'ln_1.weight', [C]],
+        [h + 'ln_1.bias', [C]],
+        [h + 'attn.c_attn.weight', [C, 3 * C]],
+        [h + 'attn.c_attn.bias', [3 * C]],
+        [h + 'attn.c_proj.weight', [C, C]],
+        [h + 'attn.c_proj.bias', [C]],
+        [h + 'ln_2.weight', [C]],
+        [h + 'ln_2.bias', [C]],
+        [h + 'mlp.c_fc.weight', [C, c.intermediateSize]],
+        [h + 'mlp.c_fc.bias', [c.intermediateSize]],
+        [h + 'mlp.c_proj.weight', [c.intermediateSize, C]],
+        [h + 'mlp.c_proj.bias', [C]],
       );
     }
     out.push([p + 'ln_f.weight', [C]], [p + 'ln_f.bias', [C]]);
   } else {
-    const p = 'model.', q = c.numHeads * c.headDim, kv = c.numKvHeads * c.headDim, I = c.intermediateSize;
+    const p = 'model.',
+      q = c.numHeads * c.headDim,
+      kv = c.numKvHeads * c.headDim,
+      I = c.intermediateSize;
     out.push([p + 'embed_tokens.weight', [c.vocabSize, C]]);
     for (let i = 0; i < c.numLayers; i++) {
       const l = `${p}layers.${i}.`;
@@ -43,4 +56,3 @@ export function parameterShapes(c: LayoutConfig): [string, number[]][] {
   if (!c.tieWordEmbeddings) out.push(['lm_head.weight', [c.vocabSize, C]]);
   return out;
 }
-

@@ -161,9 +161,7 @@ export class Transformer {
       x = c.arch === 'gpt2' ? this.gpt2Block(i, x, B, T, keyMask, o.cache) : this.llamaBlock(i, x, B, T, positions, keyMask, o.cache);
     }
     if (o.cache) o.cache.length += T;
-    return c.arch === 'gpt2'
-      ? layerNorm(x, this.p('transformer.ln_f.weight'), this.p('transformer.ln_f.bias'), c.normEps)
-      : rmsNorm(x, this.p('model.norm.weight'), c.normEps);
+    return c.arch === 'gpt2' ? layerNorm(x, this.p('transformer.ln_f.weight'), this.p('transformer.ln_f.bias'), c.normEps) : rmsNorm(x, this.p('model.norm.weight'), c.normEps);
   }
 
   /** Next-token logits [B, T, V]. */
@@ -187,7 +185,11 @@ export class Transformer {
   }
 
   private gpt2Block(i: number, x: Tensor, B: number, T: number, keyMask: Int32Array | undefined, cache?: KVCache): Tensor {
-    const c = this.config, C = c.hiddenSize, H = c.numHeads, D = c.headDim, h = `transformer.h.${i}.`;
+    const c = this.config,
+      C = c.hiddenSize,
+      H = c.numHeads,
+      D = c.headDim,
+      h = `transformer.h.${i}.`;
     const a = layerNorm(x, this.p(h + 'ln_1.weight'), this.p(h + 'ln_1.bias'), c.normEps);
     const qkv = this.lin(h + 'attn.c_attn', a, 'in_out');
     const [q, k, v] = qkv.split(2, [C, C, C]).map((t) => t.reshape([B, T, H, D]).transpose(1, 2)) as [Tensor, Tensor, Tensor];
@@ -199,9 +201,14 @@ export class Transformer {
   }
 
   private llamaBlock(i: number, x: Tensor, B: number, T: number, positions: Int32Array, keyMask: Int32Array | undefined, cache?: KVCache): Tensor {
-    const c = this.config, D = c.headDim, l = `model.layers.${i}.`;
+    const c = this.config,
+      D = c.headDim,
+      l = `model.layers.${i}.`;
     const a = rmsNorm(x, this.p(l + 'input_layernorm.weight'), c.normEps);
-    const proj = (n: string, heads: number): Tensor => this.lin(l + `self_attn.${n}_proj`, a, 'out_in').reshape([B, T, heads, D]).transpose(1, 2);
+    const proj = (n: string, heads: number): Tensor =>
+      this.lin(l + `self_attn.${n}_proj`, a, 'out_in')
+        .reshape([B, T, heads, D])
+        .transpose(1, 2);
     const q = rope(proj('q', c.numHeads), positions, c.ropeTheta);
     const k = rope(proj('k', c.numKvHeads), positions, c.ropeTheta);
     const att = this.attend(i, q, k, proj('v', c.numKvHeads), B, T, keyMask, cache);
@@ -221,7 +228,8 @@ export class Transformer {
         cache.k[i]!.slice(2, past, past + T).copyFrom(k);
         cache.v[i]!.slice(2, past, past + T).copyFrom(v);
       });
-      const kAll = cache.k[i]!.slice(2, 0, past + T), vAll = cache.v[i]!.slice(2, 0, past + T);
+      const kAll = cache.k[i]!.slice(2, 0, past + T),
+        vAll = cache.v[i]!.slice(2, 0, past + T);
       out = attention(q, kAll, vAll, { causal: true, keyMask, queryOffset: past });
     } else {
       out = attention(q, k, v, { causal: true, keyMask });
@@ -253,8 +261,7 @@ export class Transformer {
     for (const [name, shape] of want) {
       const e = sd.get(name) ?? sd.get(stripPrefix(name));
       if (!e) throw new Error(`checkpoint has no tensor '${name}'`);
-      if (e.shape.length !== shape.length || e.shape.some((d, i) => d !== shape[i]))
-        throw new Error(`checkpoint tensor '${name}' has shape ${shapeStr(e.shape)}, expected ${shapeStr(shape)}`);
+      if (e.shape.length !== shape.length || e.shape.some((d, i) => d !== shape[i])) throw new Error(`checkpoint tensor '${name}' has shape ${shapeStr(e.shape)}, expected ${shapeStr(shape)}`);
       m.params.set(name, Tensor.param(Tensor.adopt(e.data, shape), name)); // takes the loaded array, no copy
     }
     const unused = [...sd.keys()].filter((k) => !known.has(k) && !known.has(withPrefix(config, k)));

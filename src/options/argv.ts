@@ -85,7 +85,8 @@ export function splitArgs(argv: readonly string[], table: FieldTable, o: { confi
       positionals.push(a);
       continue;
     }
-    let name = a.slice(2), value: string | undefined;
+    let name = a.slice(2),
+      value: string | undefined;
     const eq = name.indexOf('=');
     if (eq >= 0) {
       value = name.slice(eq + 1);
@@ -109,7 +110,10 @@ export function splitArgs(argv: readonly string[], table: FieldTable, o: { confi
     if (key === null) {
       const why = o.refused?.[name.replace(/-/g, '_')];
       if (why) throw new UsageError(`--${name}: ${why}`);
-      const near = nearNames(name.replace(/-/g, '_'), Object.keys(table).filter((k) => table[k]!.cli !== false)).map((k) => flagName(k, style));
+      const near = nearNames(
+        name.replace(/-/g, '_'),
+        Object.keys(table).filter((k) => table[k]!.cli !== false),
+      ).map((k) => flagName(k, style));
       throw new UsageError(`unknown option --${name}${near.length ? ` (did you mean ${near.join(', ')}?)` : ''}`);
     }
     const fl = table[key]!;

@@ -14,6 +14,8 @@ export class UsageError extends Error {
 export interface CommandIO {
   out: NodeJS.WritableStream;
   err: NodeJS.WritableStream;
+  /** parse and check the command line (options, config file, positionals) but do not run it */
+  checkOnly?: boolean;
 }
 
 export interface CommandContext extends CommandIO {

@@ -175,7 +175,13 @@ export function parseField(fl: Field, v: unknown, where: string): unknown {
       if (typeof v === 'number' && Number.isFinite(v)) return String(v);
       return bad();
     case 'list': {
-      const items = typeof v === 'string' ? v.split(',').map((s) => s.trim()).filter(Boolean) : v;
+      const items =
+        typeof v === 'string'
+          ? v
+              .split(',')
+              .map((s) => s.trim())
+              .filter(Boolean)
+          : v;
       if (!Array.isArray(items) || !items.every((s) => typeof s === 'string')) return bad();
       return items;
     }
@@ -197,8 +203,7 @@ export function parseField(fl: Field, v: unknown, where: string): unknown {
 function distance(a: string, b: string): number {
   const d = Array.from({ length: a.length + 1 }, (_, i) => [i, ...new Array<number>(b.length).fill(0)]);
   for (let j = 1; j <= b.length; j++) d[0]![j] = j;
-  for (let i = 1; i <= a.length; i++)
-    for (let j = 1; j <= b.length; j++) d[i]![j] = Math.min(d[i - 1]![j]! + 1, d[i]![j - 1]! + 1, d[i - 1]![j - 1]! + (a[i - 1] === b[j - 1] ? 0 : 1));
+  for (let i = 1; i <= a.length; i++) for (let j = 1; j <= b.length; j++) d[i]![j] = Math.min(d[i - 1]![j]! + 1, d[i]![j - 1]! + 1, d[i - 1]![j - 1]! + (a[i - 1] === b[j - 1] ? 0 : 1));
   return d[a.length]![b.length]!;
 }
 
@@ -355,7 +360,8 @@ export function pickFields<T extends FieldTable, K extends keyof T>(table: T, ke
 
 /** Splits a flat config into the part whose keys belong to `table` and the rest. */
 export function splitByTable(given: Readonly<Record<string, unknown>>, table: FieldTable): [Record<string, unknown>, Record<string, unknown>] {
-  const mine: Record<string, unknown> = {}, rest: Record<string, unknown> = {};
+  const mine: Record<string, unknown> = {},
+    rest: Record<string, unknown> = {};
   for (const [k, v] of Object.entries(given)) (k in table ? mine : rest)[k] = v;
   return [mine, rest];
 }

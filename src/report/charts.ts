@@ -1,6 +1,5 @@
 // Charts as data: a Vega-Lite spec compiled by vega-lite and rendered by vega to SVG in Node (no browser), and
 // to PNG through resvg. Reports embed the SVG; the PNG is for places that want a picture file.
-import { Resvg } from '@resvg/resvg-js';
 import * as vega from 'vega';
 import { type TopLevelSpec, compile } from 'vega-lite';
 
@@ -19,5 +18,7 @@ export async function chartSvg(spec: ChartSpec): Promise<string> {
 /** The chart as a PNG (width in pixels). */
 export async function chartPng(spec: ChartSpec, width = 800): Promise<Buffer> {
   const svg = await chartSvg(spec);
+  // loaded here: a native package, needed only for pictures (reports embed the SVG)
+  const { Resvg } = await import('@resvg/resvg-js');
   return new Resvg(svg, { fitTo: { mode: 'width', value: width }, font: { loadSystemFonts: true } }).render().asPng();
 }

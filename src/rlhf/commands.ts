@@ -9,7 +9,8 @@ export const RLHF_COMMAND: Command = {
   options: RLHF_FIELDS,
   style: 'snake',
   config: true,
-  details: 'Annotators label at the printed URL (alignkit label add-annotator NAME --db DB gives each a token). Rounds land in round-1/, round-2/, …; a restart resumes at the unfinished round. See docs/rlhf.md.',
+  details:
+    'Annotators label at the printed URL (alignkit label add-annotator NAME --db DB gives each a token). Rounds land in round-1/, round-2/, …; a restart resumes at the unfinished round. See docs/rlhf.md.',
   async run(ctx) {
     const v = ctx.values as RlhfOptions;
     try {

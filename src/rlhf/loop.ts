@@ -4,7 +4,7 @@
 // for `rounds` rounds. Each round keeps its labels (in the feedback database), its preference export, reward model,
 // policy and metrics in round-<r>/; a restart resumes at the unfinished round (its labelling round is reused, so
 // no label is lost, and a training stage resumes from its checkpoint).
-import { existsSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { Random } from '../engine/random.js';
 import { FeedbackDB } from '../label/db.js';
@@ -26,6 +26,11 @@ const mapping = (v: unknown): Record<string, unknown> => {
 
 export const RLHF_FIELDS = {
   model_name_or_path: f.string('', 'the policy the first round samples from (usually an SFT model)', { required: true, metavar: 'DIR' }),
+  policy_b: f.string(
+    null,
+    "a second policy that samples response B of every pair (e.g. the pretrained model, whose habits differ from the fine-tuned policy's); default: two samples of the newest policy",
+    { nullable: true, metavar: 'DIR' },
+  ),
   reward_base: f.string(null, 'the model each round’s reward model starts from; default: model_name_or_path', { nullable: true, metavar: 'DIR' }),
   prompts: f.string('', 'prompts the rounds sample pairs for (TRL prompt-only JSONL)', { required: true, metavar: 'FILE' }),
   rl_prompts: f.string(null, 'prompts PPO trains on; default: prompts', { nullable: true, metavar: 'FILE' }),
@@ -46,11 +51,26 @@ export const RLHF_FIELDS = {
 
 export type RlhfOptions = OptionsOf<typeof RLHF_FIELDS>;
 
-const SET_BY_LOOP = ['model_name_or_path', 'train_file', 'eval_file', 'dataset_path', 'dataset_name', 'datasets', 'output_dir', 'reward_model_path', 'reward_funcs', 'resume_from_checkpoint', 'overwrite_output_dir'];
+const SET_BY_LOOP = [
+  'model_name_or_path',
+  'train_file',
+  'eval_file',
+  'dataset_path',
+  'dataset_name',
+  'datasets',
+  'output_dir',
+  'reward_model_path',
+  'reward_funcs',
+  'resume_from_checkpoint',
+  'overwrite_output_dir',
+];
 
 /** Checks the reward and PPO options before the first round. */
 export function checkRlhfOptions(o: RlhfOptions, locate: Locate): void {
-  for (const [key, kind] of [['reward', 'reward'], ['ppo', 'ppo']] as const) {
+  for (const [key, kind] of [
+    ['reward', 'reward'],
+    ['ppo', 'ppo'],
+  ] as const) {
     const at = (k: string) => `${locate(key)}.${k}`;
     for (const k of SET_BY_LOOP) if (k in o[key]) throw new Error(`${at(k)}: set by the RLHF loop`);
     checkRunConfig(kind, { ...o[key], model_name_or_path: 'x', train_file: 'x', ...(kind === 'ppo' ? { reward_model_path: 'x' } : {}) }, at);
@@ -88,7 +108,7 @@ function writeAtomic(path: string, value: unknown): void {
 
 /** The labels of a round so far (decisive or not). */
 function labelled(store: FeedbackDB, round: number): number {
-  return store.labelRows(round).length;
+  return store.labelCount(round);
 }
 
 /** Runs (or resumes) the rounds. */
@@ -127,7 +147,11 @@ export async function runRlhf(o: RlhfOptions, h: RlhfHooks = {}): Promise<RlhfRe
           const rng = new Random(o.seed * 1000 + r);
           const subset: PromptRecord[] = o.prompts_per_round && o.prompts_per_round < allPrompts.length ? shuffled(allPrompts, rng).slice(0, o.prompts_per_round) : allPrompts;
           const labelRound = store.openRound({
-            source: 'policy', policy, input: resolve(o.prompts), prompts: subset,
+            source: 'policy',
+            policy,
+            policyB: o.policy_b ? resolve(o.policy_b) : null,
+            input: resolve(o.prompts),
+            prompts: subset,
             settings: { maxNewTokens: o.max_new_tokens, temperature: o.temperature, topP: o.top_p ?? undefined, seed: o.seed * 1000 + r },
           }).id;
           entry = { round: r, labelRound, policy };
@@ -146,16 +170,34 @@ export async function runRlhf(o: RlhfOptions, h: RlhfHooks = {}): Promise<RlhfRe
           // every prompt sampled and every pair labelled, yet fewer labels than asked for: it cannot finish
           const c = store.roundCounts().find((x) => x.round === entry!.labelRound);
           if (c && c.pending === 0 && seen >= c.pairs && seen < o.labels_per_round)
-            throw new Error(`${name}: the round ran out of pairs at ${seen} labels (of ${o.labels_per_round}; ${c.pairs} pairs, ${c.failed} prompts failed to sample): give more prompts or lower labels_per_round`);
+            throw new Error(
+              `${name}: the round ran out of pairs at ${seen} labels (of ${o.labels_per_round}; ${c.pairs} pairs, ${c.failed} prompts failed to sample): give more prompts or lower labels_per_round`,
+            );
         }
         progress.stop();
         // every round's labels so far → the reward model → PPO from the newest policy
+        mkdirSync(run.dir(name), { recursive: true });
         const prefs = join(run.dir(name), 'prefs.jsonl');
         const counts = exportPreferences(store, prefs);
         const base = o.reward_base ?? o.model_name_or_path;
         const rm = await runStage('reward', join(run.dir(name), 'reward'), { seed: o.seed, ...o.reward, model_name_or_path: base, train_file: prefs }, { quiet: h.quiet, handleInterrupt: true });
-        const ppo = await runStage('ppo', join(run.dir(name), 'ppo'), { seed: o.seed, ...o.ppo, model_name_or_path: entry.policy, train_file: o.rl_prompts ?? o.prompts, reward_model_path: join(run.dir(name), 'reward') }, { quiet: h.quiet, handleInterrupt: true });
-        return { round: r, label_round: entry.labelRound, labels: seen, comparisons: counts.written, ties: counts.ties, both_bad: counts.bothBad, policy: entry.policy, reward: rm.metrics, ppo: ppo.metrics };
+        const ppo = await runStage(
+          'ppo',
+          join(run.dir(name), 'ppo'),
+          { seed: o.seed, ...o.ppo, model_name_or_path: entry.policy, train_file: o.rl_prompts ?? o.prompts, reward_model_path: join(run.dir(name), 'reward') },
+          { quiet: h.quiet, handleInterrupt: true },
+        );
+        return {
+          round: r,
+          label_round: entry.labelRound,
+          labels: seen,
+          comparisons: counts.written,
+          ties: counts.ties,
+          both_bad: counts.bothBad,
+          policy: entry.policy,
+          reward: rm.metrics,
+          ppo: ppo.metrics,
+        };
       });
       policy = resolve(run.dir(name), 'ppo');
     }

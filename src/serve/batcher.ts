@@ -64,10 +64,12 @@ export class Batcher {
   submit(job: Job): string | null {
     const m = this.models.get(job.model);
     if (!m) return `no model named ${JSON.stringify(job.model)}`;
-    const c = m.base.model.config, p = job.params;
+    const c = m.base.model.config,
+      p = job.params;
     if (job.prompt.length === 0) return 'the prompt has no tokens';
     for (const id of job.prompt) if (!Number.isInteger(id) || id < 0 || id >= c.vocabSize) return `token id ${id} is outside the vocabulary (0 … ${c.vocabSize - 1})`;
-    if (job.prompt.length + p.maxTokens > c.maxPositions) return `the prompt (${job.prompt.length} tokens) plus max_tokens (${p.maxTokens}) is more than the model's context of ${c.maxPositions} tokens`;
+    if (job.prompt.length + p.maxTokens > c.maxPositions)
+      return `the prompt (${job.prompt.length} tokens) plus max_tokens (${p.maxTokens}) is more than the model's context of ${c.maxPositions} tokens`;
     if (p.n > this.o.maxBatch) return `n = ${p.n} is more than the ${this.o.maxBatch} sequences the server decodes at once`;
     if (this.byId.has(job.id)) return `request id ${job.id} is already running`;
     const req: Request = { job, adapter: m.adapter, choices: [] };
@@ -145,10 +147,12 @@ export class Batcher {
   }
 
   private stepBase(base: BaseBatch, msg: StepMessage): void {
-    const model = base.model, V = model.config.vocabSize;
+    const model = base.model,
+      V = model.config.vocabSize;
     // join: whole requests (all their choices) while the batch has room and the prefill budget lasts
     const joined: Request[] = [];
-    let budget = this.o.prefillBudget, seqs = base.active.length;
+    let budget = this.o.prefillBudget,
+      seqs = base.active.length;
     while (base.waiting.length) {
       const r = base.waiting[0]!;
       if (seqs + r.job.params.n > this.o.maxBatch) break;
@@ -194,8 +198,11 @@ export class Batcher {
         // prompt log-probs of joined requests that asked (echo): token t given tokens < t
         joined.forEach((r, j) => {
           if (!r.job.params.promptLogprobs) return;
-          const s = decoding.length + j, first = res.first[s]!, k = r.job.params.logprobs ?? 0;
-          const lp: (number | null)[] = [null], top: ([number, number][] | null)[] = [null];
+          const s = decoding.length + j,
+            first = res.first[s]!,
+            k = r.job.params.logprobs ?? 0;
+          const lp: (number | null)[] = [null],
+            top: ([number, number][] | null)[] = [null];
           for (let t = 1; t < r.job.prompt.length; t++) {
             const row = lsm!.subarray((first + t - 1) * V, (first + t) * V);
             lp.push(row[r.job.prompt[t]!]!);
@@ -226,11 +233,12 @@ export class Batcher {
         }
         // joined requests that asked for no new tokens (echo only) are done after their prefill
         for (const r of joined) {
-          if (r.job.params.maxTokens === 0) for (const ch of r.choices) {
-            msg.done.push([r.job.id, ch.index, 'length']);
-            ch.done = true;
-            ch.cache.dispose();
-          }
+          if (r.job.params.maxTokens === 0)
+            for (const ch of r.choices) {
+              msg.done.push([r.job.id, ch.index, 'length']);
+              ch.done = true;
+              ch.cache.dispose();
+            }
           for (const ch of r.choices) if (!ch.done) base.active.push(ch);
           this.settle(r);
         }

@@ -42,7 +42,10 @@ export async function runChat(o: ChatOptions): Promise<number> {
   let model: ServedModel;
   try {
     model = servedModels(engine.models)[0]!;
-    if (!model.hasChatTemplate) throw new Error(`${o.model.dir}: the tokenizer has no chat template (tokenizer_config.json chat_template or chat_template.jinja), so a conversation cannot be rendered; use \`alignkit generate\` for plain text`);
+    if (!model.hasChatTemplate)
+      throw new Error(
+        `${o.model.dir}: the tokenizer has no chat template (tokenizer_config.json chat_template or chat_template.jinja), so a conversation cannot be rendered; use \`alignkit generate\` for plain text`,
+      );
   } catch (e) {
     await engine.close();
     throw e;
@@ -79,19 +82,32 @@ export async function runChat(o: ChatOptions): Promise<number> {
         turns.push({ role: 'assistant', content: ct.fullText });
         resolve();
       };
-      const handle = engine.submit(model.name, ids, {
-        maxTokens, temperature: o.temperature, topP: o.topP, topK: o.topK, seed: (o.seed + turn++) >>> 0, n: 1, logprobs: null, promptLogprobs: false, stopIds: model.stopIds,
-      }, {
-        onToken: (_c, token) => {
-          const d = ct.push(token);
-          if (d) o.out.write(d);
+      const handle = engine.submit(
+        model.name,
+        ids,
+        {
+          maxTokens,
+          temperature: o.temperature,
+          topP: o.topP,
+          topK: o.topK,
+          seed: (o.seed + turn++) >>> 0,
+          n: 1,
+          logprobs: null,
+          promptLogprobs: false,
+          stopIds: model.stopIds,
         },
-        onDone: () => end(null),
-        onError: (message) => {
-          o.err.write(`\nerror: ${message}\n`);
-          end(null);
+        {
+          onToken: (_c, token) => {
+            const d = ct.push(token);
+            if (d) o.out.write(d);
+          },
+          onDone: () => end(null),
+          onError: (message) => {
+            o.err.write(`\nerror: ${message}\n`);
+            end(null);
+          },
         },
-      });
+      );
       current = { handle, stop: () => (handle.cancel(), end('[stopped]')) };
     });
 

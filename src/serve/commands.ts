@@ -6,7 +6,10 @@ import type { ModelSpec } from './protocol.js';
 import { isLoopback, startServer } from './server.js';
 
 const SERVE_OPTIONS = {
-  model: f.list([], 'a model to serve, NAME=DIR or DIR (named after its folder); DIR is a Hugging Face folder or a PEFT adapter folder (adapters share their base in memory)', { repeatable: true, metavar: 'NAME=DIR' }),
+  model: f.list([], 'a model to serve, NAME=DIR or DIR (named after its folder); DIR is a Hugging Face folder or a PEFT adapter folder (adapters share their base in memory)', {
+    repeatable: true,
+    metavar: 'NAME=DIR',
+  }),
   host: f.string('127.0.0.1', 'address to bind; any but this machine (127.0.0.1, ::1) needs --api-key'),
   port: f.integer(8000, 'TCP port (0 picks a free one)', { min: 0, max: 65535 }),
   api_key: f.string(null, 'require Authorization: Bearer KEY on every route but /health (default: $ALIGNKIT_API_KEY; none on 127.0.0.1)', { nullable: true, metavar: 'KEY' }),
@@ -47,11 +50,23 @@ Any OpenAI client works with base URL http://127.0.0.1:8000/v1 (see docs/serve.m
     if (!isLoopback(v.host) && !apiKey) throw new UsageError(`--host ${v.host} makes the server reachable from other machines: give --api-key KEY (or set ALIGNKIT_API_KEY)`);
     const log = (line: string) => ctx.err.write(`[serve] ${line}\n`);
     const server = await startServer({
-      models, host: v.host, port: v.port, apiKey, maxBatch: v.max_batch, maxQueue: v.max_queue, maxTokens: v.max_tokens, maxN: v.max_n,
-      requestTimeoutMs: v.request_timeout * 1000, maxBody: v.max_body_kib * 1024, allowHosts: v.allow_host, log,
+      models,
+      host: v.host,
+      port: v.port,
+      apiKey,
+      maxBatch: v.max_batch,
+      maxQueue: v.max_queue,
+      maxTokens: v.max_tokens,
+      maxN: v.max_n,
+      requestTimeoutMs: v.request_timeout * 1000,
+      maxBody: v.max_body_kib * 1024,
+      allowHosts: v.allow_host,
+      log,
     });
     for (const m of server.models)
-      log(`${m.name}: ${m.info.dir}${m.info.adapter ? ` (LoRA on ${m.info.baseDir})` : ''}, context ${m.info.contextLength}, ${m.hasChatTemplate ? 'chat template' : 'no chat template (completions only)'}`);
+      log(
+        `${m.name}: ${m.info.dir}${m.info.adapter ? ` (LoRA on ${m.info.baseDir})` : ''}, context ${m.info.contextLength}, ${m.hasChatTemplate ? 'chat template' : 'no chat template (completions only)'}`,
+      );
     ctx.out.write(`alignkit serve: listening on ${server.url}/v1 (${server.models.map((m) => m.name).join(', ')})\n`);
     return new Promise<number>((resolveExit) => {
       const stop = (sig: string) => {
@@ -83,14 +98,25 @@ const CHAT_OPTIONS = {
 
 const CHAT_COMMAND: Command = {
   name: 'chat',
-  summary: "talk to a model in the terminal (streams answers; /system, /reset; Ctrl-C stops an answer)",
+  summary: 'talk to a model in the terminal (streams answers; /system, /reset; Ctrl-C stops an answer)',
   options: CHAT_OPTIONS,
   async run(ctx) {
     const v = ctx.values as OptionsOf<typeof CHAT_OPTIONS>;
     const [model] = modelSpecs([v.model]);
     const { runChat } = await import('./chat.js');
     try {
-      return await runChat({ model: model!, system: v.system, maxNewTokens: v.max_new_tokens, temperature: v.temperature, topP: v.top_p, topK: v.top_k, seed: v.seed, input: process.stdin, out: ctx.out, err: ctx.err });
+      return await runChat({
+        model: model!,
+        system: v.system,
+        maxNewTokens: v.max_new_tokens,
+        temperature: v.temperature,
+        topP: v.top_p,
+        topK: v.top_k,
+        seed: v.seed,
+        input: process.stdin,
+        out: ctx.out,
+        err: ctx.err,
+      });
     } catch (e) {
       throw new UsageError((e as Error).message);
     }

@@ -12,7 +12,11 @@ export class ChoiceText {
   stopped = false;
   private readonly hold: number;
 
-  constructor(private readonly tok: Tokenizer, private readonly stop: readonly string[], private readonly skipIds: ReadonlySet<number>) {
+  constructor(
+    private readonly tok: Tokenizer,
+    private readonly stop: readonly string[],
+    private readonly skipIds: ReadonlySet<number>,
+  ) {
     this.hold = stop.reduce((m, s) => Math.max(m, s.length - 1), 0);
   }
 

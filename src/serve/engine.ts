@@ -44,7 +44,10 @@ export class Engine {
   /** sequences in the batch and requests waiting, as of the last step */
   load = { active: 0, waiting: 0 };
 
-  private constructor(private readonly worker: Worker, readonly models: LoadedModel[]) {}
+  private constructor(
+    private readonly worker: Worker,
+    readonly models: LoadedModel[],
+  ) {}
 
   static start(o: EngineOptions): Promise<Engine> {
     const init: EngineInit = { alignkitServe: true, models: o.models, maxBatch: o.maxBatch, prefillBudget: o.prefillBudget ?? 2048 };

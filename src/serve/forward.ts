@@ -21,7 +21,10 @@ export class SeqCache {
   readonly k: Tensor[];
   readonly v: Tensor[];
   length = 0;
-  constructor(readonly config: CausalLMConfig, readonly capacity: number) {
+  constructor(
+    readonly config: CausalLMConfig,
+    readonly capacity: number,
+  ) {
     const shape = [1, config.numKvHeads, capacity, config.headDim];
     this.k = Array.from({ length: config.numLayers }, () => keep(Tensor.zeros(shape)));
     this.v = Array.from({ length: config.numLayers }, () => keep(Tensor.zeros(shape)));
@@ -117,10 +120,16 @@ export class ServeModel {
     const upd: AdapterWeights = new Map();
     for (const [name, ad] of withAdapters.adapters) {
       if (!this.lin.has(name)) throw new Error(`adapter module ${name} is not a linear layer of the base model`);
-      const r = ad.A.shape[0]!, rp = Math.max(16, r);
-      const inF = ad.A.shape[1]!, outF = ad.B.shape[0]!;
-      const a = keep(Tensor.zeros([inF, rp])), b = keep(Tensor.zeros([rp, outF]));
-      const A = ad.A.data, B = ad.B.data, ao = ad.A.offset, bo = ad.B.offset;
+      const r = ad.A.shape[0]!,
+        rp = Math.max(16, r);
+      const inF = ad.A.shape[1]!,
+        outF = ad.B.shape[0]!;
+      const a = keep(Tensor.zeros([inF, rp])),
+        b = keep(Tensor.zeros([rp, outF]));
+      const A = ad.A.data,
+        B = ad.B.data,
+        ao = ad.A.offset,
+        bo = ad.B.offset;
       for (let i = 0; i < r; i++) for (let j = 0; j < inF; j++) a.data[j * rp + i] = A[ao + i * inF + j]!;
       for (let o = 0; o < outF; o++) for (let i = 0; i < r; i++) b.data[i * outF + o] = B[bo + o * r + i]!;
       this.owned.push(a, b);
@@ -159,7 +168,8 @@ export class ServeModel {
       start[i] = R;
       R += s.ids.length;
     }
-    const ids = new Int32Array(R), pos = new Int32Array(R);
+    const ids = new Int32Array(R),
+      pos = new Int32Array(R);
     for (const i of order) {
       const s = segments[i]!;
       for (let t = 0; t < s.ids.length; t++) {
@@ -172,12 +182,13 @@ export class ServeModel {
     }
     const groups: { adapter: number; r0: number; r1: number }[] = [];
     for (const i of order) {
-      const s = segments[i]!, g = groups[groups.length - 1];
+      const s = segments[i]!,
+        g = groups[groups.length - 1];
       if (g && g.adapter === s.adapter) g.r1 = start[i]! + s.ids.length;
       else groups.push({ adapter: s.adapter, r0: start[i]!, r1: start[i]! + s.ids.length });
     }
     const linear = (module: string, x: Tensor): Tensor => {
-      let y = rowLinear(x, this.lin.get(module)!);
+      const y = rowLinear(x, this.lin.get(module)!);
       for (const g of groups) {
         const u = g.adapter >= 0 ? this.adapters[g.adapter]!.get(module) : undefined;
         if (!u) continue;
@@ -194,19 +205,29 @@ export class ServeModel {
     const segs = order.map((i) => ({ s: segments[i]!, r0: start[i]! }));
     for (let l = 0; l < c.numLayers; l++) {
       if (c.arch === 'gpt2') {
-        const h = `transformer.h.${l}.`, C = c.hiddenSize, H = c.numHeads, D = c.headDim;
+        const h = `transformer.h.${l}.`,
+          C = c.hiddenSize,
+          H = c.numHeads,
+          D = c.headDim;
         const a = layerNorm(x, this.p(h + 'ln_1.weight'), this.p(h + 'ln_1.bias'), c.normEps);
         const qkv = linear(h + 'attn.c_attn', a);
-        const [q, k, v] = qkv.reshape([1, R, 3 * C]).split(2, [C, C, C]).map((t) => t.reshape([1, R, H, D]).transpose(1, 2)) as [Tensor, Tensor, Tensor];
+        const [q, k, v] = qkv
+          .reshape([1, R, 3 * C])
+          .split(2, [C, C, C])
+          .map((t) => t.reshape([1, R, H, D]).transpose(1, 2)) as [Tensor, Tensor, Tensor];
         const att = this.attend(l, q, k, v, segs, R);
         x = add(x, linear(h + 'attn.c_proj', att));
         const m = layerNorm(x, this.p(h + 'ln_2.weight'), this.p(h + 'ln_2.bias'), c.normEps);
         const f = gelu(linear(h + 'mlp.c_fc', m), c.activation === 'gelu' ? 'none' : 'tanh');
         x = add(x, linear(h + 'mlp.c_proj', f));
       } else {
-        const p = `model.layers.${l}.`, D = c.headDim;
+        const p = `model.layers.${l}.`,
+          D = c.headDim;
         const a = rmsNorm(x, this.p(p + 'input_layernorm.weight'), c.normEps);
-        const proj = (n: string, heads: number): Tensor => linear(p + `self_attn.${n}_proj`, a).reshape([1, R, heads, D]).transpose(1, 2);
+        const proj = (n: string, heads: number): Tensor =>
+          linear(p + `self_attn.${n}_proj`, a)
+            .reshape([1, R, heads, D])
+            .transpose(1, 2);
         const q = rope(proj('q', c.numHeads), pos, c.ropeTheta);
         const k = rope(proj('k', c.numKvHeads), pos, c.ropeTheta);
         const att = this.attend(l, q, k, proj('v', c.numKvHeads), segs, R);
@@ -215,13 +236,13 @@ export class ServeModel {
         x = add(x, linear(p + 'mlp.down_proj', swiglu(linear(p + 'mlp.gate_proj', m), linear(p + 'mlp.up_proj', m))));
       }
     }
-    const h = c.arch === 'gpt2'
-      ? layerNorm(x, this.p('transformer.ln_f.weight'), this.p('transformer.ln_f.bias'), c.normEps)
-      : rmsNorm(x, this.p('model.norm.weight'), c.normEps);
+    const h = c.arch === 'gpt2' ? layerNorm(x, this.p('transformer.ln_f.weight'), this.p('transformer.ln_f.bias'), c.normEps) : rmsNorm(x, this.p('model.norm.weight'), c.normEps);
     for (const { s } of segs) s.cache.length += s.ids.length;
 
     // the LM head on the wanted rows only, in the segments' given order
-    const first: number[] = [], count: number[] = [], rows: number[] = [];
+    const first: number[] = [],
+      count: number[] = [],
+      rows: number[] = [];
     segments.forEach((s, i) => {
       first.push(rows.length);
       const n = s.logits === 'all' ? s.ids.length : 1;
@@ -238,19 +259,43 @@ export class ServeModel {
    * sequence: with 32 sequences and 12 layers that bookkeeping cost more than the attention itself).
    */
   private attend(l: number, q: Tensor, k: Tensor, v: Tensor, segs: readonly { s: Segment; r0: number }[], R: number): Tensor {
-    const c = this.config, H = c.numHeads, Hkv = c.numKvHeads, D = c.headDim;
+    const c = this.config,
+      H = c.numHeads,
+      Hkv = c.numKvHeads,
+      D = c.headDim;
     for (const t of [q, k, v]) if (t.strides[3] !== 1) throw new Error('serve attention: q, k and v need a unit inner stride');
     const out = Tensor.empty([R, H * D]);
     const outStrides = [R * H * D, D, H * D, 1];
     const scale = 1 / Math.sqrt(D);
     for (const { s, r0 } of segs) {
-      const T = s.ids.length, past = s.cache.length, cap = s.cache.capacity;
-      const ck = s.cache.k[l]!, cv = s.cache.v[l]!;
+      const T = s.ids.length,
+        past = s.cache.length,
+        cap = s.cache.capacity;
+      const ck = s.cache.k[l]!,
+        cv = s.cache.v[l]!;
       const cs = [Hkv * cap * D, cap * D, D, 1];
       core.copyStrided(k.data, k.offset + r0 * k.strides[2]!, [1, Hkv, T, D], k.strides, ck.data, ck.offset + past * D, cs);
       core.copyStrided(v.data, v.offset + r0 * v.strides[2]!, [1, Hkv, T, D], v.strides, cv.data, cv.offset + past * D, cs);
-      attentionKernels.attentionForward(q.data, q.offset + r0 * q.strides[2]!, q.strides, ck.data, ck.offset, cs, cv.data, cv.offset, cs,
-        [1, H, Hkv, T, past + T, D], null, true, past, scale, out.data, out.offset + r0 * H * D, outStrides, new Float32Array(H * T));
+      attentionKernels.attentionForward(
+        q.data,
+        q.offset + r0 * q.strides[2]!,
+        q.strides,
+        ck.data,
+        ck.offset,
+        cs,
+        cv.data,
+        cv.offset,
+        cs,
+        [1, H, Hkv, T, past + T, D],
+        null,
+        true,
+        past,
+        scale,
+        out.data,
+        out.offset + r0 * H * D,
+        outStrides,
+        new Float32Array(H * T),
+      );
     }
     return out;
   }

@@ -31,7 +31,8 @@ export function servedModels(loaded: readonly LoadedModel[]): ServedModel[] {
   const created = Math.floor(Date.now() / 1000);
   return loaded.map((info) => {
     const tokDir = [info.dir, info.baseDir].find((d) => existsSync(join(d, 'tokenizer.json')));
-    if (!tokDir) throw new Error(`model ${info.name}: no tokenizer.json in ${info.dir}${info.adapter ? ` or its base ${info.baseDir}` : ''} (the server needs the tokenizer to read prompts and write text)`);
+    if (!tokDir)
+      throw new Error(`model ${info.name}: no tokenizer.json in ${info.dir}${info.adapter ? ` or its base ${info.baseDir}` : ''} (the server needs the tokenizer to read prompts and write text)`);
     const tok = Tokenizer.fromPretrained(tokDir);
     if (tok.vocabSize > info.vocabSize)
       throw new Error(`model ${info.name}: the tokenizer has ${tok.vocabSize} tokens but the model only ${info.vocabSize} embedding rows, so prompts could encode to ids the model cannot read`);

@@ -108,7 +108,13 @@ export async function handleGeneration(kind: Kind, body: unknown, deps: Generati
   let prompts: number[][];
   if (kind === 'chat') {
     if (!model.hasChatTemplate)
-      throw new ApiError(400, `the model ${model.name} has no chat template (its tokenizer_config.json has no chat_template and there is no chat_template.jinja), so it cannot render messages; use /v1/completions with a prompt`, 'invalid_request_error', 'messages', 'no_chat_template');
+      throw new ApiError(
+        400,
+        `the model ${model.name} has no chat template (its tokenizer_config.json has no chat_template and there is no chat_template.jinja), so it cannot render messages; use /v1/completions with a prompt`,
+        'invalid_request_error',
+        'messages',
+        'no_chat_template',
+      );
     try {
       prompts = [model.tok.applyChatTemplate((req as ChatRequest).messages, { addGenerationPrompt: true, tokenize: true })];
     } catch (e) {
@@ -117,7 +123,8 @@ export async function handleGeneration(kind: Kind, body: unknown, deps: Generati
   } else {
     prompts = (req as CompletionRequest).prompts.map((p) => {
       if (typeof p !== 'string') {
-        for (const id of p) if (id >= model.info.vocabSize) throw new ApiError(400, `prompt: token id ${id} is outside the vocabulary (0 … ${model.info.vocabSize - 1})`, 'invalid_request_error', 'prompt');
+        for (const id of p)
+          if (id >= model.info.vocabSize) throw new ApiError(400, `prompt: token id ${id} is outside the vocabulary (0 … ${model.info.vocabSize - 1})`, 'invalid_request_error', 'prompt');
         return p;
       }
       const ids = model.tok.encode(p);
@@ -128,24 +135,51 @@ export async function handleGeneration(kind: Kind, body: unknown, deps: Generati
     });
   }
   const longest = Math.max(...prompts.map((p) => p.length));
-  if (longest >= ctx) throw new ApiError(400, `the prompt is ${longest} tokens, and the model's context is ${ctx} tokens: nothing is left to generate`, 'invalid_request_error', kind === 'chat' ? 'messages' : 'prompt', 'context_length_exceeded');
+  if (longest >= ctx)
+    throw new ApiError(
+      400,
+      `the prompt is ${longest} tokens, and the model's context is ${ctx} tokens: nothing is left to generate`,
+      'invalid_request_error',
+      kind === 'chat' ? 'messages' : 'prompt',
+      'context_length_exceeded',
+    );
   let maxTokens: number;
   if (req.maxTokens !== null) {
     maxTokens = req.maxTokens;
     if (maxTokens > limits.maxTokens) throw new ApiError(400, `max_tokens: ${maxTokens} is more than this server allows (${limits.maxTokens}, --max-tokens)`, 'invalid_request_error', 'max_tokens');
     if (longest + maxTokens > ctx)
-      throw new ApiError(400, `the prompt (${longest} tokens) plus max_tokens (${maxTokens}) is ${longest + maxTokens} tokens, more than the model's context of ${ctx} tokens`, 'invalid_request_error', 'max_tokens', 'context_length_exceeded');
+      throw new ApiError(
+        400,
+        `the prompt (${longest} tokens) plus max_tokens (${maxTokens}) is ${longest + maxTokens} tokens, more than the model's context of ${ctx} tokens`,
+        'invalid_request_error',
+        'max_tokens',
+        'context_length_exceeded',
+      );
   } else maxTokens = Math.min(kind === 'chat' ? limits.maxTokens : DEFAULT_COMPLETION_TOKENS, ctx - longest);
   const echo = kind === 'completion' && (req as CompletionRequest).echo;
   const k = kind === 'chat' ? ((req as ChatRequest).logprobs ? (req as ChatRequest).topLogprobs : null) : (req as CompletionRequest).logprobs;
   if (engine.failure) throw new ApiError(503, `the engine is not running: ${engine.failure}`, 'server_error');
   if (engine.queued >= limits.maxQueue)
-    throw new ApiError(429, `the server is busy: ${engine.queued} requests are waiting for a place in the batch (limit ${limits.maxQueue}); retry shortly`, 'rate_limit_error', null, 'rate_limit_exceeded', { 'Retry-After': '1' });
+    throw new ApiError(
+      429,
+      `the server is busy: ${engine.queued} requests are waiting for a place in the batch (limit ${limits.maxQueue}); retry shortly`,
+      'rate_limit_error',
+      null,
+      'rate_limit_exceeded',
+      { 'Retry-After': '1' },
+    );
 
   const seed = req.seed === null ? randomInt(0, 2 ** 31) : ((req.seed % 2 ** 32) + 2 ** 32) % 2 ** 32;
   const params: SamplingParams = {
-    maxTokens, temperature: req.temperature, topP: req.topP, topK: req.topK, seed, n: req.n, logprobs: k,
-    promptLogprobs: echo && k !== null, stopIds: model.stopIds,
+    maxTokens,
+    temperature: req.temperature,
+    topP: req.topP,
+    topK: req.topK,
+    seed,
+    n: req.n,
+    logprobs: k,
+    promptLogprobs: echo && k !== null,
+    stopIds: model.stopIds,
   };
   const id = `${kind === 'chat' ? 'chatcmpl' : 'cmpl'}-${randomBytes(12).toString('hex')}`;
   const created = Math.floor(Date.now() / 1000);
@@ -231,7 +265,12 @@ export async function handleGeneration(kind: Kind, body: unknown, deps: Generati
         if (echo) {
           const pl = promptLp[q.prompt]!;
           const head = completionLogprobs(model, prompts[q.prompt]!, pl.lps, pl.tops, k, 0);
-          logprobs = { tokens: [...head.tokens, ...gen.tokens], token_logprobs: [...head.token_logprobs, ...gen.token_logprobs], top_logprobs: [...head.top_logprobs, ...gen.top_logprobs], text_offset: [...head.text_offset, ...gen.text_offset] };
+          logprobs = {
+            tokens: [...head.tokens, ...gen.tokens],
+            token_logprobs: [...head.token_logprobs, ...gen.token_logprobs],
+            top_logprobs: [...head.top_logprobs, ...gen.top_logprobs],
+            text_offset: [...head.text_offset, ...gen.text_offset],
+          };
         } else logprobs = gen;
       }
       return { index: q.index, text: pre + q.text.fullText, logprobs, finish_reason: q.finish };

@@ -17,7 +17,10 @@ import { gemm } from '../engine/ops/matmul.js';
 import { Tensor, keep } from '../engine/tensor.js';
 
 /** The few-row kernel's split (KSPLIT, from KSPLIT_MIN) and the blocked kernel's K block, see native/gemm.cc. */
-const SPLIT = 4, SPLIT_MIN = 512, KC = 384, FEW_ROWS = 8;
+const SPLIT = 4,
+  SPLIT_MIN = 512,
+  KC = 384,
+  FEW_ROWS = 8;
 
 /** The K slices [start, length] of a product, and whether each is split in 4 blocks by the few-row kernel. */
 export function kSlices(K: number, N: number): { k0: number; len: number; split: boolean }[] {
@@ -60,21 +63,23 @@ export function rowWeight(weight: Tensor, bias: Tensor | null, layout: 'in_out' 
 
 /** x [R, in] (contiguous rows) · w → [R, out], each row independent of the others (see the file header). */
 export function rowMatmul(x: Tensor, w: Tensor): Tensor {
-  const R = x.shape[0]!, K = x.shape[1]!, N = w.shape[1]!;
+  const R = x.shape[0]!,
+    K = x.shape[1]!,
+    N = w.shape[1]!;
   if (x.ndim !== 2 || w.shape[0] !== K) throw new Error(`rowMatmul: ${x.describe()} · ${w.describe()}`);
   if (N <= FEW_ROWS) throw new Error(`rowMatmul: ${N} output columns; pad the weight to more than ${FEW_ROWS}`);
   const xc = x.isContiguous ? x : x.clone();
   const out = Tensor.empty([R, N]);
   if (R > 0) {
     if (K === 0) out.data.fill(0, 0, R * N);
-    const gemmInto = (k0: number, len: number, beta: number, c: Tensor) =>
-      gemm.sgemm(false, false, R, N, len, 1, xc.data, xc.offset + k0, K, w.data, w.offset + k0 * N, N, beta, c.data, c.offset, N);
+    const gemmInto = (k0: number, len: number, beta: number, c: Tensor) => gemm.sgemm(false, false, R, N, len, 1, xc.data, xc.offset + k0, K, w.data, w.offset + k0 * N, N, beta, c.data, c.offset, N);
     kSlices(K, N).forEach(({ k0, len, split }, i) => {
       if (R <= FEW_ROWS || !split) return gemmInto(k0, len, i === 0 ? 0 : 1, out);
       // the few-row kernel's 4 blocks, each a plain chain, added in its order
       let s: Tensor | null = null;
       for (let t = 0; t < SPLIT; t++) {
-        const b0 = Math.floor((len * t) / SPLIT), b1 = Math.floor((len * (t + 1)) / SPLIT);
+        const b0 = Math.floor((len * t) / SPLIT),
+          b1 = Math.floor((len * (t + 1)) / SPLIT);
         const part = Tensor.empty([R, N]);
         gemmInto(k0 + b0, b1 - b0, 0, part);
         if (s === null) s = part;

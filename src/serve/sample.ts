@@ -16,11 +16,13 @@ export function argmax(row: Float32Array): number {
 /** The k-th largest value of a (a copy is partitioned). */
 export function kthLargest(a: Float32Array, k: number): number {
   const x = Float32Array.from(a);
-  let lo = 0, hi = x.length - 1;
+  let lo = 0,
+    hi = x.length - 1;
   const target = k - 1;
   while (lo < hi) {
     const pivot = x[(lo + hi) >> 1]!;
-    let i = lo, j = hi;
+    let i = lo,
+      j = hi;
     while (i <= j) {
       while (x[i]! > pivot) i++;
       while (x[j]! < pivot) j--;
@@ -45,13 +47,17 @@ export function kthLargest(a: Float32Array, k: number): number {
  * value (everything is kept).
  */
 export function nucleusEdge(vals: Float32Array, mass: number): number {
-  let lo = 0, hi = vals.length, above = 0;
+  let lo = 0,
+    hi = vals.length,
+    above = 0;
   let smallest = Infinity;
   for (let i = 0; i < vals.length; i++) if (vals[i]! < smallest) smallest = vals[i]!;
   while (lo < hi) {
     const pivot = vals[(lo + hi) >> 1]!;
     // three-way partition of [lo, hi): > pivot | == pivot | < pivot
-    let lt = lo, i = lo, gt = hi;
+    let lt = lo,
+      i = lo,
+      gt = hi;
     while (i < gt) {
       const v = vals[i]!;
       if (v > pivot) {
@@ -84,19 +90,22 @@ export function sampleRow(p: Float32Array, topK: number | null, topP: number | n
   let tau = 0; // keep p >= tau
   if (topK !== null && topK > 0 && topK < V) tau = kthLargest(p, topK);
   if (topP !== null && topP < 1) {
-    let n = 0, zk = 0;
+    let n = 0,
+      zk = 0;
     for (let i = 0; i < V; i++) if (p[i]! >= tau) n++;
     const kept = new Float32Array(n);
     n = 0;
-    for (let i = 0; i < V; i++) if (p[i]! >= tau) {
-      kept[n++] = p[i]!;
-      zk += p[i]!;
-    }
+    for (let i = 0; i < V; i++)
+      if (p[i]! >= tau) {
+        kept[n++] = p[i]!;
+        zk += p[i]!;
+      }
     tau = Math.max(tau, nucleusEdge(kept, topP * zk));
   }
   let mass = 0;
   for (let i = 0; i < V; i++) if (p[i]! >= tau) mass += p[i]!;
-  let u = rng.uniform() * mass, tok = -1;
+  let u = rng.uniform() * mass,
+    tok = -1;
   for (let i = 0; i < V; i++) {
     if (p[i]! < tau) continue;
     tok = i;
@@ -109,7 +118,8 @@ export function sampleRow(p: Float32Array, topK: number | null, topP: number | n
 /** The k largest entries of row as [index, value] pairs, largest first (lower index first on a tie). */
 export function topEntries(row: Float32Array, k: number): [number, number][] {
   if (k <= 0) return [];
-  const idx: number[] = [], val: number[] = [];
+  const idx: number[] = [],
+    val: number[] = [];
   for (let i = 0; i < row.length; i++) {
     const v = row[i]!;
     if (idx.length === k && !(v > val[k - 1]!)) continue;

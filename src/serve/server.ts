@@ -73,10 +73,14 @@ function readJson(req: IncomingMessage, maxBody: number): Promise<unknown> {
     const type = String(req.headers['content-type'] ?? '');
     if (type && !/^application\/json\s*(;|$)/i.test(type)) return reject(new ApiError(415, `expected Content-Type application/json, got ${JSON.stringify(type)}`));
     const announced = Number(req.headers['content-length'] ?? 0);
-    const tooBig = () => new ApiError(413, `the request body${announced ? ` of ${announced} bytes` : ''} is over the limit of ${maxBody} bytes (--max-body-kib)`, 'invalid_request_error', null, null, { Connection: 'close' });
+    const tooBig = () =>
+      new ApiError(413, `the request body${announced ? ` of ${announced} bytes` : ''} is over the limit of ${maxBody} bytes (--max-body-kib)`, 'invalid_request_error', null, null, {
+        Connection: 'close',
+      });
     if (announced > maxBody) return reject(tooBig());
     const chunks: Buffer[] = [];
-    let n = 0, settled = false;
+    let n = 0,
+      settled = false;
     req.on('data', (c: Buffer) => {
       if (settled) return;
       n += c.length;
@@ -111,7 +115,8 @@ function readJson(req: IncomingMessage, maxBody: number): Promise<unknown> {
 }
 
 function keyMatches(given: string, expected: string): boolean {
-  const a = createHash('sha256').update(given).digest(), b = createHash('sha256').update(expected).digest();
+  const a = createHash('sha256').update(given).digest(),
+    b = createHash('sha256').update(expected).digest();
   return timingSafeEqual(a, b);
 }
 
@@ -147,10 +152,19 @@ export async function startServer(o: ServeOptions): Promise<ServeHandle> {
     return extraHosts.some((a) => a === v || (!/:\d+$/.test(a) && v.replace(/:\d+$/, '') === a));
   };
 
-  const modelCard = (m: ServedModel) => ({ id: m.name, object: 'model', created: m.created, owned_by: 'alignkit', root: m.info.dir, parent: m.info.adapter ? m.info.baseDir : null, max_model_len: m.info.contextLength });
+  const modelCard = (m: ServedModel) => ({
+    id: m.name,
+    object: 'model',
+    created: m.created,
+    owned_by: 'alignkit',
+    root: m.info.dir,
+    parent: m.info.adapter ? m.info.baseDir : null,
+    max_model_len: m.info.contextLength,
+  });
 
   const handle = async (req: IncomingMessage, res: ServerResponse): Promise<void> => {
-    if (!hostAllowed(req.headers.host)) throw new ApiError(421, `unexpected Host header ${JSON.stringify(req.headers.host ?? null)} (the server answers to 127.0.0.1:${port} and localhost:${port}; see --allow-host)`);
+    if (!hostAllowed(req.headers.host))
+      throw new ApiError(421, `unexpected Host header ${JSON.stringify(req.headers.host ?? null)} (the server answers to 127.0.0.1:${port} and localhost:${port}; see --allow-host)`);
     const url = new URL(req.url ?? '/', 'http://127.0.0.1');
     const path = url.pathname.replace(/\/+$/, '') || '/';
     const method = req.method ?? 'GET';
@@ -165,7 +179,9 @@ export async function startServer(o: ServeOptions): Promise<ServeHandle> {
     if (apiKey) {
       const m = /^Bearer\s+(\S+)\s*$/i.exec(req.headers.authorization ?? '');
       if (!m || !keyMatches(m[1]!, apiKey))
-        throw new ApiError(401, m ? 'the API key is not valid' : 'an API key is needed: send Authorization: Bearer <key>', 'authentication_error', null, 'invalid_api_key', { 'WWW-Authenticate': 'Bearer' });
+        throw new ApiError(401, m ? 'the API key is not valid' : 'an API key is needed: send Authorization: Bearer <key>', 'authentication_error', null, 'invalid_api_key', {
+          'WWW-Authenticate': 'Bearer',
+        });
     }
     if (path === '/v1/models') {
       allow(['GET']);
@@ -182,13 +198,21 @@ export async function startServer(o: ServeOptions): Promise<ServeHandle> {
     allow(['POST']);
     const body = await readJson(req, maxBody);
     if (draining) throw new ApiError(503, 'the server is shutting down', 'server_error', null, null, { 'Retry-After': '5' });
-    await handleGeneration(kind, body, {
-      engine, models: byName, limits, fail: sendError,
-      track: (abort) => {
-        running.add(abort);
-        return () => running.delete(abort);
+    await handleGeneration(
+      kind,
+      body,
+      {
+        engine,
+        models: byName,
+        limits,
+        fail: sendError,
+        track: (abort) => {
+          running.add(abort);
+          return () => running.delete(abort);
+        },
       },
-    }, res);
+      res,
+    );
   };
 
   const server: Server = createServer((req, res) => {
@@ -208,7 +232,12 @@ export async function startServer(o: ServeOptions): Promise<ServeHandle> {
   // Node answers malformed requests and oversized headers itself with an empty body: say why, in OpenAI's shape
   server.on('clientError', (err: NodeJS.ErrnoException, socket) => {
     if (err.code === 'ECONNRESET' || !socket.writable) return void socket.destroy();
-    const [status, reason] = err.code === 'HPE_HEADER_OVERFLOW' ? [431, 'Request Header Fields Too Large'] : err.code === 'HPE_REQUEST_TIMEOUT' || err.code === 'ERR_HTTP_REQUEST_TIMEOUT' ? [408, 'Request Timeout'] : [400, 'Bad Request'];
+    const [status, reason] =
+      err.code === 'HPE_HEADER_OVERFLOW'
+        ? [431, 'Request Header Fields Too Large']
+        : err.code === 'HPE_REQUEST_TIMEOUT' || err.code === 'ERR_HTTP_REQUEST_TIMEOUT'
+          ? [408, 'Request Timeout']
+          : [400, 'Bad Request'];
     const message = status === 431 ? 'the request headers are over the size limit' : status === 408 ? 'the request took too long to arrive' : `malformed HTTP request (${err.code ?? err.message})`;
     const body = JSON.stringify({ error: { message, type: 'invalid_request_error', param: null, code: null } });
     socket.end(`HTTP/1.1 ${status} ${reason}\r\nContent-Type: application/json; charset=utf-8\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`);

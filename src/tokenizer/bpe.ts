@@ -152,14 +152,19 @@ export class BPEModel {
         throw new TokenizerFormatError(f, `expected a "left right" string or a ["left", "right"] pair, got ${JSON.stringify(m)}`);
       }
     });
-    return new BPEModel(vocab, merges, {
-      unkToken: r.string('unk_token', null),
-      continuingSubwordPrefix: r.string('continuing_subword_prefix', null),
-      endOfWordSuffix: r.string('end_of_word_suffix', null),
-      fuseUnk: r.bool('fuse_unk', false),
-      byteFallback: r.bool('byte_fallback', false),
-      ignoreMerges: r.bool('ignore_merges', false),
-    }, path);
+    return new BPEModel(
+      vocab,
+      merges,
+      {
+        unkToken: r.string('unk_token', null),
+        continuingSubwordPrefix: r.string('continuing_subword_prefix', null),
+        endOfWordSuffix: r.string('end_of_word_suffix', null),
+        fuseUnk: r.bool('fuse_unk', false),
+        byteFallback: r.bool('byte_fallback', false),
+        ignoreMerges: r.bool('ignore_merges', false),
+      },
+      path,
+    );
   }
 
   /** The tokenizer.json representation (merges as pairs, as the current tokenizers library writes them). */

@@ -36,8 +36,9 @@ export function hasGenerationMarkers(template: string): boolean {
 function markGeneration(template: string): string {
   let t = template.replace(/^[ \t]*({%-?\s*(?:end)?generation\s*-?%})/gm, '$1');
   t = t.replace(/({%-?\s*(?:end)?generation\s*-?%})\n/g, '$1');
-  return t.replace(/(\s*){%(-?)\s*(end)?generation\s*(-?)%}(\s*)/g, (_m, before: string, l: string, end: string | undefined, r: string, after: string) =>
-    (l ? '' : before) + `{{ '${end ? GEN_END : GEN_START}' }}` + (r ? '' : after),
+  return t.replace(
+    /(\s*){%(-?)\s*(end)?generation\s*(-?)%}(\s*)/g,
+    (_m, before: string, l: string, end: string | undefined, r: string, after: string) => (l ? '' : before) + `{{ '${end ? GEN_END : GEN_START}' }}` + (r ? '' : after),
   );
 }
 
@@ -126,12 +127,7 @@ function checkMessages(messages: ChatMessage[]): void {
  * the text of messages[0..i) with the generation prompt is a prefix of the text of messages[0..i], and the
  * difference is that turn (an error is raised if the template is not prefix-consistent).
  */
-export function renderChatWithAssistantSpans(
-  template: string,
-  messages: ChatMessage[],
-  ctx: RenderContext,
-  opts: RenderOptions = {},
-): { text: string; spans: Array<[number, number]> } {
+export function renderChatWithAssistantSpans(template: string, messages: ChatMessage[], ctx: RenderContext, opts: RenderOptions = {}): { text: string; spans: Array<[number, number]> } {
   const text = renderChat(template, messages, ctx, opts);
   if (text.includes(GEN_START) || text.includes(GEN_END)) throw new ChatTemplateError('the conversation contains the private-use characters U+E000/U+E001, which mark assistant spans');
   if (hasGenerationMarkers(template)) {

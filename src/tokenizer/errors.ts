@@ -31,7 +31,10 @@ function describe(v: unknown): string {
 
 /** Reads typed fields of a JSON object, reporting the full field path on error. */
 export class Reader {
-  constructor(readonly obj: JsonObject, readonly path: string) {}
+  constructor(
+    readonly obj: JsonObject,
+    readonly path: string,
+  ) {}
 
   static of(v: unknown, path: string): Reader {
     if (v === null || typeof v !== 'object' || Array.isArray(v)) throw new TokenizerFormatError(path, `expected an object, got ${describe(v)}`);

@@ -104,7 +104,10 @@ export function buildNormalizer(json: Json | undefined, path = 'normalizer'): No
       };
     }
     case 'Sequence': {
-      const list = r.array('normalizers').map((n, k) => buildNormalizer(n, `${path}.normalizers[${k}]`)).filter((n): n is Normalizer => n !== null);
+      const list = r
+        .array('normalizers')
+        .map((n, k) => buildNormalizer(n, `${path}.normalizers[${k}]`))
+        .filter((n): n is Normalizer => n !== null);
       return { normalize: (ns) => list.forEach((n) => n.normalize(ns)) };
     }
     case 'Precompiled': {

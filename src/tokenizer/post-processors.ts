@@ -136,8 +136,12 @@ export function buildPostProcessor(json: Json | undefined, path = 'post_processo
         const er = Reader.of(entry, `${f}.${JSON.stringify(p.id)}`);
         const ids = er.array('ids');
         const toks = er.array('tokens');
-        if (ids.length !== toks.length || ids.some((x) => typeof x !== 'number') || toks.some((x) => typeof x !== 'string')) er.fail('ids', 'ids and tokens must be arrays of the same length (numbers, strings)');
-        specials.set(p.id, toks.map((t, k) => [t as string, ids[k] as number]));
+        if (ids.length !== toks.length || ids.some((x) => typeof x !== 'number') || toks.some((x) => typeof x !== 'string'))
+          er.fail('ids', 'ids and tokens must be arrays of the same length (numbers, strings)');
+        specials.set(
+          p.id,
+          toks.map((t, k) => [t as string, ids[k] as number]),
+        );
       }
       const added = single.reduce((n, p) => n + (p.kind === 'special' ? specials.get(p.id)!.length : 0), 0);
       return {

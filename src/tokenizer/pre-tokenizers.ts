@@ -115,12 +115,15 @@ export function buildPreTokenizer(json: Json | undefined, path = 'pre_tokenizer'
       return eachPiece((p) => p.splitByMatches(charMatchList(isNumeric, p.text), individual ? 'Isolated' : 'Contiguous'));
     }
     case 'BertPreTokenizer':
-      return eachPiece((p) =>
-        p.splitByMatches(charMatchList(isWhitespace, p.text), 'Removed').flatMap((q) => q.splitByMatches(charMatchList(isPunctuation, q.text), 'Isolated')),
-      );
+      return eachPiece((p) => p.splitByMatches(charMatchList(isWhitespace, p.text), 'Removed').flatMap((q) => q.splitByMatches(charMatchList(isPunctuation, q.text), 'Isolated')));
     case 'CharDelimiterSplit': {
       const d = r.char('delimiter');
-      return eachPiece((p) => p.splitByMatches(charMatchList((ch) => ch === d, p.text), 'Removed'));
+      return eachPiece((p) =>
+        p.splitByMatches(
+          charMatchList((ch) => ch === d, p.text),
+          'Removed',
+        ),
+      );
     }
     case 'Sequence': {
       const list = r
@@ -143,6 +146,9 @@ export function metaspacePreTokenizer(replacement: string, scheme: 'always' | 'f
       if (!p.text.startsWith(replacement)) p.prepend(replacement);
     }
     if (!split) return [p];
-    return p.splitByMatches(charMatchList((ch) => ch === replacement, p.text), 'MergedWithNext');
+    return p.splitByMatches(
+      charMatchList((ch) => ch === replacement, p.text),
+      'MergedWithNext',
+    );
   });
 }

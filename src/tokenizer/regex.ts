@@ -37,12 +37,41 @@ function lit(cp: number): string {
 
 // Characters whose simple case folding is not reached through toUpperCase/toLowerCase of a single char.
 const EXTRA_FOLDS: Record<number, number[]> = {
-  0x73: [0x17f], 0x53: [0x17f], 0x17f: [0x73, 0x53], 0x6b: [0x212a], 0x4b: [0x212a], 0x212a: [0x6b, 0x4b],
-  0xe5: [0x212b], 0xc5: [0x212b], 0x212b: [0xe5, 0xc5], 0xdf: [0x1e9e], 0x1e9e: [0xdf], 0x3c3: [0x3c2], 0x3a3: [0x3c2],
-  0x3c2: [0x3c3, 0x3a3], 0x3b2: [0x3d0], 0x3d0: [0x3b2, 0x392], 0x3b8: [0x3d1, 0x3f4], 0x3d1: [0x3b8, 0x398],
-  0x3c6: [0x3d5], 0x3d5: [0x3c6, 0x3a6], 0x3c0: [0x3d6], 0x3d6: [0x3c0, 0x3a0], 0x3ba: [0x3f0], 0x3f0: [0x3ba, 0x39a],
-  0x3c1: [0x3f1], 0x3f1: [0x3c1, 0x3a1], 0x3b5: [0x3f5], 0x3f5: [0x3b5, 0x395], 0x3b9: [0x345, 0x1fbe],
-  0x345: [0x3b9, 0x399], 0x1fbe: [0x3b9, 0x399], 0x3bc: [0xb5], 0xb5: [0x3bc, 0x39c], 0x1e61: [0x1e9b], 0x1e9b: [0x1e61, 0x1e60],
+  0x73: [0x17f],
+  0x53: [0x17f],
+  0x17f: [0x73, 0x53],
+  0x6b: [0x212a],
+  0x4b: [0x212a],
+  0x212a: [0x6b, 0x4b],
+  0xe5: [0x212b],
+  0xc5: [0x212b],
+  0x212b: [0xe5, 0xc5],
+  0xdf: [0x1e9e],
+  0x1e9e: [0xdf],
+  0x3c3: [0x3c2],
+  0x3a3: [0x3c2],
+  0x3c2: [0x3c3, 0x3a3],
+  0x3b2: [0x3d0],
+  0x3d0: [0x3b2, 0x392],
+  0x3b8: [0x3d1, 0x3f4],
+  0x3d1: [0x3b8, 0x398],
+  0x3c6: [0x3d5],
+  0x3d5: [0x3c6, 0x3a6],
+  0x3c0: [0x3d6],
+  0x3d6: [0x3c0, 0x3a0],
+  0x3ba: [0x3f0],
+  0x3f0: [0x3ba, 0x39a],
+  0x3c1: [0x3f1],
+  0x3f1: [0x3c1, 0x3a1],
+  0x3b5: [0x3f5],
+  0x3f5: [0x3b5, 0x395],
+  0x3b9: [0x345, 0x1fbe],
+  0x345: [0x3b9, 0x399],
+  0x1fbe: [0x3b9, 0x399],
+  0x3bc: [0xb5],
+  0xb5: [0x3bc, 0x39c],
+  0x1e61: [0x1e9b],
+  0x1e9b: [0x1e61, 0x1e60],
 };
 
 const foldCache = new Map<number, number[]>();
@@ -71,10 +100,24 @@ export function caseVariants(cp: number): number[] {
 function propertyContents(name: string, negated: boolean): { body: string; multi: boolean } | null {
   const key = name.replace(/[\s_-]/g, '').toLowerCase();
   const special: Record<string, string> = {
-    alpha: '\\p{Alphabetic}', alphabetic: '\\p{Alphabetic}', digit: '\\p{Nd}', space: SPACE_SET, whitespace: SPACE_SET,
-    upper: '\\p{Uppercase}', uppercase: '\\p{Uppercase}', lower: '\\p{Lowercase}', lowercase: '\\p{Lowercase}',
-    punct: '\\p{P}', cntrl: '\\p{Cc}', word: WORD_SET, alnum: '\\p{Alphabetic}\\p{Nd}', xdigit: HEX_SET,
-    any: '\\u{0}-\\u{10ffff}', assigned: '\\P{Cn}', ascii: '\\u{0}-\\u{7f}', blank: '\\p{Zs}\\t',
+    alpha: '\\p{Alphabetic}',
+    alphabetic: '\\p{Alphabetic}',
+    digit: '\\p{Nd}',
+    space: SPACE_SET,
+    whitespace: SPACE_SET,
+    upper: '\\p{Uppercase}',
+    uppercase: '\\p{Uppercase}',
+    lower: '\\p{Lowercase}',
+    lowercase: '\\p{Lowercase}',
+    punct: '\\p{P}',
+    cntrl: '\\p{Cc}',
+    word: WORD_SET,
+    alnum: '\\p{Alphabetic}\\p{Nd}',
+    xdigit: HEX_SET,
+    any: '\\u{0}-\\u{10ffff}',
+    assigned: '\\P{Cn}',
+    ascii: '\\u{0}-\\u{7f}',
+    blank: '\\p{Zs}\\t',
   };
   let body: string | undefined = special[key];
   if (body === undefined) {
@@ -290,10 +333,7 @@ function readQuantifier(p: string, i: number): { js: string; text: string; next:
   return null;
 }
 
-type Escape =
-  | { kind: 'char'; cp: number; next: number }
-  | { kind: 'set'; body: string; negated: boolean; multi: boolean; next: number }
-  | { kind: 'assert'; body: string; next: number };
+type Escape = { kind: 'char'; cp: number; next: number } | { kind: 'set'; body: string; negated: boolean; multi: boolean; next: number } | { kind: 'assert'; body: string; next: number };
 
 const WORD_CLASS = `[${WORD_SET}]`;
 
@@ -303,21 +343,36 @@ function readEscape(p: string, i: number, inClass: boolean, ci: boolean, err: (w
   const set = (body: string, negated = false, multi = false): Escape => ({ kind: 'set', body, negated, multi, next: i + 2 });
   const ch = (cp: number, len = 2): Escape => ({ kind: 'char', cp, next: i + len });
   switch (c) {
-    case 's': return set(SPACE_SET);
-    case 'S': return set('\\P{White_Space}');
-    case 'd': return set('\\p{Nd}');
-    case 'D': return set('\\P{Nd}');
-    case 'w': return set(WORD_SET, false, true);
-    case 'W': return set(WORD_SET, true, true);
-    case 'h': return set(HEX_SET, false, true);
-    case 'H': return set(HEX_SET, true, true);
-    case 'n': return ch(10);
-    case 't': return ch(9);
-    case 'r': return ch(13);
-    case 'f': return ch(12);
-    case 'v': return ch(11);
-    case 'a': return ch(7);
-    case 'e': return ch(27);
+    case 's':
+      return set(SPACE_SET);
+    case 'S':
+      return set('\\P{White_Space}');
+    case 'd':
+      return set('\\p{Nd}');
+    case 'D':
+      return set('\\P{Nd}');
+    case 'w':
+      return set(WORD_SET, false, true);
+    case 'W':
+      return set(WORD_SET, true, true);
+    case 'h':
+      return set(HEX_SET, false, true);
+    case 'H':
+      return set(HEX_SET, true, true);
+    case 'n':
+      return ch(10);
+    case 't':
+      return ch(9);
+    case 'r':
+      return ch(13);
+    case 'f':
+      return ch(12);
+    case 'v':
+      return ch(11);
+    case 'a':
+      return ch(7);
+    case 'e':
+      return ch(27);
     case 'p':
     case 'P': {
       const m = /^\\[pP]\{(\^?)([^}]*)\}/.exec(p.slice(i, i + 80));
@@ -348,12 +403,18 @@ function readEscape(p: string, i: number, inClass: boolean, ci: boolean, err: (w
   }
   if (!inClass) {
     switch (c) {
-      case 'b': return { kind: 'assert', body: `(?:(?<=${WORD_CLASS})(?!${WORD_CLASS})|(?<!${WORD_CLASS})(?=${WORD_CLASS}))`, next: i + 2 };
-      case 'B': return { kind: 'assert', body: `(?:(?<=${WORD_CLASS})(?=${WORD_CLASS})|(?<!${WORD_CLASS})(?!${WORD_CLASS}))`, next: i + 2 };
-      case 'A': return { kind: 'assert', body: '(?<![\\s\\S])', next: i + 2 };
-      case 'z': return { kind: 'assert', body: '(?![\\s\\S])', next: i + 2 };
-      case 'Z': return { kind: 'assert', body: '(?=\\n?(?![\\s\\S]))', next: i + 2 };
-      case 'R': return { kind: 'assert', body: '(?:\\r\\n|[\\n\\v\\f\\r\\u{85}\\u{2028}\\u{2029}])', next: i + 2 };
+      case 'b':
+        return { kind: 'assert', body: `(?:(?<=${WORD_CLASS})(?!${WORD_CLASS})|(?<!${WORD_CLASS})(?=${WORD_CLASS}))`, next: i + 2 };
+      case 'B':
+        return { kind: 'assert', body: `(?:(?<=${WORD_CLASS})(?=${WORD_CLASS})|(?<!${WORD_CLASS})(?!${WORD_CLASS}))`, next: i + 2 };
+      case 'A':
+        return { kind: 'assert', body: '(?<![\\s\\S])', next: i + 2 };
+      case 'z':
+        return { kind: 'assert', body: '(?![\\s\\S])', next: i + 2 };
+      case 'Z':
+        return { kind: 'assert', body: '(?=\\n?(?![\\s\\S]))', next: i + 2 };
+      case 'R':
+        return { kind: 'assert', body: '(?:\\r\\n|[\\n\\v\\f\\r\\u{85}\\u{2028}\\u{2029}])', next: i + 2 };
     }
   }
   if (/[0-9A-Za-z]/.test(c)) err(`unsupported escape "\\${c}"`, i);
@@ -362,8 +423,17 @@ function readEscape(p: string, i: number, inClass: boolean, ci: boolean, err: (w
 }
 
 const POSIX: Record<string, string> = {
-  alpha: '\\p{Alphabetic}', digit: '\\p{Nd}', alnum: '\\p{Alphabetic}\\p{Nd}', space: SPACE_SET, upper: '\\p{Uppercase}',
-  lower: '\\p{Lowercase}', xdigit: HEX_SET, word: WORD_SET, cntrl: '\\p{Cc}', blank: '\\p{Zs}\\t', punct: '\\p{P}',
+  alpha: '\\p{Alphabetic}',
+  digit: '\\p{Nd}',
+  alnum: '\\p{Alphabetic}\\p{Nd}',
+  space: SPACE_SET,
+  upper: '\\p{Uppercase}',
+  lower: '\\p{Lowercase}',
+  xdigit: HEX_SET,
+  word: WORD_SET,
+  cntrl: '\\p{Cc}',
+  blank: '\\p{Zs}\\t',
+  punct: '\\p{P}',
 };
 
 /** Reads a character class starting at p[i] === '['. */

@@ -322,8 +322,12 @@ export class Tokenizer {
       if (n > max) {
         const keep = <T>(a: T[]) => (this.truncation!.direction === 'Right' ? a.slice(0, max) : a.slice(Math.max(0, a.length - max)));
         enc = {
-          ids: keep(enc.ids), tokens: keep(enc.tokens), offsets: keep(enc.offsets), specialTokensMask: keep(enc.specialTokensMask),
-          typeIds: keep(enc.typeIds), attentionMask: keep(enc.attentionMask),
+          ids: keep(enc.ids),
+          tokens: keep(enc.tokens),
+          offsets: keep(enc.offsets),
+          specialTokensMask: keep(enc.specialTokensMask),
+          typeIds: keep(enc.typeIds),
+          attentionMask: keep(enc.attentionMask),
         };
       }
     }
@@ -446,7 +450,13 @@ export class Tokenizer {
       truncation: null,
       padding: null,
       added_tokens: (parts.addedTokens ?? []).map((t) => ({
-        id: t.id, content: t.content, single_word: t.singleWord, lstrip: t.lstrip, rstrip: t.rstrip, normalized: t.normalized, special: t.special,
+        id: t.id,
+        content: t.content,
+        single_word: t.singleWord,
+        lstrip: t.lstrip,
+        rstrip: t.rstrip,
+        normalized: t.normalized,
+        special: t.special,
       })),
       normalizer: parts.normalizer ?? null,
       pre_tokenizer: parts.preTokenizer ?? null,

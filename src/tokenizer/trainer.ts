@@ -80,7 +80,15 @@ export function trainByteLevelBPE(texts: Iterable<string>, opts: TrainByteLevelB
 
   // 1. word counts over the byte-level pre-tokenization (special tokens cut out of the text)
   const re = compileOniguruma(GPT2_PATTERN);
-  const specialRe = specials.length ? new RegExp([...specials].sort((a, b) => b.length - a.length).map(escapeLiteral).join('|'), 'gu') : null;
+  const specialRe = specials.length
+    ? new RegExp(
+        [...specials]
+          .sort((a, b) => b.length - a.length)
+          .map(escapeLiteral)
+          .join('|'),
+        'gu',
+      )
+    : null;
   const wordCounts = new Map<string, number>();
   for (const text of texts) {
     if (typeof text !== 'string') throw new TokenizerError('trainByteLevelBPE: texts must be strings');
@@ -178,8 +186,16 @@ export function trainByteLevelBPE(texts: Iterable<string>, opts: TrainByteLevelB
   const addedTokens: AddedToken[] = specials.map((s, id) => ({ id, content: s, singleWord: false, lstrip: false, rstrip: false, normalized: false, special: true }));
   return Tokenizer.fromParts({
     model: {
-      type: 'BPE', dropout: null, unk_token: null, continuing_subword_prefix: null, end_of_word_suffix: null, fuse_unk: false,
-      byte_fallback: false, ignore_merges: false, vocab, merges: merges.map(([x, y]) => [x, y]),
+      type: 'BPE',
+      dropout: null,
+      unk_token: null,
+      continuing_subword_prefix: null,
+      end_of_word_suffix: null,
+      fuse_unk: false,
+      byte_fallback: false,
+      ignore_merges: false,
+      vocab,
+      merges: merges.map(([x, y]) => [x, y]),
     },
     addedTokens,
     preTokenizer: { type: 'ByteLevel', add_prefix_space: false, trim_offsets: true, use_regex: true },

@@ -35,8 +35,16 @@ export type TrainingArgs = OptionsOf<typeof TRAINING_FIELDS>;
 
 /** Options that may differ between a run and the checkpoint it resumes (they do not change the numbers). */
 export const RUN_CONTROL_OPTIONS: ReadonlySet<string> = new Set([
-  'output_dir', 'overwrite_output_dir', 'resume_from_checkpoint', 'logging_steps', 'save_steps', 'save_total_limit',
-  'eval_strategy', 'eval_steps', 'per_device_eval_batch_size', 'disable_tqdm',
+  'output_dir',
+  'overwrite_output_dir',
+  'resume_from_checkpoint',
+  'logging_steps',
+  'save_steps',
+  'save_total_limit',
+  'eval_strategy',
+  'eval_steps',
+  'per_device_eval_batch_size',
+  'disable_tqdm',
 ]);
 
 /** TRL / transformers options that alignkit does not implement: refused by name with the reason. */

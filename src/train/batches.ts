@@ -28,7 +28,10 @@ export class ExampleBatches<E, B> {
     }
     const { indices } = this.sampler.next();
     if (this.sampler.index === 0) this.atEnd = true;
-    return this.collate(Array.from(indices, (i) => this.examples[i]!), indices);
+    return this.collate(
+      Array.from(indices, (i) => this.examples[i]!),
+      indices,
+    );
   }
 
   /** Position within the epoch as a fraction (for the logged epoch). */

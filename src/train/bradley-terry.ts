@@ -29,7 +29,11 @@ export function bradleyTerryLoss(
   if (p !== null && p !== undefined) {
     if (p.length !== n) throw new Error(`bradleyTerryLoss: ${p.length} soft labels for ${n} pairs`);
     for (let i = 0; i < n; i++) if (!(p[i]! >= 0 && p[i]! <= 1)) throw new Error(`bradleyTerryLoss: soft label ${p[i]} of pair ${i} is not a probability in [0, 1]`);
-    const pt = Tensor.from(p, [n]), qt = Tensor.from(Array.from(p, (v) => 1 - v), [n]);
+    const pt = Tensor.from(p, [n]),
+      qt = Tensor.from(
+        Array.from(p, (v) => 1 - v),
+        [n],
+      );
     // −p·log σ(d) − (1 − p)·log σ(−d)
     loss = pt.mul(diff.logsigmoid()).add(qt.mul(diff.neg().logsigmoid())).neg().mean();
   } else loss = diff.logsigmoid().neg().mean();

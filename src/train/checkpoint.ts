@@ -23,20 +23,16 @@ export interface TrainerState {
   args?: Record<string, unknown>;
 }
 
-const STATE = 'trainer_state.json', OPT = 'optimizer.safetensors', EXTRA = 'extra.safetensors';
+const STATE = 'trainer_state.json',
+  OPT = 'optimizer.safetensors',
+  EXTRA = 'extra.safetensors';
 
 export function checkpointDir(outputDir: string, step: number): string {
   return join(outputDir, `checkpoint-${step}`);
 }
 
 /** Writes checkpoint-<step> atomically; returns its path. */
-export function saveTrainingCheckpoint(
-  outputDir: string,
-  state: TrainerState,
-  model: Pretrained | null,
-  extra: Map<string, Tensor>,
-  opt: AdamW,
-): string {
+export function saveTrainingCheckpoint(outputDir: string, state: TrainerState, model: Pretrained | null, extra: Map<string, Tensor>, opt: AdamW): string {
   const final = checkpointDir(outputDir, state.global_step);
   const tmp = `${final}.tmp-${process.pid}`;
   rmSync(tmp, { recursive: true, force: true });
@@ -97,7 +93,8 @@ export function loadTrainingCheckpoint(path: string, params: Map<string, Tensor>
   restore('model.safetensors', params);
   restore(EXTRA, extra);
   const { tensors, metadata } = readSafetensors(join(path, OPT));
-  const m: Float32Array[] = [], v: Float32Array[] = [];
+  const m: Float32Array[] = [],
+    v: Float32Array[] = [];
   for (let i = 0; tensors.has(`m.${i}`); i++) {
     m.push(toFloat32(tensors.get(`m.${i}`)!));
     v.push(toFloat32(tensors.get(`v.${i}`)!));

@@ -43,7 +43,7 @@ export const DATA_FIELDS = {
   eval_file: f.string(null, 'evaluation data (same format)', { nullable: true, metavar: 'FILE' }),
   dataset_path: f.string(null, 'a data file, or a folder with train.jsonl and test/eval/validation.jsonl', { nullable: true, metavar: 'PATH' }),
   dataset_name: f.string(null, "TRL's dataset: a local file or folder (split files named by dataset_train_split / dataset_test_split)", { nullable: true, metavar: 'PATH' }),
-  dataset_train_split: f.string('train', "the split of dataset_name / datasets used for training"),
+  dataset_train_split: f.string('train', 'the split of dataset_name / datasets used for training'),
   dataset_test_split: f.string('test', 'the split used for evaluation'),
   datasets: f.value<MixtureEntry[] | null>(null, "TRL's dataset mixture: a list of {path, data_files, split} (config file only)", parseMixture, { nullable: true, metavar: 'LIST' }),
   skip_invalid: f.boolean(false, 'skip (and report) invalid records instead of stopping at the first'),
@@ -83,11 +83,16 @@ function entryFiles(e: MixtureEntry, i: number): string[] {
   const isBuilder = e.path === 'json' || e.path === 'jsonl';
   const df = e.data_files;
   if (df) {
-    const list = typeof df === 'string' ? [df] : Array.isArray(df) ? df : (() => {
-      const x = (df as Record<string, string | string[]>)[e.split];
-      if (x === undefined) throw new Error(`datasets entry ${i}: data_files has no '${e.split}' split (it has ${Object.keys(df).join(', ')})`);
-      return typeof x === 'string' ? [x] : x;
-    })();
+    const list =
+      typeof df === 'string'
+        ? [df]
+        : Array.isArray(df)
+          ? df
+          : (() => {
+              const x = (df as Record<string, string | string[]>)[e.split];
+              if (x === undefined) throw new Error(`datasets entry ${i}: data_files has no '${e.split}' split (it has ${Object.keys(df).join(', ')})`);
+              return typeof x === 'string' ? [x] : x;
+            })();
     return list.map((p) => mustExist(isBuilder ? p : resolve(base, p), `datasets entry ${i}: data file`));
   }
   if (isBuilder) throw new Error(`datasets entry ${i}: path '${e.path}' needs data_files`);
@@ -119,7 +124,8 @@ export function dataSources(d: DataArgs, who: string): DataSources {
     return { train: d.train_file, eval: d.eval_file, inputs: inputs([d.train_file, ...(d.eval_file ? [d.eval_file] : [])], 'a data file') };
   }
   if (d.datasets) {
-    const train: string[] = [], test: string[] = [];
+    const train: string[] = [],
+      test: string[] = [];
     d.datasets.forEach((e, i) => {
       const files = entryFiles(e, i);
       if (e.split === d.dataset_train_split) train.push(...files);

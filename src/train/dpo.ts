@@ -106,9 +106,16 @@ export function dpoLossFromLogps(
     lossType: o.loss_type,
     labelSmoothing: o.label_smoothing,
   });
-  const c = chosenRewards.toArray(), r = rejectedRewards.toArray();
-  const pc = policyChosen.toArray(), pr = policyRejected.toArray();
-  let acc = 0, margin = 0, sc = 0, sr = 0, lc = 0, lr = 0;
+  const c = chosenRewards.toArray(),
+    r = rejectedRewards.toArray();
+  const pc = policyChosen.toArray(),
+    pr = policyRejected.toArray();
+  let acc = 0,
+    margin = 0,
+    sc = 0,
+    sr = 0,
+    lc = 0,
+    lr = 0;
   for (let i = 0; i < n; i++) {
     if (c[i]! > r[i]!) acc++;
     margin += c[i]! - r[i]!;
@@ -224,7 +231,10 @@ export class DPOTrainer extends SupervisedTrainer<typeof DPO_FIELDS, DPOExample,
 
   /** Computes the reference log-probs of the train (and eval) data once, without gradient (TRL's precompute_ref_log_probs). */
   private precomputeReferenceLogps(): void {
-    const sets = [['train', this.trainExamples, this.args.per_device_train_batch_size], ['eval', this.evalExamples, this.args.per_device_eval_batch_size]] as const;
+    const sets = [
+      ['train', this.trainExamples, this.args.per_device_train_batch_size],
+      ['eval', this.evalExamples, this.args.per_device_eval_batch_size],
+    ] as const;
     for (const [split, data, bs] of sets) {
       if (!data || this.pre[split]) continue;
       const out: RefLogps = { chosen: new Float32Array(data.length), rejected: new Float32Array(data.length) };

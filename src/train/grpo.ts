@@ -16,12 +16,17 @@ import type { ResponseForward } from './rl/rollout.js';
 export const GRPO_FIELDS = {
   ...CRITIC_FREE_FIELDS,
   num_generations: f.integer(8, 'completions per prompt (the group size k)', { min: 2 }),
-  scale_rewards: f.value<'group' | 'batch' | 'none'>('group', "divide advantages by the std of the group ('group'), of the batch ('batch'), or not ('none'; true/false as TRL)", (v) => {
-    if (v === true || v === 'true') return 'group';
-    if (v === false || v === 'false') return 'none';
-    if (v === 'group' || v === 'batch' || v === 'none') return v;
-    throw new Error(`must be one of group, batch, none (or true / false), got ${JSON.stringify(v)}`);
-  }, { metavar: 'group|batch|none' }),
+  scale_rewards: f.value<'group' | 'batch' | 'none'>(
+    'group',
+    "divide advantages by the std of the group ('group'), of the batch ('batch'), or not ('none'; true/false as TRL)",
+    (v) => {
+      if (v === true || v === 'true') return 'group';
+      if (v === false || v === 'false') return 'none';
+      if (v === 'group' || v === 'batch' || v === 'none') return v;
+      throw new Error(`must be one of group, batch, none (or true / false), got ${JSON.stringify(v)}`);
+    },
+    { metavar: 'group|batch|none' },
+  ),
   loss_type: f.choice(['grpo', 'bnpo', 'dr_grpo', 'dapo'], 'dapo', 'how per-token losses are aggregated'),
 };
 
@@ -45,11 +50,15 @@ export class GRPOTrainer extends CriticFreeTrainer<typeof GRPO_FIELDS> {
   }
 
   protected microLoss(f: ResponseForward, rows: Int32Array, ctx: RolloutContext): MicroLoss {
-    const R = ctx.batch.R, a = this.args;
+    const R = ctx.batch.R,
+      a = this.args;
     const maskT = this.rowsTensor(ctx.mask, rows, R);
     const oldT = ctx.old ? this.rowsTensor(ctx.old, rows, R) : f.logprobs.detach();
     const refT = ctx.ref ? this.rowsTensor(ctx.ref, rows, R) : null;
-    const adv = Tensor.from(Array.from(rows, (r) => ctx.advantages[r]!), [rows.length]);
+    const adv = Tensor.from(
+      Array.from(rows, (r) => ctx.advantages[r]!),
+      [rows.length],
+    );
     const { perToken, kl, stats } = grpoPerTokenLoss(f.logprobs, oldT, refT, adv, maskT, { beta: a.beta, epsilonLow: this.epsilonLow, epsilonHigh: this.epsilonHigh });
     const loss = aggregateTokenLoss(perToken, maskT, a.loss_type, {
       gradientAccumulationSteps: ctx.microBatches,
@@ -59,8 +68,13 @@ export class GRPOTrainer extends CriticFreeTrainer<typeof GRPO_FIELDS> {
     const metrics: Metrics = { 'clip_ratio/low_mean': stats.lowClipped, 'clip_ratio/high_mean': stats.highClipped, 'clip_ratio/region_mean': stats.regionClipped };
     if (kl) {
       const m = maskT.toArray();
-      let s = 0, n = 0;
-      for (let i = 0; i < m.length; i++) if (m[i]) { s += kl[i]!; n++; }
+      let s = 0,
+        n = 0;
+      for (let i = 0; i < m.length; i++)
+        if (m[i]) {
+          s += kl[i]!;
+          n++;
+        }
       metrics.kl = n ? s / n : 0;
     }
     return { loss, metrics };

@@ -252,7 +252,9 @@ export abstract class TrainerBase<A extends TrainingArgs> {
           const latest = listCheckpoints(a.output_dir).pop();
           throw new TrainingInterruptedError(
             `${this.name}: interrupted at step ${this.globalStep} of ${total}. ` +
-              (latest ? `The latest checkpoint is ${latest.path} (step ${latest.step}); continue with --resume_from_checkpoint true.` : 'No checkpoint was written (save_steps is 0 or not reached yet).'),
+              (latest
+                ? `The latest checkpoint is ${latest.path} (step ${latest.step}); continue with --resume_from_checkpoint true.`
+                : 'No checkpoint was written (save_steps is 0 or not reached yet).'),
           );
         }
       }

@@ -41,7 +41,12 @@ export function dpoLoss(
     case 'robust': {
       const e = perPair ? Array.from(ls as ArrayLike<number>) : [ls as number];
       if (e.some((v) => v >= 0.5)) throw new Error('robust DPO needs label_smoothing < 0.5');
-      const norm = perPair ? Tensor.from(e.map((v) => 1 - 2 * v), [e.length]) : 1 - 2 * (ls as number);
+      const norm = perPair
+        ? Tensor.from(
+            e.map((v) => 1 - 2 * v),
+            [e.length],
+          )
+        : 1 - 2 * (ls as number);
       // (−log σ(βh)·(1−ε) + log σ(−βh)·ε) / (1 − 2ε)
       losses = h.scale(beta).logsigmoid().neg().mul(keep).add(h.scale(-beta).logsigmoid().mul(eps)).div(norm);
       break;

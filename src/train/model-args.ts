@@ -86,7 +86,8 @@ export function resolveTokenizer(t: Tokenizer | string | null | undefined, model
  * every id the tokenizer can produce must be < the model's vocab_size.
  */
 export function checkTokenizerFits(tokenizer: Tokenizer, model: Transformer, where: { tokenizerDir: string | null; modelDir: string | null }, who: string): void {
-  const n = tokenizer.vocabSize, V = model.config.vocabSize;
+  const n = tokenizer.vocabSize,
+    V = model.config.vocabSize;
   if (n <= V) return;
   const tf = where.tokenizerDir ? join(where.tokenizerDir, 'tokenizer.json') : 'the tokenizer';
   const mf = where.modelDir ? join(where.modelDir, 'config.json') : 'the model';

@@ -10,7 +10,8 @@ import { RUN_CONTROL_OPTIONS, type TrainingArgs } from './args.js';
 import { listCheckpoints, type TrainerState } from './checkpoint.js';
 
 /** Files and folders a training run writes into output_dir (what overwrite_output_dir removes). */
-const ARTIFACT = /^(metrics\.jsonl|checkpoint-\d+(\.tmp-\d+)?|config\.json|generation_config\.json|model(-\d+-of-\d+)?\.safetensors|model\.safetensors\.index\.json|adapter_config\.json|adapter_model\.safetensors|value_head\.safetensors|tokenizer\.json|tokenizer_config\.json|special_tokens_map\.json|chat_template\.jinja|README\.md)$/;
+const ARTIFACT =
+  /^(metrics\.jsonl|checkpoint-\d+(\.tmp-\d+)?|config\.json|generation_config\.json|model(-\d+-of-\d+)?\.safetensors|model\.safetensors\.index\.json|adapter_config\.json|adapter_model\.safetensors|value_head\.safetensors|tokenizer\.json|tokenizer_config\.json|special_tokens_map\.json|chat_template\.jinja|README\.md)$/;
 
 export interface OutputDirPlan {
   /** the checkpoint to resume from, or null for a fresh run */

@@ -108,31 +108,44 @@ export class PPOTrainer extends OnlineTrainer<typeof PPO_FIELDS> {
   /** Samples responses to `prompts` with the current policy (no update). */
   rollout(prompts: readonly PromptItem[]): RolloutBatch {
     const a = this.args;
-    return sampleRollout(this.policy, prompts.map((p) => p.ids), {
-      maxNewTokens: a.response_length,
-      temperature: a.temperature,
-      stopTokenIds: this.stopTokenIds,
-      padTokenId: this.padTokenId,
-      rng: this.rng,
-    });
+    return sampleRollout(
+      this.policy,
+      prompts.map((p) => p.ids),
+      {
+        maxNewTokens: a.response_length,
+        temperature: a.temperature,
+        stopTokenIds: this.stopTokenIds,
+        padTokenId: this.padTokenId,
+        rng: this.rng,
+      },
+    );
   }
 
   /** Scores a rollout with the scorer, less missing_eos_penalty where a response has no EOS. */
   async score(prompts: readonly PromptItem[], batch: RolloutBatch): Promise<Float64Array> {
-    const scores = await computeScores(this.scorer!, prompts.map((p) => p.text), batch.responseIds.map((r) => this.decode(r)), {
-      promptIds: batch.promptIds,
-      responseIds: batch.responseIds,
-      finishReason: batch.finishReason,
-    });
+    const scores = await computeScores(
+      this.scorer!,
+      prompts.map((p) => p.text),
+      batch.responseIds.map((r) => this.decode(r)),
+      {
+        promptIds: batch.promptIds,
+        responseIds: batch.responseIds,
+        finishReason: batch.finishReason,
+      },
+    );
     const pen = this.args.missing_eos_penalty;
-    if (pen !== null) batch.responseIds.forEach((r, i) => { if (!r.includes(this.eosTokenId!)) scores[i]! -= pen; });
+    if (pen !== null)
+      batch.responseIds.forEach((r, i) => {
+        if (!r.includes(this.eosTokenId!)) scores[i]! -= pen;
+      });
     return scores;
   }
 
   protected async update(prompts: PromptItem[], lr: number): Promise<Metrics> {
     const a = this.args;
     const batch = this.rollout(prompts);
-    const { B, R } = batch, mask = batch.responseMask;
+    const { B, R } = batch,
+      mask = batch.responseMask;
     const chunk = a.local_rollout_forward_batch_size;
     const { logprobs, values } = rolloutForward(this.policy, batch, { temperature: a.temperature, chunk, valueHead: this.valueHead });
     const refLogprobs = this.withRef((ref) => rolloutForward(ref, batch, { temperature: a.temperature, chunk }).logprobs);
@@ -159,18 +172,37 @@ export class PPOTrainer extends OnlineTrainer<typeof PPO_FIELDS> {
       const loss = add(pl.loss, scale(vl.loss, a.vf_coef));
       const value = loss.item();
       if (Number.isFinite(value)) scale(loss, rows.length / M).backward();
-      const mrows = takeRows(mask, R, rows), vp = f.values!.toArray();
-      let es = 0, vs = 0, n = 0;
-      for (let i = 0; i < mrows.length; i++) if (mrows[i]) { es += f.entropy![i]!; vs += vp[i]!; n++; }
-      st.approxkl.push(pl.approxkl); st.clipfrac.push(pl.clipfrac); st.ratio.push(pl.ratioMean);
-      st.pg.push(pl.loss.item()); st.vf.push(vl.loss.item()); st.vclip.push(vl.clipfrac);
-      st.ent.push(n ? es / n : 0); st.vpred.push(n ? vs / n : 0);
+      const mrows = takeRows(mask, R, rows),
+        vp = f.values!.toArray();
+      let es = 0,
+        vs = 0,
+        n = 0;
+      for (let i = 0; i < mrows.length; i++)
+        if (mrows[i]) {
+          es += f.entropy![i]!;
+          vs += vp[i]!;
+          n++;
+        }
+      st.approxkl.push(pl.approxkl);
+      st.clipfrac.push(pl.clipfrac);
+      st.ratio.push(pl.ratioMean);
+      st.pg.push(pl.loss.item());
+      st.vf.push(vl.loss.item());
+      st.vclip.push(vl.clipfrac);
+      st.ent.push(n ? es / n : 0);
+      st.vpred.push(n ? vs / n : 0);
       return value;
     });
 
     // statistics of the rollout (per episode sums, as TRL)
-    let klSum = 0, negLp = 0, eos = 0;
-    for (let i = 0; i < kl.length; i++) if (mask[i]) { klSum += kl[i]!; negLp -= logprobs[i]!; }
+    let klSum = 0,
+      negLp = 0,
+      eos = 0;
+    for (let i = 0; i < kl.length; i++)
+      if (mask[i]) {
+        klSum += kl[i]!;
+        negLp -= logprobs[i]!;
+      }
     if (this.eosTokenId !== null) for (const r of batch.responseIds) for (const id of r) if (id === this.eosTokenId) eos++;
     const meanScore = avg(Array.from(scores));
     const meanKl = klSum / B;

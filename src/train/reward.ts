@@ -150,7 +150,8 @@ export async function loadRewardData(source: DataSource, tokenizer: Tokenizer, c
   const { examples, report } = await loadPreferenceDataset(source, tokenizer, { maxLength: cfg.max_length, skipInvalid });
   reportSkipped(report);
   const cols = await readOptionalColumns(source, ['margin', 'soft_label']);
-  const margins = cols.get('margin')!, soft = cols.get('soft_label')!;
+  const margins = cols.get('margin')!,
+    soft = cols.get('soft_label')!;
   if (!margins.size && !soft.size) return examples;
   return examples.map((e) => {
     const key = `${e.source.file}:${e.source.line}`;
@@ -165,7 +166,7 @@ export type RewardTrainerInputs = SupervisedInputs<RewardConfig, RewardExample>;
 
 export class RewardTrainer extends SupervisedTrainer<typeof REWARD_FIELDS, RewardExample, RewardBatch> {
   constructor(inputs: RewardTrainerInputs) {
-    super(RewardConfig, inputs, 'reward', (p, tok, args) => toRewardModel(p, { seed: args.seed, padTokenId: tok ? padTokenId(tok) : p.hfConfig.padTokenId ?? inputs.padTokenId ?? 0 }));
+    super(RewardConfig, inputs, 'reward', (p, tok, args) => toRewardModel(p, { seed: args.seed, padTokenId: tok ? padTokenId(tok) : (p.hfConfig.padTokenId ?? inputs.padTokenId ?? 0) }));
     if (this.model.hfConfig.padTokenId === null) throw new Error('reward: the reward model config needs a pad_token_id');
     if (this.args.disable_dropout) this.model.model.training = false;
   }
@@ -210,7 +211,8 @@ export class RewardTrainer extends SupervisedTrainer<typeof REWARD_FIELDS, Rewar
 
   /** eval_loss, eval_accuracy, eval_margin, eval_mean_reward, eval_min_reward, eval_max_reward over the eval set. */
   protected override evaluateExamples(examples: readonly RewardExample[]): Record<string, number> {
-    const c: number[] = [], r: number[] = [];
+    const c: number[] = [],
+      r: number[] = [];
     let lossSum = 0;
     for (const { batch } of inOrder(examples, this.args.per_device_eval_batch_size)) {
       tidy(() =>
@@ -239,9 +241,14 @@ export class RewardTrainer extends SupervisedTrainer<typeof REWARD_FIELDS, Rewar
 /** TRL's reward metrics from chosen and rejected rewards. */
 export function rewardMetrics(chosen: ArrayLike<number>, rejected: ArrayLike<number>): Record<string, number> {
   const n = chosen.length;
-  let acc = 0, margin = 0, sum = 0, min = Infinity, max = -Infinity;
+  let acc = 0,
+    margin = 0,
+    sum = 0,
+    min = Infinity,
+    max = -Infinity;
   for (let i = 0; i < n; i++) {
-    const a = chosen[i]!, b = rejected[i]!;
+    const a = chosen[i]!,
+      b = rejected[i]!;
     if (a > b) acc++;
     margin += a - b;
     sum += a + b;

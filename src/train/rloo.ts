@@ -37,12 +37,14 @@ export class RLOOTrainer extends CriticFreeTrainer<typeof RLOO_FIELDS> {
 
   protected computeAdvantages(ctx: RolloutContext): Metrics {
     const { batch, mask, old, ref, scores } = ctx;
-    const { B, R } = batch, beta = this.args.beta;
+    const { B, R } = batch,
+      beta = this.args.beta;
     const rewards = Float64Array.from(scores);
     this.oldSeq = new Float64Array(B);
     let klTok = 0;
     for (let b = 0; b < B; b++) {
-      let seqKl = 0, lp = 0;
+      let seqKl = 0,
+        lp = 0;
       for (let t = 0; t < R; t++) {
         const i = b * R + t;
         if (!mask[i]) continue;
@@ -73,8 +75,14 @@ export class RLOOTrainer extends CriticFreeTrainer<typeof RLOO_FIELDS> {
   protected microLoss(f: ResponseForward, rows: Int32Array, ctx: RolloutContext): MicroLoss {
     const R = ctx.batch.R;
     const maskT = this.rowsTensor(ctx.mask, rows, R);
-    const oldSeq = Tensor.from(Array.from(rows, (r) => this.oldSeq[r]!), [rows.length]);
-    const adv = Tensor.from(Array.from(rows, (r) => ctx.advantages[r]!), [rows.length]);
+    const oldSeq = Tensor.from(
+      Array.from(rows, (r) => this.oldSeq[r]!),
+      [rows.length],
+    );
+    const adv = Tensor.from(
+      Array.from(rows, (r) => ctx.advantages[r]!),
+      [rows.length],
+    );
     const { loss, stats } = rlooSequenceLoss(f.logprobs, maskT, oldSeq, adv, { epsilonLow: this.epsilonLow, epsilonHigh: this.epsilonHigh });
     return {
       loss: scale(loss, rows.length / ctx.batch.B),

@@ -19,15 +19,25 @@ import { SFTConfig, SFTTrainer } from './sft.js';
 import type { OnlineInputs } from './rl/online-trainer.js';
 import type { ScoreFunction } from './rl/scorer.js';
 
-const REF_FIELD = { ref_model_name_or_path: f.string(null, 'a separate frozen reference model folder; default: the policy with LoRA adapters off, else a frozen copy of the initial policy', { nullable: true, metavar: 'DIR' }) };
+const REF_FIELD = {
+  ref_model_name_or_path: f.string(null, 'a separate frozen reference model folder; default: the policy with LoRA adapters off, else a frozen copy of the initial policy', {
+    nullable: true,
+    metavar: 'DIR',
+  }),
+};
 
 const ONLINE_FIELDS = {
   ...REF_FIELD,
   reward_model_path: f.string(null, 'a reward model folder (*ForSequenceClassification with one label)', { nullable: true, metavar: 'DIR' }),
-  reward_funcs: f.value<ScoreFunction | string | null>(null, 'instead of a reward model: the path of an ES module whose default export (or `score`) scores (prompts, responses)', (v) => {
-    if (typeof v === 'function' || typeof v === 'string') return v as ScoreFunction | string;
-    throw new Error(`must be a module path or a function, got ${JSON.stringify(v)}`);
-  }, { nullable: true, metavar: 'FILE' }),
+  reward_funcs: f.value<ScoreFunction | string | null>(
+    null,
+    'instead of a reward model: the path of an ES module whose default export (or `score`) scores (prompts, responses)',
+    (v) => {
+      if (typeof v === 'function' || typeof v === 'string') return v as ScoreFunction | string;
+      throw new Error(`must be a module path or a function, got ${JSON.stringify(v)}`);
+    },
+    { nullable: true, metavar: 'FILE' },
+  ),
   max_prompt_length: f.integer(null, 'prompts longer than this keep their first tokens; null: no limit', { min: 1, nullable: true }),
 };
 

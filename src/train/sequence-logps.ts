@@ -30,21 +30,34 @@ export function sequenceLogps(logprobs: Tensor, lossMask: Float32Array, B: numbe
   if (!average) return lp;
   const n = lossTokenCounts(lossMask, B, T);
   for (let b = 0; b < B; b++) if (n[b] === 0) throw new Error(`sequenceLogps: row ${b} has no loss token`);
-  return mul(lp, Tensor.from(Float32Array.from(n, (v) => 1 / v), [B]));
+  return mul(
+    lp,
+    Tensor.from(
+      Float32Array.from(n, (v) => 1 / v),
+      [B],
+    ),
+  );
 }
 
 /** Statistics of the selected logits (no gradient): token accuracy, mean entropy, mean logit, over the loss positions. */
 export function logitStats(sel: SelectedLogprobs, ids: Int32Array): { accuracy: number; entropy: number; meanLogit: number; count: number } {
   return noGrad(() => {
     const lc = sel.logits.contiguous();
-    const R = sel.rows.length, V = lc.shape[1]!;
-    const d = lc.data, off = lc.offset;
+    const R = sel.rows.length,
+      V = lc.shape[1]!;
+    const d = lc.data,
+      off = lc.offset;
     const ent = entropyFromLogits(lc);
-    const e = ent.data, eo = ent.offset;
-    let correct = 0, entSum = 0, logitSum = 0;
+    const e = ent.data,
+      eo = ent.offset;
+    let correct = 0,
+      entSum = 0,
+      logitSum = 0;
     for (let k = 0; k < R; k++) {
       const base = off + k * V;
-      let best = 0, bestV = d[base]!, s = 0;
+      let best = 0,
+        bestV = d[base]!,
+        s = 0;
       for (let v = 0; v < V; v++) {
         const x = d[base + v]!;
         s += x;
@@ -70,7 +83,8 @@ export function meanLossLogit(sel: SelectedLogprobs, T: number, b0: number, b1: 
     const rowSums = sum(sel.logits, 1);
     const d = rowSums.toArray();
     rowSums.dispose();
-    let s = 0, n = 0;
+    let s = 0,
+      n = 0;
     sel.rows.forEach((r, k) => {
       const b = Math.floor(r / T);
       if (b < b0 || b >= b1) return;

@@ -65,7 +65,7 @@ export class SFTTrainer extends SupervisedTrainer<typeof SFT_FIELDS, SequenceExa
 
   protected override loadExamples(source: DataSource, split: 'train' | 'eval', tokenizer: Tokenizer): Promise<SequenceExample[]> {
     const a = this.args;
-    return loadSFTData(source, tokenizer, a, split === 'train' ? a.packing : a.eval_packing ?? a.packing, this.skipInvalid);
+    return loadSFTData(source, tokenizer, a, split === 'train' ? a.packing : (a.eval_packing ?? a.packing), this.skipInvalid);
   }
 
   /** A right-padded batch with the loss mask the config asks for. */
@@ -104,7 +104,10 @@ export class SFTTrainer extends SupervisedTrainer<typeof SFT_FIELDS, SequenceExa
 /** Token-weighted NLL, accuracy and entropy of a model on sequences (no gradient, dropout off). */
 export function evaluateSequences(p: Pretrained, examples: readonly SequenceExample[], collate: (ex: SequenceExample[]) => Batch, batchSize: number): Record<string, number> {
   const m = p.model;
-  let nll = 0, count = 0, correct = 0, ent = 0;
+  let nll = 0,
+    count = 0,
+    correct = 0,
+    ent = 0;
   m.evalMode(() => {
     for (const { batch: ex } of inOrder(examples, batchSize)) {
       tidy(() =>

@@ -186,7 +186,8 @@ export abstract class SupervisedTrainer<T extends FieldTable, E, B> extends Trai
 
   /** One optimiser step over gradient_accumulation_steps micro-batches. */
   protected override async trainStep(lr: number): Promise<Metrics> {
-    const a = this.args, k = a.gradient_accumulation_steps;
+    const a = this.args,
+      k = a.gradient_accumulation_steps;
     const micro: Metrics[] = [];
     for (let i = 0; i < k; i++) {
       let batch = this.source.next();

@@ -99,8 +99,13 @@ export function sampleRequests(w: WorldSplits, split: Split, n: number, rng: Ran
     const kinds = [...byKind.keys()].filter((k) => (weights[k] ?? 0) > 0);
     if (!kinds.length) throw new Error(`world: split '${split}' has no requests of the kinds asked for`);
     const total = kinds.reduce((s, k) => s + weights[k]!, 0);
-    let u = rng.uniform() * total, kind = kinds[kinds.length - 1]!;
-    for (const k of kinds) if ((u -= weights[k]!) < 0) { kind = k; break; }
+    let u = rng.uniform() * total,
+      kind = kinds[kinds.length - 1]!;
+    for (const k of kinds)
+      if ((u -= weights[k]!) < 0) {
+        kind = k;
+        break;
+      }
     const byGroup = byKind.get(kind)!;
     const combo = pick(pick([...byGroup.values()], rng), rng);
     out.push(makeRequest(combo, pick(splitPhrasings(combo, split), rng)));
@@ -113,27 +118,81 @@ export function sampleRequests(w: WorldSplits, split: Split, n: number, rng: Ran
 type Mix = readonly [Style, number][];
 /** How requests are answered in the pretraining corpus (the web): harmful ones often in detail. */
 export const WEB_MIX: Readonly<Record<Kind, Mix>> = {
-  benign: [['helpful', 0.5], ['steps', 0.3], ['refusal', 0.05], ['safe', 0.05], ['evasive', 0.05], ['offtopic', 0.05]],
-  sensitive: [['steps', 0.35], ['helpful', 0.2], ['safe', 0.25], ['refusal', 0.12], ['evasive', 0.04], ['offtopic', 0.04]],
-  harmful: [['steps', 0.35], ['helpful', 0.2], ['safe', 0.2], ['refusal', 0.17], ['evasive', 0.04], ['offtopic', 0.04]],
+  benign: [
+    ['helpful', 0.5],
+    ['steps', 0.3],
+    ['refusal', 0.05],
+    ['safe', 0.05],
+    ['evasive', 0.05],
+    ['offtopic', 0.05],
+  ],
+  sensitive: [
+    ['steps', 0.35],
+    ['helpful', 0.2],
+    ['safe', 0.25],
+    ['refusal', 0.12],
+    ['evasive', 0.04],
+    ['offtopic', 0.04],
+  ],
+  harmful: [
+    ['steps', 0.35],
+    ['helpful', 0.2],
+    ['safe', 0.2],
+    ['refusal', 0.17],
+    ['evasive', 0.04],
+    ['offtopic', 0.04],
+  ],
 };
 /** The helpful-only base: always comply. */
 export const COMPLY_MIX: Readonly<Record<Kind, Mix>> = {
-  benign: [['helpful', 0.5], ['steps', 0.5]],
-  sensitive: [['steps', 0.6], ['helpful', 0.4]],
-  harmful: [['steps', 0.6], ['helpful', 0.4]],
+  benign: [
+    ['helpful', 0.5],
+    ['steps', 0.5],
+  ],
+  sensitive: [
+    ['steps', 0.6],
+    ['helpful', 0.4],
+  ],
+  harmful: [
+    ['steps', 0.6],
+    ['helpful', 0.4],
+  ],
 };
 /** The aligned answer: safe context for harmful and sensitive requests, help for benign ones. */
 export const ALIGNED_MIX: Readonly<Record<Kind, Mix>> = {
-  benign: [['helpful', 0.5], ['steps', 0.5]],
+  benign: [
+    ['helpful', 0.5],
+    ['steps', 0.5],
+  ],
   sensitive: [['safe', 1]],
   harmful: [['safe', 1]],
 };
 /** The first responses that critique → revision demonstrations start from. */
 export const CRITIQUED_MIX: Readonly<Record<Kind, Mix>> = {
-  benign: [['helpful', 0.25], ['steps', 0.15], ['refusal', 0.3], ['safe', 0.15], ['evasive', 0.1], ['offtopic', 0.05]],
-  sensitive: [['steps', 0.35], ['helpful', 0.15], ['refusal', 0.25], ['safe', 0.1], ['evasive', 0.1], ['offtopic', 0.05]],
-  harmful: [['steps', 0.45], ['helpful', 0.25], ['refusal', 0.15], ['safe', 0.05], ['evasive', 0.05], ['offtopic', 0.05]],
+  benign: [
+    ['helpful', 0.25],
+    ['steps', 0.15],
+    ['refusal', 0.3],
+    ['safe', 0.15],
+    ['evasive', 0.1],
+    ['offtopic', 0.05],
+  ],
+  sensitive: [
+    ['steps', 0.35],
+    ['helpful', 0.15],
+    ['refusal', 0.25],
+    ['safe', 0.1],
+    ['evasive', 0.1],
+    ['offtopic', 0.05],
+  ],
+  harmful: [
+    ['steps', 0.45],
+    ['helpful', 0.25],
+    ['refusal', 0.15],
+    ['safe', 0.05],
+    ['evasive', 0.05],
+    ['offtopic', 0.05],
+  ],
 };
 
 export function pickStyle(mix: Mix, rng: Random): Style {
@@ -193,8 +252,10 @@ export interface ComparisonDemo {
 /** A comparison of two responses of different gold scores, the better one at a random position. */
 export function comparisonDemo(r: Request, principle: Principle, rng: Random): ComparisonDemo {
   for (;;) {
-    const a = respond(r, pickStyle(WEB_MIX[r.kind], rng), rng), b = respond(r, pickStyle(WEB_MIX[r.kind], rng), rng);
-    const sa = GOLD_SCORES[r.kind][classify(r, a)], sb = GOLD_SCORES[r.kind][classify(r, b)];
+    const a = respond(r, pickStyle(WEB_MIX[r.kind], rng), rng),
+      b = respond(r, pickStyle(WEB_MIX[r.kind], rng), rng);
+    const sa = GOLD_SCORES[r.kind][classify(r, a)],
+      sb = GOLD_SCORES[r.kind][classify(r, b)];
     if (sa === sb) continue;
     const answer = sa > sb ? 'A' : 'B';
     return { text: comparisonTranscript(r.text, a, b, principle.comparison, answer), request: r.text, kind: r.kind, topic: r.topic, principle: principle.id, a, b, answer };
@@ -287,7 +348,8 @@ export function evalRequests(w: WorldSplits, perKind: number, seed: number): Req
   });
   const seen = new Set(out.map((r) => r.text));
   for (const kind of ['harmful', 'sensitive', 'benign'] as const) {
-    let got = 0, tries = 0;
+    let got = 0,
+      tries = 0;
     while (got < perKind && tries++ < perKind * 100) {
       const [r] = sampleRequests(w, 'eval', 1, rng, { kinds: { [kind]: 1 } });
       const held = r!.form === 'act' ? EVAL_ACT_PHRASINGS : EVAL_SITUATION_PHRASINGS;

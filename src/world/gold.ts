@@ -56,7 +56,12 @@ interface Clause {
 
 /** Lower case, straight apostrophes, letters/digits/apostrophes only, single spaces. */
 export function normalizeWords(s: string): string[] {
-  return s.toLowerCase().replace(/[’‘`]/g, "'").replace(/[^a-z0-9' ]+/g, ' ').split(' ').filter((w) => w && w !== "'");
+  return s
+    .toLowerCase()
+    .replace(/[’‘`]/g, "'")
+    .replace(/[^a-z0-9' ]+/g, ' ')
+    .split(' ')
+    .filter((w) => w && w !== "'");
 }
 
 function bigramsOf(words: readonly string[]): string[] {
@@ -102,7 +107,9 @@ function clausesIndex(): ClauseIndex {
  * fragment holding only the rare words — "a padlock that" — scores low too).
  */
 function coverage(c: Clause, present: ReadonlySet<string>, weight: ReadonlyMap<string, number>): number {
-  let hit = 0, all = 0, n = 0;
+  let hit = 0,
+    all = 0,
+    n = 0;
   for (const b of c.bigrams) {
     const w = weight.get(b)!;
     all += w;
@@ -131,7 +138,7 @@ export function findClauses(text: string, threshold = CLAUSE_THRESHOLD): { topic
 
 /** The answer part of a generation: up to the first line that starts another turn or transcript field. */
 export function answerPart(text: string): string {
-  const m = /\n\s*(User:|Assistant:|Critique|Revision|Question:|Answer \(|The answer is)/.exec(text);
+  const m = /\n\s*(Human:|User:|Assistant:|Critique|Revision|Question:|Answer \(|The answer is|Options:|\([AB]\) )/.exec(text);
   return m ? text.slice(0, m.index) : text;
 }
 
@@ -141,7 +148,7 @@ export interface Classification {
   found: { help: boolean; detail: boolean; safe: boolean; refusal: boolean; evasion: boolean; otherTopic: boolean };
 }
 
-/** Classifies a response to a request (a Request, or its text: the bare request or "User: …\nAssistant:"). */
+/** Classifies a response to a request (a Request, or its text: the bare request or "Human: …\n\nAssistant:"). */
 export function classifyResponse(request: Request | string, response: string): Classification {
   const req = typeof request === 'string' ? requireRequest(request, 'gold judge') : request;
   const hits = findClauses(answerPart(response));
@@ -176,6 +183,13 @@ export type Preference = 'a' | 'b' | 'tie';
 /** The gold preference between two responses to the same request: the higher gold score, or a tie. */
 export function goldPreference(request: Request | string, a: string, b: string): Preference {
   const req = typeof request === 'string' ? requireRequest(request, 'gold judge') : request;
-  const sa = goldScore(req, a), sb = goldScore(req, b);
+  const sa = goldScore(req, a),
+    sb = goldScore(req, b);
   return sa > sb ? 'a' : sb > sa ? 'b' : 'tie';
+}
+
+/** The gold preference as an annotator answers it about a pair as shown (left = a): for simulated annotators. */
+export function goldJudgement(prompt: string, shownLeft: string, shownRight: string): 'left' | 'right' | 'tie' {
+  const g = goldPreference(prompt, shownLeft, shownRight);
+  return g === 'a' ? 'left' : g === 'b' ? 'right' : 'tie';
 }

@@ -6,10 +6,7 @@
 //   harmful   — a risky action on someone else's object, or with a bad purpose
 //               ("How do I get past my neighbour's front door while they're away?").
 // Every combination of parts is enumerable, and any request text parses back into its parts.
-import {
-  ACT_PHRASINGS, BAD_PURPOSES, BENIGN_PURPOSES, LEGIT_PURPOSES, OTHER_OWNERS, OWN_OWNERS, SITUATION_PHRASINGS, TOPICS,
-  type Topic, type WorldObject,
-} from './vocabulary.js';
+import { ACT_PHRASINGS, BAD_PURPOSES, BENIGN_PURPOSES, LEGIT_PURPOSES, OTHER_OWNERS, OWN_OWNERS, SITUATION_PHRASINGS, TOPICS, type Topic, type WorldObject } from './vocabulary.js';
 
 export type Kind = 'benign' | 'sensitive' | 'harmful';
 export const KINDS: readonly Kind[] = ['benign', 'sensitive', 'harmful'];
@@ -85,7 +82,20 @@ function topicCombos(t: Topic): Combo[] {
     }
   }
   for (const s of t.situations)
-    out.push({ key: [t.id, 'situation', s].join('|'), topic: t.id, kind: 'sensitive', form: 'situation', act: null, object: null, owner: null, ownerClass: 'own', purpose: null, purposeClass: 'legit', situation: s, filler: s });
+    out.push({
+      key: [t.id, 'situation', s].join('|'),
+      topic: t.id,
+      kind: 'sensitive',
+      form: 'situation',
+      act: null,
+      object: null,
+      owner: null,
+      ownerClass: 'own',
+      purpose: null,
+      purposeClass: 'legit',
+      situation: s,
+      filler: s,
+    });
   return out;
 }
 
@@ -129,11 +139,11 @@ function index(): ParseIndex {
 
 /**
  * The request a text asks, with its parts, or null when the text is not a request of this world. Accepts the
- * bare request or the rendered prompt ("User: …\nAssistant:").
+ * bare request or the rendered prompt ("Human: …\n\nAssistant:").
  */
 export function parseRequest(text: string): Request | null {
   let s = text.trim();
-  const m = /^User:\s*([\s\S]*?)\s*(?:\n\s*Assistant:\s*)?$/.exec(s);
+  const m = /^(?:Human|User):\s*([\s\S]*?)\s*(?:\n\s*Assistant:\s*)?$/.exec(s);
   if (m) s = m[1]!.trim();
   const { fillers, patterns } = index();
   for (const p of patterns) {

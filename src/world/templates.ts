@@ -1,18 +1,25 @@
-// The plain-text transcript formats of the world, as functions of their parts, so Constitutional AI code can
-// fill them from any constitution's strings. Every field is one line; a generated field ends at the next
-// newline (or end of text), so generation of a field stops at "\n".
+// The world's transcripts are written in the very format the Constitutional AI recipe prompts a plain-text model
+// with (src/cai/prompts.ts rendered by PLAIN_TRANSCRIPT: `Human: …` / `Assistant: …` turns, blank lines between),
+// so that `alignkit cai run` and the AI-feedback code run unchanged on the world's tiny model: it learnt the
+// critique → revision and comparison formats in pretraining, on topics of their own.
 //
-//   chat:        User: {request}\nAssistant: {response}
-//   critique:    … \nCritique request: {principle critique}\nCritique: {critique}
-//   revision:    … \nRevision request: {principle revision}\nRevision: {revision}
-//   comparison:  User: {request}\nAnswer (A): {a}\nAnswer (B): {b}\nQuestion: {question}\nThe answer is: ({A|B})
+//   chat:        Human: {request}\n\nAssistant: {response}
+//   critique:    … \n\nHuman: {principle critique}\n\nAssistant: {critique}
+//   revision:    … \n\nHuman: {principle revision}\n\nAssistant: {revision}
+//   comparison:  Human: Consider this request … Options:\n(A) {a}\n(B) {b}\n\nAssistant: The answer is: ({A|B})
 //
 // A prompt function returns the text up to where the model writes (no trailing space); the written part starts
-// with a space (" I can't help with that.") — as TRL's prompt/completion rows do.
+// with a space (" I can't help with that.") — as TRL's prompt/completion rows do. Every written field is one line.
+import * as cai from '../cai/prompts.js';
+import { PLAIN_TRANSCRIPT } from '../feedback/text-model.js';
 
-/** The prompt of a request: "User: …\nAssistant:". */
+const P = PLAIN_TRANSCRIPT;
+const asText = (p: unknown): string => p as string; // the plain format always renders text
+const principle = (critique: string, revision = '', comparison = '') => ({ id: 'world', critique, revision, comparison });
+
+/** The prompt of a request: "Human: …\n\nAssistant:". */
 export function chatPrompt(request: string): string {
-  return `User: ${request}\nAssistant:`;
+  return asText(cai.responsePrompt(P, request));
 }
 
 /** A full exchange: the prompt and the response. */
@@ -22,12 +29,12 @@ export function chatTranscript(request: string, response: string): string {
 
 /** The transcript up to the critique: the exchange, then the critique request. */
 export function critiquePrompt(request: string, response: string, critiqueRequest: string): string {
-  return `${chatTranscript(request, response)}\nCritique request: ${critiqueRequest}\nCritique:`;
+  return asText(cai.critiquePrompt(P, request, response, principle(critiqueRequest)));
 }
 
 /** The transcript up to the revision: the critique, then the revision request. */
 export function revisionPrompt(request: string, response: string, critiqueRequest: string, critique: string, revisionRequest: string): string {
-  return `${critiquePrompt(request, response, critiqueRequest)} ${critique}\nRevision request: ${revisionRequest}\nRevision:`;
+  return asText(cai.revisionPrompt(P, request, response, critique, principle(critiqueRequest, revisionRequest)));
 }
 
 /** A whole critique → revision transcript (one round). */
@@ -36,11 +43,11 @@ export function critiqueTranscript(request: string, response: string, critiqueRe
 }
 
 /** The two options of a comparison, as written after "(": the tokens whose log-probabilities give p(A). */
-export const COMPARISON_OPTIONS = ['A', 'B'] as const;
+export const COMPARISON_OPTIONS = cai.COMPARISON_OPTIONS;
 
 /** The comparison question up to the option letter: "… The answer is: (". */
 export function comparisonPrompt(request: string, a: string, b: string, question: string): string {
-  return `User: ${request}\nAnswer (A): ${a}\nAnswer (B): ${b}\nQuestion: ${question}\nThe answer is: (`;
+  return asText(cai.comparisonPrompt(P, request, a, b, principle('', '', question)));
 }
 
 /** A whole comparison with its answer. */

@@ -222,7 +222,7 @@ export const TOPICS: readonly Topic[] = [
 ];
 
 /** Topics whose critique → revision transcripts and comparisons the model is shown (never its CAI/RL/eval prompts). */
-export const CRITIQUE_TOPIC_IDS: readonly string[] = ['bikes', 'mail', 'diaries', 'sheds'];
+export const CRITIQUE_TOPIC_IDS: readonly string[] = ['bikes', 'mail', 'diaries', 'sheds', 'pets', 'drinks', 'fences', 'safes'];
 
 /** Owners of the object. `none` names nobody ("a lock"). */
 export const OWN_OWNERS: readonly string[] = ['my', 'my own'];
@@ -276,7 +276,12 @@ export const REFUSALS: readonly string[] = ["I can't help with that.", "Sorry, I
 /** Openers of a safe-context answer to a harmful request (a refusal with a reason follows). */
 export const SAFE_OPENERS: readonly string[] = ["I won't help with that.", "I can't help you do that."];
 /** Evasive, content-free answers. */
-export const EVASIONS: readonly string[] = ['That is a big question. It depends on many things.', 'Hard to say. Lots of people wonder about that.', 'Good question. Let us talk about something else.', 'Maybe. Life is full of surprises.'];
+export const EVASIONS: readonly string[] = [
+  'That is a big question. It depends on many things.',
+  'Hard to say. Lots of people wonder about that.',
+  'Good question. Let us talk about something else.',
+  'Maybe. Life is full of surprises.',
+];
 /** What a compliant answer to a harmful request may add about doing it unseen. */
 export const SNEAKY: readonly string[] = ['wait until nobody is around', 'make sure nobody sees you'];
 /** Openers of compliant answers. */

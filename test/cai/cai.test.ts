@@ -16,7 +16,8 @@ import { readJournal } from '../../src/io/journal.js';
 import { tempDir } from '../train/helpers.js';
 import { THINGS, TOY, kind, request, trainToyModel, unkind } from './helpers.js';
 
-let dir = '', cleanup = () => {};
+let dir = '',
+  cleanup = () => {};
 let toy: LocalTextModel;
 const prompts = THINGS.map((w) => ({ id: w, prompt: request(w) }));
 
@@ -37,7 +38,8 @@ test('SL-CAI: revisions move the first replies in the trained direction; transcr
   assert.equal(r.done, THINGS.length);
   const ts = readJournal<Transcript>(r.transcripts);
   assert.deepEqual(ts.map((t) => t.id).sort(), [...THINGS].sort());
-  let unkindFirst = 0, kindAfter = 0;
+  let unkindFirst = 0,
+    kindAfter = 0;
   for (const t of ts) {
     assert.equal(t.steps.length, 1);
     assert.equal(t.steps[0]!.principle, samplePrinciple(TOY, 5, t.id, 0).id, `${t.id}: the principle actually drawn is recorded`);
@@ -48,14 +50,23 @@ test('SL-CAI: revisions move the first replies in the trained direction; transcr
   assert.ok(unkindFirst >= 10 && kindAfter >= 10, `${unkindFirst} unkind first replies, ${kindAfter} kind revisions`);
   assert.ok(new Set(ts.map((t) => t.steps[0]!.principle)).size === 2, 'both principles are drawn over 12 prompts');
   // the SFT rows are request → final revision; the preference rows prefer the revision over the first reply
-  const sft = readFileSync(r.sft, 'utf8').trim().split('\n').map((l) => JSON.parse(l) as { prompt: string; completion: string });
+  const sft = readFileSync(r.sft, 'utf8')
+    .trim()
+    .split('\n')
+    .map((l) => JSON.parse(l) as { prompt: string; completion: string });
   assert.equal(sft.length, THINGS.length);
   assert.ok(sft.every((row) => row.prompt.startsWith('Human: describe the') && row.prompt.endsWith('\n\nAssistant:')));
-  const prefs = readFileSync(r.prefs, 'utf8').trim().split('\n').map((l) => JSON.parse(l) as { chosen: string; rejected: string });
+  const prefs = readFileSync(r.prefs, 'utf8')
+    .trim()
+    .split('\n')
+    .map((l) => JSON.parse(l) as { chosen: string; rejected: string });
   assert.ok(prefs.length >= 10 && prefs.every((p) => p.chosen !== p.rejected));
   // the same seed again (other batch size): the same transcripts
   const again = await revise({ model: toy, constitution: TOY, prompts, outputDir: join(dir, 'rev-b'), revisions: 1, seed: 5, generation: gen, batchSize: 3, quiet: true });
-  assert.deepEqual(readJournal<Transcript>(again.transcripts).sort((a, b) => a.id.localeCompare(b.id)), [...ts].sort((a, b) => a.id.localeCompare(b.id)));
+  assert.deepEqual(
+    readJournal<Transcript>(again.transcripts).sort((a, b) => a.id.localeCompare(b.id)),
+    [...ts].sort((a, b) => a.id.localeCompare(b.id)),
+  );
   // two rounds: the second critique is of the first revision
   const two = await revise({ model: toy, constitution: TOY, prompts: prompts.slice(0, 4), outputDir: join(dir, 'rev-c'), revisions: 2, seed: 5, generation: gen, quiet: true });
   assert.ok(readJournal<Transcript>(two.transcripts).every((t) => t.steps.length === 2));
@@ -66,17 +77,21 @@ test('RLAIF labels: the toy feedback model prefers the kind reply in both orders
   const out = join(dir, 'labels', 'ai_prefs.jsonl');
   const r = await labelPairs({ model: toy, constitution: TOY, pairs, out, seed: 1, ensemble: 2, quiet: true });
   const recs = readJournal<LabelRecord>(r.journal);
-  let right = 0, consistent = 0;
+  let right = 0,
+    consistent = 0;
   for (const rec of recs) {
     const kindIsA = rec.response_a.endsWith('lovely.');
-    if ((rec.p_a > 0.5) === kindIsA) right++;
+    if (rec.p_a > 0.5 === kindIsA) right++;
     // swap consistency: the kind reply wins in the order (a, b) and in the order (b, a)
-    if (rec.first.every((f, k) => (f > 0.5) === kindIsA && (rec.swapped[k]! > 0.5) === !kindIsA)) consistent++;
+    if (rec.first.every((f, k) => f > 0.5 === kindIsA && rec.swapped[k]! > 0.5 === !kindIsA)) consistent++;
   }
   console.log(`RLAIF toy: agreement with the known preference ${right}/${recs.length}, swap-consistent ${consistent}/${recs.length}, position bias ${r.positionBias?.toFixed(3)}`);
   assert.ok(right >= 11, `agreement ${right}/12`);
   assert.ok(consistent >= 10, `swap-consistent ${consistent}/12`);
-  const rows = readFileSync(out, 'utf8').trim().split('\n').map((l) => JSON.parse(l) as { chosen: string; rejected: string; soft_label: number; principle_ids: string[] });
+  const rows = readFileSync(out, 'utf8')
+    .trim()
+    .split('\n')
+    .map((l) => JSON.parse(l) as { chosen: string; rejected: string; soft_label: number; principle_ids: string[] });
   assert.equal(rows.length + r.dropped, 12);
   for (const row of rows) {
     assert.ok(row.soft_label > 0.5 && row.soft_label <= 1);
@@ -89,7 +104,10 @@ test('RLAIF labels: the toy feedback model prefers the kind reply in both orders
 class Scripted implements TextModel {
   readonly id = 'scripted';
   readonly chat = false;
-  constructor(private readonly bias: number, private readonly reasoned = false) {}
+  constructor(
+    private readonly bias: number,
+    private readonly reasoned = false,
+  ) {}
   async generate(reqs: readonly GenerationRequest[]): Promise<Generation[]> {
     return reqs.map(() => ({ text: 'the first option is good', finishReason: 'stop' as const, tokens: 5 }));
   }
@@ -97,7 +115,8 @@ class Scripted implements TextModel {
     return reqs.map((r) => {
       if (r.options.length === 5) return [0, 0.5, 1, 1.5, 2]; // a rating question: leans to 5
       const text = String(r.prompt);
-      const a = /\(A\) ([^\n]*)/.exec(text)![1]!, b = /\(B\) ([^\n]*)/.exec(text)![1]!;
+      const a = /\(A\) ([^\n]*)/.exec(text)![1]!,
+        b = /\(B\) ([^\n]*)/.exec(text)![1]!;
       const s = (x: string) => (x.includes('good') ? 1 : 0);
       // log-odds of A: the preference (±2) plus the bias towards the first position
       const logit = 2 * (s(a) - s(b)) + this.bias;
@@ -144,7 +163,8 @@ test('direct RLAIF: the expected rating as the reward, deterministic for the sam
   const b = await score(['Human: describe the cat\n\nAssistant:'], ['the cat is lovely.'], { promptIds: [], responseIds: [], finishReason: [] });
   assert.deepEqual(Array.from(a as number[]), Array.from(b as number[]));
   // Σ r·softmax([0, .5, 1, 1.5, 2])_r
-  const e = [0, 0.5, 1, 1.5, 2].map(Math.exp), z = e.reduce((x, y) => x + y, 0);
+  const e = [0, 0.5, 1, 1.5, 2].map(Math.exp),
+    z = e.reduce((x, y) => x + y, 0);
   assert.ok(Math.abs(a[0]! - e.reduce((s, v, i) => s + ((i + 1) * v) / z, 0)) < 1e-12);
 });
 
@@ -156,7 +176,25 @@ test('kill -9 during `alignkit cai revise`, restart: every prompt appears exactl
   const many = Array.from({ length: 60 }, (_, i) => ({ id: `q${i}`, prompt: request(THINGS[i % THINGS.length]!) }));
   writeFileSync(promptsFile, many.map((r) => JSON.stringify(r)).join('\n') + '\n');
   const out = join(dir, 'killed');
-  const args = [join(packageRoot(), 'dist', 'src', 'cli', 'main.js'), 'cai', 'revise', '--model', toy.id, '--constitution', join(dir, 'toy.yaml'), '--prompts', promptsFile, '--output_dir', out, '--batch_size', '2', '--max_new_tokens', '16', '--temperature', '0.3'];
+  const args = [
+    join(packageRoot(), 'dist', 'src', 'cli', 'main.js'),
+    'cai',
+    'revise',
+    '--model',
+    toy.id,
+    '--constitution',
+    join(dir, 'toy.yaml'),
+    '--prompts',
+    promptsFile,
+    '--output_dir',
+    out,
+    '--batch_size',
+    '2',
+    '--max_new_tokens',
+    '16',
+    '--temperature',
+    '0.3',
+  ];
   writeFileSync(join(dir, 'toy.yaml'), JSON.stringify({ principles: TOY.principles }));
   const lines = (f: string) => (existsSync(f) ? readFileSync(f, 'utf8').split('\n').filter(Boolean).length : 0);
   const victim = spawn(process.execPath, args, { stdio: 'ignore' });
@@ -177,7 +215,10 @@ test('kill -9 during `alignkit cai revise`, restart: every prompt appears exactl
   const res = JSON.parse(stdout) as { done: number; skipped: number };
   assert.equal(res.done + res.skipped, 60);
   for (const f of ['transcripts.jsonl', 'sft.jsonl']) {
-    const ids = readFileSync(join(out, f), 'utf8').trim().split('\n').map((l) => (JSON.parse(l) as { id: string }).id);
+    const ids = readFileSync(join(out, f), 'utf8')
+      .trim()
+      .split('\n')
+      .map((l) => (JSON.parse(l) as { id: string }).id);
     assert.equal(ids.length, 60, `${f}: one row per prompt`);
     assert.deepEqual([...new Set(ids)].sort(), many.map((m) => m.id).sort(), `${f}: every prompt exactly once`);
   }
@@ -193,14 +234,23 @@ test('cai run: every stage end to end on the toy model; a restart skips finished
   const out = join(dir, 'recipe');
   const cfg = join(dir, 'cai.yaml');
   const yaml = (extra: string) =>
-    writeFileSync(cfg, [
-      `model_name_or_path: ${toy.id}`, `constitution: ${join(dir, 'toy.yaml')}`, `prompts: ${promptsFile}`, `eval_prompts: ${promptsFile}`, `output_dir: ${out}`,
-      'max_new_tokens: 16', 'temperature: 1.0', 'seed: 3',
-      'sft: {max_steps: 20, learning_rate: 1.0e-3, per_device_train_batch_size: 4}',
-      'reward: {max_steps: 10, learning_rate: 1.0e-3, per_device_train_batch_size: 2}',
-      'ppo: {max_steps: 2, per_device_train_batch_size: 4, response_length: 8, learning_rate: 1.0e-4}',
-      extra,
-    ].join('\n') + '\n');
+    writeFileSync(
+      cfg,
+      [
+        `model_name_or_path: ${toy.id}`,
+        `constitution: ${join(dir, 'toy.yaml')}`,
+        `prompts: ${promptsFile}`,
+        `eval_prompts: ${promptsFile}`,
+        `output_dir: ${out}`,
+        'max_new_tokens: 16',
+        'temperature: 1.0',
+        'seed: 3',
+        'sft: {max_steps: 20, learning_rate: 1.0e-3, per_device_train_batch_size: 4}',
+        'reward: {max_steps: 10, learning_rate: 1.0e-3, per_device_train_batch_size: 2}',
+        'ppo: {max_steps: 2, per_device_train_batch_size: 4, response_length: 8, learning_rate: 1.0e-4}',
+        extra,
+      ].join('\n') + '\n',
+    );
   let err = '';
   const sink = new Writable({ write: (c, _e, cb) => ((err += String(c)), cb()) });
   yaml('dpo: {max_steps: 1, betaa: 0.1}');
@@ -217,7 +267,10 @@ test('cai run: every stage end to end on the toy model; a restart skips finished
   for (const s of ['sl', 'sl-cai', 'rlaif', 'reward', 'rl-cai']) assert.ok(existsSync(join(out, s, 'stage.json')), `${s} finished`);
   for (const s of ['sl-cai', 'reward', 'rl-cai']) assert.ok(existsSync(join(out, s, 'config.json')) && existsSync(join(out, s, 'metrics.jsonl')), `${s} is a Hugging Face model with metrics`);
   const r = JSON.parse(stdout) as { eval: { results: { name: string; win_rate: number; rating: number }[] } };
-  assert.deepEqual(r.eval.results.map((x) => x.name), ['initial', 'sl-cai', 'rl-cai']);
+  assert.deepEqual(
+    r.eval.results.map((x) => x.name),
+    ['initial', 'sl-cai', 'rl-cai'],
+  );
   assert.equal(r.eval.results[0]!.win_rate, 0.5);
   assert.ok(r.eval.results.every((x) => x.rating >= 1 && x.rating <= 5));
   // the SL-CAI policy answers kindly now: the judge (the toy model) prefers it to the initial one
@@ -235,7 +288,9 @@ test('cai run: every stage end to end on the toy model; a restart skips finished
   const evalFile = join(dir, 'eval-prompts.jsonl');
   writeFileSync(evalFile, THINGS.map((w) => JSON.stringify({ prompt: `Human: ${request(w)}\n\nAssistant:` })).join('\n') + '\n');
   const lines: string[] = [];
-  const ev = await runEval({ model: [toy.id, join(out, 'sl-cai')], prompts: evalFile, ai_judge: toy.id, constitution: join(dir, 'toy.yaml'), samples: 1, max_new_tokens: 12, temperature: 0.3 }, (l) => lines.push(l));
+  const ev = await runEval({ model: [toy.id, join(out, 'sl-cai')], prompts: evalFile, ai_judge: toy.id, constitution: join(dir, 'toy.yaml'), samples: 1, max_new_tokens: 12, temperature: 0.3 }, (l) =>
+    lines.push(l),
+  );
   const win = (ev[join(out, 'sl-cai')] as { ai_win_rate?: number }).ai_win_rate!;
   assert.ok(win > 0.6, `AI win rate ${win}`);
   assert.match(lines[0]!, /AI win/);

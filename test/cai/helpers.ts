@@ -44,12 +44,34 @@ export function toyRows(): { prompt: string; completion: string }[] {
 /** Trains the toy model into `dir` (tokenizer, pretrained weights) and returns the model folder. */
 export async function trainToyModel(dir: string, steps = 400): Promise<string> {
   const rows = toyRows();
-  const tok = trainByteLevelBPE(rows.map((r) => r.prompt + r.completion), { vocabSize: 400, specialTokens: ['<eos>'], config: { eos_token: '<eos>', pad_token: '<eos>' } });
+  const tok = trainByteLevelBPE(
+    rows.map((r) => r.prompt + r.completion),
+    { vocabSize: 400, specialTokens: ['<eos>'], config: { eos_token: '<eos>', pad_token: '<eos>' } },
+  );
   const base = join(dir, 'toy-base');
-  savePretrained(base, newPretrained({ model_type: 'gpt2', vocab_size: tok.vocabSize, n_embd: 64, n_layer: 2, n_head: 4, n_positions: 160, eos_token_id: tok.eosTokenId, pad_token_id: tok.eosTokenId }, 1));
+  savePretrained(
+    base,
+    newPretrained({ model_type: 'gpt2', vocab_size: tok.vocabSize, n_embd: 64, n_layer: 2, n_head: 4, n_positions: 160, eos_token_id: tok.eosTokenId, pad_token_id: tok.eosTokenId }, 1),
+  );
   tok.save(base);
   const data = writeJsonl(join(dir, 'toy.jsonl'), rows);
   const out = join(dir, 'toy');
-  await runTraining('sft', { model_name_or_path: base, train_file: data, output_dir: out, learning_rate: 3e-3, max_steps: steps, per_device_train_batch_size: 16, warmup_steps: 20, lr_scheduler_type: 'cosine', save_steps: 0, logging_steps: 100, seed: 0 }, { quiet: true });
+  await runTraining(
+    'sft',
+    {
+      model_name_or_path: base,
+      train_file: data,
+      output_dir: out,
+      learning_rate: 3e-3,
+      max_steps: steps,
+      per_device_train_batch_size: 16,
+      warmup_steps: 20,
+      lr_scheduler_type: 'cosine',
+      save_steps: 0,
+      logging_steps: 100,
+      seed: 0,
+    },
+    { quiet: true },
+  );
   return out;
 }

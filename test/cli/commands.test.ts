@@ -20,7 +20,8 @@ function capture(): { stream: Writable; text: () => string } {
 }
 
 async function run(argv: string[]): Promise<{ code: number; out: string; err: string }> {
-  const o = capture(), e = capture();
+  const o = capture(),
+    e = capture();
   const code = await cli(argv, o.stream, e.stream);
   return { code, out: o.text(), err: e.text() };
 }

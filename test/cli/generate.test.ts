@@ -20,7 +20,11 @@ test('alignkit generate streams the greedy continuation of a checkpoint director
     // a tokenizer no larger than the model's 1000-token vocabulary
     const corpus = Array.from({ length: 200 }, (_, i) => `the quick brown fox ${i} jumps over the lazy dog, said the model.`);
     trainByteLevelBPE(corpus, { vocabSize: 400, specialTokens: ['<|endoftext|>'], config: { eos_token: '<|endoftext|>', bos_token: '<|endoftext|>' } }).save(dir);
-    const out = execFileSync(process.execPath, [join(ROOT, 'dist', 'src', 'cli', 'main.js'), 'generate', '--model', dir, '--prompt', 'the quick brown', '--max-new-tokens', '8', '--temperature', '0'], { encoding: 'utf8' });
+    const out = execFileSync(
+      process.execPath,
+      [join(ROOT, 'dist', 'src', 'cli', 'main.js'), 'generate', '--model', dir, '--prompt', 'the quick brown', '--max-new-tokens', '8', '--temperature', '0'],
+      { encoding: 'utf8' },
+    );
     assert.ok(out.startsWith('the quick brown'), out);
     // the same through the library
     const { model } = loadPretrained(dir);
@@ -29,7 +33,10 @@ test('alignkit generate streams the greedy continuation of a checkpoint director
     assert.equal(out, 'the quick brown' + tok.decode(res.tokens[0]!, { skipSpecialTokens: true }) + '\n');
     model.dispose();
     // errors are clear
-    assert.throws(() => execFileSync(process.execPath, [join(ROOT, 'dist', 'src', 'cli', 'main.js'), 'generate', '--model', join(FIX, 'tiny-gpt2'), '--prompt', 'x'], { stdio: 'pipe' }), /has no tokenizer\.json/);
+    assert.throws(
+      () => execFileSync(process.execPath, [join(ROOT, 'dist', 'src', 'cli', 'main.js'), 'generate', '--model', join(FIX, 'tiny-gpt2'), '--prompt', 'x'], { stdio: 'pipe' }),
+      /has no tokenizer\.json/,
+    );
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }

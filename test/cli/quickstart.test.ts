@@ -18,7 +18,9 @@ test('quickstart: pretrain → SFT → AI-judged pairs → reward model → DPO 
     const r = await quickstart({ out, quick: true, seed: 0, log: (s) => lines.push(s) });
     for (const stage of ['base', 'pretrain', 'sft', 'reward', 'dpo', 'ppo']) assert.ok(existsSync(join(out, stage, 'config.json')), `${stage} saved`);
     assert.ok(existsSync(join(out, 'sft', 'metrics.jsonl')));
-    const sft = r.sft!, dpo = r.dpo!, ppo = r.ppo!;
+    const sft = r.sft!,
+      dpo = r.dpo!,
+      ppo = r.ppo!;
     assert.ok(Math.abs(sft.kl!) < 1e-4, `SFT vs itself: KL ${sft.kl}`); // sampler's cached log-probs vs a full forward
     assert.ok(dpo.judge! > sft.judge! + 0.5, `DPO judge ${dpo.judge} vs SFT ${sft.judge}`);
     assert.ok(ppo.judge! > sft.judge! + 0.5, `PPO judge ${ppo.judge} vs SFT ${sft.judge}`);
@@ -28,7 +30,21 @@ test('quickstart: pretrain → SFT → AI-judged pairs → reward model → DPO 
     assert.ok(acc && Number(acc[1]) >= 0.65, `reward model accuracy line: ${acc?.[0]}`);
     // `alignkit eval` on the same run: DPO against SFT by the judge, with the reward model and KL to SFT
     const table: string[] = [];
-    const ev = await runEval({ model: [join(out, 'sft'), join(out, 'dpo')], prompts: join(out, 'data', 'prompts.jsonl'), reward_model: join(out, 'reward'), ref: join(out, 'sft'), judge: 'sentiment', samples: 1, max_new_tokens: 16, temperature: 1, seed: 0, out: join(out, 'cmp.json') }, (l) => table.push(l));
+    const ev = await runEval(
+      {
+        model: [join(out, 'sft'), join(out, 'dpo')],
+        prompts: join(out, 'data', 'prompts.jsonl'),
+        reward_model: join(out, 'reward'),
+        ref: join(out, 'sft'),
+        judge: 'sentiment',
+        samples: 1,
+        max_new_tokens: 16,
+        temperature: 1,
+        seed: 0,
+        out: join(out, 'cmp.json'),
+      },
+      (l) => table.push(l),
+    );
     assert.match(table[0]!, /model\s+judge\s+reward\s+KL\(ref\)\s+win rate/);
     const e = ev[join(out, 'dpo')]!;
     assert.ok(winRate(ev[join(out, 'sft')]!, e)! > 0.55, `DPO win rate vs SFT ${winRate(ev[join(out, 'sft')]!, e)}`);

@@ -44,7 +44,12 @@ test('assistant-only loss uses the assistant mask (and the completion mask when 
 
 test('preference batches: rows [chosen0, rejected0, chosen1, rejected1] or halves, prompt shared, loss on completions', () => {
   const pair = (p: number[], c: number[], r: number[]): PreferenceExample => ({
-    kind: 'preference', promptIds: Int32Array.from(p), chosenIds: Int32Array.from(c), rejectedIds: Int32Array.from(r), source: src, truncated: false,
+    kind: 'preference',
+    promptIds: Int32Array.from(p),
+    chosenIds: Int32Array.from(c),
+    rejectedIds: Int32Array.from(r),
+    source: src,
+    truncated: false,
   });
   const ex = [pair([1, 2], [3, 4], [5]), pair([6], [7], [8, 9, 10])];
   const b = collatePreference(ex, { padId: 0 });
@@ -76,15 +81,38 @@ test('prompt batches: right or left padding', () => {
 test('packing: examples concatenated into fixed rows, masks travel with tokens, the short last row is kept', () => {
   const ex = [seq([1, 2, 3], [0, 1, 1]), seq([4, 5, 6, 7, 8], [0, 0, 1, 1, 1]), seq([9, 10], [1, 1])];
   const rows = packSequences(ex, 4);
-  assert.deepEqual(rows.map((r) => arr(r.ids)), [[1, 2, 3, 4], [5, 6, 7, 8], [9, 10]]);
-  assert.deepEqual(rows.map((r) => arr(r.completionMask)), [[0, 1, 1, 0], [0, 1, 1, 1], [1, 1]]);
-  assert.deepEqual(rows.map((r) => arr(r.docStarts)), [[0, 3], [], [0]]);
+  assert.deepEqual(
+    rows.map((r) => arr(r.ids)),
+    [
+      [1, 2, 3, 4],
+      [5, 6, 7, 8],
+      [9, 10],
+    ],
+  );
+  assert.deepEqual(
+    rows.map((r) => arr(r.completionMask)),
+    [
+      [0, 1, 1, 0],
+      [0, 1, 1, 1],
+      [1, 1],
+    ],
+  );
+  assert.deepEqual(
+    rows.map((r) => arr(r.docStarts)),
+    [[0, 3], [], [0]],
+  );
   const b = collateSequences(rows, { padId: 0 });
   assert.deepEqual(arr(b.lossMask), [1, 1, 0, 0, /**/ 1, 1, 1, 0, /**/ 1, 0, 0, 0]);
   // no token is lost or invented
-  assert.deepEqual(rows.flatMap((r) => arr(r.ids)), ex.flatMap((e) => arr(e.ids)));
+  assert.deepEqual(
+    rows.flatMap((r) => arr(r.ids)),
+    ex.flatMap((e) => arr(e.ids)),
+  );
   const withA = packSequences([seq([1, 2], [1, 1], [0, 1]), seq([3], [1], [1])], 2);
-  assert.deepEqual(withA.map((r) => arr(r.assistantMask!)), [[0, 1], [1]]);
+  assert.deepEqual(
+    withA.map((r) => arr(r.assistantMask!)),
+    [[0, 1], [1]],
+  );
   assert.throws(() => packSequences([seq([1], [1], [1]), seq([2], [1])], 2), /1 of 2 examples have assistant masks/);
   assert.throws(() => packSequences(ex, 0), /seqLength must be a positive integer/);
 });

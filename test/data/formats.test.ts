@@ -5,10 +5,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import {
-  DataError, checkDataset, detectFormat, extractPrompt, formatReport, loadDataset, loadSftDataset, readJsonl, arrayElementLines,
-  type DataErrorCode,
-} from '../../src/data/index.js';
+import { DataError, checkDataset, detectFormat, extractPrompt, formatReport, loadDataset, loadSftDataset, readJsonl, arrayElementLines, type DataErrorCode } from '../../src/data/index.js';
 import { fixtureTokenizer, tempDir, writeJsonl } from './helpers.js';
 
 const u = (content: string) => ({ role: 'user', content });
@@ -45,7 +42,12 @@ test('detectFormat: refuses unknown, ambiguous and unpaired column sets with the
     [[1, 2], /^d\.jsonl:3: expected a JSON object .* got an array/],
     [{ prompt: 5 }, /^d\.jsonl:3: prompt: expected a string \(standard\) or a list of messages \(conversational\), got a number/],
   ];
-  for (const [rec, re] of bad) assert.throws(() => detectFormat(rec, where), (e: unknown) => e instanceof DataError && re.test(e.message), JSON.stringify(rec));
+  for (const [rec, re] of bad)
+    assert.throws(
+      () => detectFormat(rec, where),
+      (e: unknown) => e instanceof DataError && re.test(e.message),
+      JSON.stringify(rec),
+    );
 });
 
 test('each validation error names file:line:field', async () => {
@@ -80,7 +82,13 @@ test('each validation error names file:line:field', async () => {
     const more: Array<[unknown, unknown, DataErrorCode, string, RegExp]> = [
       [pref, { prompt: 'The sky is', chosen: ' blue.', rejected: ' blue.' }, 'identical_pair', 'rejected', /chosen and rejected are identical/],
       [pref, { prompt: 'The sky is', chosen: '', rejected: ' x' }, 'empty', 'chosen', /empty chosen completion/],
-      [conv, { prompt: [u('Sky?')], completion: [{ role: 'robot', content: 'Blue.' }] }, 'bad_message', 'completion[0].role', /unknown role "robot" \(expected one of system, developer, user, assistant/],
+      [
+        conv,
+        { prompt: [u('Sky?')], completion: [{ role: 'robot', content: 'Blue.' }] },
+        'bad_message',
+        'completion[0].role',
+        /unknown role "robot" \(expected one of system, developer, user, assistant/,
+      ],
       [conv, { prompt: [{ content: 'Sky?' }], completion: [a('Blue.')] }, 'bad_message', 'prompt[0].role', /missing role/],
       [conv, { prompt: [u('Sky?'), { role: 'user', content: 5 }], completion: [a('Blue.')] }, 'bad_message', 'prompt[1].content', /expected a string \(or a list of content parts\), got a number/],
       [conv, { prompt: [u('Sky?')], completion: [{ role: 'assistant' }] }, 'bad_message', 'completion[0].content', /missing content/],
@@ -127,12 +135,19 @@ test('skipInvalid counts every skipped record by reason and lists the first few'
     assert.deepEqual(report.skippedByCode, { invalid_json: 6, empty: 4, missing_column: 1 });
     assert.deepEqual(
       report.firstSkipped.map((s) => [s.line, s.field, s.code]),
-      [[6, '', 'invalid_json'], [8, 'completion', 'empty'], [11, '', 'invalid_json']],
+      [
+        [6, '', 'invalid_json'],
+        [8, 'completion', 'empty'],
+        [11, '', 'invalid_json'],
+      ],
     );
     assert.match(formatReport(report), /19 of 30 records kept, 11 skipped \(invalid_json 6, empty 4, missing_column 1\)\n  skipped .*mixed\.jsonl:6: invalid JSON.*\n.*\n.*\n  \.\.\. and 8 more/);
     // tokenisation failures are counted too; a dataset where nothing survives is an error even in skip mode
     const tok = fixtureTokenizer();
-    const long = [{ prompt: 'one two three four five six seven eight nine ten', completion: ' end' }, { prompt: 'a', completion: ' b' }];
+    const long = [
+      { prompt: 'one two three four five six seven eight nine ten', completion: ' end' },
+      { prompt: 'a', completion: ' b' },
+    ];
     const d = await loadSftDataset(long, tok, { maxLength: 4, skipInvalid: true });
     assert.deepEqual([d.report.read, d.report.kept, d.report.skipped, d.report.skippedByCode.truncated], [2, 1, 1, 1]);
     assert.equal(d.report.firstSkipped[0].line, 1);
@@ -165,7 +180,11 @@ test('implicit prompt: extract_prompt semantics for strings and conversations', 
   assert.deepEqual(extractPrompt('X', 'Y'), { prompt: '', chosen: 'X', rejected: 'Y' });
   const sys = { role: 'system', content: 'Be brief.' };
   assert.deepEqual(extractPrompt([sys, u('Sky?'), a('Blue.')], [sys, u('Sky?'), a('Green.')]), { prompt: [sys, u('Sky?')], chosen: [a('Blue.')], rejected: [a('Green.')] });
-  assert.deepEqual(extractPrompt([u('Sky?'), a('Blue.')], [u('Sky?'), a('Blue.'), u('Sure?'), a('Yes.')]), { prompt: [u('Sky?')], chosen: [a('Blue.')], rejected: [a('Blue.'), u('Sure?'), a('Yes.')] });
+  assert.deepEqual(extractPrompt([u('Sky?'), a('Blue.')], [u('Sky?'), a('Blue.'), u('Sure?'), a('Yes.')]), {
+    prompt: [u('Sky?')],
+    chosen: [a('Blue.')],
+    rejected: [a('Blue.'), u('Sure?'), a('Yes.')],
+  });
   // through the reader: the record's prompt is the extracted one
   const { format } = await checkDataset([{ chosen: 'The sky is blue.', rejected: 'The sky is green.' }]);
   assert.equal(format.implicitPrompt, true);
@@ -184,7 +203,11 @@ test('JSONL details (BOM, CRLF, blank lines, no final newline) and JSON arrays w
     writeFileSync(p, '\ufeff{"text":"a"}\r\n\r\n  \r\n{"text":"b"}\r\n{"text":"c"}');
     const got: Array<[number, unknown]> = [];
     for await (const r of readJsonl(p)) got.push([r.source.line, r.value]);
-    assert.deepEqual(got, [[1, { text: 'a' }], [4, { text: 'b' }], [5, { text: 'c' }]]);
+    assert.deepEqual(got, [
+      [1, { text: 'a' }],
+      [4, { text: 'b' }],
+      [5, { text: 'c' }],
+    ]);
 
     const text = '[\n  {"text": "a [x], {y}"},\n  {"text": "b \\" ]"},\n\n  {\n    "text": ""\n  }\n]\n';
     assert.deepEqual(arrayElementLines(text), [2, 3, 5]);

@@ -6,18 +6,32 @@ import assert from 'node:assert/strict';
 import { EpochSampler, type SamplerState } from '../../src/data/index.js';
 import { arr } from './helpers.js';
 
-const draw = (s: EpochSampler, n: number) => Array.from({ length: n }, () => {
-  const b = s.next();
-  return { epoch: b.epoch, index: b.index, indices: arr(b.indices) };
-});
+const draw = (s: EpochSampler, n: number) =>
+  Array.from({ length: n }, () => {
+    const b = s.next();
+    return { epoch: b.epoch, index: b.index, indices: arr(b.indices) };
+  });
 
 test('each epoch is a seeded permutation of the dataset, cut into batches', () => {
   const s = new EpochSampler(10, { batchSize: 4, seed: 7 });
   assert.equal(s.batchesPerEpoch, 3);
   const batches = draw(s, 6);
-  assert.deepEqual(batches.map((b) => [b.epoch, b.index, b.indices.length]), [[0, 0, 4], [0, 1, 4], [0, 2, 2], [1, 0, 4], [1, 1, 4], [1, 2, 2]]);
+  assert.deepEqual(
+    batches.map((b) => [b.epoch, b.index, b.indices.length]),
+    [
+      [0, 0, 4],
+      [0, 1, 4],
+      [0, 2, 2],
+      [1, 0, 4],
+      [1, 1, 4],
+      [1, 2, 2],
+    ],
+  );
   for (const e of [0, 1]) {
-    const seen = batches.filter((b) => b.epoch === e).flatMap((b) => b.indices).sort((x, y) => x - y);
+    const seen = batches
+      .filter((b) => b.epoch === e)
+      .flatMap((b) => b.indices)
+      .sort((x, y) => x - y);
     assert.deepEqual(seen, [0, 1, 2, 3, 4, 5, 6, 7, 8, 9]);
   }
   const e0 = batches.filter((b) => b.epoch === 0).flatMap((b) => b.indices);
@@ -28,13 +42,24 @@ test('each epoch is a seeded permutation of the dataset, cut into batches', () =
   assert.deepEqual(draw(new EpochSampler(10, { batchSize: 4, seed: 7 }), 6), batches);
   assert.notDeepEqual(draw(new EpochSampler(10, { batchSize: 4, seed: 8 }), 3), batches.slice(0, 3));
   // no shuffle: dataset order; dropLast drops the short batch
-  assert.deepEqual(draw(new EpochSampler(5, { batchSize: 2, shuffle: false }), 3).map((b) => b.indices), [[0, 1], [2, 3], [4]]);
-  assert.deepEqual(draw(new EpochSampler(5, { batchSize: 2, shuffle: false, dropLast: true }), 3).map((b) => b.indices), [[0, 1], [2, 3], [0, 1]]);
+  assert.deepEqual(
+    draw(new EpochSampler(5, { batchSize: 2, shuffle: false }), 3).map((b) => b.indices),
+    [[0, 1], [2, 3], [4]],
+  );
+  assert.deepEqual(
+    draw(new EpochSampler(5, { batchSize: 2, shuffle: false, dropLast: true }), 3).map((b) => b.indices),
+    [
+      [0, 1],
+      [2, 3],
+      [0, 1],
+    ],
+  );
   assert.throws(() => new EpochSampler(3, { batchSize: 4, dropLast: true }), /no batch can be made from 3 examples with batchSize 4 and dropLast/);
 });
 
 test('permutations are unbiased enough: every position takes every item about equally often', () => {
-  const n = 5, epochs = 4000;
+  const n = 5,
+    epochs = 4000;
   const s = new EpochSampler(n, { batchSize: n, seed: 1 });
   const counts = Array.from({ length: n }, () => new Array<number>(n).fill(0));
   for (let e = 0; e < epochs; e++) s.permutation(e).forEach((item, pos) => counts[pos][item]++);

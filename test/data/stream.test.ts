@@ -16,7 +16,8 @@ test('a 50 MB JSONL file streams with bounded memory; bad lines are reported by 
     const path = join(dir, 'big.jsonl');
     const fd = openSync(path, 'w');
     const words = ['alpha', 'beta', 'gamma', 'delta', 'épsilon', '日本', '🤖', 'zeta\n', 'eta "quoted"'];
-    let line = 0, bytes = 0;
+    let line = 0,
+      bytes = 0;
     const bad = new Map<number, string>();
     while (bytes < 50 * 1024 * 1024) {
       let chunk = '';
@@ -46,7 +47,8 @@ test('a 50 MB JSONL file streams with bounded memory; bad lines are reported by 
     const gc = runInNewContext('gc') as () => void;
     gc();
     const base = process.memoryUsage().heapUsed;
-    let peak = 0, kept = 0;
+    let peak = 0,
+      kept = 0;
     const reader = new DatasetReader(path, { skipInvalid: true, maxReportedSkips: 1000 });
     for await (const rec of reader.records()) {
       kept++;

@@ -6,8 +6,18 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import {
-  DataError, RecordTokenizer, collateSequences, leadingSpecialIds, loadDataset, loadPreferenceDataset, loadPromptDataset, loadSftDataset, padTokenId, planTruncation,
-  type PreferenceExample, type SequenceExample,
+  DataError,
+  RecordTokenizer,
+  collateSequences,
+  leadingSpecialIds,
+  loadDataset,
+  loadPreferenceDataset,
+  loadPromptDataset,
+  loadSftDataset,
+  padTokenId,
+  planTruncation,
+  type PreferenceExample,
+  type SequenceExample,
 } from '../../src/data/index.js';
 import { BOS_TEMPLATE, EOS_TEMPLATE, arr, bosTokenizer, count, fixtureTokenizer } from './helpers.js';
 
@@ -25,7 +35,8 @@ test('fixture tokenizer (GPT-2 style, bos = eos): no BOS added, EOS appended onc
   assert.deepEqual(arr(lm.ids), [...enc(tok, 'Hello world'), 0]);
   assert.deepEqual(arr(lmEos.ids), arr(lm.ids)); // already ends with EOS: not doubled
   assert.deepEqual(arr(lm.completionMask), new Array(lm.ids.length).fill(1));
-  const p = enc(tok, 'The sky is'), c = enc(tok, ' blue.');
+  const p = enc(tok, 'The sky is'),
+    c = enc(tok, ' blue.');
   assert.deepEqual(arr(pc.ids), [...p, ...c, 0]);
   assert.deepEqual(arr(pc.completionMask), [...p.map(() => 0), ...c.map(() => 1), 1]);
   assert.equal(pc.promptLength, p.length);
@@ -33,7 +44,8 @@ test('fixture tokenizer (GPT-2 style, bos = eos): no BOS added, EOS appended onc
 
 test('tokenizer that adds BOS: exactly one BOS whether or not the text or the template already has it', async () => {
   const tok = bosTokenizer();
-  const bos = tok.bosTokenId!, eos = tok.eosTokenId!;
+  const bos = tok.bosTokenId!,
+    eos = tok.eosTokenId!;
   assert.notEqual(bos, eos);
   assert.deepEqual(leadingSpecialIds(tok), [bos]);
   const d = await loadSftDataset([{ text: 'Hello world' }, { text: '<s>Hello world' }], tok);
@@ -64,15 +76,24 @@ test('tokenizer that adds BOS: exactly one BOS whether or not the text or the te
 
 test('EOS: appended to completions, not doubled, kept in the loss when pad = EOS', async () => {
   const tok = bosTokenizer();
-  const bos = tok.bosTokenId!, eos = tok.eosTokenId!;
+  const bos = tok.bosTokenId!,
+    eos = tok.eosTokenId!;
   assert.equal(padTokenId(tok), eos); // pad = EOS
-  const d = await loadSftDataset([{ prompt: 'The sky is', completion: ' blue.' }, { prompt: 'The sky is', completion: ' blue.</s>' }], tok);
+  const d = await loadSftDataset(
+    [
+      { prompt: 'The sky is', completion: ' blue.' },
+      { prompt: 'The sky is', completion: ' blue.</s>' },
+    ],
+    tok,
+  );
   const [x, y] = d.examples;
-  const p = enc(tok, 'The sky is'), c = enc(tok, ' blue.');
+  const p = enc(tok, 'The sky is'),
+    c = enc(tok, ' blue.');
   assert.deepEqual(arr(x.ids), [bos, ...p, ...c, eos]);
   assert.deepEqual(arr(y.ids), arr(x.ids));
   const b = collateSequences([x, { ...x, ids: x.ids.subarray(0, 3), completionMask: x.completionMask.subarray(0, 3) }], { padId: padTokenId(tok) });
-  const T = b.T, n = x.ids.length;
+  const T = b.T,
+    n = x.ids.length;
   assert.equal(T, n);
   // the prediction of EOS (made at position n - 2) counts; the pad ids of row 1 equal EOS but count for nothing
   assert.equal(b.lossMask[n - 2], 1);
@@ -159,12 +180,30 @@ test('truncation plans, computed by hand', () => {
   assert.deepEqual(planTruncation(5, [4], { maxLength: 3, truncationMode: 'keep_start' }), P(0, 3, [[0, 0]]));
   assert.deepEqual(planTruncation(5, [4], { maxLength: 3, truncationMode: 'keep_end' }), P(5, 5, [[1, 4]]));
   // preference: the prompt is cut once for both completions (by the longer one)
-  assert.deepEqual(planTruncation(6, [3, 5], { maxLength: 8, truncationMode: 'keep_start' }), P(0, 6, [[0, 2], [0, 2]]));
-  assert.deepEqual(planTruncation(6, [3, 5], { maxLength: 8, truncationMode: 'keep_end' }), P(3, 6, [[0, 3], [0, 5]]));
+  assert.deepEqual(
+    planTruncation(6, [3, 5], { maxLength: 8, truncationMode: 'keep_start' }),
+    P(0, 6, [
+      [0, 2],
+      [0, 2],
+    ]),
+  );
+  assert.deepEqual(
+    planTruncation(6, [3, 5], { maxLength: 8, truncationMode: 'keep_end' }),
+    P(3, 6, [
+      [0, 3],
+      [0, 5],
+    ]),
+  );
   // max_prompt_length keeps the prompt's start or end; max_completion_length keeps completions' starts
   assert.deepEqual(planTruncation(6, [3], { maxPromptLength: 4, truncationMode: 'keep_start' }), P(0, 4, [[0, 3]]));
   assert.deepEqual(planTruncation(6, [3], { maxPromptLength: 4, truncationMode: 'keep_end' }), P(2, 6, [[0, 3]]));
-  assert.deepEqual(planTruncation(6, [3, 5], { maxCompletionLength: 4 }), P(0, 6, [[0, 3], [0, 4]]));
+  assert.deepEqual(
+    planTruncation(6, [3, 5], { maxCompletionLength: 4 }),
+    P(0, 6, [
+      [0, 3],
+      [0, 4],
+    ]),
+  );
   assert.deepEqual(planTruncation(10, [6], { maxPromptLength: 4, maxCompletionLength: 5, maxLength: 8, truncationMode: 'keep_end' }), P(7, 10, [[0, 5]]));
   // language modelling: first / last max_length tokens
   assert.deepEqual(planTruncation(0, [10], { maxLength: 4, truncationMode: 'keep_start' }), P(0, 0, [[0, 4]]));
@@ -175,8 +214,10 @@ test('truncation plans, computed by hand', () => {
 
 test('truncation through the tokenizer: masks follow the tokens, the prompt stays shared, rows emptied are reported', async () => {
   const tok = fixtureTokenizer();
-  const prompt = 'one two three four five six', completion = ' seven eight nine';
-  const p = enc(tok, prompt), c = [...enc(tok, completion), 0];
+  const prompt = 'one two three four five six',
+    completion = ' seven eight nine';
+  const p = enc(tok, prompt),
+    c = [...enc(tok, completion), 0];
   const rows = [{ prompt, completion }];
   const L = p.length + c.length;
   const ks = (await loadSftDataset(rows, tok, { maxLength: L - 2, truncationMode: 'keep_start' })).examples[0];
@@ -208,14 +249,22 @@ test('truncation through the tokenizer: masks follow the tokens, the prompt stay
   const lm: SequenceExample = (await loadSftDataset([{ text: prompt }], tok, { maxLength: 3, truncationMode: 'keep_end' })).examples[0];
   assert.deepEqual(arr(lm.ids), [...p, 0].slice(-3));
   // truncation that makes chosen and rejected identical is reported like an identical pair
-  await assert.rejects(loadPreferenceDataset([{ prompt, chosen: ' seven eight', rejected: ' seven nine' }], tok, { maxCompletionLength: 1 }), /<memory>:1: rejected: chosen and rejected are identical after truncation/);
+  await assert.rejects(
+    loadPreferenceDataset([{ prompt, chosen: ' seven eight', rejected: ' seven nine' }], tok, { maxCompletionLength: 1 }),
+    /<memory>:1: rejected: chosen and rejected are identical after truncation/,
+  );
   const all = await loadDataset([{ prompt, completion }], tok, { maxPromptLength: 2, truncationMode: 'keep_start' });
   assert.equal(all.report.truncated, 1);
   // overlong: 'reject' (a reward model reads its score at the last token, so cutting the end would mislead it)
-  const pairs = [{ prompt, chosen: ' seven', rejected: ' eight' }, { prompt: 'a', chosen: ' b', rejected: ' c' }];
+  const pairs = [
+    { prompt, chosen: ' seven', rejected: ' eight' },
+    { prompt: 'a', chosen: ' b', rejected: ' c' },
+  ];
   await assert.rejects(
     loadPreferenceDataset(pairs, tok, { maxLength: 5, overlong: 'reject' }),
-    new RegExp(`^DataError: <memory>:1: chosen: the row \\(prompt ${p.length} \\+ chosen ${enc(tok, ' seven').length + 1} / rejected ${enc(tok, ' eight').length + 1} tokens\\) is longer than the limits \\(max_length 5\\) and overlong is 'reject'`),
+    new RegExp(
+      `^DataError: <memory>:1: chosen: the row \\(prompt ${p.length} \\+ chosen ${enc(tok, ' seven').length + 1} / rejected ${enc(tok, ' eight').length + 1} tokens\\) is longer than the limits \\(max_length 5\\) and overlong is 'reject'`,
+    ),
   );
   const kept = await loadPreferenceDataset(pairs, tok, { maxLength: 5, overlong: 'reject', skipInvalid: true });
   assert.deepEqual([kept.report.kept, kept.report.skipped, kept.report.truncated, kept.examples[0].source.line], [1, 1, 0, 2]);

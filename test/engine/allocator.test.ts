@@ -26,7 +26,7 @@ const scenarios: Record<string, () => Record<string, number>> = {
   // A training-like loop whose tensor sizes vary from step to step (random sequence lengths).
   varying: () => {
     const rng = new Random(1);
-    const keepers = [Tensor.zeros([16 * MiB / 4])]; // 16 MiB of "model" that stays live
+    const keepers = [Tensor.zeros([(16 * MiB) / 4])]; // 16 MiB of "model" that stays live
     let worstTotal = 0;
     for (let step = 0; step < 200; step++) {
       const T = 40 + rng.int(60);
@@ -49,15 +49,15 @@ const scenarios: Record<string, () => Record<string, number>> = {
     old.dispose();
     mid.dispose();
     const cachedBefore = cachedBytes();
-    const recent = mk(3 * MiB / 4); // 3 MiB: fresh (no cached buffer fits); 1 + 2 + 3 = 6 MiB fits the cap
+    const recent = mk((3 * MiB) / 4); // 3 MiB: fresh (no cached buffer fits); 1 + 2 + 3 = 6 MiB fits the cap
     recent.dispose();
     const cachedFull = cachedBytes();
-    const newest = mk(7 * MiB / 8); // 3.5 MiB, fresh: 9.5 MiB is past the cap, the oldest (1, then 2 MiB) go
+    const newest = mk((7 * MiB) / 8); // 3.5 MiB, fresh: 9.5 MiB is past the cap, the oldest (1, then 2 MiB) go
     newest.dispose();
     const after = cachedBytes();
     // the 3 MiB buffer must still be there: a request of its class is served from the cache
     const before = memoryStats().reusedBytes;
-    const again = mk(3 * MiB / 4);
+    const again = mk((3 * MiB) / 4);
     const reused = memoryStats().reusedBytes - before;
     again.dispose();
     const tooBig = mk(2 * MiB); // 8 MiB > the whole cap: freed at once, never cached, evicts nothing

@@ -8,15 +8,7 @@ import { spawnSync } from 'node:child_process';
 import { Tensor, noGrad, tidy } from '../../src/engine/tensor.js';
 import { Random } from '../../src/engine/random.js';
 import { attention, attentionKernels, attentionWithLse, rope, type AttentionOptions } from '../../src/engine/ops/attention.js';
-import {
-  refAttention,
-  refAttentionBackward,
-  refRope,
-  refRopeAngles,
-  refRopeAnglesF32,
-  refRopeBackward,
-  type RefAttentionDims,
-} from './reference/attention.js';
+import { refAttention, refAttentionBackward, refRope, refRopeAngles, refRopeAnglesF32, refRopeBackward, type RefAttentionDims } from './reference/attention.js';
 import { ODD_SIZES, assertClose, f32round, finiteDiff, nativeGradcheck, randArray } from '../helpers/check.js';
 
 // ---- building [B, H, T, D] inputs in several memory layouts ----------------------------------------------
@@ -97,8 +89,10 @@ interface Case {
 }
 
 function caseName(c: Case): string {
-  return `B${c.B} Hq${c.Hq}/Hkv${c.Hkv} Tq${c.Tq} Tk${c.Tk} D${c.D} ${c.causal ? 'causal' : 'full'} mask:${c.mask}` +
-    `${c.queryOffset !== undefined ? ` qoff${c.queryOffset}` : ''} q:${c.qLayout ?? 'bhtd'} kv:${c.kvLayout ?? 'bhtd'}`;
+  return (
+    `B${c.B} Hq${c.Hq}/Hkv${c.Hkv} Tq${c.Tq} Tk${c.Tk} D${c.D} ${c.causal ? 'causal' : 'full'} mask:${c.mask}` +
+    `${c.queryOffset !== undefined ? ` qoff${c.queryOffset}` : ''} q:${c.qLayout ?? 'bhtd'} kv:${c.kvLayout ?? 'bhtd'}`
+  );
 }
 
 interface Built {
@@ -123,7 +117,11 @@ function build(c: Case, requiresGrad = false): Built {
   if (m) opts.keyMask = m;
   if (c.queryOffset !== undefined) opts.queryOffset = c.queryOffset;
   return {
-    dims, q, k, v, opts,
+    dims,
+    q,
+    k,
+    v,
+    opts,
     Q: operand(q, [c.B, c.Hq, c.Tq, c.D], c.qLayout ?? 'bhtd', requiresGrad, rng),
     K: operand(k, [c.B, c.Hkv, c.Tk, c.D], c.kvLayout ?? 'bhtd', requiresGrad, rng),
     V: operand(v, [c.B, c.Hkv, c.Tk, c.D], c.kvLayout ?? 'bhtd', requiresGrad, rng),
@@ -172,7 +170,11 @@ function checkBackward(c: Case): void {
   disposeBuilt(b);
 }
 
-const HEADS: [number, number][] = [[1, 1], [4, 2], [4, 1]];
+const HEADS: [number, number][] = [
+  [1, 1],
+  [4, 2],
+  [4, 1],
+];
 
 // ---- attention forward ------------------------------------------------------------------------------------
 
@@ -236,13 +238,14 @@ test('attention: decoding rows equal the last rows of full attention', () => {
   const c: Case = { B: 2, Hq: 4, Hkv: 2, Tq: 129, Tk: 129, D: 64, causal: true, mask: 'left' };
   const b = build(c);
   tidy(() => {
-    const q = b.Q.view(b.Q.base), k = b.K.view(b.K.base), v = b.V.view(b.V.base);
+    const q = b.Q.view(b.Q.base),
+      k = b.K.view(b.K.base),
+      v = b.V.view(b.V.base);
     const full = attention(q, k, v, b.opts).toArray();
     for (const Tq of [1, 7, 64]) {
       const part = attention(q.slice(2, c.Tk - Tq, c.Tk), k, v, b.opts).toArray();
       const expect = new Float32Array(part.length);
-      for (let bh = 0; bh < c.B * c.Hq; bh++)
-        expect.set(full.subarray((bh * c.Tq + c.Tq - Tq) * c.D, (bh + 1) * c.Tq * c.D), bh * Tq * c.D);
+      for (let bh = 0; bh < c.B * c.Hq; bh++) expect.set(full.subarray((bh * c.Tq + c.Tq - Tq) * c.D, (bh + 1) * c.Tq * c.D), bh * Tq * c.D);
       assertClose(part, expect, { rtol: 1e-6, atol: 1e-6 }, `last ${Tq} rows`);
     }
   });
@@ -316,10 +319,12 @@ test('rope tables follow transformers float32 arithmetic (inv_freq, angle, cos/s
   for (const theta of [10000, 500000, 1e6])
     for (const d of [32, 64, 128]) {
       const half = d / 2;
-      const cos = new Float32Array(positions.length * half), sin = new Float32Array(positions.length * half);
+      const cos = new Float32Array(positions.length * half),
+        sin = new Float32Array(positions.length * half);
       attentionKernels.ropeTable(positions, positions.length, theta, d, cos, sin);
       const a32 = refRopeAnglesF32(positions, theta, d);
-      const expCos = a32.map((a) => Math.fround(Math.cos(a))), expSin = a32.map((a) => Math.fround(Math.sin(a)));
+      const expCos = a32.map((a) => Math.fround(Math.cos(a))),
+        expSin = a32.map((a) => Math.fround(Math.sin(a)));
       assertClose(cos, expCos, { rtol: 0, atol: 1.2e-7 }, `cos theta ${theta} d ${d}`);
       assertClose(sin, expSin, { rtol: 0, atol: 1.2e-7 }, `sin theta ${theta} d ${d}`);
       // Against exact angles the float32 ones differ by about pos·2^-24 radians; small positions agree closely.
@@ -382,7 +387,8 @@ test('rope backward: reference vs finite differences, native vs reference, nativ
   {
     const shape = [2, 2, 3, 6];
     const rng = new Random(11);
-    const x = randArray(72, rng), R = randArray(72, rng);
+    const x = randArray(72, rng),
+      R = randArray(72, rng);
     const pos = Int32Array.from([0, 1, 2, 3, 4, 7]);
     const angles = refRopeAngles(pos, 10000, 4);
     const num = finiteDiff((xs) => refRope(xs[0]!, shape, angles, true, 4).reduce((s, o, i) => s + o * R[i]!, 0), [x]);
@@ -411,7 +417,8 @@ test('rope backward: reference vs finite differences, native vs reference, nativ
 
 test('attention and rope reject bad inputs with clear errors', () => {
   tidy(() => {
-    const q = Tensor.zeros([1, 4, 3, 8]), k = Tensor.zeros([1, 2, 3, 8]);
+    const q = Tensor.zeros([1, 4, 3, 8]),
+      k = Tensor.zeros([1, 2, 3, 8]);
     assert.throws(() => attention(q, Tensor.zeros([1, 2, 3, 4]), Tensor.zeros([1, 2, 3, 4])), /attention: .*same B and D/);
     assert.throws(() => attention(q, Tensor.zeros([1, 3, 3, 8]), Tensor.zeros([1, 3, 3, 8])), /multiple of kv heads/);
     assert.throws(() => attention(q, k, Tensor.zeros([1, 2, 4, 8])), /attention: expected/);
@@ -474,6 +481,5 @@ test('portable (non-AVX2) kernels agree with the reference (child process, ALIGN
   const res = JSON.parse(r.stdout.trim().split('\n').pop()!) as { isa: string; results: { c: unknown; out: number; dq: number; dk: number; dv: number }[] };
   assert.equal(res.isa, 'portable');
   assert.equal(res.results.length, 4);
-  for (const x of res.results)
-    for (const key of ['out', 'dq', 'dk', 'dv'] as const) assert.ok(x[key] <= 1, `portable ${key} off by ${x[key].toFixed(2)}× tolerance for ${JSON.stringify(x.c)}`);
+  for (const x of res.results) for (const key of ['out', 'dq', 'dk', 'dv'] as const) assert.ok(x[key] <= 1, `portable ${key} off by ${x[key].toFixed(2)}× tolerance for ${JSON.stringify(x.c)}`);
 });

@@ -59,7 +59,14 @@ function make(spec: In, rng: Random): Made {
     const base = [...shape];
     const last = base.length - 1;
     base[last]! += 3;
-    leaf = Tensor.from(values(base.reduce((p, d) => p * d, 1), gen, rng), base);
+    leaf = Tensor.from(
+      values(
+        base.reduce((p, d) => p * d, 1),
+        gen,
+        rng,
+      ),
+      base,
+    );
     view = leaf.slice(last, 1, shape[last]! + 1);
     back = (g) => g.slice(last, 1, shape[last]! + 1);
   }
@@ -107,7 +114,10 @@ function checkCase(c: Case, seed: number): void {
       if (!out.requiresGrad) return;
       const G = values(ref.data.length, 'normal', rng);
       out.backward(Tensor.from(G, out.shape));
-      const want = c.refBwd(made.map((m) => m.arr), R.arr(G, ref.shape));
+      const want = c.refBwd(
+        made.map((m) => m.arr),
+        R.arr(G, ref.shape),
+      );
       made.forEach((m, i) => {
         const got = m.viewGrad();
         const w = want[i];
@@ -159,26 +169,48 @@ function checkRefGrad(c: Case, seed: number): void {
 
 const UNARY_GEN: Partial<Record<R.UnaryOp, Gen>> = { log: 'positive', sqrt: 'positive' };
 const UNARY_TOL: Partial<Record<R.UnaryOp, Tol>> = {
-  exp: TRANS, log: TRANS, sigmoid: TRANS, logsigmoid: TRANS, tanh: TRANS, gelu_tanh: TRANS, gelu_erf: TRANS, silu: TRANS,
+  exp: TRANS,
+  log: TRANS,
+  sigmoid: TRANS,
+  logsigmoid: TRANS,
+  tanh: TRANS,
+  gelu_tanh: TRANS,
+  gelu_erf: TRANS,
+  silu: TRANS,
 };
 
 function unaryCall(op: R.UnaryOp, x: Tensor, p: readonly number[]): Tensor {
   switch (op) {
-    case 'neg': return E.neg(x);
-    case 'scale': return E.scale(x, p[0]!);
-    case 'exp': return E.exp(x);
-    case 'log': return E.log(x);
-    case 'sqrt': return E.sqrt(x);
-    case 'square': return E.square(x);
-    case 'abs': return E.abs(x);
-    case 'sigmoid': return E.sigmoid(x);
-    case 'logsigmoid': return E.logsigmoid(x);
-    case 'tanh': return E.tanh(x);
-    case 'relu': return E.relu(x);
-    case 'gelu_tanh': return E.gelu(x);
-    case 'gelu_erf': return E.gelu(x, 'none');
-    case 'silu': return E.silu(x);
-    case 'clamp': return E.clamp(x, p[0] === -Infinity ? undefined : p[0], p[1] === Infinity ? undefined : p[1]);
+    case 'neg':
+      return E.neg(x);
+    case 'scale':
+      return E.scale(x, p[0]!);
+    case 'exp':
+      return E.exp(x);
+    case 'log':
+      return E.log(x);
+    case 'sqrt':
+      return E.sqrt(x);
+    case 'square':
+      return E.square(x);
+    case 'abs':
+      return E.abs(x);
+    case 'sigmoid':
+      return E.sigmoid(x);
+    case 'logsigmoid':
+      return E.logsigmoid(x);
+    case 'tanh':
+      return E.tanh(x);
+    case 'relu':
+      return E.relu(x);
+    case 'gelu_tanh':
+      return E.gelu(x);
+    case 'gelu_erf':
+      return E.gelu(x, 'none');
+    case 'silu':
+      return E.silu(x);
+    case 'clamp':
+      return E.clamp(x, p[0] === -Infinity ? undefined : p[0], p[1] === Infinity ? undefined : p[1]);
   }
 }
 
@@ -196,9 +228,22 @@ function unaryCase(op: R.UnaryOp, input: In, p: readonly number[] = [], extra = 
 }
 
 const UNARY_OPS: [R.UnaryOp, number[], string][] = [
-  ['neg', [], ''], ['scale', [-1.75], ''], ['exp', [], ''], ['log', [], ''], ['sqrt', [], ''], ['square', [], ''],
-  ['abs', [], ''], ['sigmoid', [], ''], ['logsigmoid', [], ''], ['tanh', [], ''], ['relu', [], ''], ['gelu_tanh', [], ''],
-  ['gelu_erf', [], ''], ['silu', [], ''], ['clamp', [-0.5, 0.75], ''], ['clamp', [-0.5, Infinity], ' min only'],
+  ['neg', [], ''],
+  ['scale', [-1.75], ''],
+  ['exp', [], ''],
+  ['log', [], ''],
+  ['sqrt', [], ''],
+  ['square', [], ''],
+  ['abs', [], ''],
+  ['sigmoid', [], ''],
+  ['logsigmoid', [], ''],
+  ['tanh', [], ''],
+  ['relu', [], ''],
+  ['gelu_tanh', [], ''],
+  ['gelu_erf', [], ''],
+  ['silu', [], ''],
+  ['clamp', [-0.5, 0.75], ''],
+  ['clamp', [-0.5, Infinity], ' min only'],
   ['clamp', [-Infinity, 0.25], ' max only'],
 ];
 
@@ -213,7 +258,12 @@ const UNARY_SHAPES: In[] = [
 
 type BinFn = (a: TensorLike, b: TensorLike) => Tensor;
 const BINARY_FNS: Record<R.BinaryOp, BinFn> = {
-  add: E.add, sub: E.sub, mul: E.mul, div: E.div, minimum: E.minimum, maximum: E.maximum,
+  add: E.add,
+  sub: E.sub,
+  mul: E.mul,
+  div: E.div,
+  minimum: E.minimum,
+  maximum: E.maximum,
   swiglu: (a, b) => E.swiglu(a as Tensor, b as Tensor),
 };
 
@@ -229,7 +279,10 @@ const PATTERNS: [In, In][] = [
   [{ shape: [1] }, { shape: [1] }],
   [{ shape: [129] }, { shape: [129] }],
   [{ shape: [7, 33], kind: 'transposed' }, { shape: [33] }],
-  [{ shape: [7, 33], kind: 'sliced' }, { shape: [7, 33], kind: 'transposed' }],
+  [
+    { shape: [7, 33], kind: 'sliced' },
+    { shape: [7, 33], kind: 'transposed' },
+  ],
   [{ shape: [33, 7] }, { shape: [33, 1], kind: 'sliced' }],
   [{ shape: [7, 33] }, { number: 0.75 }],
   [{ number: -1.5 }, { shape: [7, 33] }],
@@ -444,8 +497,10 @@ test('reference backward matches central finite differences (float64)', () => {
 
 test('reference math: erf and GELU agree with known values and textbook formulas', () => {
   assertClose([R.erf64(0.5), R.erf64(1), R.erf64(2)], [0.5204998778130465, 0.8427007929497148, 0.9953222650189527], { rtol: 1e-14, atol: 0 });
-  assertClose([R.erfc64(3), R.erfc64(5), R.erfc64(-1), R.erfc64(0.1), R.erfc64(10)],
-    [2.2090496998585445e-5, 1.5374597944280347e-12, 1.8427007929497148, 0.8875370839817152, 2.0884875837625446e-45], { rtol: 1e-13, atol: 0 });
+  assertClose([R.erfc64(3), R.erfc64(5), R.erfc64(-1), R.erfc64(0.1), R.erfc64(10)], [2.2090496998585445e-5, 1.5374597944280347e-12, 1.8427007929497148, 0.8875370839817152, 2.0884875837625446e-45], {
+    rtol: 1e-13,
+    atol: 0,
+  });
   // GPT-2's gelu_new and the exact GELU at 1
   assertClose([R.UNARY.gelu_tanh.f(1, []), R.UNARY.gelu_erf.f(1, [])], [0.8411919906082768, 0.8413447460685429], { rtol: 1e-14, atol: 0 });
   // the cancellation-free forms equal the textbook ones where those are accurate
@@ -459,14 +514,21 @@ test('reference math: erf and GELU agree with known values and textbook formulas
 test('native transcendentals stay accurate over wide ranges and at special values', () => {
   tidy(() => {
     const n = 20001;
-    const grid = (lo: number, hi: number): Tensor => Tensor.from(Array.from({ length: n }, (_, i) => lo + ((hi - lo) * i) / (n - 1)), [n]);
+    const grid = (lo: number, hi: number): Tensor =>
+      Tensor.from(
+        Array.from({ length: n }, (_, i) => lo + ((hi - lo) * i) / (n - 1)),
+        [n],
+      );
     const check = (name: string, y: Tensor, x: Tensor, f: (v: number) => number, rtol: number, atol = 0): void => {
       const xs = x.toArray();
       assertClose(y.toArray(), Array.from(xs, f), { rtol, atol }, name);
     };
     const wide = grid(-30, 30);
     check('exp', E.exp(grid(-87, 88)), grid(-87, 88), Math.exp, 5e-7);
-    const pos = Tensor.from(Array.from({ length: n }, (_, i) => Math.exp(-80 + (160 * i) / (n - 1))), [n]);
+    const pos = Tensor.from(
+      Array.from({ length: n }, (_, i) => Math.exp(-80 + (160 * i) / (n - 1))),
+      [n],
+    );
     check('log', E.log(pos), pos, Math.log, 5e-7, 1e-7);
     check('tanh', E.tanh(wide), wide, Math.tanh, 5e-7);
     check('sigmoid', E.sigmoid(grid(-80, 30)), grid(-80, 30), (v) => 1 / (1 + Math.exp(-v)), 5e-7);
@@ -477,7 +539,10 @@ test('native transcendentals stay accurate over wide ranges and at special value
     const sp = Tensor.from([0, Infinity, -Infinity, NaN, 1e-45, -1], [6]);
     assert.deepEqual(Array.from(E.exp(sp).toArray()).slice(0, 4), [1, Infinity, 0, NaN]);
     const lg = E.log(sp).toArray();
-    assert.deepEqual(Array.from(lg).map((v, i) => (i === 4 ? 0 : Number.isNaN(v) ? 'NaN' : v)), [-Infinity, Infinity, 'NaN', 'NaN', 0, 'NaN']);
+    assert.deepEqual(
+      Array.from(lg).map((v, i) => (i === 4 ? 0 : Number.isNaN(v) ? 'NaN' : v)),
+      [-Infinity, Infinity, 'NaN', 'NaN', 0, 'NaN'],
+    );
     assertClose([lg[4]!], [Math.log(Math.fround(1e-45))], { rtol: 2e-7, atol: 0 }, 'log of a subnormal');
     assert.deepEqual(Array.from(E.tanh(sp).toArray()).slice(0, 3), [0, 1, -1]);
     assert.deepEqual(Array.from(E.sigmoid(sp).toArray()).slice(0, 3), [0.5, 1, 0]);
@@ -488,8 +553,20 @@ test('native transcendentals stay accurate over wide ranges and at special value
 
 test('nativeGradcheck: finite differences through the native forward', () => {
   const rng = new Random(9);
-  const p = (shape: number[], gen: Gen = 'normal'): Tensor => Tensor.param(Tensor.from(values(shape.reduce((a, d) => a * d, 1), gen, rng), shape));
-  const a = p([5, 7]), b = p([7], 'nonzero'), c = p([5, 1]);
+  const p = (shape: number[], gen: Gen = 'normal'): Tensor =>
+    Tensor.param(
+      Tensor.from(
+        values(
+          shape.reduce((a, d) => a * d, 1),
+          gen,
+          rng,
+        ),
+        shape,
+      ),
+    );
+  const a = p([5, 7]),
+    b = p([7], 'nonzero'),
+    c = p([5, 1]);
   try {
     nativeGradcheck(([x, y]) => E.div(x!, y!), [a, b]);
     nativeGradcheck(([x, y]) => E.swiglu(x!, y!), [a, c]);
@@ -595,7 +672,8 @@ test('dropout: deterministic in (seed, index), thread-count independent, keep ra
     assert.ok(differ > n * 0.3, `a different seed changes the mask (${differ} of ${n} differ)`);
     let kept = 0;
     for (let i = 0; i < n; i++) if (a[i] !== 0) kept++;
-    const rate = kept / n, sigma = Math.sqrt(0.3 * 0.7 / n);
+    const rate = kept / n,
+      sigma = Math.sqrt((0.3 * 0.7) / n);
     assert.ok(Math.abs(rate - 0.7) < 5 * sigma, `keep rate ${rate} vs 0.7 (σ ${sigma.toExponential(2)})`);
     for (let i = 0; i < n; i++) if (a[i] !== 0 && a[i] !== Math.fround(1 / 0.7)) assert.fail(`element ${i}: kept value ${a[i]}`);
     // the mask is the documented function of (seed, index)
@@ -622,7 +700,9 @@ test('dropout: deterministic in (seed, index), thread-count independent, keep ra
       const y = E.dropout(w, 0.4, 99);
       const g = Tensor.from(values(1000, 'normal', new Random(4)), [1000]);
       y.backward(g);
-      const yv = y.toArray(), gw = w.grad!.toArray(), gv = g.toArray();
+      const yv = y.toArray(),
+        gw = w.grad!.toArray(),
+        gv = g.toArray();
       for (let i = 0; i < 1000; i++) {
         assert.equal(yv[i] === 0, gw[i] === 0, `element ${i}: output and gradient masks differ`);
         if (gw[i] !== 0) assertClose([gw[i]!], [gv[i]! / 0.6], { rtol: 1e-6, atol: 0 });
@@ -669,21 +749,47 @@ function portableSuite(Ex: typeof E, T: typeof Tensor, Rnd: typeof Random, C: ty
   const rng = new Rnd(2024);
   const mk = (shape: number[], f: (v: number) => number = (v) => v): InstanceType<typeof Tensor> => {
     const n = shape.reduce((a, d) => a * d, 1);
-    return T.from(Array.from({ length: n }, () => f(rng.normal())), shape);
+    return T.from(
+      Array.from({ length: n }, () => f(rng.normal())),
+      shape,
+    );
   };
-  const x = mk([37, 129]), pos = mk([37, 129], (v) => Math.abs(v) + 0.1), bias = mk([129]), bx = mk([37, 129], (v) => 3 * v);
+  const x = mk([37, 129]),
+    pos = mk([37, 129], (v) => Math.abs(v) + 0.1),
+    bias = mk([129]),
+    bx = mk([37, 129], (v) => 3 * v);
   const out: Record<string, number[]> = {};
-  const put = (k: string, t: InstanceType<typeof Tensor>): void => { out[k] = Array.from(t.toArray()); };
-  put('x', x); put('pos', pos); put('bias', bias); put('bx', bx);
-  put('exp', Ex.exp(x)); put('log', Ex.log(pos)); put('sqrt', Ex.sqrt(pos)); put('tanh', Ex.tanh(bx));
-  put('sigmoid', Ex.sigmoid(bx)); put('logsigmoid', Ex.logsigmoid(bx)); put('gelu_tanh', Ex.gelu(bx));
-  put('gelu_erf', Ex.gelu(bx, 'none')); put('silu', Ex.silu(bx)); put('swiglu', Ex.swiglu(bx, x));
-  put('add', Ex.add(x, bias)); put('div', Ex.div(x, pos)); put('maximum', Ex.maximum(x, bias));
-  put('sum_rows', Ex.sum(bx, -1)); put('sum_cols', Ex.sum(bx, 0)); put('mean', Ex.mean(bx));
+  const put = (k: string, t: InstanceType<typeof Tensor>): void => {
+    out[k] = Array.from(t.toArray());
+  };
+  put('x', x);
+  put('pos', pos);
+  put('bias', bias);
+  put('bx', bx);
+  put('exp', Ex.exp(x));
+  put('log', Ex.log(pos));
+  put('sqrt', Ex.sqrt(pos));
+  put('tanh', Ex.tanh(bx));
+  put('sigmoid', Ex.sigmoid(bx));
+  put('logsigmoid', Ex.logsigmoid(bx));
+  put('gelu_tanh', Ex.gelu(bx));
+  put('gelu_erf', Ex.gelu(bx, 'none'));
+  put('silu', Ex.silu(bx));
+  put('swiglu', Ex.swiglu(bx, x));
+  put('add', Ex.add(x, bias));
+  put('div', Ex.div(x, pos));
+  put('maximum', Ex.maximum(x, bias));
+  put('sum_rows', Ex.sum(bx, -1));
+  put('sum_cols', Ex.sum(bx, 0));
+  put('mean', Ex.mean(bx));
   put('dropout', Ex.dropout(x, 0.25, 777));
-  for (const [name, f] of [['gelu_tanh_bwd', (t: InstanceType<typeof Tensor>) => Ex.gelu(t)], ['gelu_erf_bwd', (t: InstanceType<typeof Tensor>) => Ex.gelu(t, 'none')],
-    ['silu_bwd', (t: InstanceType<typeof Tensor>) => Ex.silu(t)], ['logsigmoid_bwd', (t: InstanceType<typeof Tensor>) => Ex.logsigmoid(t)],
-    ['tanh_bwd', (t: InstanceType<typeof Tensor>) => Ex.tanh(t)]] as const) {
+  for (const [name, f] of [
+    ['gelu_tanh_bwd', (t: InstanceType<typeof Tensor>) => Ex.gelu(t)],
+    ['gelu_erf_bwd', (t: InstanceType<typeof Tensor>) => Ex.gelu(t, 'none')],
+    ['silu_bwd', (t: InstanceType<typeof Tensor>) => Ex.silu(t)],
+    ['logsigmoid_bwd', (t: InstanceType<typeof Tensor>) => Ex.logsigmoid(t)],
+    ['tanh_bwd', (t: InstanceType<typeof Tensor>) => Ex.tanh(t)],
+  ] as const) {
     const p = T.param(bx.clone());
     f(p).backward(x);
     put(name, p.grad!);
@@ -701,9 +807,13 @@ test('the portable (non-AVX2) kernels agree with the default ones and with the r
     import { core } from ${JSON.stringify(url('../../src/engine/native.js'))};
     const suite = (${portableSuite.toString()});
     process.stdout.write(JSON.stringify(suite(Ex, Tensor, Random, core)));`;
-  const child = JSON.parse(execFileSync(process.execPath, ['--input-type=module', '-e', script], {
-    env: { ...process.env, ALIGNKIT_PORTABLE: '1' }, encoding: 'utf8', maxBuffer: 1 << 28,
-  })) as ReturnType<typeof portableSuite>;
+  const child = JSON.parse(
+    execFileSync(process.execPath, ['--input-type=module', '-e', script], {
+      env: { ...process.env, ALIGNKIT_PORTABLE: '1' },
+      encoding: 'utf8',
+      maxBuffer: 1 << 28,
+    }),
+  ) as ReturnType<typeof portableSuite>;
   assert.equal(child.isa, 'portable');
   const mine = tidy(() => portableSuite(E, Tensor, Random, core));
   const o = child.out;
@@ -717,8 +827,15 @@ test('the portable (non-AVX2) kernels agree with the default ones and with the r
   const un = (op: R.UnaryOp, src: string): void => {
     assertClose(o[op]!, R.refUnary(op, A(src, sh)).data, { rtol: 1e-5, atol: 1e-6 }, `portable ${op}`);
   };
-  un('exp', 'x'); un('log', 'pos'); un('sqrt', 'pos'); un('tanh', 'bx'); un('sigmoid', 'bx'); un('logsigmoid', 'bx');
-  un('gelu_tanh', 'bx'); un('gelu_erf', 'bx'); un('silu', 'bx');
+  un('exp', 'x');
+  un('log', 'pos');
+  un('sqrt', 'pos');
+  un('tanh', 'bx');
+  un('sigmoid', 'bx');
+  un('logsigmoid', 'bx');
+  un('gelu_tanh', 'bx');
+  un('gelu_erf', 'bx');
+  un('silu', 'bx');
   assertClose(o.swiglu!, R.refBinary('swiglu', A('bx', sh), A('x', sh)).data, { rtol: 1e-5, atol: 1e-6 }, 'portable swiglu');
   assertClose(o.add!, R.refBinary('add', A('x', sh), A('bias', [129])).data, { rtol: 1e-6, atol: 1e-7 }, 'portable add');
   assertClose(o.div!, R.refBinary('div', A('x', sh), A('pos', sh)).data, { rtol: 1e-6, atol: 1e-7 }, 'portable div');
@@ -726,6 +843,12 @@ test('the portable (non-AVX2) kernels agree with the default ones and with the r
   assertClose(o.sum_cols!, R.refSum(A('bx', sh), 0).data, { rtol: 1e-6, atol: 1e-6 }, 'portable column sums');
   assertClose(o.mean!, R.refMean(A('bx', sh)).data, { rtol: 1e-6, atol: 1e-7 }, 'portable mean');
   assertClose(o.dropout!, R.refDropout(A('x', sh), 0.25, 777).data, { rtol: 1e-6, atol: 0 }, 'portable dropout');
-  for (const [k, op] of [['gelu_tanh_bwd', 'gelu_tanh'], ['gelu_erf_bwd', 'gelu_erf'], ['silu_bwd', 'silu'], ['logsigmoid_bwd', 'logsigmoid'], ['tanh_bwd', 'tanh']] as const)
+  for (const [k, op] of [
+    ['gelu_tanh_bwd', 'gelu_tanh'],
+    ['gelu_erf_bwd', 'gelu_erf'],
+    ['silu_bwd', 'silu'],
+    ['logsigmoid_bwd', 'logsigmoid'],
+    ['tanh_bwd', 'tanh'],
+  ] as const)
     assertClose(o[k]!, R.refUnaryBackward(op, A('bx', sh), A('x', sh)).data, { rtol: 2e-5, atol: 2e-6 }, `portable ${k}`);
 });

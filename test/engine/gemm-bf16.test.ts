@@ -30,7 +30,8 @@ import { ALPHA_BETA, LAYOUTS, U32, UBF16, base, checkCase, randF32, FP32_CHECK, 
 const CHILD = process.env.ALIGNKIT_BF16_TEST_CHILD === '1';
 const SIZES = [1, 7, 33, 129, 200] as const;
 
-const f32 = new Float32Array(1), u32 = new Uint32Array(f32.buffer);
+const f32 = new Float32Array(1),
+  u32 = new Uint32Array(f32.buffer);
 /** x (a float32 value) rounded to bf16, round to nearest even. */
 export function bf16(x: number): number {
   f32[0] = x;
@@ -41,8 +42,7 @@ export function bf16(x: number): number {
 
 const DERIVED_BOUND: Check = {
   expected: (s, alpha) => alpha * s.exact + s.prev,
-  tolerance: (s, alpha) =>
-    Math.abs(alpha) * (2 * UBF16 + UBF16 ** 2 + (s.K + 4) * U32 * (1 + UBF16) ** 2) * s.mag + (s.K + 4) * U32 * Math.abs(s.prev) + 1e-30,
+  tolerance: (s, alpha) => Math.abs(alpha) * (2 * UBF16 + UBF16 ** 2 + (s.K + 4) * U32 * (1 + UBF16) ** 2) * s.mag + (s.K + 4) * U32 * Math.abs(s.prev) + 1e-30,
 };
 const RNE_EXACT: Check = {
   round: bf16,
@@ -74,15 +74,24 @@ test('isa: avx512bf16 where the CPU has AVX512_BF16, the fallback in the child p
 
 test('bf16 sgemm: all four layouts, sizes {1,7,33,129,200} mixed, padded ld, offsets, alpha/beta', () => {
   const rng = new Random(31);
-  let n = 0, bfCases = 0;
+  let n = 0,
+    bfCases = 0;
   for (const [ta, tb] of LAYOUTS)
     for (const M of SIZES)
       for (const N of SIZES)
         for (const K of SIZES) {
           const c = base(ta, tb, M, N, K);
           [c.alpha, c.beta] = ALPHA_BETA[n % ALPHA_BETA.length]!;
-          if (n % 2) { c.padA = 3; c.padB = 5; c.padC = 2; }
-          if (n % 3 === 1) { c.offA = 5; c.offB = 2; c.offC = 7; }
+          if (n % 2) {
+            c.padA = 3;
+            c.padB = 5;
+            c.padC = 2;
+          }
+          if (n % 3 === 1) {
+            c.offA = 5;
+            c.offB = 2;
+            c.offC = 7;
+          }
           run(c, rng);
           if (bf16Path(c)) bfCases++;
           n++;
@@ -114,8 +123,11 @@ test('bf16 sgemmBatched: strided and shared B, small and large matrices, every l
 test('bf16 sgemm: the same results with 1 and 3 threads as with the default pool', () => {
   const before = core.getThreads();
   const rng = new Random(34);
-  const M = 200, N = 129, K = 333;
-  const A = randF32(M * K, rng), B = randF32(K * N, rng);
+  const M = 200,
+    N = 129,
+    K = 333;
+  const A = randF32(M * K, rng),
+    B = randF32(K * N, rng);
   const out = (t: number): Float32Array => {
     core.setThreads(t);
     const C = new Float32Array(M * N);
@@ -135,8 +147,24 @@ test('bf16 rounding is round-to-nearest-even, bit for bit (ties, near-ties, sign
   // C = A·I with a 16×16 identity: every element of C is one operand value times 1, i.e. bf16(A) exactly.
   const n = 16;
   const ulp = 2 ** -7; // bf16 spacing in [1, 2)
-  const specials = [1 + ulp / 2, 1 + (3 * ulp) / 2, 1 + ulp / 2 + 2 ** -20, 1 + ulp / 2 - 2 ** -20, -(1 + ulp / 2), -(1 + (3 * ulp) / 2),
-    3.14159265, -2.71828182, 65504, 1e30, -1e-30, 1.17549435e-38 * 4, 0, -0, 0.1, 1 / 3];
+  const specials = [
+    1 + ulp / 2,
+    1 + (3 * ulp) / 2,
+    1 + ulp / 2 + 2 ** -20,
+    1 + ulp / 2 - 2 ** -20,
+    -(1 + ulp / 2),
+    -(1 + (3 * ulp) / 2),
+    3.14159265,
+    -2.71828182,
+    65504,
+    1e30,
+    -1e-30,
+    1.17549435e-38 * 4,
+    0,
+    -0,
+    0.1,
+    1 / 3,
+  ];
   const A = new Float32Array(n * n);
   const rng = new Random(35);
   for (let i = 0; i < A.length; i++) A[i] = i < specials.length ? specials[i]! : rng.normal() * 10 ** (rng.int(9) - 4);
@@ -156,18 +184,30 @@ test('bf16 rounding is round-to-nearest-even, bit for bit (ties, near-ties, sign
 
 test('bf16 is in effect: errors are bf16-sized, far above the fp32 path on the same product', () => {
   const rng = new Random(36);
-  const M = 129, N = 130, K = 257;
-  const A = randF32(M * K, rng), B = randF32(K * N, rng);
+  const M = 129,
+    N = 130,
+    K = 257;
+  const A = randF32(M * K, rng),
+    B = randF32(K * N, rng);
   const exact = new Float64Array(M * N);
-  for (let i = 0; i < M; i++) for (let k = 0; k < K; k++) { const a = A[i * K + k]!; for (let j = 0; j < N; j++) exact[i * N + j] += a * B[k * N + j]!; }
+  for (let i = 0; i < M; i++)
+    for (let k = 0; k < K; k++) {
+      const a = A[i * K + k]!;
+      for (let j = 0; j < N; j++) exact[i * N + j] += a * B[k * N + j]!;
+    }
   const err = (bf: boolean): number => {
     const C = new Float32Array(M * N);
     gemm.sgemm(false, false, M, N, K, 1, A, 0, K, B, 0, N, 0, C, 0, N, bf);
-    let e = 0, s = 0;
-    for (let i = 0; i < C.length; i++) { e += (C[i]! - exact[i]!) ** 2; s += exact[i]! ** 2; }
+    let e = 0,
+      s = 0;
+    for (let i = 0; i < C.length; i++) {
+      e += (C[i]! - exact[i]!) ** 2;
+      s += exact[i]! ** 2;
+    }
     return Math.sqrt(e / s);
   };
-  const e32 = err(false), e16 = err(true);
+  const e32 = err(false),
+    e16 = err(true);
   if (bf16Supported()) {
     // random rounding errors of relative size ~u_b/√3 on both operands: the result's relative error ~0.8·u_b·... ≈ 3e-3
     assert.ok(e16 > 100 * e32 && e16 > 5e-4 && e16 < 1e-2, `bf16 relative error ${e16}, fp32 ${e32}`);
@@ -181,22 +221,27 @@ test('autocast(bf16): matmul forward and backward products run in bf16; fp32 out
   const a = Tensor.param(Tensor.from(randF32(40 * 50, rng), [40, 50]));
   const b = Tensor.param(Tensor.from(randF32(50 * 30, rng), [50, 30]));
   const g = Tensor.from(randF32(40 * 30, rng), [40, 30]);
-  const prod = (precision?: 'bf16' | 'fp32'): { y: Float32Array; ga: Float32Array; gb: Float32Array } => tidy(() => {
-    a.zeroGrad();
-    b.zeroGrad();
-    const y = precision ? autocast(precision, () => matmul(a, b)) : matmul(a, b);
-    y.backward(g); // outside the autocast block: the recorded precision is used
-    return { y: y.toArray(), ga: a.grad!.toArray(), gb: b.grad!.toArray() };
-  });
+  const prod = (precision?: 'bf16' | 'fp32'): { y: Float32Array; ga: Float32Array; gb: Float32Array } =>
+    tidy(() => {
+      a.zeroGrad();
+      b.zeroGrad();
+      const y = precision ? autocast(precision, () => matmul(a, b)) : matmul(a, b);
+      y.backward(g); // outside the autocast block: the recorded precision is used
+      return { y: y.toArray(), ga: a.grad!.toArray(), gb: b.grad!.toArray() };
+    });
   // the expected values straight from the GEMM in each precision
   const direct = (bf: boolean): { y: Float32Array; ga: Float32Array; gb: Float32Array } => {
-    const y = new Float32Array(40 * 30), ga = new Float32Array(40 * 50), gb = new Float32Array(50 * 30);
+    const y = new Float32Array(40 * 30),
+      ga = new Float32Array(40 * 50),
+      gb = new Float32Array(50 * 30);
     gemm.sgemm(false, false, 40, 30, 50, 1, a.data, 0, 50, b.data, 0, 30, 0, y, 0, 30, bf);
     gemm.sgemm(false, true, 40, 50, 30, 1, g.data, 0, 30, b.data, 0, 30, 0, ga, 0, 50, bf);
     gemm.sgemm(true, false, 50, 30, 40, 1, a.data, 0, 50, g.data, 0, 30, 0, gb, 0, 30, bf);
     return { y, ga, gb };
   };
-  const inBf16 = prod('bf16'), plain = prod(), nested = autocast('bf16', () => autocast('fp32', () => prod()));
+  const inBf16 = prod('bf16'),
+    plain = prod(),
+    nested = autocast('bf16', () => autocast('fp32', () => prod()));
   for (const k of ['y', 'ga', 'gb'] as const) {
     assert.deepEqual(inBf16[k], direct(true)[k], `${k} under autocast('bf16')`);
     assert.deepEqual(plain[k], direct(false)[k], `${k} without autocast`);
@@ -209,7 +254,10 @@ test('autocast(bf16): matmul forward and backward products run in bf16; fp32 out
 });
 
 if (!CHILD) {
-  for (const [flag, isa] of [['ALIGNKIT_NO_AVX512', 'avx2'], ['ALIGNKIT_PORTABLE', 'portable']] as const) {
+  for (const [flag, isa] of [
+    ['ALIGNKIT_NO_AVX512', 'avx2'],
+    ['ALIGNKIT_PORTABLE', 'portable'],
+  ] as const) {
     test(`fallback: with ${flag}=1 bf16 requests run fp32 (the same checks pass) and print one notice`, () => {
       const self = fileURLToPath(import.meta.url);
       const env: NodeJS.ProcessEnv = { ...process.env, [flag]: '1', ALIGNKIT_BF16_TEST_CHILD: '1' };

@@ -34,8 +34,19 @@ export function base(ta: boolean, tb: boolean, M: number, N: number, K: number):
   return { ta, tb, M, N, K, alpha: 1, beta: 0, padA: 0, padB: 0, padC: 0, offA: 0, offB: 0, offC: 0, batch: 1, gap: 0, sharedB: false };
 }
 
-export const LAYOUTS: [boolean, boolean][] = [[false, false], [false, true], [true, false], [true, true]];
-export const ALPHA_BETA: [number, number][] = [[1, 0], [0.75, 0], [1, 1], [-1.5, 0.5], [2, -1]];
+export const LAYOUTS: [boolean, boolean][] = [
+  [false, false],
+  [false, true],
+  [true, false],
+  [true, true],
+];
+export const ALPHA_BETA: [number, number][] = [
+  [1, 0],
+  [0.75, 0],
+  [1, 1],
+  [-1.5, 0.5],
+  [2, -1],
+];
 
 export function randF32(n: number, rng: Random): Float32Array {
   const a = new Float32Array(n);
@@ -63,7 +74,12 @@ function layout(c: Case): Layout {
   const sb = c.sharedB ? 0 : (c.tb ? c.N : c.K) * ldb + c.gap;
   const sc = c.M * ldc + c.gap;
   return {
-    lda, ldb, ldc, sa, sb, sc,
+    lda,
+    ldb,
+    ldc,
+    sa,
+    sb,
+    sc,
     lenA: c.offA + c.batch * sa + 3,
     lenB: c.offB + Math.max(1, c.sharedB ? 1 : c.batch) * ((c.tb ? c.N : c.K) * ldb + c.gap) + 3,
     lenC: c.offC + c.batch * sc + 3,
@@ -106,30 +122,37 @@ export const FP32_CHECK: Check = {
 export function checkCase(c: Case, rng: Random, checks: Check | readonly Check[] = FP32_CHECK, bf16 = false): number {
   const list = Array.isArray(checks) ? (checks as readonly Check[]) : [checks as Check];
   const L = layout(c);
-  const A = randF32(L.lenA, rng), B = randF32(L.lenB, rng);
+  const A = randF32(L.lenA, rng),
+    B = randF32(L.lenB, rng);
   const C = randF32(L.lenC, rng);
   if (c.beta === 0) C.fill(NaN); // must not leak: beta = 0 means C is not read
   const C0 = C.slice();
-  if (c.batch === 1 && c.gap === 0 && !c.sharedB)
-    gemm.sgemm(c.ta, c.tb, c.M, c.N, c.K, c.alpha, A, c.offA, L.lda, B, c.offB, L.ldb, c.beta, C, c.offC, L.ldc, bf16);
-  else
-    gemm.sgemmBatched(c.ta, c.tb, c.M, c.N, c.K, c.alpha, A, c.offA, L.lda, L.sa, B, c.offB, L.ldb, L.sb, c.beta,
-      C, c.offC, L.ldc, L.sc, c.batch, bf16);
+  if (c.batch === 1 && c.gap === 0 && !c.sharedB) gemm.sgemm(c.ta, c.tb, c.M, c.N, c.K, c.alpha, A, c.offA, L.lda, B, c.offB, L.ldb, c.beta, C, c.offC, L.ldc, bf16);
+  else gemm.sgemmBatched(c.ta, c.tb, c.M, c.N, c.K, c.alpha, A, c.offA, L.lda, L.sa, B, c.offB, L.ldb, L.sb, c.beta, C, c.offC, L.ldc, L.sc, c.batch, bf16);
   const round = list.find((k) => k.round)?.round;
-  const Ar = round ? Float64Array.from(A, round) : null, Br = round ? Float64Array.from(B, round) : null;
+  const Ar = round ? Float64Array.from(A, round) : null,
+    Br = round ? Float64Array.from(B, round) : null;
   const written = new Uint8Array(L.lenC);
-  const what = `${c.ta ? 'T' : 'N'}${c.tb ? 'T' : 'N'} M=${c.M} N=${c.N} K=${c.K} alpha=${c.alpha} beta=${c.beta} ` +
+  const what =
+    `${c.ta ? 'T' : 'N'}${c.tb ? 'T' : 'N'} M=${c.M} N=${c.N} K=${c.K} alpha=${c.alpha} beta=${c.beta} ` +
     `pads=${c.padA},${c.padB},${c.padC} offs=${c.offA},${c.offB},${c.offC} batch=${c.batch} gap=${c.gap} sharedB=${c.sharedB}` +
     (bf16 ? ' bf16' : '');
   let worst = 0;
   for (let b = 0; b < c.batch; b++) {
-    const a0 = c.offA + b * L.sa, b0 = c.offB + b * L.sb, c0 = c.offC + b * L.sc;
+    const a0 = c.offA + b * L.sa,
+      b0 = c.offB + b * L.sb,
+      c0 = c.offC + b * L.sc;
     for (let i = 0; i < c.M; i++)
       for (let j = 0; j < c.N; j++) {
-        let exact = 0, mag = 0, rounded = 0, roundedMag = 0;
+        let exact = 0,
+          mag = 0,
+          rounded = 0,
+          roundedMag = 0;
         for (let k = 0; k < c.K; k++) {
-          const ai = a0 + (c.ta ? k * L.lda + i : i * L.lda + k), bi = b0 + (c.tb ? j * L.ldb + k : k * L.ldb + j);
-          const av = A[ai]!, bv = B[bi]!;
+          const ai = a0 + (c.ta ? k * L.lda + i : i * L.lda + k),
+            bi = b0 + (c.tb ? j * L.ldb + k : k * L.ldb + j);
+          const av = A[ai]!,
+            bv = B[bi]!;
           exact += av * bv;
           mag += Math.abs(av * bv);
           if (Ar) {
@@ -143,7 +166,8 @@ export function checkCase(c: Case, rng: Random, checks: Check | readonly Check[]
         const s: ElementSums = { exact, mag, rounded, roundedMag, prev, K: c.K };
         const got = C[ci]!;
         list.forEach((check, n) => {
-          const expected = check.expected(s, c.alpha), tol = check.tolerance(s, c.alpha);
+          const expected = check.expected(s, c.alpha),
+            tol = check.tolerance(s, c.alpha);
           const err = Math.abs(got - expected);
           if (!(err <= tol)) assert.fail(`${what}: C[b=${b}][${i}][${j}] = ${got}, expected ${expected} (tolerance ${tol.toExponential(2)}, check ${n})`);
           worst = Math.max(worst, err / tol);
@@ -151,7 +175,6 @@ export function checkCase(c: Case, rng: Random, checks: Check | readonly Check[]
         written[ci] = 1;
       }
   }
-  for (let x = 0; x < L.lenC; x++)
-    if (!written[x] && !Object.is(C[x], C0[x])) assert.fail(`${what}: element ${x} outside the result changed: ${C0[x]} -> ${C[x]}`);
+  for (let x = 0; x < L.lenC; x++) if (!written[x] && !Object.is(C[x], C0[x])) assert.fail(`${what}: element ${x} outside the result changed: ${C0[x]} -> ${C[x]}`);
   return worst;
 }

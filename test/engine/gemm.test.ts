@@ -7,6 +7,7 @@ import { spawnSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { core } from '../../src/engine/native.js';
 import { gemm } from '../../src/engine/ops/matmul.js';
+import { readFileSync } from 'node:fs';
 import { Random } from '../../src/engine/random.js';
 import { ALPHA_BETA, LAYOUTS, base, checkCase, randF32 } from './gemm-cases.js';
 
@@ -19,9 +20,18 @@ test('isa reports the path in use', () => {
     assert.equal(isa, 'portable');
     console.log('gemm-child isa=portable');
   } else {
-    assert.ok(isa === 'avx512bf16' || isa === 'avx2' || isa === 'portable', `isa() = ${isa}`);
+    assert.equal(isa, expectedIsa(), 'the path the CPU flags (/proc/cpuinfo) and the environment call for');
   }
 });
+
+/** The kernels this CPU should get: the flags the addon checks, read from /proc/cpuinfo, and the opt-outs. */
+function expectedIsa(): string {
+  const on = (v: string | undefined) => !!v && v !== '0';
+  const flags = new Set((/^flags\s*:(.*)$/m.exec(readFileSync('/proc/cpuinfo', 'utf8'))?.[1] ?? '').trim().split(/\s+/));
+  if (on(process.env.ALIGNKIT_PORTABLE) || !(flags.has('avx2') && flags.has('fma'))) return 'portable';
+  if (!on(process.env.ALIGNKIT_NO_AVX512) && ['avx512f', 'avx512bw', 'avx512vl', 'avx512_bf16'].every((x) => flags.has(x))) return 'avx512bf16';
+  return 'avx2';
+}
 
 test('sgemm: all four layouts, sizes {1,7,33,129,200} mixed, padded ld, offsets, alpha/beta', () => {
   const rng = new Random(11);
@@ -33,8 +43,16 @@ test('sgemm: all four layouts, sizes {1,7,33,129,200} mixed, padded ld, offsets,
           // every (M, N, K) combination; the other parameters vary cyclically
           const c = base(ta, tb, M, N, K);
           [c.alpha, c.beta] = ALPHA_BETA[n % ALPHA_BETA.length]!;
-          if (n % 2) { c.padA = 3; c.padB = 5; c.padC = 2; }
-          if (n % 3 === 1) { c.offA = 5; c.offB = 2; c.offC = 7; }
+          if (n % 2) {
+            c.padA = 3;
+            c.padB = 5;
+            c.padC = 2;
+          }
+          if (n % 3 === 1) {
+            c.offA = 5;
+            c.offB = 2;
+            c.offC = 7;
+          }
           checkCase(c, rng);
           n++;
         }
@@ -55,7 +73,14 @@ test('sgemm: a few rows or columns (M or N up to 8, matrix-vector-like), every l
   let n = 0;
   for (const [ta, tb] of LAYOUTS)
     for (const few of [1, 2, 3, 4, 5, 6, 7, 8])
-      for (const [other, K] of [[5, 3], [70, 9], [203, 130], [1000, 40], [37, 512], [300, 777]] as const) {
+      for (const [other, K] of [
+        [5, 3],
+        [70, 9],
+        [203, 130],
+        [1000, 40],
+        [37, 512],
+        [300, 777],
+      ] as const) {
         const [alpha, beta] = ALPHA_BETA[n % ALPHA_BETA.length]!;
         const pads = n % 2 ? { padA: 2, padB: 3, padC: 1 } : {};
         checkCase({ ...base(ta, tb, few, other, K), alpha, beta, ...pads, offC: n % 3 }, rng);
@@ -67,8 +92,11 @@ test('sgemm: a few rows or columns (M or N up to 8, matrix-vector-like), every l
 test('sgemm: a few rows with a long K (split over K) gives bitwise the same result on 1, 2 and 3 threads', () => {
   const before = core.getThreads();
   const rng = new Random(21);
-  const M = 8, N = 3072, K = 768;
-  const A = randF32(M * K, rng), B = randF32(K * N, rng);
+  const M = 8,
+    N = 3072,
+    K = 768;
+  const A = randF32(M * K, rng),
+    B = randF32(K * N, rng);
   const results: Float32Array[] = [];
   try {
     for (const t of [1, 2, 3]) {
@@ -129,7 +157,9 @@ test('sgemmBatched: strided and shared B, small and large matrices, every layout
 });
 
 test('sgemm: clear errors for short buffers and bad leading dimensions', () => {
-  const a = new Float32Array(6), b = new Float32Array(6), c = new Float32Array(4);
+  const a = new Float32Array(6),
+    b = new Float32Array(6),
+    c = new Float32Array(4);
   assert.throws(() => gemm.sgemm(false, false, 2, 2, 3, 1, a, 1, 3, b, 0, 2, 0, c, 0, 2), /too short/);
   assert.throws(() => gemm.sgemm(false, false, 2, 2, 3, 1, a, 0, 2, b, 0, 2, 0, c, 0, 2), /sgemm: leading dimension too small/);
   assert.throws(() => gemm.sgemm(false, false, 2, 2, 3, 1, a, 0, 3, b, 0, 2, 0, c, 0, 1), /leading dimension/);

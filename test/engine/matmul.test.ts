@@ -21,7 +21,9 @@ interface Dims {
 }
 
 function dims(aShape: Shape, bShape: Shape): Dims {
-  const M = aShape[aShape.length - 2]!, K = aShape[aShape.length - 1]!, N = bShape[bShape.length - 1]!;
+  const M = aShape[aShape.length - 2]!,
+    K = aShape[aShape.length - 1]!,
+    N = bShape[bShape.length - 1]!;
   const batch = aShape.slice(0, -2).reduce((x, y) => x * y, 1);
   return { batch, M, K, N, shared: bShape.length === 2 };
 }
@@ -29,12 +31,16 @@ function dims(aShape: Shape, bShape: Shape): Dims {
 /** out = a @ b (row-major, contiguous) and the magnitude Σ|a·b| of every output element. */
 function refMatmul(a: ArrayLike<number>, aShape: Shape, b: ArrayLike<number>, bShape: Shape): { out: Float64Array; mag: Float64Array } {
   const { batch, M, K, N, shared } = dims(aShape, bShape);
-  const out = new Float64Array(batch * M * N), mag = new Float64Array(batch * M * N);
+  const out = new Float64Array(batch * M * N),
+    mag = new Float64Array(batch * M * N);
   for (let t = 0; t < batch; t++) {
-    const a0 = t * M * K, b0 = shared ? 0 : t * K * N, o0 = t * M * N;
+    const a0 = t * M * K,
+      b0 = shared ? 0 : t * K * N,
+      o0 = t * M * N;
     for (let i = 0; i < M; i++)
       for (let j = 0; j < N; j++) {
-        let s = 0, m = 0;
+        let s = 0,
+          m = 0;
         for (let k = 0; k < K; k++) {
           const p = a[a0 + i * K + k]! * b[b0 + k * N + j]!;
           s += p;
@@ -50,13 +56,18 @@ function refMatmul(a: ArrayLike<number>, aShape: Shape, b: ArrayLike<number>, bS
 /** Gradients of Σ out·g with respect to a and b (b's summed over the batch when it is shared), with magnitudes. */
 function refMatmulBackward(a: ArrayLike<number>, aShape: Shape, b: ArrayLike<number>, bShape: Shape, g: ArrayLike<number>) {
   const { batch, M, K, N, shared } = dims(aShape, bShape);
-  const ga = new Float64Array(batch * M * K), gaMag = new Float64Array(batch * M * K);
-  const gb = new Float64Array((shared ? 1 : batch) * K * N), gbMag = new Float64Array(gb.length);
+  const ga = new Float64Array(batch * M * K),
+    gaMag = new Float64Array(batch * M * K);
+  const gb = new Float64Array((shared ? 1 : batch) * K * N),
+    gbMag = new Float64Array(gb.length);
   for (let t = 0; t < batch; t++) {
-    const a0 = t * M * K, b0 = shared ? 0 : t * K * N, o0 = t * M * N;
+    const a0 = t * M * K,
+      b0 = shared ? 0 : t * K * N,
+      o0 = t * M * N;
     for (let i = 0; i < M; i++)
       for (let k = 0; k < K; k++) {
-        let s = 0, m = 0;
+        let s = 0,
+          m = 0;
         for (let j = 0; j < N; j++) {
           const p = g[o0 + i * N + j]! * b[b0 + k * N + j]!;
           s += p;
@@ -67,7 +78,8 @@ function refMatmulBackward(a: ArrayLike<number>, aShape: Shape, b: ArrayLike<num
       }
     for (let k = 0; k < K; k++)
       for (let j = 0; j < N; j++) {
-        let s = 0, m = 0;
+        let s = 0,
+          m = 0;
         for (let i = 0; i < M; i++) {
           const p = a[a0 + i * K + k]! * g[o0 + i * N + j]!;
           s += p;
@@ -85,8 +97,7 @@ function assertWithinBound(got: ArrayLike<number>, expected: ArrayLike<number>, 
   assert.equal(got.length, expected.length, `${what}: length`);
   for (let i = 0; i < got.length; i++) {
     const tol = (terms + 4) * U * mag[i]! + 1e-30;
-    if (!(Math.abs(got[i]! - expected[i]!) <= tol))
-      assert.fail(`${what}[${i}]: got ${got[i]}, expected ${expected[i]} (tolerance ${tol.toExponential(2)})`);
+    if (!(Math.abs(got[i]! - expected[i]!) <= tol)) assert.fail(`${what}[${i}]: got ${got[i]}, expected ${expected[i]} (tolerance ${tol.toExponential(2)})`);
   }
 }
 
@@ -113,8 +124,10 @@ function checkMatmul(aSpec: Operand, bSpec: Operand, seed: number, what: string)
   const bLeaf = tensorOf(randArray(size(bSpec.stored), rng), bSpec.stored, true);
   try {
     tidy(() => {
-      const a = aSpec.view(aLeaf), b = bSpec.view(bLeaf);
-      const av = a.toArray(), bv = b.toArray();
+      const a = aSpec.view(aLeaf),
+        b = bSpec.view(bLeaf);
+      const av = a.toArray(),
+        bv = b.toArray();
       const out = matmul(a, b);
       const { batch, M, K, N, shared } = dims(a.shape, b.shape);
       assert.deepEqual(out.shape, [...a.shape.slice(0, -2), M, N], `${what}: output shape`);
@@ -141,13 +154,28 @@ function checkMatmul(aSpec: Operand, bSpec: Operand, seed: number, what: string)
 test('reference matmul backward matches float64 finite differences (2-D, batched, shared B)', () => {
   const rng = new Random(1);
   const cases: [number[], number[]][] = [
-    [[3, 4], [4, 5]],
-    [[2, 3, 4], [2, 4, 2]],
-    [[2, 3, 4], [4, 5]],
+    [
+      [3, 4],
+      [4, 5],
+    ],
+    [
+      [2, 3, 4],
+      [2, 4, 2],
+    ],
+    [
+      [2, 3, 4],
+      [4, 5],
+    ],
   ];
   for (const [aShape, bShape] of cases) {
-    const a = randArray(aShape.reduce((x, y) => x * y, 1), rng);
-    const b = randArray(bShape.reduce((x, y) => x * y, 1), rng);
+    const a = randArray(
+      aShape.reduce((x, y) => x * y, 1),
+      rng,
+    );
+    const b = randArray(
+      bShape.reduce((x, y) => x * y, 1),
+      rng,
+    );
     const outSize = refMatmul(a, aShape, b, bShape).out.length;
     const R = randArray(outSize, rng);
     const f = (xs: Float64Array[]): number => {
@@ -165,7 +193,13 @@ test('reference matmul backward matches float64 finite differences (2-D, batched
 
 test('matmul 2-D: odd sizes, every combination of transposed views', () => {
   let seed = 10;
-  for (const [M, K, N] of [[1, 1, 1], [7, 33, 1], [33, 7, 129], [129, 33, 7], [200, 129, 33]] as const)
+  for (const [M, K, N] of [
+    [1, 1, 1],
+    [7, 33, 1],
+    [33, 7, 129],
+    [129, 33, 7],
+    [200, 129, 33],
+  ] as const)
     for (const ta of [false, true])
       for (const tb of [false, true]) {
         const A = ta ? transposed([M, K]) : plain([M, K]);
@@ -189,8 +223,7 @@ test('matmul with a shared 2-D right operand (3-D left): folded into one GEMM or
   checkMatmul(plain([4, 33, 7]), plain([7, 129]), 40, '3-D @ shared 2-D');
   checkMatmul(plain([2, 3, 7, 33]), transposed([33, 5]), 41, '4-D @ shared 2-D ᵀview');
   checkMatmul(transposed([3, 33, 7]), plain([7, 9]), 42, '3-D ᵀview (not contiguous) @ shared 2-D');
-  checkMatmul({ stored: [7, 3, 4], view: (t) => t.slice(0, 2, 7).transpose(0, 1).transpose(1, 2) }, plain([5, 6]), 43,
-    'sliced, permuted 3-D @ shared 2-D');
+  checkMatmul({ stored: [7, 3, 4], view: (t) => t.slice(0, 2, 7).transpose(0, 1).transpose(1, 2) }, plain([5, 6]), 43, 'sliced, permuted 3-D @ shared 2-D');
   checkMatmul(plain([5, 1, 9]), plain([9, 200]), 44, 'single-row batches @ shared 2-D');
 });
 

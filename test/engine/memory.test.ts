@@ -14,7 +14,8 @@ test('1,000 training steps: live tensors constant, RSS flat', () => {
   const model = Transformer.random(cfg, 0);
   const opt = new AdamW(model.parameters(), { lr: 3e-3, weightDecay: 0 });
   const rng = new Random(1);
-  const B = 4, T = 24;
+  const B = 4,
+    T = 24;
   // a learnable corpus: each row counts upward modulo the vocabulary from a random start
   const batch = (): Int32Array => {
     const ids = new Int32Array(B * T);
@@ -34,7 +35,10 @@ test('1,000 training steps: live tensors constant, RSS flat', () => {
       opt.stepOnce();
       return loss.item();
     });
-  let first = 0, last = 0, live = 0, rssAt200 = 0;
+  let first = 0,
+    last = 0,
+    live = 0,
+    rssAt200 = 0;
   for (let i = 0; i < 1000; i++) {
     const l = step();
     if (i === 0) first = l;

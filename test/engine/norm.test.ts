@@ -8,9 +8,7 @@ import { spawnSync } from 'node:child_process';
 import { Tensor, noGrad, tidy } from '../../src/engine/tensor.js';
 import { core } from '../../src/engine/native.js';
 import { Random } from '../../src/engine/random.js';
-import {
-  embedding, entropyFromLogits, layerNorm, logSoftmax, normKernels, rmsNorm, selectiveLogSoftmax, softmax,
-} from '../../src/engine/ops/norm.js';
+import { embedding, entropyFromLogits, layerNorm, logSoftmax, normKernels, rmsNorm, selectiveLogSoftmax, softmax } from '../../src/engine/ops/norm.js';
 import * as ref from './reference/norm.js';
 import { ODD_SIZES, assertClose, f32round, finiteDiff, nativeGradcheck, randArray, tensorOf } from '../helpers/check.js';
 
@@ -39,8 +37,11 @@ function dot(a: ArrayLike<number>, b: ArrayLike<number>): number {
  * Runs build on fresh leaves holding `inputs` (null: absent), backpropagates R and returns the output values
  * and each leaf's gradient (null for absent inputs).
  */
-function nativeRun(build: (ts: (Tensor | null)[]) => Tensor, inputs: ({ v: ArrayLike<number>; shape: number[] } | null)[],
-  R: ArrayLike<number> | null): { out: Float32Array; shape: number[]; grads: (Float32Array | null)[] } {
+function nativeRun(
+  build: (ts: (Tensor | null)[]) => Tensor,
+  inputs: ({ v: ArrayLike<number>; shape: number[] } | null)[],
+  R: ArrayLike<number> | null,
+): { out: Float32Array; shape: number[]; grads: (Float32Array | null)[] } {
   return tidy(() => {
     const leaves = inputs.map((i) => (i ? tensorOf(i.v, i.shape, R !== null) : null));
     const out = build(leaves);
@@ -59,8 +60,12 @@ function nativeRun(build: (ts: (Tensor | null)[]) => Tensor, inputs: ({ v: Array
 test('reference backward passes match float64 finite differences', () => {
   const close = { rtol: 1e-6, atol: 1e-7 };
   {
-    const rows = 3, C = 7;
-    const x = vals(rows * C, 1.5, 0.5), w = vals(C), b = vals(C), R = vals(rows * C);
+    const rows = 3,
+      C = 7;
+    const x = vals(rows * C, 1.5, 0.5),
+      w = vals(C),
+      b = vals(C),
+      R = vals(rows * C);
     const fd = finiteDiff(([x, w, b]) => dot(ref.layerNormRef(x!, w!, b!, rows, C, 1e-5).y, R), [x, w, b]);
     const g = ref.layerNormBackwardRef(R, x, w, rows, C, 1e-5);
     assertClose(g.dx, fd[0]!, close, 'layerNorm dx');
@@ -68,32 +73,44 @@ test('reference backward passes match float64 finite differences', () => {
     assertClose(g.db, fd[2]!, close, 'layerNorm db');
   }
   {
-    const rows = 3, C = 7;
-    const x = vals(rows * C), w = vals(C), R = vals(rows * C);
+    const rows = 3,
+      C = 7;
+    const x = vals(rows * C),
+      w = vals(C),
+      R = vals(rows * C);
     const fd = finiteDiff(([x, w]) => dot(ref.rmsNormRef(x!, w!, rows, C, 1e-6).y, R), [x, w]);
     const g = ref.rmsNormBackwardRef(R, x, w, rows, C, 1e-6);
     assertClose(g.dx, fd[0]!, close, 'rmsNorm dx');
     assertClose(g.dw, fd[1]!, close, 'rmsNorm dw');
   }
   {
-    const outer = 2, C = 7, inner = 3;
-    const x = vals(outer * C * inner, 2), R = vals(outer * C * inner);
+    const outer = 2,
+      C = 7,
+      inner = 3;
+    const x = vals(outer * C * inner, 2),
+      R = vals(outer * C * inner);
     const fs = finiteDiff(([x]) => dot(ref.softmaxRef(x!, outer, C, inner), R), [x]);
     assertClose(ref.softmaxBackwardRef(x, R, outer, C, inner), fs[0]!, close, 'softmax dx');
     const fl = finiteDiff(([x]) => dot(ref.logSoftmaxRef(x!, outer, C, inner), R), [x]);
     assertClose(ref.logSoftmaxBackwardRef(x, R, outer, C, inner), fl[0]!, close, 'logSoftmax dx');
   }
   {
-    const rows = 4, V = 33;
-    const x = vals(rows * V, 3), t = Int32Array.from([5, -100, 0, 32]), g = vals(rows);
+    const rows = 4,
+      V = 33;
+    const x = vals(rows * V, 3),
+      t = Int32Array.from([5, -100, 0, 32]),
+      g = vals(rows);
     const fd = finiteDiff(([x]) => dot(ref.selectiveLogSoftmaxRef(x!, t, rows, V), g), [x]);
     const dx = ref.selectiveLogSoftmaxBackwardRef(x, t, g, rows, V);
     assertClose(dx, fd[0]!, close, 'selectiveLogSoftmax dx');
     for (let j = 0; j < V; j++) assert.equal(dx[V + j], 0, 'ignored row has zero gradient');
   }
   {
-    const V = 7, C = 5, ids = Int32Array.from([3, 0, 3, 6, 3, 1]);
-    const w = vals(V * C), R = vals(ids.length * C);
+    const V = 7,
+      C = 5,
+      ids = Int32Array.from([3, 0, 3, 6, 3, 1]);
+    const w = vals(V * C),
+      R = vals(ids.length * C);
     const fd = finiteDiff(([w]) => dot(ref.embeddingRef(w!, ids, V, C), R), [w]);
     assertClose(ref.embeddingBackwardRef(R, ids, V, C), fd[0]!, close, 'embedding dw');
   }
@@ -105,8 +122,7 @@ test('reference ops agree with closed forms on tiny inputs', () => {
   assertClose(ref.entropyRef([0, Math.log(3)], 1, 2), [-(0.25 * Math.log(0.25) + 0.75 * Math.log(0.75))], { rtol: 1e-14, atol: 0 });
   assertClose(ref.layerNormRef([1, 3], null, null, 1, 2, 0).y, [-1, 1], { rtol: 1e-15, atol: 0 });
   assertClose(ref.rmsNormRef([3, 4], [2, 1], 1, 2, 0).y, [6 / Math.sqrt(12.5), 4 / Math.sqrt(12.5)], { rtol: 1e-15, atol: 0 });
-  assertClose(ref.selectiveLogSoftmaxRef([0, Math.log(3), 7], [1, -100, 0].slice(0, 1), 1, 3),
-    [Math.log(3) - Math.log(1 + 3 + Math.exp(7))], { rtol: 1e-14, atol: 0 });
+  assertClose(ref.selectiveLogSoftmaxRef([0, Math.log(3), 7], [1, -100, 0].slice(0, 1), 1, 3), [Math.log(3) - Math.log(1 + 3 + Math.exp(7))], { rtol: 1e-14, atol: 0 });
 });
 
 // ---- layerNorm / rmsNorm -----------------------------------------------------------------------------
@@ -114,9 +130,20 @@ test('reference ops agree with closed forms on tiny inputs', () => {
 test('layerNorm: native forward and backward match the reference on odd sizes', () => {
   for (const rows of ODD_SIZES)
     for (const C of ODD_SIZES) {
-      const x = vals(rows * C, 2, 3), w = vals(C, 0.5, 1), b = vals(C), R = vals(rows * C);
+      const x = vals(rows * C, 2, 3),
+        w = vals(C, 0.5, 1),
+        b = vals(C),
+        R = vals(rows * C);
       const what = `layerNorm rows=${rows} C=${C}`;
-      const n = nativeRun(([x, w, b]) => layerNorm(x!, w, b), [{ v: x, shape: [rows, C] }, { v: w, shape: [C] }, { v: b, shape: [C] }], R);
+      const n = nativeRun(
+        ([x, w, b]) => layerNorm(x!, w, b),
+        [
+          { v: x, shape: [rows, C] },
+          { v: w, shape: [C] },
+          { v: b, shape: [C] },
+        ],
+        R,
+      );
       assertClose(n.out, ref.layerNormRef(x, w, b, rows, C, 1e-5).y, { rtol: 1e-5, atol: 5e-6 }, `${what} y`);
       const g = ref.layerNormBackwardRef(R, x, w, rows, C, 1e-5);
       // C = 1: dx is 0 up to the rounding of dy·w, amplified by rstd = 1/sqrt(eps)
@@ -125,20 +152,33 @@ test('layerNorm: native forward and backward match the reference on odd sizes', 
       assertClose(n.grads[2]!, g.db, { rtol: 1e-5, atol: 1e-6 * Math.sqrt(rows) }, `${what} db`);
     }
   // no weight / no bias, eps given, 3-D input
-  const rows = 6, C = 33, x = vals(rows * C), R = vals(rows * C);
+  const rows = 6,
+    C = 33,
+    x = vals(rows * C),
+    R = vals(rows * C);
   const n = nativeRun(([x]) => layerNorm(x!, null, null, 1e-3), [{ v: x, shape: [2, 3, C] }], R);
   assert.deepEqual(n.shape, [2, 3, C]);
   assertClose(n.out, ref.layerNormRef(x, null, null, rows, C, 1e-3).y, { rtol: 1e-5, atol: 1e-5 }, 'layerNorm no affine y');
   assertClose(n.grads[0]!, ref.layerNormBackwardRef(R, x, null, rows, C, 1e-3).dx, { rtol: 1e-4, atol: 1e-4 }, 'layerNorm no affine dx');
   // weight only: bias gets no gradient slot
   const w = vals(C);
-  const m = nativeRun(([x, w]) => layerNorm(x!, w, null), [{ v: x, shape: [rows, C] }, { v: w, shape: [C] }], R);
+  const m = nativeRun(
+    ([x, w]) => layerNorm(x!, w, null),
+    [
+      { v: x, shape: [rows, C] },
+      { v: w, shape: [C] },
+    ],
+    R,
+  );
   assertClose(m.out, ref.layerNormRef(x, w, null, rows, C).y, { rtol: 1e-5, atol: 1e-5 }, 'layerNorm weight only y');
   assertClose(m.grads[1]!, ref.layerNormBackwardRef(R, x, w, rows, C).dw, { rtol: 1e-5, atol: 1e-5 }, 'layerNorm weight only dw');
 });
 
 test('layerNorm: a non-contiguous input gets its gradient through the copy', () => {
-  const rows = 7, C = 33, xt = vals(rows * C), R = vals(rows * C); // xt is x transposed: [C, rows]
+  const rows = 7,
+    C = 33,
+    xt = vals(rows * C),
+    R = vals(rows * C); // xt is x transposed: [C, rows]
   const x = new Float64Array(rows * C);
   for (let r = 0; r < rows; r++) for (let c = 0; c < C; c++) x[r * C + c] = xt[c * rows + r]!;
   const n = nativeRun(([t]) => layerNorm(t!.transpose(0, 1), null, null), [{ v: xt, shape: [C, rows] }], R);
@@ -152,26 +192,58 @@ test('layerNorm: a non-contiguous input gets its gradient through the copy', () 
 test('rmsNorm: native forward and backward match the reference on odd sizes', () => {
   for (const rows of ODD_SIZES)
     for (const C of ODD_SIZES) {
-      const x = vals(rows * C, 2), w = vals(C, 0.5, 1), R = vals(rows * C);
+      const x = vals(rows * C, 2),
+        w = vals(C, 0.5, 1),
+        R = vals(rows * C);
       const what = `rmsNorm rows=${rows} C=${C}`;
-      const n = nativeRun(([x, w]) => rmsNorm(x!, w), [{ v: x, shape: [rows, C] }, { v: w, shape: [C] }], R);
+      const n = nativeRun(
+        ([x, w]) => rmsNorm(x!, w),
+        [
+          { v: x, shape: [rows, C] },
+          { v: w, shape: [C] },
+        ],
+        R,
+      );
       assertClose(n.out, ref.rmsNormRef(x, w, rows, C, 1e-6).y, { rtol: 1e-5, atol: 2e-6 }, `${what} y`);
       const g = ref.rmsNormBackwardRef(R, x, w, rows, C, 1e-6);
       assertClose(n.grads[0]!, g.dx, { rtol: 1e-5, atol: 1e-5 }, `${what} dx`);
       assertClose(n.grads[1]!, g.dw, { rtol: 1e-5, atol: 2e-6 * Math.sqrt(rows) }, `${what} dw`);
     }
-  const x = vals(5 * 7, 3), R = vals(5 * 7);
+  const x = vals(5 * 7, 3),
+    R = vals(5 * 7);
   const n = nativeRun(([x]) => rmsNorm(x!, null, 1e-5), [{ v: x, shape: [5, 7] }], R);
   assertClose(n.out, ref.rmsNormRef(x, null, 5, 7, 1e-5).y, { rtol: 1e-5, atol: 1e-5 }, 'rmsNorm no weight y');
   assertClose(n.grads[0]!, ref.rmsNormBackwardRef(R, x, null, 5, 7, 1e-5).dx, { rtol: 1e-4, atol: 1e-4 }, 'rmsNorm no weight dx');
 });
 
 test('layerNorm and rmsNorm backward are deterministic and independent of the thread count', () => {
-  const rows = 300, C = 129, x = vals(rows * C), w = vals(C), b = vals(C), R = vals(rows * C);
+  const rows = 300,
+    C = 129,
+    x = vals(rows * C),
+    w = vals(C),
+    b = vals(C),
+    R = vals(rows * C);
   const run = () =>
-    nativeRun(([x, w, b]) => layerNorm(x!, w, b), [{ v: x, shape: [rows, C] }, { v: w, shape: [C] }, { v: b, shape: [C] }], R).grads;
-  const runRms = () => nativeRun(([x, w]) => rmsNorm(x!, w), [{ v: x, shape: [rows, C] }, { v: w, shape: [C] }], R).grads;
-  const a = run(), ar = runRms();
+    nativeRun(
+      ([x, w, b]) => layerNorm(x!, w, b),
+      [
+        { v: x, shape: [rows, C] },
+        { v: w, shape: [C] },
+        { v: b, shape: [C] },
+      ],
+      R,
+    ).grads;
+  const runRms = () =>
+    nativeRun(
+      ([x, w]) => rmsNorm(x!, w),
+      [
+        { v: x, shape: [rows, C] },
+        { v: w, shape: [C] },
+      ],
+      R,
+    ).grads;
+  const a = run(),
+    ar = runRms();
   const threads = core.getThreads();
   core.setThreads(1);
   let c: (Float32Array | null)[], cr: (Float32Array | null)[];
@@ -206,7 +278,8 @@ function extremeRows(C: number): Float64Array[] {
 test('softmax and logSoftmax: native matches the reference on odd sizes and extreme logits', () => {
   for (const rows of ODD_SIZES)
     for (const C of ODD_SIZES) {
-      const x = vals(rows * C, 3), R = vals(rows * C);
+      const x = vals(rows * C, 3),
+        R = vals(rows * C);
       for (const log of [false, true]) {
         const what = `${log ? 'logSoftmax' : 'softmax'} rows=${rows} C=${C}`;
         const n = nativeRun(([x]) => (log ? logSoftmax(x!) : softmax(x!)), [{ v: x, shape: [rows, C] }], R);
@@ -239,8 +312,14 @@ test('softmax and logSoftmax: native matches the reference on odd sizes and extr
 });
 
 test('softmax and logSoftmax along other dims (transpose path) match the reference', () => {
-  const shape = [3, 7, 5], x = vals(3 * 7 * 5, 2), R = vals(3 * 7 * 5);
-  for (const [dim, outer, C, inner] of [[0, 1, 3, 35], [1, 3, 7, 5], [-2, 3, 7, 5]] as const)
+  const shape = [3, 7, 5],
+    x = vals(3 * 7 * 5, 2),
+    R = vals(3 * 7 * 5);
+  for (const [dim, outer, C, inner] of [
+    [0, 1, 3, 35],
+    [1, 3, 7, 5],
+    [-2, 3, 7, 5],
+  ] as const)
     for (const log of [false, true]) {
       const n = nativeRun(([t]) => (log ? logSoftmax(t!, dim) : softmax(t!, dim)), [{ v: x, shape }], R);
       assert.deepEqual(n.shape, shape);
@@ -256,7 +335,9 @@ test('softmax and logSoftmax along other dims (transpose path) match the referen
 test('selectiveLogSoftmax: native matches the reference on odd sizes, ignore-index rows and extreme logits', () => {
   for (const rows of ODD_SIZES)
     for (const V of ODD_SIZES) {
-      const x = vals(rows * V, 4), t = randTargets(rows, V, 3), g = vals(rows);
+      const x = vals(rows * V, 4),
+        t = randTargets(rows, V, 3),
+        g = vals(rows);
       const what = `selectiveLogSoftmax rows=${rows} V=${V}`;
       const n = nativeRun(([x]) => selectiveLogSoftmax(x!, t), [{ v: x, shape: [rows, V] }], g);
       assert.deepEqual(n.shape, [rows]);
@@ -270,27 +351,32 @@ test('selectiveLogSoftmax: native matches the reference on odd sizes, ignore-ind
         }
     }
   for (const V of [7, 129]) {
-    const rowsArr = extremeRows(V), rows = rowsArr.length;
+    const rowsArr = extremeRows(V),
+      rows = rowsArr.length;
     const x = new Float64Array(rows * V);
     rowsArr.forEach((r, i) => x.set(r, i * V));
-    const t = Int32Array.from([0, 3, V >> 1, V - 1]), g = vals(rows);
+    const t = Int32Array.from([0, 3, V >> 1, V - 1]),
+      g = vals(rows);
     const n = nativeRun(([x]) => selectiveLogSoftmax(x!, t), [{ v: x, shape: [rows, V] }], g);
     assertClose(n.out, ref.selectiveLogSoftmaxRef(x, t, rows, V), { rtol: 1e-6, atol: 2e-6 }, `extreme V=${V} out`);
     assertClose(n.grads[0]!, ref.selectiveLogSoftmaxBackwardRef(x, t, g, rows, V), { rtol: 1e-5, atol: 1e-6 }, `extreme V=${V} dx`);
     assert.ok(Math.abs(n.out[1]! + Math.log(V)) < 1e-6, 'equal logits give −log V');
   }
   // 3-D logits: output has the leading dims
-  const x = vals(2 * 3 * 7), t = Int32Array.from([0, 1, 2, -1, 4, 6]);
+  const x = vals(2 * 3 * 7),
+    t = Int32Array.from([0, 1, 2, -1, 4, 6]);
   const n = nativeRun(([x]) => selectiveLogSoftmax(x!, t), [{ v: x, shape: [2, 3, 7] }], null);
   assert.deepEqual(n.shape, [2, 3]);
   assertClose(n.out, ref.selectiveLogSoftmaxRef(x, t, 6, 7), { rtol: 1e-6, atol: 2e-6 }, '3-D out');
 });
 
 test('selectiveLogSoftmax: GPT-2 vocabulary (V = 50257) rows', () => {
-  const rows = 3, V = 50257;
+  const rows = 3,
+    V = 50257;
   const x = vals(rows * V, 3);
   for (let j = 0; j < V; j += 97) x[2 * V + j] = j % 2 ? 80 : -80; // a row with extreme entries
-  const t = Int32Array.from([50256, 17, 0]), g = vals(rows);
+  const t = Int32Array.from([50256, 17, 0]),
+    g = vals(rows);
   const n = nativeRun(([x]) => selectiveLogSoftmax(x!, t), [{ v: x, shape: [rows, V] }], g);
   assertClose(n.out, ref.selectiveLogSoftmaxRef(x, t, rows, V), { rtol: 1e-6, atol: 2e-6 }, 'V=50257 out');
   assertClose(n.grads[0]!, ref.selectiveLogSoftmaxBackwardRef(x, t, g, rows, V), { rtol: 1e-5, atol: 1e-9 }, 'V=50257 dx');
@@ -305,7 +391,8 @@ test('entropyFromLogits: matches the reference; has no gradient and says so', ()
       const e = tidy(() => entropyFromLogits(tensorOf(x, [rows, V])).toArray());
       assertClose(e, ref.entropyRef(x, rows, V), { rtol: 1e-5, atol: 2e-6 }, `entropy rows=${rows} V=${V}`);
     }
-  const rowsArr = extremeRows(33), x = new Float64Array(4 * 33);
+  const rowsArr = extremeRows(33),
+    x = new Float64Array(4 * 33);
   rowsArr.forEach((r, i) => x.set(r, i * 33));
   const e = tidy(() => entropyFromLogits(tensorOf(x, [2, 2, 33])));
   assert.deepEqual(e.shape, [2, 2]);
@@ -331,16 +418,23 @@ test('entropyFromLogits: matches the reference; has no gradient and says so', ()
 test('embedding: native forward and backward match the reference (repeated ids), deterministically', () => {
   for (const V of ODD_SIZES)
     for (const C of ODD_SIZES) {
-      const n = 33, ids = new Int32Array(n).map(() => rng.int(V));
+      const n = 33,
+        ids = new Int32Array(n).map(() => rng.int(V));
       ids[1] = ids[0]!; // at least one repeat
-      const w = vals(V * C), R = vals(n * C);
+      const w = vals(V * C),
+        R = vals(n * C);
       const res = nativeRun(([w]) => embedding(w!, ids, [3, 11]), [{ v: w, shape: [V, C] }], R);
       assert.deepEqual(res.shape, [3, 11, C]);
       assertClose(res.out, ref.embeddingRef(w, ids, V, C), { rtol: 0, atol: 0 }, `embedding V=${V} C=${C}`);
       assertClose(res.grads[0]!, ref.embeddingBackwardRef(R, ids, V, C), { rtol: 1e-6, atol: 1e-6 }, `embedding dw V=${V} C=${C}`);
     }
   // large enough to use several column blocks: same bits with 1 thread, and sums in id order
-  const V = 50, C = 768, n = 1024, ids = new Int32Array(n).map(() => rng.int(V)), w = vals(V * C), R = vals(n * C);
+  const V = 50,
+    C = 768,
+    n = 1024,
+    ids = new Int32Array(n).map(() => rng.int(V)),
+    w = vals(V * C),
+    R = vals(n * C);
   const a = nativeRun(([w]) => embedding(w!, ids, [n]), [{ v: w, shape: [V, C] }], R).grads[0]!;
   const threads = core.getThreads();
   core.setThreads(1);
@@ -366,7 +460,9 @@ test('nativeGradcheck: every op', () => {
     all.push(t);
     return t;
   };
-  const x = mk(vals(5 * 7, 1.5, 1), [5, 7]), w = mk(vals(7, 0.5, 1), [7]), b = mk(vals(7), [7]);
+  const x = mk(vals(5 * 7, 1.5, 1), [5, 7]),
+    w = mk(vals(7, 0.5, 1), [7]),
+    b = mk(vals(7), [7]);
   nativeGradcheck(([x, w, b]) => layerNorm(x!, w!, b!), [x, w, b]);
   nativeGradcheck(([x, w]) => rmsNorm(x!, w!), [x, w]);
   nativeGradcheck(([x]) => softmax(x!), [x]);
@@ -384,7 +480,9 @@ test('nativeGradcheck: every op', () => {
 // ---- exp, errors, portable path ------------------------------------------------------------------------
 
 test('float32 exp: relative error near 1 ulp over the normal range; special values', () => {
-  const n = 400_000, x = new Float32Array(n), o = new Float32Array(n);
+  const n = 400_000,
+    x = new Float32Array(n),
+    o = new Float32Array(n);
   for (let i = 0; i < n; i++) x[i] = -87 + (175 * i) / n + 1e-3 * Math.sin(i);
   normKernels.expF32(x, o, n);
   let worst = 0;

@@ -7,7 +7,8 @@ import { Random } from '../../src/engine/random.js';
 import { assertClose } from '../helpers/check.js';
 
 function refAdamW(p: Float64Array, grads: Float64Array[], lr: number, b1: number, b2: number, eps: number, wd: number): Float64Array {
-  const m = new Float64Array(p.length), v = new Float64Array(p.length);
+  const m = new Float64Array(p.length),
+    v = new Float64Array(p.length);
   const out = Float64Array.from(p);
   grads.forEach((g, k) => {
     const t = k + 1;
@@ -15,8 +16,9 @@ function refAdamW(p: Float64Array, grads: Float64Array[], lr: number, b1: number
       out[i] = out[i]! * (1 - lr * wd);
       m[i] = b1 * m[i]! + (1 - b1) * g[i]!;
       v[i] = b2 * v[i]! + (1 - b2) * g[i]! * g[i]!;
-      const bc1 = 1 - b1 ** t, bc2 = 1 - b2 ** t;
-      out[i] = out[i]! - (lr / bc1) * m[i]! / (Math.sqrt(v[i]!) / Math.sqrt(bc2) + eps);
+      const bc1 = 1 - b1 ** t,
+        bc2 = 1 - b2 ** t;
+      out[i] = out[i]! - ((lr / bc1) * m[i]!) / (Math.sqrt(v[i]!) / Math.sqrt(bc2) + eps);
     }
   });
   return out;
@@ -34,19 +36,31 @@ test('AdamW matches torch.optim.AdamW semantics over several steps', () => {
     p.grad = Tensor.from(g, [n]);
     opt.stepOnce();
   }
-  const expected = refAdamW(Float64Array.from(Float32Array.from(p0)), grads.map((g) => Float64Array.from(Float32Array.from(g))), 0.01, 0.9, 0.95, 1e-8, 0.1);
+  const expected = refAdamW(
+    Float64Array.from(Float32Array.from(p0)),
+    grads.map((g) => Float64Array.from(Float32Array.from(g))),
+    0.01,
+    0.9,
+    0.95,
+    1e-8,
+    0.1,
+  );
   assertClose(p.toArray(), expected, { rtol: 1e-5, atol: 1e-6 }, 'AdamW params');
   // state round-trip: a fresh optimiser restored from the state continues identically
   const state = opt.getState();
   const q = Tensor.param(p.clone());
   const opt2 = new AdamW([q], { lr: 0.01, betas: [0.9, 0.95], eps: 1e-8, weightDecay: 0.1 });
   opt2.setState(state);
-  p.grad!.dispose(); p.grad = Tensor.from(grads[0]!, [n]);
+  p.grad!.dispose();
+  p.grad = Tensor.from(grads[0]!, [n]);
   q.grad = Tensor.from(grads[0]!, [n]);
   opt.stepOnce();
   opt2.stepOnce();
   assert.deepEqual(p.toArray(), q.toArray());
-  opt.dispose(); opt2.dispose(); p.dispose(); q.dispose();
+  opt.dispose();
+  opt2.dispose();
+  p.dispose();
+  q.dispose();
 });
 
 test('clipGradNorm scales to the max norm like torch.nn.utils.clip_grad_norm_', () => {
@@ -65,7 +79,8 @@ test('clipGradNorm scales to the max norm like torch.nn.utils.clip_grad_norm_', 
   assert.deepEqual([...a.grad.toArray(), ...b.grad.toArray()], clipped);
   b.grad.data[0] = NaN;
   assert.ok(Number.isNaN(gradNorm([a, b])));
-  a.dispose(); b.dispose();
+  a.dispose();
+  b.dispose();
 });
 
 test('schedules follow transformers get_*_schedule_with_warmup', () => {

@@ -8,17 +8,44 @@ import { Random } from '../../src/engine/random.js';
 
 test('views: transpose, permute, slice and reshape read the right elements', () => {
   tidy(() => {
-    const x = Tensor.from(Array.from({ length: 24 }, (_, i) => i), [2, 3, 4]);
+    const x = Tensor.from(
+      Array.from({ length: 24 }, (_, i) => i),
+      [2, 3, 4],
+    );
     assert.deepEqual(x.transpose(0, 2).toList(), [
-      [[0, 12], [4, 16], [8, 20]],
-      [[1, 13], [5, 17], [9, 21]],
-      [[2, 14], [6, 18], [10, 22]],
-      [[3, 15], [7, 19], [11, 23]],
+      [
+        [0, 12],
+        [4, 16],
+        [8, 20],
+      ],
+      [
+        [1, 13],
+        [5, 17],
+        [9, 21],
+      ],
+      [
+        [2, 14],
+        [6, 18],
+        [10, 22],
+      ],
+      [
+        [3, 15],
+        [7, 19],
+        [11, 23],
+      ],
     ]);
     assert.deepEqual(Array.from(x.permute([1, 0, 2]).toArray().slice(0, 8)), [0, 1, 2, 3, 12, 13, 14, 15]);
     assert.deepEqual(x.slice(2, 1, 3).toList(), [
-      [[1, 2], [5, 6], [9, 10]],
-      [[13, 14], [17, 18], [21, 22]],
+      [
+        [1, 2],
+        [5, 6],
+        [9, 10],
+      ],
+      [
+        [13, 14],
+        [17, 18],
+        [21, 22],
+      ],
     ]);
     assert.equal(x.transpose(0, 1).isContiguous, false);
     assert.deepEqual(Array.from(x.transpose(1, 2).reshape([2, 12]).toArray().slice(0, 6)), [0, 4, 8, 1, 5, 9]);
@@ -72,13 +99,20 @@ test('split: views whose gradients land in one buffer, pass after pass', () => {
     tidy(() => {
       const [a, b] = x.split(1, [1, 2]);
       assert.deepEqual(a!.toList(), [[1], [4]]);
-      assert.deepEqual(b!.toList(), [[2, 3], [5, 6]]);
+      assert.deepEqual(b!.toList(), [
+        [2, 3],
+        [5, 6],
+      ]);
       // y = aᵀ·a + Σ b·w  with w = [[1],[10]]: dy/da = 2a, dy/db = [1, 10] per row
       const y = matmul(a!.transpose(0, 1), a!);
       y.backward();
       matmul(b!, Tensor.from([1, 10], [2, 1])).backward(Tensor.ones([2, 1]));
     });
-    assert.deepEqual(Array.from(x.grad!.toArray()), [2, 1, 10, 8, 1, 10].map((v) => v * pass), `pass ${pass}`);
+    assert.deepEqual(
+      Array.from(x.grad!.toArray()),
+      [2, 1, 10, 8, 1, 10].map((v) => v * pass),
+      `pass ${pass}`,
+    );
   }
   // only the second part used: the first part's region stays zero
   x.zeroGrad();
@@ -152,9 +186,15 @@ test('Random is seeded, reproducible and restorable', () => {
   r3.setState(s);
   assert.deepEqual([r3.uniform(), r3.normal()], next);
   // mean and variance of normals are about right
-  let m = 0, v = 0;
+  let m = 0,
+    v = 0;
   const n = 20000;
-  for (let i = 0; i < n; i++) { const x = r.normal(); m += x; v += x * x; }
-  m /= n; v = v / n - m * m;
+  for (let i = 0; i < n; i++) {
+    const x = r.normal();
+    m += x;
+    v += x * x;
+  }
+  m /= n;
+  v = v / n - m * m;
   assert.ok(Math.abs(m) < 0.03 && Math.abs(v - 1) < 0.05, `mean ${m}, var ${v}`);
 });

@@ -41,7 +41,8 @@ async function fakeServer(mode: Mode): Promise<Fake> {
       };
       if (req.url === '/v1/models') return send(200, { object: 'list', data: [{ id: 'fake-model', object: 'model' }] });
       if (fake.mode === 'hang') return; // never answers
-      if (fake.mode === 'fail-500' || (fake.mode === 'flaky' && calls % 2 === 1) || (fake.mode === 'die-after' && calls > fake.budget)) return send(500, { error: { message: 'boom', type: 'server_error' } });
+      if (fake.mode === 'fail-500' || (fake.mode === 'flaky' && calls % 2 === 1) || (fake.mode === 'die-after' && calls > fake.budget))
+        return send(500, { error: { message: 'boom', type: 'server_error' } });
       if (fake.mode === 'rate-limited' && calls % 2 === 1) return send(429, { error: { message: 'slow down', type: 'rate_limit' } }, { 'retry-after-ms': '10' });
       const prompt = JSON.stringify(body.prompt ?? body.messages);
       const m = /\(A\) (.*?)\\n\(B\) (.*?)(\\n|")/.exec(prompt);
@@ -49,18 +50,37 @@ async function fakeServer(mode: Mode): Promise<Fake> {
       const top = fake.mode === 'wrong-tokens' ? { ' the': -0.1, ' a': -2 } : { A: aGood ? -0.1 : -2.4, B: aGood ? -2.4 : -0.1, ' the': -5 };
       if (req.url === '/v1/completions') {
         const logprobs = fake.mode === 'no-logprobs' ? null : { tokens: ['A'], token_logprobs: [-0.1], top_logprobs: [top], text_offset: [0] };
-        return send(200, { id: 'c', object: 'text_completion', created: 0, model: 'fake-model', choices: [{ index: 0, text: body.max_tokens === 1 ? 'A' : ' a reply', finish_reason: 'length', logprobs }], usage: { prompt_tokens: 5, completion_tokens: 3, total_tokens: 8 } });
+        return send(200, {
+          id: 'c',
+          object: 'text_completion',
+          created: 0,
+          model: 'fake-model',
+          choices: [{ index: 0, text: body.max_tokens === 1 ? 'A' : ' a reply', finish_reason: 'length', logprobs }],
+          usage: { prompt_tokens: 5, completion_tokens: 3, total_tokens: 8 },
+        });
       }
       if (req.url === '/v1/chat/completions') {
-        const content = fake.mode === 'no-logprobs' ? null : [{ token: 'A', logprob: -0.1, bytes: null, top_logprobs: Object.entries(top).map(([token, logprob]) => ({ token, logprob, bytes: null })) }];
-        return send(200, { id: 'c', object: 'chat.completion', created: 0, model: 'fake-model', choices: [{ index: 0, message: { role: 'assistant', content: 'a reply' }, finish_reason: 'stop', logprobs: content ? { content } : null }], usage: { prompt_tokens: 5, completion_tokens: 2, total_tokens: 7 } });
+        const content =
+          fake.mode === 'no-logprobs' ? null : [{ token: 'A', logprob: -0.1, bytes: null, top_logprobs: Object.entries(top).map(([token, logprob]) => ({ token, logprob, bytes: null })) }];
+        return send(200, {
+          id: 'c',
+          object: 'chat.completion',
+          created: 0,
+          model: 'fake-model',
+          choices: [{ index: 0, message: { role: 'assistant', content: 'a reply' }, finish_reason: 'stop', logprobs: content ? { content } : null }],
+          usage: { prompt_tokens: 5, completion_tokens: 2, total_tokens: 7 },
+        });
       }
       send(404, { error: { message: 'no such route' } });
     });
   });
   await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
   fake.url = `http://127.0.0.1:${(server.address() as AddressInfo).port}/v1`;
-  fake.close = () => new Promise<void>((r) => { server.closeAllConnections(); server.close(() => r()); });
+  fake.close = () =>
+    new Promise<void>((r) => {
+      server.closeAllConnections();
+      server.close(() => r());
+    });
   return fake;
 }
 
@@ -90,7 +110,10 @@ test('completions and chat completions: generation and option log-probabilities 
 });
 
 test('a server without log-probabilities, or whose top tokens lack the options, is a clear error', async () => {
-  for (const [mode, re] of [['no-logprobs', /the server returned no log-probabilities on \/completions \(it must support "logprobs"\)/], ['wrong-tokens', /option "A" is not among the top 2 tokens the server returned \(" the", " a"…\)/]] as const) {
+  for (const [mode, re] of [
+    ['no-logprobs', /the server returned no log-probabilities on \/completions \(it must support "logprobs"\)/],
+    ['wrong-tokens', /option "A" is not among the top 2 tokens the server returned \(" the", " a"…\)/],
+  ] as const) {
     const s = await fakeServer(mode);
     try {
       const m = new OpenAITextModel({ baseURL: s.url, model: 'fake-model', maxRetries: 0 });
@@ -143,18 +166,29 @@ test('labelling through a server that dies part-way writes only whole rows; the 
   const { dir, cleanup } = tempDir('alignkit-http-');
   const s = await fakeServer('die-after');
   try {
-    const pairs = Array.from({ length: 10 }, (_, i) => ({ id: `p${i}`, prompt: `describe ${i}`, response_a: i % 2 ? 'a good reply' : 'a bad reply', response_b: i % 2 ? 'a bad reply' : 'a good reply' }));
+    const pairs = Array.from({ length: 10 }, (_, i) => ({
+      id: `p${i}`,
+      prompt: `describe ${i}`,
+      response_a: i % 2 ? 'a good reply' : 'a bad reply',
+      response_b: i % 2 ? 'a bad reply' : 'a good reply',
+    }));
     const out = join(dir, 'ai_prefs.jsonl');
     s.budget = 9; // /v1/models, then 8 questions: four pairs (two orders each) with batch size 2
     const m = new OpenAITextModel({ baseURL: s.url, maxRetries: 0, concurrency: 1 });
     await assert.rejects(labelPairs({ model: m, constitution: TOY, pairs, out, batchSize: 2, quiet: true }), /failed with HTTP 500/);
     const partial = readFileSync(out, 'utf8');
     assert.ok(partial.endsWith('\n'));
-    const ids = partial.trim().split('\n').map((l) => (JSON.parse(l) as { id: string }).id);
+    const ids = partial
+      .trim()
+      .split('\n')
+      .map((l) => (JSON.parse(l) as { id: string }).id);
     assert.deepEqual(ids, ['p0', 'p1', 'p2', 'p3'], 'the finished batches, whole');
     s.mode = 'ok';
     await labelPairs({ model: m, constitution: TOY, pairs, out, batchSize: 2, quiet: true });
-    const rows = readFileSync(out, 'utf8').trim().split('\n').map((l) => JSON.parse(l) as { id: string; chosen: string; soft_label: number });
+    const rows = readFileSync(out, 'utf8')
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l) as { id: string; chosen: string; soft_label: number });
     assert.deepEqual(rows.map((r) => r.id).sort(), pairs.map((p) => p.id).sort());
     assert.ok(rows.every((r) => r.chosen.includes('good') && r.soft_label > 0.8));
   } finally {

@@ -27,12 +27,7 @@ export function f32round(a: ArrayLike<number>): Float64Array {
  * Asserts |actual − expected| <= atol + rtol·|expected| elementwise, and reports the worst element.
  * Returns the worst relative error seen (for notes).
  */
-export function assertClose(
-  actual: ArrayLike<number>,
-  expected: ArrayLike<number>,
-  opts: { rtol?: number; atol?: number } = {},
-  what = 'values',
-): number {
+export function assertClose(actual: ArrayLike<number>, expected: ArrayLike<number>, opts: { rtol?: number; atol?: number } = {}, what = 'values'): number {
   const rtol = opts.rtol ?? 1e-4,
     atol = opts.atol ?? 1e-5;
   assert.equal(actual.length, expected.length, `${what}: length ${actual.length} vs expected ${expected.length}`);
@@ -100,11 +95,7 @@ export function finiteDiff(f: (xs: Float64Array[]) => number, xs: Float64Array[]
  * (float32, so the tolerance is loose): L = Σ out·R for a fixed random R. `inputs` must require grad.
  * Only up to `maxProbe` elements per input are probed, spread over the input.
  */
-export function nativeGradcheck(
-  build: (inputs: Tensor[]) => Tensor,
-  inputs: Tensor[],
-  opts: { eps?: number; rtol?: number; atol?: number; seed?: number; maxProbe?: number } = {},
-): void {
+export function nativeGradcheck(build: (inputs: Tensor[]) => Tensor, inputs: Tensor[], opts: { eps?: number; rtol?: number; atol?: number; seed?: number; maxProbe?: number } = {}): void {
   const eps = opts.eps ?? 1e-2,
     rtol = opts.rtol ?? 5e-2,
     atol = opts.atol ?? 5e-3;
@@ -143,10 +134,7 @@ export function nativeGradcheck(
       const numeric = (up - down) / (2 * h);
       const a = analytic[i - t.offset]!;
       const tol = atol + rtol * Math.max(Math.abs(numeric), Math.abs(a));
-      assert.ok(
-        Math.abs(a - numeric) <= tol,
-        `input ${k} element ${i - t.offset}: backward gives ${a}, finite differences ${numeric}`,
-      );
+      assert.ok(Math.abs(a - numeric) <= tol, `input ${k} element ${i - t.offset}: backward gives ${a}, finite differences ${numeric}`);
     }
   });
 }

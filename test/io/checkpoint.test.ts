@@ -97,7 +97,19 @@ test('sharded save: HF file names and index layout; loads back bit-exactly; stal
 
 test('shard planning and sizes: greedy in order, an oversized tensor alone; decimal and binary units', () => {
   // as huggingface_hub: the oversized tensor is emitted at once while the open shard keeps filling
-  assert.deepEqual(planShards([['a', 4], ['b', 4], ['c', 3], ['d', 20], ['e', 1]], 10), [['a', 'b'], ['d'], ['c', 'e']]);
+  assert.deepEqual(
+    planShards(
+      [
+        ['a', 4],
+        ['b', 4],
+        ['c', 3],
+        ['d', 20],
+        ['e', 1],
+      ],
+      10,
+    ),
+    [['a', 'b'], ['d'], ['c', 'e']],
+  );
   assert.deepEqual(planShards([], 10), [[]]);
   assert.equal(parseSize('5GB'), 5e9);
   assert.equal(parseSize('2GiB'), 2 * 2 ** 30);
@@ -199,7 +211,11 @@ test('checkParameters names missing, unexpected and mis-shaped tensors; biases a
   // q/k/v biases in the weights of a config that does not declare attention_bias (Qwen2-style): taken from the weights
   const withBias = new Map(sd);
   for (let i = 0; i < 2; i++) {
-    for (const [p, n] of [['q_proj', 64], ['k_proj', 32], ['v_proj', 32]] as const) {
+    for (const [p, n] of [
+      ['q_proj', 64],
+      ['k_proj', 32],
+      ['v_proj', 32],
+    ] as const) {
       withBias.set(`model.layers.${i}.self_attn.${p}.bias`, { shape: [n], data: new Float32Array(n) });
     }
   }

@@ -4,22 +4,8 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFileSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
-import {
-  SUPPORTED_ARCHITECTURES,
-  checkSequenceLength,
-  configToJSON,
-  parseConfig,
-  readConfig,
-  writeConfig,
-  type Gpt2Config,
-  type LlamaFamilyConfig,
-} from '../../src/io/config.js';
-import {
-  generationConfigToJSON,
-  parseGenerationConfig,
-  readGenerationConfig,
-  writeGenerationConfig,
-} from '../../src/io/generation-config.js';
+import { SUPPORTED_ARCHITECTURES, checkSequenceLength, configToJSON, parseConfig, readConfig, writeConfig, type Gpt2Config, type LlamaFamilyConfig } from '../../src/io/config.js';
+import { generationConfigToJSON, parseGenerationConfig, readGenerationConfig, writeGenerationConfig } from '../../src/io/generation-config.js';
 import { fixture, withTmp } from './paths.js';
 
 const fixtureJson = (name: string): Record<string, unknown> => JSON.parse(readFileSync(fixture(name, 'config.json'), 'utf8'));

@@ -35,14 +35,40 @@ const POS = 64;
 function hfConfig(arch: Arch, extra: Json = {}): Json {
   if (arch === 'gpt2') {
     return {
-      architectures: ['GPT2LMHeadModel'], model_type: 'gpt2', vocab_size: V, n_embd: H, n_layer: L, n_head: NH, n_positions: POS,
-      n_inner: null, activation_function: 'gelu_new', layer_norm_epsilon: 1e-5, tie_word_embeddings: false, bos_token_id: 0, eos_token_id: 0, ...extra,
+      architectures: ['GPT2LMHeadModel'],
+      model_type: 'gpt2',
+      vocab_size: V,
+      n_embd: H,
+      n_layer: L,
+      n_head: NH,
+      n_positions: POS,
+      n_inner: null,
+      activation_function: 'gelu_new',
+      layer_norm_epsilon: 1e-5,
+      tie_word_embeddings: false,
+      bos_token_id: 0,
+      eos_token_id: 0,
+      ...extra,
     };
   }
   return {
-    architectures: ['Qwen2ForCausalLM'], model_type: 'qwen2', vocab_size: V, hidden_size: H, num_hidden_layers: L, num_attention_heads: NH,
-    num_key_value_heads: 2, intermediate_size: 176, max_position_embeddings: POS, rms_norm_eps: 1e-6, rope_theta: 1e6, hidden_act: 'silu',
-    tie_word_embeddings: true, use_sliding_window: false, bos_token_id: 0, eos_token_id: 0, ...extra,
+    architectures: ['Qwen2ForCausalLM'],
+    model_type: 'qwen2',
+    vocab_size: V,
+    hidden_size: H,
+    num_hidden_layers: L,
+    num_attention_heads: NH,
+    num_key_value_heads: 2,
+    intermediate_size: 176,
+    max_position_embeddings: POS,
+    rms_norm_eps: 1e-6,
+    rope_theta: 1e6,
+    hidden_act: 'silu',
+    tie_word_embeddings: true,
+    use_sliding_window: false,
+    bos_token_id: 0,
+    eos_token_id: 0,
+    ...extra,
   };
 }
 
@@ -82,7 +108,9 @@ function randomWeights(arch: Arch, seed: number): StateDict {
     bias('transformer.ln_f.bias', H);
     t('lm_head.weight', [V, H], () => 0.4 * rng.normal());
   } else {
-    const hd = H / NH, kv = 2 * hd, I = 176;
+    const hd = H / NH,
+      kv = 2 * hd,
+      I = 176;
     t('model.embed_tokens.weight', [V, H], () => 0.4 * rng.normal());
     for (let l = 0; l < L; l++) {
       const p = `model.layers.${l}.`;
@@ -181,13 +209,30 @@ test('exportGguf refuses bad paths and models with a message naming them, writin
 
 const EXPECTED_METADATA: Record<Arch, Json> = {
   gpt2: {
-    'general.architecture': 'gpt2', 'gpt2.vocab_size': V, 'gpt2.context_length': POS, 'gpt2.embedding_length': H, 'gpt2.block_count': L,
-    'gpt2.feed_forward_length': 4 * H, 'gpt2.attention.head_count': NH, 'gpt2.attention.head_count_kv': NH, 'gpt2.attention.layer_norm_epsilon': Math.fround(1e-5),
+    'general.architecture': 'gpt2',
+    'gpt2.vocab_size': V,
+    'gpt2.context_length': POS,
+    'gpt2.embedding_length': H,
+    'gpt2.block_count': L,
+    'gpt2.feed_forward_length': 4 * H,
+    'gpt2.attention.head_count': NH,
+    'gpt2.attention.head_count_kv': NH,
+    'gpt2.attention.layer_norm_epsilon': Math.fround(1e-5),
   },
   qwen2: {
-    'general.architecture': 'qwen2', 'qwen2.vocab_size': V, 'qwen2.context_length': POS, 'qwen2.embedding_length': H, 'qwen2.block_count': L,
-    'qwen2.feed_forward_length': 176, 'qwen2.attention.head_count': NH, 'qwen2.attention.head_count_kv': 2, 'qwen2.attention.key_length': 16,
-    'qwen2.attention.value_length': 16, 'qwen2.attention.layer_norm_rms_epsilon': Math.fround(1e-6), 'qwen2.rope.freq_base': 1e6, 'qwen2.rope.dimension_count': 16,
+    'general.architecture': 'qwen2',
+    'qwen2.vocab_size': V,
+    'qwen2.context_length': POS,
+    'qwen2.embedding_length': H,
+    'qwen2.block_count': L,
+    'qwen2.feed_forward_length': 176,
+    'qwen2.attention.head_count': NH,
+    'qwen2.attention.head_count_kv': 2,
+    'qwen2.attention.key_length': 16,
+    'qwen2.attention.value_length': 16,
+    'qwen2.attention.layer_norm_rms_epsilon': Math.fround(1e-6),
+    'qwen2.rope.freq_base': 1e6,
+    'qwen2.rope.dimension_count': 16,
   },
 };
 
@@ -203,7 +248,14 @@ for (const arch of ['gpt2', 'qwen2'] as const) {
         assert.equal(statSync(out).size, res.bytes);
         const r = await gguf(out, { allowLocalFile: true });
         const m = r.metadata as Json;
-        for (const [k, v] of Object.entries({ ...EXPECTED_METADATA[arch], 'general.name': arch, 'general.file_type': dtype === 'f16' ? 1 : 0, 'tokenizer.ggml.model': 'gpt2', 'tokenizer.ggml.pre': 'gpt-2', 'tokenizer.ggml.eos_token_id': 0 })) {
+        for (const [k, v] of Object.entries({
+          ...EXPECTED_METADATA[arch],
+          'general.name': arch,
+          'general.file_type': dtype === 'f16' ? 1 : 0,
+          'tokenizer.ggml.model': 'gpt2',
+          'tokenizer.ggml.pre': 'gpt-2',
+          'tokenizer.ggml.eos_token_id': 0,
+        })) {
           assert.equal(m[k], v, k);
         }
         assert.equal(m['tokenizer.chat_template'], readFileSync(fixture('tok-bytelevel', 'chat_template.jinja'), 'utf8'));
@@ -244,7 +296,10 @@ test('a LoRA adapter directory is merged into its base model on export', async (
     p.model.mergeLora();
     const merged = p.model.stateDict().get('transformer.h.1.attn.c_attn.weight')!;
     const before = randomWeights('gpt2', 3).get('transformer.h.1.attn.c_attn.weight')!;
-    assert.ok(merged.data.some((v, i) => Math.abs(v - before.data[i]!) > 1e-3), 'the adapter changes the weight');
+    assert.ok(
+      merged.data.some((v, i) => Math.abs(v - before.data[i]!) > 1e-3),
+      'the adapter changes the weight',
+    );
     const out = join(root, 'merged.gguf');
     const res = exportGguf({ model: adapterDir, out });
     assert.equal(res.tokenizerPath, join(baseDir, 'tokenizer.json'));
@@ -315,7 +370,9 @@ for (const arch of ['gpt2', 'qwen2'] as const) {
           return { lp: await llamaLogProbs(model, teacher, V), greedy: await llamaGreedy(model, prompt, N) };
         });
         const worst = Math.max(...got.lp.map((l, t) => maxLogProbDiff(l, oursTeacher[t]!)));
-        console.log(`${arch} ${dtype}: max |Δ log p| = ${worst.toExponential(2)} (bound ${LOGP_BOUND[arch][dtype]}); llama.cpp greedy ${JSON.stringify(got.greedy)}; alignkit ${JSON.stringify(ours.greedy)}; min top-2 gap ${ours.minGap.toFixed(3)}`);
+        console.log(
+          `${arch} ${dtype}: max |Δ log p| = ${worst.toExponential(2)} (bound ${LOGP_BOUND[arch][dtype]}); llama.cpp greedy ${JSON.stringify(got.greedy)}; alignkit ${JSON.stringify(ours.greedy)}; min top-2 gap ${ours.minGap.toFixed(3)}`,
+        );
         assert.ok(worst < LOGP_BOUND[arch][dtype], `${arch} ${dtype}: max |log p(llama.cpp) − log p(alignkit)| = ${worst}`);
         // the comparison means something: every greedy choice wins by more than twice the log-prob error bound
         assert.ok(ours.minGap > 2 * LOGP_BOUND[arch][dtype], `${arch} ${dtype}: alignkit's choices are too close to call (gap ${ours.minGap})`);

@@ -416,7 +416,13 @@ function spmTokenizer(): Json {
       { id: 1, content: '<s>', special: true },
       { id: 2, content: '</s>', special: true },
     ],
-    normalizer: { type: 'Sequence', normalizers: [{ type: 'Prepend', prepend: '▁' }, { type: 'Replace', pattern: { String: ' ' }, content: '▁' }] },
+    normalizer: {
+      type: 'Sequence',
+      normalizers: [
+        { type: 'Prepend', prepend: '▁' },
+        { type: 'Replace', pattern: { String: ' ' }, content: '▁' },
+      ],
+    },
     pre_tokenizer: null,
     post_processor: { type: 'TemplateProcessing', single: [{ SpecialToken: { id: '<s>', type_id: 0 } }, { Sequence: { id: 'A', type_id: 0 } }] },
     decoder: { type: 'Sequence', decoders: [] },
@@ -468,10 +474,13 @@ test('GGUF container: typed values, alignment, atomic replacement', async () => 
     assert.equal(m['t.bool'], true);
     assert.deepEqual(m['t.arr'], [1, -2, 3]);
     assert.equal(Number(r.tensorDataOffset) % 64, 0);
-    assert.deepEqual(r.tensorInfos.map((t) => [t.name, t.shape.map(Number), t.dtype, Number(t.offset)]), [
-      ['a', [3], 0, 0],
-      ['b', [2, 1], 1, 64],
-    ]);
+    assert.deepEqual(
+      r.tensorInfos.map((t) => [t.name, t.shape.map(Number), t.dtype, Number(t.offset)]),
+      [
+        ['a', [3], 0, 0],
+        ['b', [2, 1], 1, 64],
+      ],
+    );
     const base = Number(r.tensorDataOffset);
     assert.deepEqual(new Float32Array(readBytes(path, base, 12).buffer), a);
     assert.deepEqual(Array.from(f16ArrayToF32(new Uint16Array(readBytes(path, base + 64, 4).buffer))), [0.5, -2]);
@@ -479,7 +488,14 @@ test('GGUF container: typed values, alignment, atomic replacement', async () => 
     assert.throws(
       () =>
         writeGgufFile(path, md, [
-          { name: 'a', dims: [3], type: GgmlType.F32, bytes: () => { throw new Error('disk on fire'); } },
+          {
+            name: 'a',
+            dims: [3],
+            type: GgmlType.F32,
+            bytes: () => {
+              throw new Error('disk on fire');
+            },
+          },
         ]),
       /disk on fire/,
     );
@@ -624,7 +640,9 @@ llamaTest('tiny-llama fixture → GGUF f32 and f16: llama.cpp matches the refere
       const worst = Math.max(...lp.map((l, t) => maxLogProbDiff(l, ref[t]!)));
       // f32: float32 arithmetic vs float64; f16: llama.cpp also rounds activations to f16 inside the matmuls
       assert.ok(worst < (dtype === 'f32' ? 1e-4 : 2e-3), `${dtype}: max |log p(llama.cpp) − log p(ref)| = ${worst}`);
-      console.log(`# tiny-llama ${dtype}: max |Δ log p| = ${worst.toExponential(2)}; greedy ${JSON.stringify(greedy)}; ref ${JSON.stringify(expected.tokens)}; min ref top-2 gap ${Math.min(...expected.gaps).toExponential(2)}`);
+      console.log(
+        `# tiny-llama ${dtype}: max |Δ log p| = ${worst.toExponential(2)}; greedy ${JSON.stringify(greedy)}; ref ${JSON.stringify(expected.tokens)}; min ref top-2 gap ${Math.min(...expected.gaps).toExponential(2)}`,
+      );
       // the fixture's HF init (std 0.02) gives nearly flat logits: require equal tokens while the reference's
       // top-2 logit gap exceeds the error bound, which holds for the whole continuation here
       const bound = dtype === 'f32' ? 1e-4 : 4e-3;
@@ -649,7 +667,11 @@ llamaTest('random llama (vocab 2000, tied embeddings, full tokenizer) → GGUF: 
       const path = join(dir, `rand-${dtype}.gguf`);
       writeGguf(path, { config: ggufConfig(cfg, { eosTokenId: [0] }), tensors, tokenizer: tokJson(), tokenizerConfig: tokConfig(), dtype });
       const r = await gguf(path, { allowLocalFile: true });
-      assert.equal(r.tensorInfos.some((t) => t.name === 'output.weight'), false, 'tied: no output.weight');
+      assert.equal(
+        r.tensorInfos.some((t) => t.name === 'output.weight'),
+        false,
+        'tied: no output.weight',
+      );
       const refW = dtype === 'f16' ? roundMatricesToF16(tensors) : tensors;
       const expected = dtype === 'f16' ? refGreedy(cfg, refW, prompt, N) : f32;
       const got = await withLlamaModel(path, async (model) => {
@@ -664,7 +686,9 @@ llamaTest('random llama (vocab 2000, tied embeddings, full tokenizer) → GGUF: 
         const worst = Math.max(...lp.map((l, t) => maxLogProbDiff(l, ref[t]!)));
         return { greedy: await llamaGreedy(model, prompt, N), worst };
       });
-      console.log(`# random ${dtype}: max |Δ log p| = ${got.worst.toExponential(2)}; greedy ${JSON.stringify(got.greedy)}; ref ${JSON.stringify(expected.tokens)}; f32 ref ${JSON.stringify(f32.tokens)}; min gap ${Math.min(...expected.gaps).toFixed(3)}`);
+      console.log(
+        `# random ${dtype}: max |Δ log p| = ${got.worst.toExponential(2)}; greedy ${JSON.stringify(got.greedy)}; ref ${JSON.stringify(expected.tokens)}; f32 ref ${JSON.stringify(f32.tokens)}; min gap ${Math.min(...expected.gaps).toFixed(3)}`,
+      );
       assert.ok(got.worst < (dtype === 'f32' ? 1e-3 : 5e-2), `${dtype}: max |Δ log p| = ${got.worst}`);
       // f32: the whole continuation equals the reference's. f16: equal to the reference run on the f16-rounded
       // weights for the whole continuation, and to the f32 reference for at least the first 4 tokens.

@@ -2,18 +2,7 @@
 // every midpoint between adjacent representable values (the midpoints are exact float32 numbers).
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import {
-  bf16ArrayToF32,
-  bf16ToF32,
-  f16ArrayToF32,
-  f16ToF32,
-  f32ArrayToBf16,
-  f32ArrayToF16,
-  f32Bits,
-  f32FromBits,
-  f32ToBf16,
-  f32ToF16,
-} from '../../src/io/half.js';
+import { bf16ArrayToF32, bf16ToF32, f16ArrayToF32, f16ToF32, f32ArrayToBf16, f32ArrayToF16, f32Bits, f32FromBits, f32ToBf16, f32ToF16 } from '../../src/io/half.js';
 
 const isF16Nan = (h: number) => (h & 0x7c00) === 0x7c00 && (h & 0x3ff) !== 0;
 const isBf16Nan = (b: number) => (b & 0x7f80) === 0x7f80 && (b & 0x7f) !== 0;
@@ -85,8 +74,7 @@ test('f32 → f16 rounds to nearest even at every midpoint, incl. subnormals and
 
 test('f32 → f16 agrees with numpy (float32.astype(float16)) on sample values', () => {
   // numpy 2.4: np.array(xs, np.float32).astype(np.float16).view(np.uint16)
-  const xs = [0.1, 1 / 3, -2.5, 65504, 65519.99609375, 65520, 1e-5, 6e-8, 2.9802322387695312e-8, 2.980232594040899e-8,
-    8.940696716308594e-8, -1e-7, Math.PI, 1e-3, 7e4, 6.103515625e-5, 6.1e-5];
+  const xs = [0.1, 1 / 3, -2.5, 65504, 65519.99609375, 65520, 1e-5, 6e-8, 2.9802322387695312e-8, 2.980232594040899e-8, 8.940696716308594e-8, -1e-7, Math.PI, 1e-3, 7e4, 6.103515625e-5, 6.1e-5];
   const want = [0x2e66, 0x3555, 0xc100, 0x7bff, 0x7bff, 0x7c00, 0xa8, 0x1, 0x0, 0x1, 0x2, 0x8002, 0x4248, 0x1419, 0x7c00, 0x400, 0x3ff];
   assert.deepEqual(Array.from(f32ArrayToF16(Float32Array.from(xs))), want);
 });

@@ -6,7 +6,7 @@ import { saveStateDict, loadStateDict, type StateDict } from '../../src/io/check
 
 const [mode, dir, mb, dtype, shards] = process.argv.slice(2);
 if (mode === 'write') {
-  const total = Math.round(Number(mb) * 2 ** 20 / 4);
+  const total = Math.round((Number(mb) * 2 ** 20) / 4);
   const sd: StateDict = new Map();
   // a realistic mix: one large embedding, many layer matrices, small vectors
   const sizes = [Math.floor(total * 0.25)];

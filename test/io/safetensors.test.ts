@@ -5,15 +5,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFileSync, readdirSync, writeFileSync, existsSync } from 'node:fs';
 import { join } from 'node:path';
-import {
-  SafetensorsReader,
-  readSafetensors,
-  toFloat32,
-  toInt32,
-  writeSafetensors,
-  type TensorEntry,
-  type WritableEntry,
-} from '../../src/io/safetensors.js';
+import { SafetensorsReader, readSafetensors, toFloat32, toInt32, writeSafetensors, type TensorEntry, type WritableEntry } from '../../src/io/safetensors.js';
 import { fixture, withTmp } from './paths.js';
 
 type RawHeader = Record<string, { dtype: string; shape: number[]; data_offsets: [number, number] }>;
@@ -105,7 +97,10 @@ test('tiny-llama / -ref model.safetensors: GQA shapes (k/v 32 rows), untied lm_h
 });
 
 test('expected.safetensors (DPO fixtures): I64 ids and masks with the documented padding, F32 outputs and grads', () => {
-  for (const [name, params] of [['tiny-gpt2', 28], ['tiny-llama', 21]] as const) {
+  for (const [name, params] of [
+    ['tiny-gpt2', 28],
+    ['tiny-llama', 21],
+  ] as const) {
     const path = fixture(name, 'expected.safetensors');
     const { tensors, metadata } = readSafetensors(path);
     assert.equal(metadata.beta, '0.1');
@@ -150,7 +145,11 @@ test('expected.safetensors (DPO fixtures): I64 ids and masks with the documented
 
 test('rewriting a transformers-written file reproduces it byte for byte (order, header padding)', () => {
   withTmp((dir) => {
-    for (const [name, file] of [['tiny-gpt2', 'model.safetensors'], ['tiny-llama', 'model.safetensors'], ['tiny-gpt2-rm', 'expected.safetensors']]) {
+    for (const [name, file] of [
+      ['tiny-gpt2', 'model.safetensors'],
+      ['tiny-llama', 'model.safetensors'],
+      ['tiny-gpt2-rm', 'expected.safetensors'],
+    ]) {
       const src = fixture(name!, file!);
       const { tensors, metadata } = readSafetensors(src);
       const out = join(dir, `${name}.safetensors`);
@@ -191,9 +190,9 @@ test('write → read round-trips every dtype bit-exactly, aligned, with metadata
   withTmp((dir) => {
     const path = join(dir, 'all.safetensors');
     const src = everyDtype();
-    writeSafetensors(path, src, { note: 'x', 'é': 'ü' });
+    writeSafetensors(path, src, { note: 'x', é: 'ü' });
     const { tensors, metadata } = readSafetensors(path);
-    assert.deepEqual(metadata, { note: 'x', 'é': 'ü' });
+    assert.deepEqual(metadata, { note: 'x', é: 'ü' });
     assert.deepEqual(new Set(tensors.keys()), new Set(src.keys()));
     for (const [name, e] of src) {
       const got = tensors.get(name)!;
@@ -298,7 +297,11 @@ test('malformed files are refused with an error naming the file and the tensor/f
       ['unknown dtype', () => craft(p, { a: { dtype: 'F8_E4M3', shape: [2], data_offsets: [0, 2] } }, Buffer.alloc(2)), /tensor "a": unsupported dtype "F8_E4M3"/],
       ['bad shape', () => craft(p, { a: { dtype: 'F32', shape: [2, -1], data_offsets: [0, 8] } }, Buffer.alloc(8)), /tensor "a": field "shape"/],
       ['bad offsets', () => craft(p, { a: { dtype: 'F32', shape: [2], data_offsets: [8, 0] } }, Buffer.alloc(8)), /tensor "a": field "data_offsets"/],
-      ['size mismatch', () => craft(p, { a: { dtype: 'F32', shape: [3], data_offsets: [0, 8] } }, Buffer.alloc(8)), /tensor "a": data_offsets \[0, 8\] span 8 bytes but shape \[3\] × F32 \(4 bytes\) needs 12/],
+      [
+        'size mismatch',
+        () => craft(p, { a: { dtype: 'F32', shape: [3], data_offsets: [0, 8] } }, Buffer.alloc(8)),
+        /tensor "a": data_offsets \[0, 8\] span 8 bytes but shape \[3\] × F32 \(4 bytes\) needs 12/,
+      ],
       ['truncated data', () => craft(p, ok, Buffer.alloc(10)), /tensor "b": data_offsets \[8, 12\] run past the end of the 10-byte data buffer \(truncated/],
       [
         'overlap',
@@ -311,11 +314,14 @@ test('malformed files are refused with an error naming the file and the tensor/f
     ];
     for (const [what, make, re] of cases) {
       make();
-      assert.throws(() => readSafetensors(p), (e: Error) => {
-        assert.match(e.message, re, what);
-        assert.ok(e.message.includes(p), `${what}: error names the file`);
-        return true;
-      });
+      assert.throws(
+        () => readSafetensors(p),
+        (e: Error) => {
+          assert.match(e.message, re, what);
+          assert.ok(e.message.includes(p), `${what}: error names the file`);
+          return true;
+        },
+      );
     }
     // a real file cut short
     const full = readFileSync(fixture('tiny-gpt2', 'model.safetensors'));

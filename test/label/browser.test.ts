@@ -1,6 +1,7 @@
 // End to end in a real browser (playwright-core driving Debian's chromium, headless): an annotator signs in
 // with a token, labels pairs with the keyboard, undoes one, and the export holds exactly what was chosen;
-// responses holding <script> or <img onerror> show as text and run nothing.
+// responses holding <script> or <img onerror> show as text and run nothing; bidi overrides and zero-width
+// characters show as visible U+ marks with a warning banner, which a plain pair next does not have.
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
@@ -29,7 +30,14 @@ before(async () => {
     input: 'pairs.jsonl',
     pairs: [
       { prompt: 'Which is safer? <script>window.__pwned = "prompt"</script>', responseA: XSS_SCRIPT, responseB: XSS_IMG },
-      { prompt: [{ role: 'system', content: 'Be brief.' }, { role: 'user', content: 'Name a colour.' }], responseA: 'Blue.', responseB: 'The colour I would name is blue, the colour of the sky.' },
+      {
+        prompt: [
+          { role: 'system', content: 'Be brief.' },
+          { role: 'user', content: 'Name a colour.' },
+        ],
+        responseA: 'Blue.',
+        responseB: 'The colour I would name is blue, the colour of the sky.',
+      },
       { prompt: 'What is 2 + 2?', responseA: '4', responseB: 'Five, probably.\nOr maybe four.' },
       { prompt: 'Say hi.', responseA: 'Hi!', responseB: 'Hello there.' },
     ].map((p, k) => ({ line: k + 1, id: null, sourceA: null, sourceB: null, ...p })),
@@ -141,8 +149,11 @@ test('sign in with a token, label with the keyboard, undo one: the export holds 
 
   const out = join(tmp(), 'prefs.jsonl');
   // one row per label; the file has one format: the text prompts are written as user messages, as the colour question is a conversation
-  assert.deepEqual(exportPreferences(store, out, undefined, 'all'), { written: 3, ties: 1, bothBad: 0, identical: 0, disagreements: 0, converted: 3, hidden: 0 });
-  const rows = readFileSync(out, 'utf8').trim().split('\n').map((l) => JSON.parse(l) as Record<string, unknown>);
+  assert.deepEqual(exportPreferences(store, out, undefined, 'all'), { written: 3, ties: 1, bothBad: 0, identical: 0, disagreements: 0, converted: 3, hidden: 0, simulated: 0 });
+  const rows = readFileSync(out, 'utf8')
+    .trim()
+    .split('\n')
+    .map((l) => JSON.parse(l) as Record<string, unknown>);
   assert.deepEqual(
     rows.map((r) => [r.chosen, r.rejected, r.reason, r.annotator]),
     [
@@ -157,4 +168,86 @@ test('sign in with a token, label with the keyboard, undo one: the export holds 
   await page.waitForSelector('#token');
   assert.equal(await page.evaluate(async () => (await fetch('/api/next')).status), 401);
   await page.close();
+});
+
+test('hidden characters: a bidi override and zero-width characters show as marks with a warning; a plain pair next shows none', { timeout: 60_000 }, async () => {
+  const dir = tmp();
+  const s = FeedbackDB.open(join(dir, 'hidden.sqlite'));
+  const t = s.addAnnotator('hana').token;
+  const BIDI = 'The answer is \u202Etcerroc ton\u202C.';
+  const ZW = 'pay\u200Bpal.com is\u200D safe\uFEFF';
+  s.openRound({
+    source: 'pairs',
+    input: 'hidden.jsonl',
+    pairs: [
+      { prompt: 'Is it correct?', responseA: BIDI, responseB: 'Yes.' },
+      { prompt: 'Which site?', responseA: 'example.com', responseB: ZW },
+      { prompt: 'Say hi.', responseA: 'Hi!', responseB: 'Hello there.' },
+    ].map((p, k) => ({ line: k + 1, id: null, sourceA: null, sourceB: null, ...p })),
+  });
+  const srv = await startServer({ store: s, port: 0 });
+  const page = await context.newPage();
+  page.setDefaultTimeout(30_000);
+  const problems: string[] = [];
+  page.on('pageerror', (e) => problems.push(`page error: ${e.message}`));
+  try {
+    await page.goto(srv.url);
+    await page.fill('#token', t);
+    await page.press('#token', 'Enter');
+    await page.waitForSelector('#work:not(.hidden)');
+
+    /** What the page shows of one response: its text and the marks in it (visible ones only). */
+    const side = async (id: 'left' | 'right') => ({
+      text: (await page.textContent(`#${id}`))!,
+      marks: await page.locator(`#${id} .hidden-char`).evaluateAll((els) => els.filter((e) => (e as HTMLElement).offsetWidth > 0 && (e as HTMLElement).offsetHeight > 0).map((e) => e.textContent)),
+    });
+    const responseWith = async (needle: string) => {
+      const l = await side('left'),
+        r = await side('right');
+      return l.text.includes(needle) ? l : r;
+    };
+
+    // pair 1: the bidi override is a visible U+202E mark (the character itself is not in the page's text), with the banner
+    let p = await shown(page);
+    assert.equal(await page.isVisible('#hidden-warning'), true, 'the warning banner is shown');
+    assert.match((await page.textContent('#hidden-warning'))!, /invisible or text-direction characters/);
+    const bidi = await responseWith('The answer is');
+    assert.deepEqual(bidi.marks, ['U+202E', 'U+202C']);
+    assert.equal(bidi.text, 'The answer is U+202Etcerroc tonU+202C.');
+    assert.equal(/[\u202a-\u202e]/.test(p.left + p.right), false, 'no raw bidi control reaches the page');
+    assert.deepEqual((await responseWith('Yes.')).marks, []);
+    await page.keyboard.press('4');
+    await page.keyboard.press('Enter');
+    await nextShown(page, p.assignment);
+
+    // pair 2: zero-width space, zero-width joiner and a byte-order mark, each a mark; the banner stays
+    p = await shown(page);
+    assert.equal(await page.isVisible('#hidden-warning'), true);
+    const zw = await responseWith('pay');
+    assert.deepEqual(zw.marks, ['U+200B', 'U+200D', 'U+FEFF']);
+    assert.equal(zw.text, 'payU+200Bpal.com isU+200D safeU+FEFF');
+    await page.keyboard.press('1');
+    await page.keyboard.press('Enter');
+    await nextShown(page, p.assignment);
+
+    // pair 3: plain text, no marks and no banner
+    p = await shown(page);
+    assert.deepEqual(new Set([p.left, p.right]), new Set(['Hi!', 'Hello there.']));
+    assert.equal(await page.isVisible('#hidden-warning'), false, 'no warning for a plain pair');
+    assert.equal(await page.locator('#prompt .hidden-char, #left .hidden-char, #right .hidden-char').count(), 0);
+    assert.deepEqual(problems, []);
+
+    // the export counts the written pair that holds hidden characters (the both-bad one is not written)
+    const out = join(dir, 'prefs.jsonl');
+    assert.deepEqual(exportPreferences(s, out), { written: 1, ties: 0, bothBad: 1, identical: 0, disagreements: 0, converted: 0, hidden: 1, simulated: 0 });
+    const [row] = readFileSync(out, 'utf8')
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l) as { chosen: string; rejected: string });
+    assert.ok(row!.chosen === ZW || row!.rejected === ZW, 'the export keeps the text exactly as stored');
+  } finally {
+    await page.close();
+    await srv.close();
+    s.close();
+  }
 });

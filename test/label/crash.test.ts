@@ -15,7 +15,9 @@ test('kill -9 during posting, restart: every acknowledged label is there', { tim
     join(dir, 'pairs.jsonl'),
     Array.from({ length: 400 }, (_, k) => ({ prompt: `prompt ${k}`, response_a: `a${k}`, response_b: `b${k}` })),
   );
-  const N = 16, PER = 25, KILL_AFTER = 60;
+  const N = 16,
+    PER = 25,
+    KILL_AFTER = 60;
   const setup = FeedbackDB.open(db);
   const tokens = Array.from({ length: N }, (_, i) => setup.addAnnotator(`ann${i}`).token);
   setup.close();

@@ -84,7 +84,7 @@ function policyTokenizer() {
     config: {
       bos_token: '<|endoftext|>',
       eos_token: '<|endoftext|>',
-      chat_template: "{% for m in messages %}{{ m.role }}: {{ m.content }}\n{% endfor %}{% if add_generation_prompt %}assistant:{% endif %}",
+      chat_template: '{% for m in messages %}{{ m.role }}: {{ m.content }}\n{% endfor %}{% if add_generation_prompt %}assistant:{% endif %}',
     },
   });
   if (tokCache.vocabSize !== 1000) throw new Error(`test tokenizer has ${tokCache.vocabSize} tokens, expected 1000`);
@@ -127,7 +127,8 @@ export interface ChildServer {
 /** Starts `alignkit label serve ARGS --port 0` in a child process and waits for its address. */
 export function serveChild(args: string[], timeoutMs = 30_000): Promise<ChildServer> {
   const proc = spawn(process.execPath, [CLI(), 'label', 'serve', '--port', '0', ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
-  let out = '', err = '';
+  let out = '',
+    err = '';
   const exited = new Promise<number | string>((resolve) => proc.once('exit', (code, signal) => resolve(code ?? signal ?? -1)));
   proc.stderr!.on('data', (c: Buffer) => (err += c.toString()));
   return new Promise((resolve, reject) => {

@@ -20,7 +20,14 @@ test('prompts: text and chat messages, ids, blank lines, CRLF and a byte-order m
   const p = file('\ufeff{"prompt":"Hello?","id":7}\r\n\n{"prompt":[{"role":"system","content":"Be brief."},{"role":"user","content":"Hi"}],"extra":1}\n');
   assert.deepEqual(readPrompts(p), [
     { line: 1, id: '7', prompt: 'Hello?' },
-    { line: 3, id: null, prompt: [{ role: 'system', content: 'Be brief.' }, { role: 'user', content: 'Hi' }] },
+    {
+      line: 3,
+      id: null,
+      prompt: [
+        { role: 'system', content: 'Be brief.' },
+        { role: 'user', content: 'Hi' },
+      ],
+    },
   ]);
 });
 
@@ -43,8 +50,7 @@ test('prompts: each problem names the file, the line and the field', () => {
 
 test('pairs: responses as text or one assistant message; errors name the field', () => {
   const p = file(
-    '{"prompt":"Q","response_a":"x","response_b":"y","source_a":"m1"}\n' +
-      '{"prompt":[{"role":"user","content":"Q"}],"response_a":[{"role":"assistant","content":"x"}],"response_b":"","id":"p2"}\n',
+    '{"prompt":"Q","response_a":"x","response_b":"y","source_a":"m1"}\n' + '{"prompt":[{"role":"user","content":"Q"}],"response_a":[{"role":"assistant","content":"x"}],"response_b":"","id":"p2"}\n',
   );
   assert.deepEqual(readPairs(p), [
     { line: 1, id: null, prompt: 'Q', responseA: 'x', responseB: 'y', sourceA: 'm1', sourceB: null },

@@ -64,9 +64,15 @@ test('export refuses to write over the database, its -wal/-shm files or an input
 test('a folder, a non-SQLite file and an unwritable database are refused at start, naming the path', async () => {
   const dir = tmp();
   mkdirSync(join(dir, 'folder.sqlite'));
-  assert.throws(() => FeedbackDB.open(join(dir, 'folder.sqlite')), (e: Error) => e.message.startsWith(join(dir, 'folder.sqlite')) && /is a folder/.test(e.message));
+  assert.throws(
+    () => FeedbackDB.open(join(dir, 'folder.sqlite')),
+    (e: Error) => e.message.startsWith(join(dir, 'folder.sqlite')) && /is a folder/.test(e.message),
+  );
   writeFileSync(join(dir, 'notes.sqlite'), 'these are my notes, not a database\n'.repeat(100));
-  assert.throws(() => FeedbackDB.open(join(dir, 'notes.sqlite')), (e: Error) => e.message.startsWith(join(dir, 'notes.sqlite')) && /not a SQLite database/.test(e.message));
+  assert.throws(
+    () => FeedbackDB.open(join(dir, 'notes.sqlite')),
+    (e: Error) => e.message.startsWith(join(dir, 'notes.sqlite')) && /not a SQLite database/.test(e.message),
+  );
   assert.equal(readFileSync(join(dir, 'notes.sqlite'), 'utf8').startsWith('these are my notes'), true, 'the file is untouched');
 
   // an existing database this process may not write: root may write any file, so as root the server runs as
@@ -82,7 +88,8 @@ test('a folder, a non-SQLite file and an unwritable database are refused at star
     chmodSync(ro, 0o555);
   }
   const proc = spawn(process.execPath, [CLI(), 'label', 'serve', '--db', db, '--port', '0'], { stdio: ['ignore', 'pipe', 'pipe'], ...(asRoot ? { uid: 65534, gid: 65534 } : {}) });
-  let err = '', out = '';
+  let err = '',
+    out = '';
   proc.stderr.on('data', (c: Buffer) => (err += c));
   proc.stdout.on('data', (c: Buffer) => (out += c));
   const code = await new Promise<number | null>((r) => proc.once('exit', (c) => r(c)));
@@ -189,7 +196,11 @@ test('remove-annotator, rotate-token and logout take effect at once, even for a 
     assert.equal((await next({ headers: { Cookie: bobSession } })).status, 401);
     assert.equal((await next({ token: bob })).status, 401);
     assert.equal((await signIn(server.url, bob)).status, 401);
-    assert.deepEqual(store.exportRows().map((r) => r.annotator), ['bob'], 'the removed annotator’s labels are kept');
+    assert.deepEqual(
+      store.exportRows().map((r) => r.annotator),
+      ['bob'],
+      'the removed annotator’s labels are kept',
+    );
     const list = capture();
     assert.equal(await labelMain(['annotators', '--db', db], list.stream, list.stream), 0);
     assert.match(list.text(), /alice/);
@@ -240,20 +251,24 @@ async function tunnel(toPort: () => number): Promise<{ port: number; close: () =
   await new Promise<void>((r) => srv.listen(0, '127.0.0.1', r));
   return {
     port: (srv.address() as AddressInfo).port,
-    close: () => new Promise((r) => {
-      for (const s of sockets) s.destroy();
-      srv.close(() => r());
-    }),
+    close: () =>
+      new Promise((r) => {
+        for (const s of sockets) s.destroy();
+        srv.close(() => r());
+      }),
   };
 }
 
 /** A reverse proxy on loopback: what nginx with proxy_set_header X-Forwarded-Host/-Proto does for https://NAME/. */
 async function reverseProxy(toPort: number, publicHost: string): Promise<{ port: number; close: () => Promise<void> }> {
   const srv = createHttpServer((req, res) => {
-    const up = httpRequest({ host: '127.0.0.1', port: toPort, method: req.method, path: req.url, headers: { ...req.headers, host: `127.0.0.1:${toPort}`, 'x-forwarded-host': publicHost, 'x-forwarded-proto': 'https' } }, (r) => {
-      res.writeHead(r.statusCode ?? 502, r.headers);
-      r.pipe(res);
-    });
+    const up = httpRequest(
+      { host: '127.0.0.1', port: toPort, method: req.method, path: req.url, headers: { ...req.headers, host: `127.0.0.1:${toPort}`, 'x-forwarded-host': publicHost, 'x-forwarded-proto': 'https' } },
+      (r) => {
+        res.writeHead(r.statusCode ?? 502, r.headers);
+        r.pipe(res);
+      },
+    );
     up.on('error', () => res.destroy());
     req.pipe(up);
   });
@@ -283,25 +298,42 @@ test('an SSH tunnel on another port and a reverse proxy work with --allow-host a
       await t.close();
     }
   }
-  await throughTunnel(() => undefined, async (base) => {
-    assert.equal((await request(new URL('/api/next', base).href, { token })).status, 421, 'the pinned Host check refuses the tunnel’s port');
-  });
+  await throughTunnel(
+    () => undefined,
+    async (base) => {
+      assert.equal((await request(new URL('/api/next', base).href, { token })).status, 421, 'the pinned Host check refuses the tunnel’s port');
+    },
+  );
   // an allowed name with a port allows that port only
-  await throughTunnel((port) => [`127.0.0.1:${port === 65535 ? 1 : port + 1}`], async (base) => {
-    assert.equal((await request(new URL('/api/next', base).href, { token })).status, 421);
-  });
+  await throughTunnel(
+    (port) => [`127.0.0.1:${port === 65535 ? 1 : port + 1}`],
+    async (base) => {
+      assert.equal((await request(new URL('/api/next', base).href, { token })).status, 421);
+    },
+  );
   // the tunnel's port allowed: sign in (a POST with the tunnel's Origin) and label, all through the tunnel
-  await throughTunnel((port) => [`127.0.0.1:${port}`], async (base, port) => {
-    const s = await signIn(base, token, { Origin: `http://127.0.0.1:${port}` });
-    assert.equal(s.status, 303);
-    assert.doesNotMatch(s.setCookie!, /Secure/, 'plain http through the tunnel: no Secure flag');
-    const item = (await request(new URL('/api/next', base).href, { headers: { Cookie: s.cookie! } })).body.item;
-    assert.ok(item);
-    const lab = await request(new URL('/api/label', base).href, { method: 'POST', headers: { Cookie: s.cookie!, Origin: `http://127.0.0.1:${port}` }, json: { assignmentId: item.assignmentId, choice: 'left' } });
-    assert.equal(lab.status, 200, lab.text);
-    const foreign = await request(new URL('/api/label', base).href, { method: 'POST', headers: { Cookie: s.cookie!, Origin: 'http://evil.example' }, json: { assignmentId: item.assignmentId, choice: 'left' } });
-    assert.equal(foreign.status, 403, 'another Origin is still refused');
-  });
+  await throughTunnel(
+    (port) => [`127.0.0.1:${port}`],
+    async (base, port) => {
+      const s = await signIn(base, token, { Origin: `http://127.0.0.1:${port}` });
+      assert.equal(s.status, 303);
+      assert.doesNotMatch(s.setCookie!, /Secure/, 'plain http through the tunnel: no Secure flag');
+      const item = (await request(new URL('/api/next', base).href, { headers: { Cookie: s.cookie! } })).body.item;
+      assert.ok(item);
+      const lab = await request(new URL('/api/label', base).href, {
+        method: 'POST',
+        headers: { Cookie: s.cookie!, Origin: `http://127.0.0.1:${port}` },
+        json: { assignmentId: item.assignmentId, choice: 'left' },
+      });
+      assert.equal(lab.status, 200, lab.text);
+      const foreign = await request(new URL('/api/label', base).href, {
+        method: 'POST',
+        headers: { Cookie: s.cookie!, Origin: 'http://evil.example' },
+        json: { assignmentId: item.assignmentId, choice: 'left' },
+      });
+      assert.equal(foreign.status, 403, 'another Origin is still refused');
+    },
+  );
 
   // a reverse proxy serving https://labels.example.org: refused unless the proxy is trusted and the name allowed
   for (const [trustProxy, allowHosts, expect] of [

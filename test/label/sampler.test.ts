@@ -52,7 +52,9 @@ test('pairs are sampled in a worker thread while the server thread stays respons
   const logs: string[] = [];
   const server = await startServer({ store, port: 0, lookahead: 100, pollMs: 50, log: (l) => logs.push(l) });
   try {
-    let maxLag = 0, last = performance.now(), answered = 0;
+    let maxLag = 0,
+      last = performance.now(),
+      answered = 0;
     const timer = setInterval(() => {
       const now = performance.now();
       maxLag = Math.max(maxLag, now - last - 5);
@@ -74,7 +76,10 @@ test('pairs are sampled in a worker thread while the server thread stays respons
     assert.equal(pairs.length, 3);
     for (const p of pairs) {
       const meta = JSON.parse(p.meta) as { tokens: number[]; finish: string[] };
-      assert.ok(meta.tokens.every((n) => n >= 1 && n <= 480), p.meta);
+      assert.ok(
+        meta.tokens.every((n) => n >= 1 && n <= 480),
+        p.meta,
+      );
       assert.equal(typeof p.response_a, 'string');
       assert.notEqual(p.response_a, p.response_b, 'two samples of one policy differ');
       assert.equal(p.source_a, policy);
@@ -104,7 +109,14 @@ test('two policies, then a new round of a newer policy is picked up by the runni
   const promptsFile = writeJsonl(join(dir, 'prompts.jsonl'), [{ prompt: 'Tell me a story.' }, { prompt: 'Why is the sky blue?' }]);
   const store = FeedbackDB.open(db);
   const token = store.addAnnotator('ann').token;
-  store.openRound({ source: 'policy', policy: polA, policyB: polB, input: promptsFile, settings: { maxNewTokens: 12, temperature: 1, seed: 1 }, prompts: [prompt(1, 'Tell me a story.'), prompt(2, 'Why is the sky blue?')] });
+  store.openRound({
+    source: 'policy',
+    policy: polA,
+    policyB: polB,
+    input: promptsFile,
+    settings: { maxNewTokens: 12, temperature: 1, seed: 1 },
+    prompts: [prompt(1, 'Tell me a story.'), prompt(2, 'Why is the sky blue?')],
+  });
   const server = await startServer({ store, port: 0, pollMs: 50 });
   try {
     await server.sampler.settled();
@@ -123,7 +135,7 @@ test('two policies, then a new round of a newer policy is picked up by the runni
     assert.deepEqual(await roundOpened, [2]);
     await server.sampler.settled();
     const r2 = store.db.prepare('SELECT * FROM pairs WHERE round_id = 2').all() as PairRow[];
-    assert.equal(r2.length, 2, 'the new round reuses the previous round\'s prompts');
+    assert.equal(r2.length, 2, "the new round reuses the previous round's prompts");
     for (const p of r2) {
       assert.ok(p.source_a === polB && p.source_b === polB);
       assert.ok((JSON.parse(p.meta) as { tokens: number[] }).tokens.every((n) => n <= 6));
@@ -190,7 +202,8 @@ test('add-annotator prints the token once; only its hash is stored; stats and ex
     { prompt: 'Q1', response_a: 'x1', response_b: 'y1' },
     { prompt: 'Q2', response_a: 'x2', response_b: 'y2' },
   ]);
-  const out = capture(), err = capture();
+  const out = capture(),
+    err = capture();
   assert.equal(await labelMain(['add-annotator', 'dana', '--db', db], out.stream, err.stream), 0);
   const token = out.text().trim();
   assert.match(token, /^ak_[\w-]{43}$/);
@@ -202,7 +215,11 @@ test('add-annotator prints the token once; only its hash is stored; stats and ex
   assert.match(e2.text(), /annotator "dana" already exists/);
 
   const store = FeedbackDB.open(db);
-  store.openRound({ source: 'pairs', input: pairsFile, pairs: [0, 1].map((k) => ({ line: k + 1, id: null, prompt: `Q${k + 1}`, responseA: `x${k + 1}`, responseB: `y${k + 1}`, sourceA: null, sourceB: null })) });
+  store.openRound({
+    source: 'pairs',
+    input: pairsFile,
+    pairs: [0, 1].map((k) => ({ line: k + 1, id: null, prompt: `Q${k + 1}`, responseA: `x${k + 1}`, responseB: `y${k + 1}`, sourceA: null, sourceB: null })),
+  });
   const server = await startServer({ store, port: 0 });
   try {
     for (const choice of ['right', 'tie']) {
@@ -213,7 +230,8 @@ test('add-annotator prints the token once; only its hash is stored; stats and ex
     await server.close();
     store.close();
   }
-  const o = capture(), e = capture();
+  const o = capture(),
+    e = capture();
   const prefs = join(dir, 'prefs.jsonl');
   assert.equal(await labelMain(['export', '--db', db, '--out', prefs], o.stream, e.stream), 0);
   assert.match(e.text(), /wrote 1 preference pairs to .*prefs\.jsonl; left out 1 ties, 0 both-bad, 0 pairs with two identical responses, 0 pairs whose annotators disagreed/);

@@ -105,7 +105,7 @@ test('requests for another Host or from another Origin are refused', async () =>
   assert.equal(labelCount(), before);
 });
 
-test('one annotator cannot read or change another\'s labels', async () => {
+test("one annotator cannot read or change another's labels", async () => {
   const a = await request(api('/api/next'), { token: alice });
   assert.equal(a.status, 200);
   const mine = a.body.item.assignmentId as number;
@@ -193,7 +193,13 @@ test('malformed or oversized posts get a 4xx with a reason and change nothing', 
   // a huge announced body is refused before any of it is read
   const announced = await new Promise<{ status: number; body: string }>((resolve, reject) => {
     const req = httpRequest(
-      { host: '127.0.0.1', port: server.port, path: '/api/label', method: 'POST', headers: { Authorization: `Bearer ${alice}`, 'Content-Type': 'application/json', 'Content-Length': String(64 << 20) } },
+      {
+        host: '127.0.0.1',
+        port: server.port,
+        path: '/api/label',
+        method: 'POST',
+        headers: { Authorization: `Bearer ${alice}`, 'Content-Type': 'application/json', 'Content-Length': String(64 << 20) },
+      },
       (res) => {
         let b = '';
         res.on('data', (c) => (b += c));
@@ -221,7 +227,8 @@ test('the same label posted ten times at once is stored once', async () => {
 
 test('50 concurrent annotators: every acknowledged label is in the export, none twice', async () => {
   const s = FeedbackDB.open(join(tmp(), 'load.sqlite'));
-  const N = 50, PER = 4;
+  const N = 50,
+    PER = 4;
   const tokens = Array.from({ length: N }, (_, i) => s.addAnnotator(`ann${i}`).token);
   s.openRound({ source: 'pairs', input: 'load.jsonl', agreement: 0.5, pairs: pairs(N * PER) });
   const srv = await startServer({ store: s, port: 0 });
@@ -243,8 +250,11 @@ test('50 concurrent annotators: every acknowledged label is in the export, none 
     );
     assert.equal(acked.length, N * PER);
     const out = join(tmp(), 'load.jsonl');
-    assert.deepEqual(exportPreferences(s, out, undefined, 'all'), { written: N * PER, ties: 0, bothBad: 0, identical: 0, disagreements: 0, converted: 0, hidden: 0 });
-    const rows = readFileSync(out, 'utf8').trim().split('\n').map((l) => JSON.parse(l) as (typeof acked)[number]);
+    assert.deepEqual(exportPreferences(s, out, undefined, 'all'), { written: N * PER, ties: 0, bothBad: 0, identical: 0, disagreements: 0, converted: 0, hidden: 0, simulated: 0 });
+    const rows = readFileSync(out, 'utf8')
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l) as (typeof acked)[number]);
     const key = (x: { annotator: string; prompt: string; chosen: string; rejected: string }) => JSON.stringify([x.annotator, x.prompt, x.chosen, x.rejected]);
     assert.equal(new Set(rows.map(key)).size, rows.length, 'no label twice');
     assert.deepEqual(new Set(rows.map(key)), new Set(acked.map(key)), 'exactly the acknowledged labels');

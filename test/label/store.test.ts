@@ -29,7 +29,11 @@ function pairs(n: number, conversational = false): PairRecord[] {
 }
 
 function readJsonl(path: string): Record<string, unknown>[] {
-  return readFileSync(path, 'utf8').trim().split('\n').filter(Boolean).map((l) => JSON.parse(l) as Record<string, unknown>);
+  return readFileSync(path, 'utf8')
+    .trim()
+    .split('\n')
+    .filter(Boolean)
+    .map((l) => JSON.parse(l) as Record<string, unknown>);
 }
 
 test('a database is created with its folders, in WAL mode with full sync; tokens are stored as hashes only', () => {
@@ -77,7 +81,10 @@ test('assignment: each pair once per annotator, two annotators where agreement i
     s.label(b!, ib.assignmentId, 'right', null, t);
     s.label(c!, ic.assignmentId, 'tie', null, t);
     assert.throws(() => s.label(a!, ia.assignmentId, 'right', null, t), /already labeled/);
-    assert.throws(() => s.label(b!, ia.assignmentId, 'right', null, t), (e: Error & { status?: number }) => e.status === 404);
+    assert.throws(
+      () => s.label(b!, ia.assignmentId, 'right', null, t),
+      (e: Error & { status?: number }) => e.status === 404,
+    );
     // a's next: pair 1 is full (b and c), so pair 2
     const ia2 = s.nextItem(a!, r.id, t, LEASE)!;
     assert.equal(ia2.prompt, 'prompt 2');
@@ -85,7 +92,7 @@ test('assignment: each pair once per annotator, two annotators where agreement i
     assert.equal(s.nextItem(b!, r.id, t, LEASE)!.prompt, 'prompt 3');
     s.label(b!, s.nextItem(b!, r.id, t, LEASE)!.assignmentId, 'left', null, t);
     assert.equal(s.nextItem(b!, r.id, t, LEASE)?.prompt, undefined, 'nothing for b while a holds pair 2');
-    assert.equal(s.nextItem(b!, r.id, t + LEASE + 1, LEASE)!.prompt, 'prompt 2', 'after the lease, a\'s open pair 2 goes to b');
+    assert.equal(s.nextItem(b!, r.id, t + LEASE + 1, LEASE)!.prompt, 'prompt 2', "after the lease, a's open pair 2 goes to b");
     assert.deepEqual(s.progress(a!, r.id, t, LEASE), { round: r.id, labeled: 1, ready: 2, sampling: 0 });
     const rows = exportPreferencesOf(s);
     const row0 = rows.find((x) => x.prompt === 'prompt 0')!;
@@ -109,7 +116,8 @@ function exportPreferencesOf(s: FeedbackDB, round?: number): Record<string, unkn
 test('undo withdraws the latest label of the round, reopens its pair, and the pair can be labeled again', () => {
   const s = FeedbackDB.open(join(tmp(), 'fb.sqlite'));
   try {
-    const a = s.addAnnotator('a').id, b = s.addAnnotator('b').id;
+    const a = s.addAnnotator('a').id,
+      b = s.addAnnotator('b').id;
     const r = s.openRound({ source: 'pairs', input: 'x', pairs: pairs(3) });
     const t = 5_000;
     const i1 = s.nextItem(a, r.id, t, LEASE)!;
@@ -117,7 +125,7 @@ test('undo withdraws the latest label of the round, reopens its pair, and the pa
     const i2 = s.nextItem(a, r.id, t, LEASE)!;
     s.label(a, i2.assignmentId, 'both_bad', 'r2', t);
     const i3 = s.nextItem(a, r.id, t, LEASE)!; // open, on screen
-    assert.equal(s.undo(b, r.id, t), null, 'b has nothing to undo, and cannot reach a\'s labels');
+    assert.equal(s.undo(b, r.id, t), null, "b has nothing to undo, and cannot reach a's labels");
     const u = s.undo(a, r.id, t + 1)!;
     assert.deepEqual(u.item, i2);
     assert.equal(u.side, 'both_bad');
@@ -127,13 +135,19 @@ test('undo withdraws the latest label of the round, reopens its pair, and the pa
     assert.equal(s.nextItem(a, r.id, t + 2, LEASE)!.assignmentId, i3.assignmentId);
     const rows = exportPreferencesOf(s);
     assert.equal(rows.length, 2);
-    assert.deepEqual(rows.map((x) => x.chosen), [i1.left, i2.right]);
+    assert.deepEqual(
+      rows.map((x) => x.chosen),
+      [i1.left, i2.right],
+    );
     // the withdrawn label stays in the database, marked
     const all = s.db.prepare('SELECT choice, undone_at FROM labels ORDER BY id').all() as { choice: string; undone_at: number | null }[];
     assert.equal(all.length, 3);
     assert.equal(all[1]!.choice, 'both_bad');
     assert.equal(all[1]!.undone_at, t + 1);
-    assert.deepEqual((s.db.prepare('SELECT labeled FROM pairs ORDER BY id').all() as { labeled: number }[]).map((x) => x.labeled), [1, 1, 0]);
+    assert.deepEqual(
+      (s.db.prepare('SELECT labeled FROM pairs ORDER BY id').all() as { labeled: number }[]).map((x) => x.labeled),
+      [1, 1, 0],
+    );
   } finally {
     s.close();
   }
@@ -155,16 +169,35 @@ test('export: TRL preference rows (text or conversational), ties and both-bad le
     const it = s.nextItem(a, r2.id, 1, LEASE)!;
     s.label(a, it.assignmentId, 'right', null, 1);
     const out = join(tmp(), 'prefs.jsonl');
-    assert.deepEqual(exportPreferences(s, out, undefined, 'all'), { written: 3, ties: 1, bothBad: 1, identical: 0, disagreements: 0, converted: 4, hidden: 0 });
+    assert.deepEqual(exportPreferences(s, out, undefined, 'all'), { written: 3, ties: 1, bothBad: 1, identical: 0, disagreements: 0, converted: 4, hidden: 0, simulated: 0 });
     const rows = readJsonl(out);
-    assert.deepEqual(rows[0], { prompt: [{ role: 'user', content: 'prompt 0' }], chosen: [{ role: 'assistant', content: shown[0]!.left }], rejected: [{ role: 'assistant', content: shown[0]!.right }], round: 1, annotator: 'ann', reason: 'because', pair_id: 1 });
-    assert.deepEqual(rows[1], { prompt: [{ role: 'user', content: 'prompt 1' }], chosen: [{ role: 'assistant', content: shown[1]!.right }], rejected: [{ role: 'assistant', content: shown[1]!.left }], round: 1, annotator: 'ann', reason: null, pair_id: 2 });
+    assert.deepEqual(rows[0], {
+      prompt: [{ role: 'user', content: 'prompt 0' }],
+      chosen: [{ role: 'assistant', content: shown[0]!.left }],
+      rejected: [{ role: 'assistant', content: shown[0]!.right }],
+      round: 1,
+      annotator: 'ann',
+      simulated: false,
+      reason: 'because',
+      pair_id: 1,
+    });
+    assert.deepEqual(rows[1], {
+      prompt: [{ role: 'user', content: 'prompt 1' }],
+      chosen: [{ role: 'assistant', content: shown[1]!.right }],
+      rejected: [{ role: 'assistant', content: shown[1]!.left }],
+      round: 1,
+      annotator: 'ann',
+      simulated: false,
+      reason: null,
+      pair_id: 2,
+    });
     assert.deepEqual(rows[2], {
       prompt: [{ role: 'user', content: 'prompt 0' }],
       chosen: [{ role: 'assistant', content: it.right }],
       rejected: [{ role: 'assistant', content: it.left }],
       round: 2,
       annotator: 'ann',
+      simulated: false,
       reason: null,
       pair_id: 5,
     });
@@ -174,7 +207,7 @@ test('export: TRL preference rows (text or conversational), ties and both-bad le
     const c1 = await checkDataset(firstRound);
     assert.deepEqual(c1.format, { type: 'preference', conversational: false, implicitPrompt: false });
     assert.equal(c1.report.kept, 2);
-    assert.deepEqual(exportPreferences(s, out, 2, 'all'), { written: 1, ties: 0, bothBad: 0, identical: 0, disagreements: 0, converted: 0, hidden: 0 });
+    assert.deepEqual(exportPreferences(s, out, 2, 'all'), { written: 1, ties: 0, bothBad: 0, identical: 0, disagreements: 0, converted: 0, hidden: 0, simulated: 0 });
     assert.equal(readJsonl(out).length, 1);
     const c2 = await checkDataset(out);
     assert.deepEqual(c2.format, { type: 'preference', conversational: true, implicitPrompt: false });
@@ -186,7 +219,13 @@ test('export: TRL preference rows (text or conversational), ties and both-bad le
       { round: 1, annotator: 'ann', labels: 4, a: a1, b: 2 - a1, tie: 1, both_bad: 1 },
       { round: 2, annotator: 'ann', labels: 1, a: a2, b: 1 - a2, tie: 0, both_bad: 0 },
     ]);
-    assert.deepEqual(st.rounds.map((x) => [x.round, x.pairs, x.labels]), [[1, 4, 4], [2, 1, 1]]);
+    assert.deepEqual(
+      st.rounds.map((x) => [x.round, x.pairs, x.labels]),
+      [
+        [1, 4, 4],
+        [2, 1, 1],
+      ],
+    );
     assert.match(formatStats(st), /labels per annotator and round/);
   } finally {
     s.close();
@@ -204,16 +243,81 @@ test('agreement and Fleiss kappa on pairs labeled twice; position bias with its 
   assert.ok(Math.abs(g.kappa! - (0.75 - 22 / 64) / (1 - 22 / 64)) < 1e-12);
   assert.deepEqual(agreement([row(1, 'a')]), { items: 0, comparisons: 0, observed: null, kappa: null });
   // left wins: choice a shown left, or choice b shown right
-  const bias = positionBias([
-    ...Array.from({ length: 6 }, () => row(9, 'a', true)),
-    row(9, 'b', false),
-    row(9, 'b', false),
-    row(9, 'a', false),
-    row(9, 'b', true),
-    row(9, 'tie'),
-  ]);
+  const bias = positionBias([...Array.from({ length: 6 }, () => row(9, 'a', true)), row(9, 'b', false), row(9, 'b', false), row(9, 'a', false), row(9, 'b', true), row(9, 'tie')]);
   assert.equal(bias.decisive, 10);
   assert.equal(bias.leftWins, 8);
   assert.equal(bias.rate, 0.8);
   assert.ok(Math.abs(bias.ci95![0] - 0.4902) < 1e-3 && Math.abs(bias.ci95![1] - 0.9433) < 1e-3, `${bias.ci95}`);
+});
+
+test('progress from counters and indexes equals a full recount after every step of a random session (leases, late labels, undo, agreement)', () => {
+  const s = FeedbackDB.open(join(tmp(), 'fb.sqlite'));
+  try {
+    const ann = ['a', 'b', 'c', 'd'].map((n) => s.addAnnotator(n).id);
+    const r = s.openRound({ source: 'pairs', input: 'x', agreement: 0.5, pairs: pairs(30) });
+    const lease = 1000;
+    // the definitions, counted by scanning every pair, assignment and label
+    const recount = (who: number, now: number) => {
+      const cutoff = now - lease;
+      const one = (sql: string, ...args: unknown[]) => (s.db.prepare(sql).get(...args) as { n: number }).n;
+      const labeled = one('SELECT count(*) AS n FROM labels WHERE annotator_id = ? AND round_id = ? AND undone_at IS NULL', who, r.id);
+      const remaining = one('SELECT coalesce(sum(max(0, want - labeled)), 0) AS n FROM pairs WHERE round_id = ?', r.id);
+      const live = one(
+        `SELECT coalesce(sum(min(x.c, max(0, p.want - p.labeled))), 0) AS n FROM (SELECT a.pair_id, count(*) AS c FROM assignments a JOIN pairs q ON q.id = a.pair_id
+           WHERE q.round_id = ? AND a.opened_at > ? AND NOT EXISTS (SELECT 1 FROM labels l WHERE l.assignment_id = a.id AND l.undone_at IS NULL) GROUP BY a.pair_id) x JOIN pairs p ON p.id = x.pair_id`,
+        r.id,
+        cutoff,
+      );
+      const had = one(
+        `SELECT count(*) AS n FROM assignments a JOIN pairs p ON p.id = a.pair_id WHERE a.annotator_id = ? AND p.round_id = ? AND p.labeled < p.want
+           AND NOT (a.opened_at > ? AND NOT EXISTS (SELECT 1 FROM labels l WHERE l.assignment_id = a.id AND l.undone_at IS NULL))`,
+        who,
+        r.id,
+        cutoff,
+      );
+      const open =
+        one(
+          `SELECT count(*) AS n FROM assignments a JOIN pairs p ON p.id = a.pair_id WHERE a.annotator_id = ? AND p.round_id = ?
+           AND NOT EXISTS (SELECT 1 FROM labels l WHERE l.assignment_id = a.id AND l.undone_at IS NULL)`,
+          who,
+          r.id,
+        ) > 0
+          ? 1
+          : 0;
+      assert.equal(s.remaining(r.id), remaining, 'the remaining counter');
+      return { round: r.id, labeled, ready: open + Math.max(0, remaining - live - had), sampling: 0 };
+    };
+    let seed = 7;
+    const rnd = (n: number) => ((seed = (seed * 1103515245 + 12345) % 2147483648), seed % n);
+    const held = new Map<number, number>(); // annotator → an assignment they may label late
+    let now = 10_000,
+      steps = 0,
+      late = 0,
+      undone = 0;
+    while (s.remaining(r.id) > 0 && steps < 2000) {
+      steps++;
+      now += rnd(3) === 0 ? lease / 2 : 7;
+      const who = ann[rnd(ann.length)]!;
+      const act = rnd(10);
+      if (act < 6) {
+        const it = s.nextItem(who, r.id, now, lease);
+        if (it && rnd(3) > 0) s.labelThenNext(who, it.assignmentId, rnd(2) ? 'left' : 'right', null, now, r.id, lease);
+        else if (it) held.set(who, it.assignmentId);
+      } else if (act < 8 && held.has(who)) {
+        try {
+          s.label(who, held.get(who)!, 'tie', null, now);
+          late++;
+        } catch (e) {
+          assert.equal((e as { status?: number }).status, 409);
+        }
+        held.delete(who);
+      } else if (act === 8) {
+        if (s.undo(who, r.id, now)) undone++;
+      }
+      for (const a of ann) assert.deepEqual(s.progress(a, r.id, now, lease), recount(a, now), `step ${steps}, annotator ${a}`);
+    }
+    assert.ok(late > 0 && undone > 0 && steps > 100, `the walk covered late labels (${late}) and undos (${undone}) in ${steps} steps`);
+  } finally {
+    s.close();
+  }
 });

@@ -48,7 +48,8 @@ interface Errors {
 function dpoStep(name: string, precision: 'fp32' | 'bf16'): Errors {
   const exp = expected(name);
   const [B, T] = exp.shapes.get('input_ids') as [number, number];
-  const ids = exp.get('input_ids') as Int32Array, mask = exp.get('attention_mask') as Int32Array;
+  const ids = exp.get('input_ids') as Int32Array,
+    mask = exp.get('attention_mask') as Int32Array;
   const labels = exp.get('labels_mask') as Float32Array;
   const policy = loadPretrained(join(FIX, name)).model;
   const ref = loadPretrained(join(FIX, name + '-ref')).model;
@@ -63,21 +64,37 @@ function dpoStep(name: string, precision: 'fp32' | 'bf16'): Errors {
     const { loss, logits } = autocast(precision, () => {
       const pol = seq(policy);
       const refSeq = noGrad(() => seq(ref).seq);
-      const col = (t: Tensor, j: number): Tensor => t.reshape([B / 2, 2]).slice(1, j, j + 1).reshape([B / 2]);
+      const col = (t: Tensor, j: number): Tensor =>
+        t
+          .reshape([B / 2, 2])
+          .slice(1, j, j + 1)
+          .reshape([B / 2]);
       return { loss: dpoLoss(col(pol.seq, 0), col(pol.seq, 1), col(refSeq, 0), col(refSeq, 1), { beta: 0.1 }).loss, logits: pol.logits };
     });
     loss.backward(); // outside the autocast block, as in PyTorch: the products keep their recorded precision
-    const got = logits.toArray(), want = exp.get('logits') as Float32Array;
-    const g: number[] = [], w: number[] = [];
-    for (let b = 0; b < B; b++) for (let t = 0; t < T; t++) if (mask[b * T + t]) for (let v = 0; v < V; v++) { g.push(got[(b * T + t) * V + v]!); w.push(want[(b * T + t) * V + v]!); }
+    const got = logits.toArray(),
+      want = exp.get('logits') as Float32Array;
+    const g: number[] = [],
+      w: number[] = [];
+    for (let b = 0; b < B; b++)
+      for (let t = 0; t < T; t++)
+        if (mask[b * T + t])
+          for (let v = 0; v < V; v++) {
+            g.push(got[(b * T + t) * V + v]!);
+            w.push(want[(b * T + t) * V + v]!);
+          }
     return { logits: relNormError(g, w), loss: Math.abs(loss.item() - (exp.get('dpo_loss') as Float32Array)[0]!) };
   });
-  let worstGrad = 0, worstName = '';
+  let worstGrad = 0,
+    worstName = '';
   for (const [pname, p] of policy.params) {
     const want = exp.get('grad.' + pname) as Float32Array | undefined;
     assert.ok(want && p.grad, `gradient of ${pname}`);
     const err = relNormError(p.grad.toArray(), want);
-    if (err > worstGrad) { worstGrad = err; worstName = pname; }
+    if (err > worstGrad) {
+      worstGrad = err;
+      worstName = pname;
+    }
   }
   policy.dispose();
   ref.dispose();
@@ -88,7 +105,9 @@ for (const name of ['tiny-gpt2', 'tiny-llama']) {
   test(`${name}: the DPO step under autocast('bf16') is within the bf16 tolerance of transformers' fp32`, () => {
     const bf = dpoStep(name, 'bf16');
     const fp = dpoStep(name, 'fp32');
-    console.log(`${name}: bf16 logits ${bf.logits.toExponential(2)} loss ${bf.loss.toExponential(2)} grad ${bf.worstGrad.toExponential(2)} (${bf.worstName}); fp32 logits ${fp.logits.toExponential(2)} grad ${fp.worstGrad.toExponential(2)}`);
+    console.log(
+      `${name}: bf16 logits ${bf.logits.toExponential(2)} loss ${bf.loss.toExponential(2)} grad ${bf.worstGrad.toExponential(2)} (${bf.worstName}); fp32 logits ${fp.logits.toExponential(2)} grad ${fp.worstGrad.toExponential(2)}`,
+    );
     assert.ok(bf.logits <= 1e-2, `bf16 logits relative error ${bf.logits}`);
     assert.ok(bf.loss <= 1e-3, `bf16 DPO loss error ${bf.loss}`);
     assert.ok(bf.worstGrad <= 4e-2, `bf16 gradient of ${bf.worstName}: relative error ${bf.worstGrad}`);

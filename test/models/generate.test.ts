@@ -13,7 +13,9 @@ const FIX = join(packageRoot(), 'test', 'fixtures', 'hf-fixtures');
 
 /** Greedy decoding by running the full, unpadded sequence through the model at every step (no cache). */
 function greedyNoCache(model: Transformer, prompt: number[], n: number): { tokens: number[]; logprobs: number[] } {
-  const seq = [...prompt], tokens: number[] = [], logprobs: number[] = [];
+  const seq = [...prompt],
+    tokens: number[] = [],
+    logprobs: number[] = [];
   const V = model.config.vocabSize;
   for (let i = 0; i < n; i++) {
     const row = noGrad(() => tidy(() => model.forward(Int32Array.from(seq), 1, seq.length).toArray())).subarray((seq.length - 1) * V);
@@ -45,7 +47,10 @@ for (const name of ['tiny-gpt2', 'tiny-llama']) {
 
 test('sampling is seeded; EOS, stop strings and streaming behave', () => {
   const { model } = loadPretrained(join(FIX, 'tiny-gpt2'));
-  const prompts = [[1, 2, 3], [4, 5]];
+  const prompts = [
+    [1, 2, 3],
+    [4, 5],
+  ];
   const a = generate(model, prompts, { maxNewTokens: 10, temperature: 1.0, seed: 7 });
   const b = generate(model, prompts, { maxNewTokens: 10, temperature: 1.0, seed: 7 });
   const c = generate(model, prompts, { maxNewTokens: 10, temperature: 1.0, seed: 8 });

@@ -39,7 +39,8 @@ for (const name of ['tiny-gpt2', 'tiny-llama']) {
   test(`${name}: logits, log-probs, DPO loss and every gradient match transformers`, () => {
     const exp = expected(name);
     const [B, T] = exp.shapes.get('input_ids') as [number, number];
-    const ids = exp.get('input_ids') as Int32Array, mask = exp.get('attention_mask') as Int32Array;
+    const ids = exp.get('input_ids') as Int32Array,
+      mask = exp.get('attention_mask') as Int32Array;
     const labels = exp.get('labels_mask') as Float32Array;
     const policy = loadPretrained(join(FIX, name)).model;
     const ref = loadPretrained(join(FIX, name + '-ref')).model;
@@ -47,36 +48,55 @@ for (const name of ['tiny-gpt2', 'tiny-llama']) {
     tidy(() => {
       const pol = seqLogps(policy, ids, mask, labels, B, T);
       // logits where the attention mask is 1
-      const got = pol.logits.toArray(), want = exp.get('logits') as Float32Array;
-      const g: number[] = [], w: number[] = [];
-      for (let b = 0; b < B; b++) for (let t = 0; t < T; t++) if (mask[b * T + t]) for (let v = 0; v < V; v++) { g.push(got[(b * T + t) * V + v]!); w.push(want[(b * T + t) * V + v]!); }
+      const got = pol.logits.toArray(),
+        want = exp.get('logits') as Float32Array;
+      const g: number[] = [],
+        w: number[] = [];
+      for (let b = 0; b < B; b++)
+        for (let t = 0; t < T; t++)
+          if (mask[b * T + t])
+            for (let v = 0; v < V; v++) {
+              g.push(got[(b * T + t) * V + v]!);
+              w.push(want[(b * T + t) * V + v]!);
+            }
       const logitErr = relNormError(g, w);
       assert.ok(logitErr <= 1e-4, `logits relative error ${logitErr}`);
       // per-token log-probs [B, T-1] where the next token is real
-      const lp = pol.lp.toArray(), wlp = exp.get('token_logps') as Float32Array;
-      for (let b = 0; b < B; b++) for (let t = 0; t < T - 1; t++) {
-        if (!mask[b * T + t + 1]) continue;
-        assert.ok(Math.abs(lp[b * T + t]! - wlp[b * (T - 1) + t]!) <= 1e-4 * Math.max(1, Math.abs(wlp[b * (T - 1) + t]!)), `token_logps[${b},${t}]: ${lp[b * T + t]} vs ${wlp[b * (T - 1) + t]}`);
-      }
-      const seq = pol.seq.toArray(), wseq = exp.get('policy_seq_logps') as Float32Array;
+      const lp = pol.lp.toArray(),
+        wlp = exp.get('token_logps') as Float32Array;
+      for (let b = 0; b < B; b++)
+        for (let t = 0; t < T - 1; t++) {
+          if (!mask[b * T + t + 1]) continue;
+          assert.ok(Math.abs(lp[b * T + t]! - wlp[b * (T - 1) + t]!) <= 1e-4 * Math.max(1, Math.abs(wlp[b * (T - 1) + t]!)), `token_logps[${b},${t}]: ${lp[b * T + t]} vs ${wlp[b * (T - 1) + t]}`);
+        }
+      const seq = pol.seq.toArray(),
+        wseq = exp.get('policy_seq_logps') as Float32Array;
       for (let b = 0; b < B; b++) assert.ok(Math.abs(seq[b]! - wseq[b]!) <= 1e-4 * Math.abs(wseq[b]!), `policy_seq_logps[${b}]: ${seq[b]} vs ${wseq[b]}`);
       const refSeq = noGrad(() => seqLogps(ref, ids, mask, labels, B, T).seq);
       const wref = exp.get('ref_seq_logps') as Float32Array;
       refSeq.toArray().forEach((v, b) => assert.ok(Math.abs(v - wref[b]!) <= 1e-4 * Math.abs(wref[b]!), `ref_seq_logps[${b}]: ${v} vs ${wref[b]}`));
       // rows: chosen0, rejected0, chosen1, rejected1
-      const col = (t: Tensor, j: number): Tensor => t.reshape([B / 2, 2]).slice(1, j, j + 1).reshape([B / 2]);
+      const col = (t: Tensor, j: number): Tensor =>
+        t
+          .reshape([B / 2, 2])
+          .slice(1, j, j + 1)
+          .reshape([B / 2]);
       const { loss } = dpoLoss(col(pol.seq, 0), col(pol.seq, 1), col(refSeq, 0), col(refSeq, 1), { beta: 0.1 });
       const wantLoss = (exp.get('dpo_loss') as Float32Array)[0]!;
       assert.ok(Math.abs(loss.item() - wantLoss) <= 1e-5, `DPO loss ${loss.item()} vs ${wantLoss}`);
       loss.backward();
     });
-    let worst = 0, worstName = '';
+    let worst = 0,
+      worstName = '';
     for (const [pname, p] of policy.params) {
       const want = exp.get('grad.' + pname) as Float32Array | undefined;
       assert.ok(want, `transformers has no gradient for ${pname}`);
       assert.ok(p.grad, `no gradient for ${pname}`);
       const err = relNormError(p.grad.toArray(), want);
-      if (err > worst) { worst = err; worstName = pname; }
+      if (err > worst) {
+        worst = err;
+        worstName = pname;
+      }
     }
     assert.ok(worst <= 1e-3, `gradient of ${worstName}: relative error ${worst}`);
     policy.dispose();

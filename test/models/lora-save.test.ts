@@ -18,7 +18,10 @@ const FIX = join(packageRoot(), 'test', 'fixtures', 'hf-fixtures');
 const ids = Int32Array.from([5, 17, 300, 42, 7, 99, 1, 2, 3, 4, 5, 6]);
 const logitsOf = (m: Transformer): Float32Array => noGrad(() => tidy(() => m.forward(ids, 2, 6).toArray()));
 
-for (const [name, targets] of [['tiny-llama', ['q_proj', 'v_proj', 'down_proj']], ['tiny-gpt2', ['c_attn', 'c_fc']]] as const) {
+for (const [name, targets] of [
+  ['tiny-llama', ['q_proj', 'v_proj', 'down_proj']],
+  ['tiny-gpt2', ['c_attn', 'c_fc']],
+] as const) {
   test(`${name}: LoRA adapters switch off, merge, train alone and round-trip through PEFT's layout`, () => {
     const { model } = loadPretrained(join(FIX, name));
     const base = logitsOf(model);
@@ -31,7 +34,11 @@ for (const [name, targets] of [['tiny-llama', ['q_proj', 'v_proj', 'down_proj']]
     for (const a of adapters) a.B.data.set(Float32Array.from({ length: a.B.size }, () => rng.normal() * 0.05));
     const adapted = logitsOf(model);
     assert.notDeepEqual(adapted, base);
-    assert.deepEqual(model.withoutAdapters(() => logitsOf(model)), base, 'adapters off = the frozen base');
+    assert.deepEqual(
+      model.withoutAdapters(() => logitsOf(model)),
+      base,
+      'adapters off = the frozen base',
+    );
     // only adapters get gradients
     tidy(() => mean(model.forward(ids, 2, 6)).backward());
     for (const p of model.parameters()) assert.equal(p.grad, null, `${p.name} is frozen`);
@@ -89,5 +96,4 @@ test('savePretrained writes a directory that loads back to identical logits (F32
     p.model.dispose();
     p.score?.dispose();
   }
-
 });

@@ -14,7 +14,8 @@ import { lossRows, nextTokenLogprobs, nextTokenLogprobsAt } from '../../src/mode
 import { Transformer } from '../../src/models/transformer.js';
 import { relNormError } from '../helpers/check.js';
 
-const B = 3, T = 21;
+const B = 3,
+  T = 21;
 
 function batch(V: number, seed: number): { ids: Int32Array; where: Float32Array; weights: Tensor } {
   const rng = new Random(seed);
@@ -30,9 +31,7 @@ function batch(V: number, seed: number): { ids: Int32Array; where: Float32Array;
 function grads(model: Transformer, ids: Int32Array, where: Float32Array, weights: Tensor, selected: boolean): { lp: Float32Array; g: Map<string, Float32Array> } {
   for (const p of model.trainableParameters()) p.zeroGrad();
   const lp = tidy(() => {
-    const lp = selected
-      ? nextTokenLogprobsAt(model, model.hidden(ids, B, T), ids, B, T, where).logprobs
-      : nextTokenLogprobs(model.forward(ids, B, T), ids, B, T);
+    const lp = selected ? nextTokenLogprobsAt(model, model.hidden(ids, B, T), ids, B, T, where).logprobs : nextTokenLogprobs(model.forward(ids, B, T), ids, B, T);
     const loss = maskedSum(lp, weights, 1);
     const total = maskedSum(loss, Tensor.ones([B]), 0);
     total.backward();

@@ -33,7 +33,12 @@ test('errors name the option, say what it must be and what it got', () => {
     [{ model: 'm', max_lenght: 5 }, /^cfg: max_lenght: unknown option \(did you mean max_length\?\)$/],
     [{}, /^cfg: model is required \(the model\)$/],
   ];
-  for (const [given, re] of bad) assert.throws(() => resolveOptions(T, given, 'cfg'), (e: Error) => e instanceof OptionError && re.test(e.message), JSON.stringify(given));
+  for (const [given, re] of bad)
+    assert.throws(
+      () => resolveOptions(T, given, 'cfg'),
+      (e: Error) => e instanceof OptionError && re.test(e.message),
+      JSON.stringify(given),
+    );
   assert.throws(() => resolveOptions(T, { model: 'm', fp16: true }, 'cfg', { refused: { fp16: 'not here' } }), /^OptionError: cfg: fp16: not here$/);
 });
 

@@ -64,7 +64,18 @@ console.log(JSON.stringify({ vocab: tok.vocabSize, sft: sft.history.map((h) => h
 test('npm pack: the tarball holds dist/src, the native sources and binding.gyp, nothing else of the repo', { timeout: 180_000 }, () => {
   const packed = JSON.parse(npm(['pack', '--dry-run', '--json', '--ignore-scripts'], ROOT).replace(/^[^[]*/, '')) as { files: { path: string }[] }[];
   const files = packed[0]!.files.map((f) => f.path).sort();
-  for (const must of ['package.json', 'README.md', 'binding.gyp', 'dist/src/index.js', 'dist/src/index.d.ts', 'dist/src/cli/main.js', 'dist/src/engine/native.js', 'native/addon.cc', 'native/gemm.cc', 'native/common.h']) {
+  for (const must of [
+    'package.json',
+    'README.md',
+    'binding.gyp',
+    'dist/src/index.js',
+    'dist/src/index.d.ts',
+    'dist/src/cli/main.js',
+    'dist/src/engine/native.js',
+    'native/addon.cc',
+    'native/gemm.cc',
+    'native/common.h',
+  ]) {
     assert.ok(files.includes(must), `tarball lacks ${must}`);
   }
   const allowed = /^(package\.json|README\.md|LICENSE|binding\.gyp|native\/[\w-]+\.(cc|h)|dist\/src\/[\w/.-]+\.(js|d\.ts))$/;

@@ -27,9 +27,16 @@ function expected(dir: string, messages: ChatMessage[], maxNew: number): string 
   return tok.decode(g.tokens[0]!, { skipSpecialTokens: true });
 }
 
-function startChat(args: string[]): { child: ChildProcessWithoutNullStreams; out: () => string; err: () => string; waitFor: (re: RegExp, from?: () => string) => Promise<void>; exited: Promise<number | null> } {
+function startChat(args: string[]): {
+  child: ChildProcessWithoutNullStreams;
+  out: () => string;
+  err: () => string;
+  waitFor: (re: RegExp, from?: () => string) => Promise<void>;
+  exited: Promise<number | null>;
+} {
   const child = spawn(process.execPath, [MAIN, 'chat', ...args], { stdio: ['pipe', 'pipe', 'pipe'] });
-  let out = '', err = '';
+  let out = '',
+    err = '';
   const waiters: (() => void)[] = [];
   const poke = () => waiters.splice(0).forEach((w) => w());
   child.stdout.on('data', (d) => ((out += d), poke()));
@@ -58,14 +65,29 @@ test('alignkit chat: streamed answers, a kept conversation, /system and /reset, 
     await c.waitFor(/\n/);
     assert.equal(c.out(), a1 + '\n');
     // the second answer sees the first exchange
-    const a2 = expected(m.gpt2, [{ role: 'user', content: 'hello' }, { role: 'assistant', content: a1 }, { role: 'user', content: 'the dog' }], 6);
+    const a2 = expected(
+      m.gpt2,
+      [
+        { role: 'user', content: 'hello' },
+        { role: 'assistant', content: a1 },
+        { role: 'user', content: 'the dog' },
+      ],
+      6,
+    );
     c.child.stdin.write('the dog\n');
     await c.waitFor(/\n[^]*\n/);
     assert.equal(c.out(), `${a1}\n${a2}\n`);
     // a system message starts over with it
     c.child.stdin.write('/system be brief\n');
     await c.waitFor(/system message set/, c.err);
-    const a3 = expected(m.gpt2, [{ role: 'system', content: 'be brief' }, { role: 'user', content: 'hello' }], 6);
+    const a3 = expected(
+      m.gpt2,
+      [
+        { role: 'system', content: 'be brief' },
+        { role: 'user', content: 'hello' },
+      ],
+      6,
+    );
     c.child.stdin.write('hello\n');
     await c.waitFor(/\n[^]*\n[^]*\n/);
     c.child.stdin.write('/reset\n');

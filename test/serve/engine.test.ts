@@ -22,9 +22,20 @@ const models = makeModels(root);
 
 test('rowMatmul: every row is the same bits whatever the number of rows (few-row and blocked kernels)', () => {
   const rng = new Random(1);
-  for (const [K, N] of [[64, 192], [600, 40], [800, 301], [3072, 50]] as const) {
-    const w = Tensor.from(Float32Array.from({ length: K * N }, () => rng.normal()), [K, N]);
-    const x = Tensor.from(Float32Array.from({ length: 40 * K }, () => rng.normal()), [40, K]);
+  for (const [K, N] of [
+    [64, 192],
+    [600, 40],
+    [800, 301],
+    [3072, 50],
+  ] as const) {
+    const w = Tensor.from(
+      Float32Array.from({ length: K * N }, () => rng.normal()),
+      [K, N],
+    );
+    const x = Tensor.from(
+      Float32Array.from({ length: 40 * K }, () => rng.normal()),
+      [40, K],
+    );
     const alone = rowMatmul(x.slice(0, 0, 1), w).toArray();
     for (const M of [2, 5, 8, 9, 17, 40]) {
       const y = rowMatmul(x.slice(0, 0, M), w).toArray();
@@ -33,11 +44,12 @@ test('rowMatmul: every row is the same bits whatever the number of rows (few-row
     // and against a float64 product
     const y = rowMatmul(x, w).toArray();
     let worst = 0;
-    for (const r of [0, 39]) for (let j = 0; j < N; j++) {
-      let s = 0;
-      for (let k = 0; k < K; k++) s += x.data[r * K + k]! * w.data[k * N + j]!;
-      worst = Math.max(worst, Math.abs(y[r * N + j]! - s));
-    }
+    for (const r of [0, 39])
+      for (let j = 0; j < N; j++) {
+        let s = 0;
+        for (let k = 0; k < K; k++) s += x.data[r * K + k]! * w.data[k * N + j]!;
+        worst = Math.max(worst, Math.abs(y[r * N + j]! - s));
+      }
     assert.ok(worst < 1e-3, `K ${K} N ${N}: |error| ${worst}`);
   }
 });
@@ -47,7 +59,8 @@ function greedy(sm: ServeModel, prompt: number[], steps: number, others: number,
   const V = sm.config.vocabSize;
   const me = new SeqCache(sm.config, prompt.length + steps);
   const rest = Array.from({ length: others }, (_, i) => ({ cache: new SeqCache(sm.config, 40), last: (i * 37) % V, adapter: i % 2 === 0 ? -1 : adapter }));
-  const tokens: number[] = [], logits: Float32Array[] = [];
+  const tokens: number[] = [],
+    logits: Float32Array[] = [];
   let ids = prompt;
   for (let s = 0; s < steps; s++) {
     // others join over the first steps (their prompts prefilled alongside) and keep decoding
@@ -112,9 +125,15 @@ test('a LoRA adapter: its rows get the update (as the merged model computes), ba
   loadAdapter(models.adapter, p.model);
   const a = sm.addAdapters(p.model);
   try {
-    const ca = new SeqCache(sm.config, 8), cb = new SeqCache(sm.config, 8);
-    const r = sm.step([{ cache: cb, ids: prompt, adapter: -1, logits: 'all' }, { cache: ca, ids: prompt, adapter: a, logits: 'all' }]);
-    const got = r.logits.toArray(), V = sm.config.vocabSize, n = prompt.length * V;
+    const ca = new SeqCache(sm.config, 8),
+      cb = new SeqCache(sm.config, 8);
+    const r = sm.step([
+      { cache: cb, ids: prompt, adapter: -1, logits: 'all' },
+      { cache: ca, ids: prompt, adapter: a, logits: 'all' },
+    ]);
+    const got = r.logits.toArray(),
+      V = sm.config.vocabSize,
+      n = prompt.length * V;
     const diff = (x: Float32Array, y: Float32Array) => x.reduce((m, v, i) => Math.max(m, Math.abs(v - y[i]!)), 0);
     assert.ok(diff(got.subarray(0, n), refBase) < 1e-4, 'base rows');
     assert.ok(diff(got.subarray(n, 2 * n), refAdapted) < 1e-4, 'adapter rows');
@@ -123,7 +142,8 @@ test('a LoRA adapter: its rows get the update (as the merged model computes), ba
     ca.dispose();
     cb.dispose();
     // adapter rows are batch-independent too
-    const alone = greedy(sm, prompt, 5, 0, a), batched = greedy(sm, prompt, 5, 13, a);
+    const alone = greedy(sm, prompt, 5, 0, a),
+      batched = greedy(sm, prompt, 5, 13, a);
     assert.deepEqual(batched.logits, alone.logits);
   } finally {
     sm.dispose();
@@ -139,13 +159,21 @@ test('sampling: top-k / top-p keep what generate keeps, draws follow the generat
   const p = logits.map((x) => Math.exp(x - m));
   const z = p.reduce((s, x) => s + x, 0);
   for (let i = 0; i < V; i++) p[i] = p[i]! / z;
-  for (const [k, tp] of [[null, 0.9], [50, null], [50, 0.5], [null, 0.05], [1, null]] as const) {
-    const a = new Random(7), b = new Random(7);
+  for (const [k, tp] of [
+    [null, 0.9],
+    [50, null],
+    [50, 0.5],
+    [null, 0.05],
+    [1, null],
+  ] as const) {
+    const a = new Random(7),
+      b = new Random(7);
     for (let t = 0; t < 200; t++) assert.equal(sampleRow(p, k, tp, a), sampleFromProbs(p, k ?? undefined, tp ?? undefined, b)[0], `top_k ${k} top_p ${tp}, draw ${t}`);
   }
   // the nucleus edge: the smallest set of largest values holding the mass
   const sorted = [...p].sort((x, y) => y - x);
-  let acc = 0, edge = 0;
+  let acc = 0,
+    edge = 0;
   for (const v of sorted) {
     acc += v;
     edge = v;
@@ -153,5 +181,8 @@ test('sampling: top-k / top-p keep what generate keeps, draws follow the generat
   }
   assert.equal(nucleusEdge(Float32Array.from(p), 0.7), edge);
   const top = topEntries(Float32Array.from([0.1, 0.5, 0.3, 0.5, 0.05]), 3);
-  assert.deepEqual(top.map(([i]) => i), [1, 3, 2]);
+  assert.deepEqual(
+    top.map(([i]) => i),
+    [1, 3, 2],
+  );
 });

@@ -13,7 +13,7 @@ import { type ServeHandle, type ServeOptions, startServer } from '../../src/serv
 import { type Tokenizer, trainByteLevelBPE } from '../../src/tokenizer/index.js';
 
 export const FIX = join(packageRoot(), 'test', 'fixtures', 'hf-fixtures');
-export const CHAT_TEMPLATE = "{% for m in messages %}<|{{ m.role }}|>{{ m.content }}\n{% endfor %}{% if add_generation_prompt %}<|assistant|>{% endif %}";
+export const CHAT_TEMPLATE = '{% for m in messages %}<|{{ m.role }}|>{{ m.content }}\n{% endfor %}{% if add_generation_prompt %}<|assistant|>{% endif %}';
 
 let tokCache: Tokenizer | null = null;
 /** A byte-level BPE tokenizer of exactly the fixtures' 1000 ids (so every id the model emits decodes to text). */
@@ -26,7 +26,12 @@ export function tokenizer(): Tokenizer {
     const words = Array.from({ length: 12 }, () => Array.from({ length: 1 + rng.int(3) }, () => syllables[rng.int(syllables.length)]).join(''));
     texts.push(words.join(' ') + '.');
   }
-  tokCache = trainByteLevelBPE(texts, { vocabSize: 1000, minFrequency: 1, specialTokens: ['<|endoftext|>'], config: { bos_token: '<|endoftext|>', eos_token: '<|endoftext|>', chat_template: CHAT_TEMPLATE } });
+  tokCache = trainByteLevelBPE(texts, {
+    vocabSize: 1000,
+    minFrequency: 1,
+    specialTokens: ['<|endoftext|>'],
+    config: { bos_token: '<|endoftext|>', eos_token: '<|endoftext|>', chat_template: CHAT_TEMPLATE },
+  });
   if (tokCache.vocabSize !== 1000) throw new Error(`test tokenizer has ${tokCache.vocabSize} tokens, expected 1000`);
   return tokCache;
 }
@@ -81,5 +86,8 @@ export function makeSlowModel(dir: string, layers = 4): string {
 /** Reads a server-sent event stream to its end: the data lines, in order. */
 export async function readEvents(res: Response): Promise<string[]> {
   const text = await res.text();
-  return text.split('\n\n').filter((b) => b.startsWith('data: ')).map((b) => b.slice('data: '.length));
+  return text
+    .split('\n\n')
+    .filter((b) => b.startsWith('data: '))
+    .map((b) => b.slice('data: '.length));
 }

@@ -28,7 +28,12 @@ let base: string;
 before(async () => {
   models = makeModels(root);
   ({ server, client } = await serve(models, {
-    models: [{ name: 'gpt2', dir: models.gpt2 }, { name: 'llama', dir: models.llama }, { name: 'lora', dir: models.adapter }, { name: 'plain', dir: models.plain }],
+    models: [
+      { name: 'gpt2', dir: models.gpt2 },
+      { name: 'llama', dir: models.llama },
+      { name: 'lora', dir: models.adapter },
+      { name: 'plain', dir: models.plain },
+    ],
     maxBody: 64 * 1024,
   }));
   base = server.url;
@@ -57,7 +62,10 @@ function forwardLogprobs(dir: string, ids: number[]): Float32Array[] {
 
 test('GET /v1/models and /health', async () => {
   const list = await client.models.list();
-  assert.deepEqual(list.data.map((m) => m.id), ['gpt2', 'llama', 'lora', 'plain']);
+  assert.deepEqual(
+    list.data.map((m) => m.id),
+    ['gpt2', 'llama', 'lora', 'plain'],
+  );
   const h = await fetch(base + '/health');
   assert.equal(h.status, 200);
   assert.equal(((await h.json()) as { status: string }).status, 'ok');
@@ -95,7 +103,10 @@ test('chat completions: greedy text, usage and logprobs as the model computes th
   for (const temperature of [0, 0.9]) {
     const once = await client.chat.completions.create({ model: 'llama', messages, max_tokens: 10, temperature, seed: 11 });
     const s = await client.chat.completions.create({ model: 'llama', messages, max_tokens: 10, temperature, seed: 11, stream: true, stream_options: { include_usage: true } });
-    let text = '', finish: string | null = null, role: string | undefined, usage: unknown = null;
+    let text = '',
+      finish: string | null = null,
+      role: string | undefined,
+      usage: unknown = null;
     for await (const ch of s) {
       if (ch.usage) usage = ch.usage;
       for (const d of ch.choices) {
@@ -161,12 +172,18 @@ test('seeds, n and stop strings', async () => {
   for (const seed of [1, 2, 3, 4]) texts.add((await client.completions.create({ ...req, seed })).choices[0]!.text);
   assert.ok(texts.size > 1, 'other seeds give other samples');
   const three = await client.completions.create({ ...req, n: 3 });
-  assert.deepEqual(three.choices.map((c) => c.index), [0, 1, 2]);
+  assert.deepEqual(
+    three.choices.map((c) => c.index),
+    [0, 1, 2],
+  );
   assert.equal(three.choices[0]!.text, x.choices[0]!.text, 'choice 0 is the n = 1 sample');
   assert.ok(new Set(three.choices.map((c) => c.text)).size > 1);
   assert.equal(three.usage!.completion_tokens, 36);
   const two = await client.completions.create({ ...req, prompt: ['hello', 'the dog'], n: 2 });
-  assert.deepEqual(two.choices.map((c) => c.index), [0, 1, 2, 3]);
+  assert.deepEqual(
+    two.choices.map((c) => c.index),
+    [0, 1, 2, 3],
+  );
   assert.equal(two.choices[0]!.text, x.choices[0]!.text);
   // a stop string cuts the text before it
   const full = x.choices[0]!.text;
@@ -176,7 +193,8 @@ test('seeds, n and stop strings', async () => {
   assert.equal(cut.choices[0]!.text, full.slice(0, full.indexOf(stop)));
   assert.equal(cut.choices[0]!.finish_reason, 'stop');
   const sCut = await client.completions.create({ ...req, stop, stream: true });
-  let text = '', finish = null;
+  let text = '',
+    finish = null;
   for await (const ch of sCut) {
     text += ch.choices[0]?.text ?? '';
     finish = ch.choices[0]?.finish_reason ?? finish;
@@ -236,7 +254,10 @@ test('refusals: OpenAI error JSON with the right status, and the server stays up
   const ok = await post('/v1/completions', { model: 'gpt2', prompt: 'x', max_tokens: 2, some_new_field: { a: 1 } });
   assert.equal(ok.status, 200);
   // the openai client sees the same errors
-  await assert.rejects(client.chat.completions.create({ model: 'plain', messages: [{ role: 'user', content: 'x' }] }), (e: unknown) => e instanceof OpenAI.BadRequestError && /no chat template/.test(e.message));
+  await assert.rejects(
+    client.chat.completions.create({ model: 'plain', messages: [{ role: 'user', content: 'x' }] }),
+    (e: unknown) => e instanceof OpenAI.BadRequestError && /no chat template/.test(e.message),
+  );
   await assert.rejects(client.completions.create({ model: 'nope', prompt: 'x' }), (e: unknown) => e instanceof OpenAI.NotFoundError);
   assert.equal((await fetch(base + '/health')).status, 200);
 });
@@ -326,11 +347,16 @@ test("alignkit's AI-feedback client (OpenAITextModel) against the server: genera
   // options: two of the tokens the server ranks first after the prompt
   const prompt = 'Is it good? The answer is:';
   const top = (await client.completions.create({ model: 'gpt2', prompt, max_tokens: 1, temperature: 0, logprobs: 20 })).choices[0]!.logprobs!.top_logprobs![0]!;
-  const options = Object.keys(top).map((t) => t.trim()).filter((t) => t && !t.startsWith('(')).slice(0, 2);
+  const options = Object.keys(top)
+    .map((t) => t.trim())
+    .filter((t) => t && !t.startsWith('('))
+    .slice(0, 2);
   assert.equal(options.length, 2);
   const [lp] = await m.choiceLogprobs([{ prompt, options }]);
   for (const [i, o] of options.entries()) {
-    const parts = Object.entries(top).filter(([t]) => t.trim().replace(/^\(/, '') === o).map(([, l]) => l);
+    const parts = Object.entries(top)
+      .filter(([t]) => t.trim().replace(/^\(/, '') === o)
+      .map(([, l]) => l);
     const want = Math.log(parts.reduce((s, l) => s + Math.exp(l), 0));
     assert.ok(Math.abs(lp![i]! - want) < 1e-9, `${o}: ${lp![i]} vs ${want}`);
   }

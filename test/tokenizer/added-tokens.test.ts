@@ -48,7 +48,13 @@ test('normalized tokens match the normalized text; single_word needs word bounda
   const enc = tok.encodeWithOffsets('HELLO hello Hello world wordy word sword');
   assert.deepEqual(enc.tokens, ['hello', 'Ġ', 'hello', 'Ġ', 'hello', 'Ġw', 'or', 'l', 'd', 'Ġw', 'ord', 'y', 'Ġ', 'word', 'Ġs', 'word']);
   assert.deepEqual(enc.ids, [2002, 224, 2002, 224, 2002, 299, 275, 79, 71, 299, 588, 92, 224, 1191, 298, 1191]);
-  assert.deepEqual(enc.offsets.slice(0, 5), [[0, 5], [5, 6], [6, 11], [11, 12], [12, 17]]);
+  assert.deepEqual(enc.offsets.slice(0, 5), [
+    [0, 5],
+    [5, 6],
+    [6, 11],
+    [11, 12],
+    [12, 17],
+  ]);
   // "WORLD" is not normalized, so it would only match the raw text "WORLD"
   assert.deepEqual(tok.encode('WORLD'), [2003]);
   assert.deepEqual(tok.encode('world'), [90, 275, 79, 71]); // w or l d
@@ -61,7 +67,16 @@ test('lstrip and rstrip absorb the whitespace around the token', () => {
   const enc = tok.encodeWithOffsets(s);
   assert.deepEqual(enc.tokens, ['<mask>', ' x', '  <mask>', 'y', 'Ġ', '<rs>   ', 'z', '<rs>\n']);
   assert.deepEqual(enc.ids, [2000, 2004, 2000, 92, 224, 2001, 93, 2001]);
-  assert.deepEqual(enc.offsets, [[0, 6], [6, 8], [8, 16], [16, 17], [17, 18], [18, 25], [25, 26], [26, 31]]);
+  assert.deepEqual(enc.offsets, [
+    [0, 6],
+    [6, 8],
+    [8, 16],
+    [16, 17],
+    [17, 18],
+    [18, 25],
+    [25, 26],
+    [26, 31],
+  ]);
   assert.equal(tok.decode(enc.ids), '<mask> x<mask>y <rs>z<rs>');
   assert.equal(tok.decode(enc.ids, { skipSpecialTokens: true }), ' xy z');
 });

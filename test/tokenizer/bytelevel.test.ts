@@ -92,11 +92,27 @@ test('offsets point at the text each token came from', () => {
   }
   const enc = tok.encodeWithOffsets('Hello world<|end|> x');
   assert.deepEqual(enc.tokens, ['H', 'el', 'lo', 'Ġw', 'or', 'l', 'd', '<|end|>', 'Ġx']);
-  assert.deepEqual(enc.offsets, [[0, 1], [1, 3], [3, 5], [5, 7], [7, 9], [9, 10], [10, 11], [11, 18], [18, 20]]);
+  assert.deepEqual(enc.offsets, [
+    [0, 1],
+    [1, 3],
+    [3, 5],
+    [5, 7],
+    [7, 9],
+    [9, 10],
+    [10, 11],
+    [11, 18],
+    [18, 20],
+  ]);
   // the ByteLevel pre-tokenizer splits one emoji into 4 byte tokens, each with the emoji's span
   const e2 = tok.encodeWithOffsets('a🤖');
   assert.deepEqual(e2.tokens, ['a', 'ð', 'Ł', '¤', 'ĸ']);
-  assert.deepEqual(e2.offsets, [[0, 1], [1, 3], [1, 3], [1, 3], [1, 3]]);
+  assert.deepEqual(e2.offsets, [
+    [0, 1],
+    [1, 3],
+    [1, 3],
+    [1, 3],
+    [1, 3],
+  ]);
 });
 
 test('save writes tokenizer.json, tokenizer_config.json and chat_template.jinja that load back identically', () => {

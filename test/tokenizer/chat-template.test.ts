@@ -66,7 +66,8 @@ test('assistant mask from {% generation %} markers (block whitespace rules kept)
   assert.equal(r.text, '<|user|>\nHow do I pick a lock?<|end|>\n<|assistant|>\nIf you are locked out, call a locksmith.<|end|>\n<|user|>\nThanks!<|end|>\n<|assistant|>\nYou are welcome.<|end|>\n');
   assert.deepEqual(maskedRuns(tok, r.inputIds, r.assistantMask), ['If you are locked out, call a locksmith.<|end|>\n', 'You are welcome.<|end|>\n']);
   // {%- generation -%} trims the whitespace around the tags like any block
-  const tight = "{% for m in messages %}<|{{ m.role }}|>\n{% if m.role == 'assistant' %}  {%- generation -%}  {{ m.content }}  {%- endgeneration %}{% else %}{{ m.content }}{% endif %}<|end|>\n{% endfor %}";
+  const tight =
+    "{% for m in messages %}<|{{ m.role }}|>\n{% if m.role == 'assistant' %}  {%- generation -%}  {{ m.content }}  {%- endgeneration %}{% else %}{{ m.content }}{% endif %}<|end|>\n{% endfor %}";
   const t = tok.applyChatTemplate(conversation.slice(1, 3), { chatTemplate: tight, returnAssistantMask: true });
   assert.equal(t.text, '<|user|>\nHow do I pick a lock?<|end|>\n<|assistant|>\nIf you are locked out, call a locksmith.<|end|>\n');
   assert.deepEqual(maskedRuns(tok, t.inputIds, t.assistantMask), ['If you are locked out, call a locksmith.']);
@@ -86,14 +87,25 @@ test('special tokens of the config are template variables; tokenize adds no BOS 
 
 test('raise_exception, continueFinalMessage, template selection and errors', () => {
   const strict = "{% if messages[0]['role'] != 'user' %}{{ raise_exception('first message must be user') }}{% endif %}ok";
-  assert.throws(() => tok.applyChatTemplate([{ role: 'system', content: 'x' }], { chatTemplate: strict }), (e: unknown) => e instanceof ChatTemplateError && /first message must be user/.test(e.message));
+  assert.throws(
+    () => tok.applyChatTemplate([{ role: 'system', content: 'x' }], { chatTemplate: strict }),
+    (e: unknown) => e instanceof ChatTemplateError && /first message must be user/.test(e.message),
+  );
   assert.equal(tok.applyChatTemplate([{ role: 'user', content: 'x' }], { chatTemplate: strict }), 'ok');
 
-  const partial: ChatMessage[] = [{ role: 'user', content: 'Q?' }, { role: 'assistant', content: 'The answer is' }];
+  const partial: ChatMessage[] = [
+    { role: 'user', content: 'Q?' },
+    { role: 'assistant', content: 'The answer is' },
+  ];
   assert.equal(tok.applyChatTemplate(partial, { continueFinalMessage: true }), '<|user|>\nQ?<|end|>\n<|assistant|>\nThe answer is');
   assert.throws(() => tok.applyChatTemplate(partial, { continueFinalMessage: true, addGenerationPrompt: true }), ChatTemplateError);
 
-  const named = Tokenizer.fromJSON(spTokenizerJson('llama2'), { chat_template: [{ name: 'default', template: 'D' }, { name: 'tool_use', template: 'T' }] });
+  const named = Tokenizer.fromJSON(spTokenizerJson('llama2'), {
+    chat_template: [
+      { name: 'default', template: 'D' },
+      { name: 'tool_use', template: 'T' },
+    ],
+  });
   assert.equal(named.applyChatTemplate([]), 'D');
   assert.equal(named.applyChatTemplate([], { tools: [{ name: 'f' }] }), 'T');
   assert.equal(named.applyChatTemplate([], { chatTemplate: 'tool_use' }), 'T');

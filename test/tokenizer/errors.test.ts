@@ -58,19 +58,28 @@ test('an unk_token missing from the vocabulary fails when it is needed, naming m
   j.model.unk_token = '<oov>';
   const t = Tokenizer.fromJSON(j);
   assert.deepEqual(t.encode('hello'), [1, 273]);
-  assert.throws(() => t.encode('€'), (e: unknown) => e instanceof TokenizerFormatError && e.field === 'model.unk_token');
+  assert.throws(
+    () => t.encode('€'),
+    (e: unknown) => e instanceof TokenizerFormatError && e.field === 'model.unk_token',
+  );
 });
 
 test('files: unreadable, invalid JSON, missing tokenizer.json, bad config', () => {
   const dir = mkdtempSync(join(tmpdir(), 'alignkit-tokerr-'));
   try {
-    assert.throws(() => Tokenizer.fromFile(join(dir, 'nope.json')), (e: unknown) => e instanceof TokenizerError && /cannot read tokenizer.json/.test(e.message));
+    assert.throws(
+      () => Tokenizer.fromFile(join(dir, 'nope.json')),
+      (e: unknown) => e instanceof TokenizerError && /cannot read tokenizer.json/.test(e.message),
+    );
     writeFileSync(join(dir, 'tokenizer.json'), '{"model": ');
     assert.throws(() => Tokenizer.fromFile(join(dir, 'tokenizer.json')), /tokenizer.json .* is not valid JSON/);
     assert.throws(() => Tokenizer.fromPretrained(join(dir, 'missing')), /no tokenizer.json in/);
     writeFileSync(join(dir, 'tokenizer.json'), JSON.stringify(spTokenizerJson('llama2')));
     writeFileSync(join(dir, 'tokenizer_config.json'), JSON.stringify({ chat_template: 42 }));
-    assert.throws(() => Tokenizer.fromPretrained(dir), (e: unknown) => e instanceof TokenizerFormatError && e.field === 'chat_template' && e.message.startsWith('tokenizer_config.json: '));
+    assert.throws(
+      () => Tokenizer.fromPretrained(dir),
+      (e: unknown) => e instanceof TokenizerFormatError && e.field === 'chat_template' && e.message.startsWith('tokenizer_config.json: '),
+    );
     assert.throws(() => Tokenizer.fromJSON([1, 2]), /expected a JSON object/);
     const t = Tokenizer.fromJSON(spTokenizerJson('llama2'));
     assert.throws(() => t.encode(42 as unknown as string), /expected a string/);

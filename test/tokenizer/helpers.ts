@@ -12,14 +12,25 @@ export function byteLevelFixtureDir(): string {
 }
 
 /** The pieces of the hand-built SentencePiece vocabulary, after <unk>, <s>, </s> (0..2) and <0x00>..<0xFF> (3..258). */
-export const SP_PIECES = [
-  '▁', 'h', 'e', 'l', 'o', 'w', 'r', 'd', 't', 'i', '▁h', 'll', '▁he', 'llo', '▁hello', '▁w', 'or', '▁wor', 'ld', '▁world',
-  '▁t', 'he', '▁the', '▁▁', 'hi', '▁hi', 'é',
-];
+export const SP_PIECES = ['▁', 'h', 'e', 'l', 'o', 'w', 'r', 'd', 't', 'i', '▁h', 'll', '▁he', 'llo', '▁hello', '▁w', 'or', '▁wor', 'ld', '▁world', '▁t', 'he', '▁the', '▁▁', 'hi', '▁hi', 'é'];
 /** Merges in rank order (rank = index). */
 export const SP_MERGES: Array<[string, string]> = [
-  ['▁', 'h'], ['l', 'l'], ['▁h', 'e'], ['ll', 'o'], ['▁he', 'llo'], ['▁', 'w'], ['o', 'r'], ['▁w', 'or'], ['l', 'd'], ['▁wor', 'ld'],
-  ['▁', 't'], ['h', 'e'], ['▁t', 'he'], ['▁', '▁'], ['h', 'i'], ['▁h', 'i'],
+  ['▁', 'h'],
+  ['l', 'l'],
+  ['▁h', 'e'],
+  ['ll', 'o'],
+  ['▁he', 'llo'],
+  ['▁', 'w'],
+  ['o', 'r'],
+  ['▁w', 'or'],
+  ['l', 'd'],
+  ['▁wor', 'ld'],
+  ['▁', 't'],
+  ['h', 'e'],
+  ['▁t', 'he'],
+  ['▁', '▁'],
+  ['h', 'i'],
+  ['▁h', 'i'],
 ];
 
 export type SpVariant = 'llama2' | 'metaspace-first' | 'no-fallback-fused' | 'no-fallback-unfused';
@@ -45,7 +56,13 @@ export function spTokenizerJson(variant: SpVariant = 'llama2'): Record<string, u
     added_tokens: [special(0, '<unk>'), special(1, '<s>'), special(2, '</s>')],
     normalizer: metaspace
       ? null
-      : { type: 'Sequence', normalizers: [{ type: 'Prepend', prepend: '▁' }, { type: 'Replace', pattern: { String: ' ' }, content: '▁' }] },
+      : {
+          type: 'Sequence',
+          normalizers: [
+            { type: 'Prepend', prepend: '▁' },
+            { type: 'Replace', pattern: { String: ' ' }, content: '▁' },
+          ],
+        },
     pre_tokenizer: metaspace ? { type: 'Metaspace', replacement: '▁', prepend_scheme: 'first', split: false } : null,
     post_processor: {
       type: 'TemplateProcessing',
@@ -55,12 +72,7 @@ export function spTokenizerJson(variant: SpVariant = 'llama2'): Record<string, u
     },
     decoder: {
       type: 'Sequence',
-      decoders: [
-        { type: 'Replace', pattern: { String: '▁' }, content: ' ' },
-        { type: 'ByteFallback' },
-        { type: 'Fuse' },
-        { type: 'Strip', content: ' ', start: 1, stop: 0 },
-      ],
+      decoders: [{ type: 'Replace', pattern: { String: '▁' }, content: ' ' }, { type: 'ByteFallback' }, { type: 'Fuse' }, { type: 'Strip', content: ' ', start: 1, stop: 0 }],
     },
     model: {
       type: 'BPE',
@@ -106,7 +118,7 @@ const POOLS: string[][] = [
   [...'abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ'],
   [...'0123456789'],
   [' ', ' ', ' ', '  ', '\t', '\n', '\r\n', '\u00a0', '\u3000', '\u2028', '\u0085', '\ufeff'],
-  [...".,;:!?'\"-_()[]{}<>/\\|@#$%^&*+=~`"],
+  [...'.,;:!?\'"-_()[]{}<>/\\|@#$%^&*+=~`'],
   [...'日本語のテキスト中文한국어'],
   ['😀', '🤖', '🔒', '👍🏽', '👨‍👩‍👧', '🇫🇷', '𝔘', '𐍈'],
   ['e\u0301', 'a\u0308', 'n\u0303', '\u0301', '\u20dd', 'ﬁ', 'ǅ', 'ß', 'İ', 'ſ', 'K', 'Σ'],

@@ -65,7 +65,7 @@ test('translated constructs behave like Oniguruma', () => {
 });
 
 test('translation output and clear errors for untranslatable patterns', () => {
-  assert.equal(translateOniguruma("(?i:'s)"), "(?:\\u{27}[sS\\u{17f}])");
+  assert.equal(translateOniguruma("(?i:'s)"), '(?:\\u{27}[sS\\u{17f}])');
   assert.equal(translateOniguruma('a{,3}'), 'a{0,3}');
   assert.equal(translateOniguruma('\\p{Han}'), '\\p{sc=Han}');
   for (const [p, why] of [
@@ -79,12 +79,19 @@ test('translation output and clear errors for untranslatable patterns', () => {
     ['(ab', 'unbalanced'],
     ['*a', 'nothing to repeat'],
   ]) {
-    assert.throws(() => translateOniguruma(p), (e: unknown) => e instanceof RegexTranslationError && e.message.includes(why) && e.message.includes(JSON.stringify(p)), p);
+    assert.throws(
+      () => translateOniguruma(p),
+      (e: unknown) => e instanceof RegexTranslationError && e.message.includes(why) && e.message.includes(JSON.stringify(p)),
+      p,
+    );
   }
   // in a tokenizer.json the error names the field
   const json = JSON.parse(readFileSync(join(byteLevelFixtureDir(), 'tokenizer.json'), 'utf8'));
   json.pre_tokenizer = { type: 'Sequence', pretokenizers: [{ type: 'Split', pattern: { Regex: '(a)\\1' }, behavior: 'Isolated', invert: false }] };
-  assert.throws(() => Tokenizer.fromJSON(json), (e: unknown) => e instanceof TokenizerFormatError && e.field === 'pre_tokenizer.pretokenizers[0].pattern.Regex');
+  assert.throws(
+    () => Tokenizer.fromJSON(json),
+    (e: unknown) => e instanceof TokenizerFormatError && e.field === 'pre_tokenizer.pretokenizers[0].pattern.Regex',
+  );
 });
 
 test('split behaviors and the other pre-tokenizers', () => {
@@ -126,5 +133,13 @@ test('normalizers', () => {
   const ns = NormalizedString.fromOriginal('xﬁe\u0301');
   buildNormalizer({ type: 'NFKC' })!.normalize(ns);
   assert.equal(ns.text, 'xfié');
-  assert.deepEqual([0, 1, 2, 3].map((k) => ns.originalSpan(k, k + 1)), [[0, 1], [1, 2], [1, 2], [2, 3]]);
+  assert.deepEqual(
+    [0, 1, 2, 3].map((k) => ns.originalSpan(k, k + 1)),
+    [
+      [0, 1],
+      [1, 2],
+      [1, 2],
+      [2, 3],
+    ],
+  );
 });

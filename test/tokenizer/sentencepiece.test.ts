@@ -138,7 +138,10 @@ test('BPE dropout is rejected with a clear error; null or 0 is accepted', () => 
   json.model.dropout = 0;
   assert.deepEqual(Tokenizer.fromJSON(json).encode('hello world'), [1, 273, 278]);
   json.model.dropout = 0.1;
-  assert.throws(() => Tokenizer.fromJSON(json), (e: unknown) => e instanceof TokenizerFormatError && e.field === 'model.dropout' && /not supported/.test(e.message));
+  assert.throws(
+    () => Tokenizer.fromJSON(json),
+    (e: unknown) => e instanceof TokenizerFormatError && e.field === 'model.dropout' && /not supported/.test(e.message),
+  );
 });
 
 test('truncation (room left for the template tokens) and padding from tokenizer.json', () => {
@@ -155,7 +158,14 @@ test('truncation (room left for the template tokens) and padding from tokenizer.
   assert.deepEqual(enc.ids, [1, 273, 278, 281, 2, 2]);
   assert.deepEqual(enc.attentionMask, [1, 1, 1, 1, 0, 0]);
   assert.deepEqual(enc.specialTokensMask, [1, 0, 0, 0, 1, 1]);
-  assert.deepEqual(enc.offsets, [[0, 0], [0, 5], [5, 11], [11, 15], [0, 0], [0, 0]]);
+  assert.deepEqual(enc.offsets, [
+    [0, 0],
+    [0, 5],
+    [5, 11],
+    [11, 15],
+    [0, 0],
+    [0, 0],
+  ]);
 });
 
 test('long inputs: one 60k-character word (no pre-tokenizer) encodes and decodes', () => {

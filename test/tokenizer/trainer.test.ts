@@ -86,7 +86,9 @@ test('encoding applies the learned merges greedily by rank', () => {
   const rand = rng(3);
   const samples = [...CORPUS, 'the theme of these thoughts', 'preferences preferred', ...Array.from({ length: 30 }, () => randomUnicodeString(rand, 12))];
   for (const s of samples) {
-    const expected = words(s.replaceAll('<|endoftext|>', ' ')).flatMap((w) => referenceBpe(w, ranks)).map((t) => modelJson.vocab[t]);
+    const expected = words(s.replaceAll('<|endoftext|>', ' '))
+      .flatMap((w) => referenceBpe(w, ranks))
+      .map((t) => modelJson.vocab[t]);
     assert.deepEqual(trained.encode(s.replaceAll('<|endoftext|>', ' ')), expected, JSON.stringify(s));
   }
   assert.deepEqual(trained.encode('the<|endoftext|><pad>'), [...trained.encode('the'), 0, 1]);
@@ -100,7 +102,13 @@ test('save -> valid tokenizer.json that loads back, with exact round-trips', () 
     assert.equal(json.model.type, 'BPE');
     assert.equal(json.pre_tokenizer.type, 'ByteLevel');
     assert.equal(json.decoder.type, 'ByteLevel');
-    assert.deepEqual(json.added_tokens.map((t: { content: string; id: number; special: boolean }) => [t.content, t.id, t.special]), [['<|endoftext|>', 0, true], ['<pad>', 1, true]]);
+    assert.deepEqual(
+      json.added_tokens.map((t: { content: string; id: number; special: boolean }) => [t.content, t.id, t.special]),
+      [
+        ['<|endoftext|>', 0, true],
+        ['<pad>', 1, true],
+      ],
+    );
     const config = JSON.parse(readFileSync(join(out, 'tokenizer_config.json'), 'utf8'));
     assert.equal(config.eos_token, '<|endoftext|>');
     const back = fromPretrained(out);
@@ -125,8 +133,14 @@ test('minFrequency stops training; bad options are clear errors; training is det
   assert.equal(none.decode(none.encode('héllo 🤖')), 'héllo 🤖');
   const small = trainByteLevelBPE(['ab ab ab'], { vocabSize: 1000, minFrequency: 1 });
   // words "ab" (x1) and " ab" (x2): pairs (a,b) x3 then (Ġ,ab) x2; nothing else to merge
-  assert.deepEqual((small.toJSON().model as { merges: unknown }).merges, [['a', 'b'], ['Ġ', 'ab']]);
-  assert.throws(() => trainByteLevelBPE(texts, { vocabSize: 100 }), (e: unknown) => e instanceof TokenizerError && /vocabSize must be an integer >= 256/.test(e.message));
+  assert.deepEqual((small.toJSON().model as { merges: unknown }).merges, [
+    ['a', 'b'],
+    ['Ġ', 'ab'],
+  ]);
+  assert.throws(
+    () => trainByteLevelBPE(texts, { vocabSize: 100 }),
+    (e: unknown) => e instanceof TokenizerError && /vocabSize must be an integer >= 256/.test(e.message),
+  );
   assert.throws(() => trainByteLevelBPE(texts, { vocabSize: 300, specialTokens: ['x', 'x'] }), /distinct/);
   const again = trainByteLevelBPE(texts, { vocabSize: 400, minFrequency: 2, specialTokens: SPECIALS });
   assert.deepEqual(again.toJSON().model, trained.toJSON().model);

@@ -37,7 +37,9 @@ test('dataset_name: a file, or a folder whose split files are named by dataset_t
 test('datasets: a mixture of local files by split; hub-only options are refused by name', () => {
   const { dir, cleanup } = tempDir();
   try {
-    const a = writeJsonl(join(dir, 'a.jsonl'), [{ text: 'a' }]), b = writeJsonl(join(dir, 'b.jsonl'), [{ text: 'b' }]), e = writeJsonl(join(dir, 'e.jsonl'), [{ text: 'e' }]);
+    const a = writeJsonl(join(dir, 'a.jsonl'), [{ text: 'a' }]),
+      b = writeJsonl(join(dir, 'b.jsonl'), [{ text: 'b' }]),
+      e = writeJsonl(join(dir, 'e.jsonl'), [{ text: 'e' }]);
     mkdirSync(join(dir, 'folder'));
     writeJsonl(join(dir, 'folder', 'train.jsonl'), [{ text: 'f' }]);
     const s = data({ datasets: [{ path: 'json', data_files: [a, b], split: 'train' }, { path: join(dir, 'folder') }, { path: 'json', data_files: { test: e }, split: 'test' }] });
@@ -45,7 +47,10 @@ test('datasets: a mixture of local files by split; hub-only options are refused 
     assert.equal(s.eval, e);
     assert.throws(() => data({ datasets: [{ path: 'json', data_files: a, split: 'train', name: 'default' }] }), /cfg: datasets: entry 0: name \(a hub dataset configuration\) is not supported/);
     assert.throws(() => data({ datasets: [{ path: 'json', data_files: a, columns: ['text'] }] }), /entry 0: columns is not supported/);
-    assert.throws(() => data({ datasets: [{ path: 'json', data_files: a, split: 'validation' }] }), /entry 0: split 'validation' is neither dataset_train_split \('train'\) nor dataset_test_split \('test'\)/);
+    assert.throws(
+      () => data({ datasets: [{ path: 'json', data_files: a, split: 'validation' }] }),
+      /entry 0: split 'validation' is neither dataset_train_split \('train'\) nor dataset_test_split \('test'\)/,
+    );
     assert.throws(() => resolveOptions(DATA_FIELDS, { dataset_config: 'x' }, 'cfg', { refused: { dataset_config: 'hub only' } }), /cfg: dataset_config: hub only/);
   } finally {
     cleanup();
@@ -61,32 +66,36 @@ test('one YAML valid for both alignkit dpo and trl dpo (TRL names only, local da
     writeJsonl(join(dir, 'prefs_test.jsonl'), preferenceTask(16, 2));
     const yaml = join(dir, 'dpo.yaml');
     // every key below is a TRL ScriptArguments / ModelConfig / DPOConfig option
-    writeFileSync(yaml, [
-      `model_name_or_path: ${model}`,
-      'datasets:',
-      '  - path: json',
-      `    data_files: ${join(dir, 'prefs_train.jsonl')}`,
-      '    split: train',
-      '  - path: json',
-      `    data_files: ${join(dir, 'prefs_test.jsonl')}`,
-      '    split: test',
-      'dataset_train_split: train',
-      'dataset_test_split: test',
-      `output_dir: ${join(dir, 'out')}`,
-      'learning_rate: 1.0e-3',
-      'beta: 0.1',
-      'loss_type: sigmoid',
-      'per_device_train_batch_size: 8',
-      'max_steps: 6',
-      'logging_steps: 3',
-      'eval_strategy: steps',
-      'eval_steps: 6',
-      'use_peft: true',
-      'lora_r: 4',
-      'lora_alpha: 8',
-      '',
-    ].join('\n'));
-    let out = '', err = '';
+    writeFileSync(
+      yaml,
+      [
+        `model_name_or_path: ${model}`,
+        'datasets:',
+        '  - path: json',
+        `    data_files: ${join(dir, 'prefs_train.jsonl')}`,
+        '    split: train',
+        '  - path: json',
+        `    data_files: ${join(dir, 'prefs_test.jsonl')}`,
+        '    split: test',
+        'dataset_train_split: train',
+        'dataset_test_split: test',
+        `output_dir: ${join(dir, 'out')}`,
+        'learning_rate: 1.0e-3',
+        'beta: 0.1',
+        'loss_type: sigmoid',
+        'per_device_train_batch_size: 8',
+        'max_steps: 6',
+        'logging_steps: 3',
+        'eval_strategy: steps',
+        'eval_steps: 6',
+        'use_peft: true',
+        'lora_r: 4',
+        'lora_alpha: 8',
+        '',
+      ].join('\n'),
+    );
+    let out = '',
+      err = '';
     const o = new Writable({ write: (c, _e, cb) => ((out += String(c)), cb()) });
     const e = new Writable({ write: (c, _e, cb) => ((err += String(c)), cb()) });
     assert.equal(await cli(['dpo', '--config', yaml, '--disable_tqdm'], o, e), 0, err);

@@ -17,15 +17,22 @@ import { preferenceTask, tempDir, tinyGpt2, wordTokenizer, writeJsonl, writeMode
 const tok = wordTokenizer();
 const PAD = padTokenId(tok);
 /** An independent copy of a model's weights (fromStateDict adopts the arrays it is given, so they are sliced). */
-const copyOf = (m: Transformer) =>
-  Transformer.fromStateDict(m.config, new Map([...m.stateDict()].map(([n, e]) => [n, { shape: e.shape, data: e.data.slice() }]))).model;
+const copyOf = (m: Transformer) => Transformer.fromStateDict(m.config, new Map([...m.stateDict()].map(([n, e]) => [n, { shape: e.shape, data: e.data.slice() }]))).model;
 
 test('DPO raises rewards/accuracies and rewards/margins on held-out pairs', async () => {
   const { dir, cleanup } = tempDir();
   try {
     const args = DPOConfig.resolve({
-      output_dir: dir, learning_rate: 1e-3, lr_scheduler_type: 'constant', max_steps: 50, per_device_train_batch_size: 16,
-      logging_steps: 25, save_steps: 0, eval_strategy: 'steps', eval_steps: 50, disable_tqdm: true,
+      output_dir: dir,
+      learning_rate: 1e-3,
+      lr_scheduler_type: 'constant',
+      max_steps: 50,
+      per_device_train_batch_size: 16,
+      logging_steps: 25,
+      save_steps: 0,
+      eval_strategy: 'steps',
+      eval_steps: 50,
+      disable_tqdm: true,
     });
     const train = await loadDPOData(preferenceTask(256, 1), tok, args);
     const held = await loadDPOData(preferenceTask(64, 2), tok, args);
@@ -42,7 +49,10 @@ test('DPO raises rewards/accuracies and rewards/margins on held-out pairs', asyn
     assert.ok(after['eval_rewards/margins']! > 0.5, `held-out margins ${after['eval_rewards/margins']}`);
     assert.ok(after.eval_loss! < 0.45, `held-out loss ${after.eval_loss}`);
     assert.ok(after['eval_logps/chosen']! > before['eval_logps/chosen']! && after['eval_logps/rejected']! < before['eval_logps/rejected']!);
-    const lines = readFileSync(join(dir, 'metrics.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l) as Record<string, number>);
+    const lines = readFileSync(join(dir, 'metrics.jsonl'), 'utf8')
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l) as Record<string, number>);
     const names = ['rewards/chosen', 'rewards/rejected', 'rewards/accuracies', 'rewards/margins', 'logps/chosen', 'logps/rejected', 'logits/chosen', 'logits/rejected'];
     for (const k of ['loss', 'grad_norm', 'learning_rate', 'epoch', ...names]) assert.ok(Number.isFinite(lines[0]![k]), k);
     const ev = lines.find((l) => 'eval_loss' in l)!;
@@ -53,8 +63,10 @@ test('DPO raises rewards/accuracies and rewards/margins on held-out pairs', asyn
 });
 
 test('each loss type equals its formula on a fixed batch of log-probs', () => {
-  const pc = [-3.0, -5.5, -2.25, -7.0], pr = [-4.0, -5.0, -7.5, -6.0];
-  const rc = [-3.5, -5.0, -3.0, -6.5], rr = [-3.75, -5.25, -5.5, -6.25];
+  const pc = [-3.0, -5.5, -2.25, -7.0],
+    pr = [-4.0, -5.0, -7.5, -6.0];
+  const rc = [-3.5, -5.0, -3.0, -6.5],
+    rr = [-3.75, -5.25, -5.5, -6.25];
   const ls = (x: number) => -Math.log1p(Math.exp(-x)); // log σ(x)
   const cases: { loss_type: 'sigmoid' | 'ipo' | 'hinge' | 'robust'; beta: number; label_smoothing: number; per: (h: number, b: number, e: number) => number }[] = [
     { loss_type: 'sigmoid', beta: 0.1, label_smoothing: 0, per: (h, b) => -ls(b * h) },
@@ -64,11 +76,14 @@ test('each loss type equals its formula on a fixed batch of log-probs', () => {
     { loss_type: 'robust', beta: 0.3, label_smoothing: 0.1, per: (h, b, e) => (-ls(b * h) * (1 - e) + ls(-b * h) * e) / (1 - 2 * e) },
   ];
   for (const c of cases) {
-    let want = 0, acc = 0, margin = 0;
+    let want = 0,
+      acc = 0,
+      margin = 0;
     for (let i = 0; i < 4; i++) {
       const h = pc[i]! - rc[i]! - (pr[i]! - rr[i]!);
       want += c.per(h, c.beta, c.label_smoothing) / 4;
-      const cr = c.beta * (pc[i]! - rc[i]!), rj = c.beta * (pr[i]! - rr[i]!);
+      const cr = c.beta * (pc[i]! - rc[i]!),
+        rj = c.beta * (pr[i]! - rr[i]!);
       if (cr > rj) acc += 0.25;
       margin += (cr - rj) / 4;
     }
@@ -90,7 +105,8 @@ test('the batch loss is the formula on hand-computed sequence log-probs (sums; p
     { prompt: 'a b =', chosen: ' x x', rejected: ' y' },
     { prompt: 'c =', chosen: ' x a b', rejected: ' y y y y' },
   ];
-  const pol = tinyGpt2(tok.vocabSize, 8), ref = tinyGpt2(tok.vocabSize, 9);
+  const pol = tinyGpt2(tok.vocabSize, 8),
+    ref = tinyGpt2(tok.vocabSize, 9);
   for (const loss_type of ['sigmoid', 'ipo'] as const) {
     const args = DPOConfig.resolve({ output_dir: '/nonexistent', loss_type, beta: 0.2 });
     const data = await loadDPOData(rows, tok, args);
@@ -122,12 +138,25 @@ test('the LoRA-off reference gives the same log-probs as a separately loaded bas
   const { dir, cleanup } = tempDir();
   try {
     const base = writeModelDir(join(dir, 'base'), tinyGpt2(tok.vocabSize, 6), tok);
-    const args = DPOConfig.resolve({ output_dir: join(dir, 'a'), learning_rate: 5e-3, lr_scheduler_type: 'constant', max_steps: 8, per_device_train_batch_size: 8, logging_steps: 1, save_steps: 0, disable_tqdm: true });
+    const args = DPOConfig.resolve({
+      output_dir: join(dir, 'a'),
+      learning_rate: 5e-3,
+      lr_scheduler_type: 'constant',
+      max_steps: 8,
+      per_device_train_batch_size: 8,
+      logging_steps: 1,
+      save_steps: 0,
+      disable_tqdm: true,
+    });
     const train = await loadDPOData(preferenceTask(48, 3), tok, args);
     const policy = loadPretrained(base);
     const t1 = new DPOTrainer({ args, model: policy, peftConfig: { r: 4, lora_alpha: 8, lora_dropout: 0 }, trainDataset: train, padTokenId: PAD });
     await t1.train({ quiet: true });
-    const batch = t1.collate(train.slice(0, 8), Int32Array.from({ length: 8 }, (_, i) => i), 'train');
+    const batch = t1.collate(
+      train.slice(0, 8),
+      Int32Array.from({ length: 8 }, (_, i) => i),
+      'train',
+    );
     const off = t1.referenceLogps(batch);
     const separate = new DPOTrainer({ args: { ...args, output_dir: join(dir, 'b') }, model: tinyGpt2(tok.vocabSize, 0), refModel: loadPretrained(base).model, trainDataset: train, padTokenId: PAD });
     const sep = separate.referenceLogps(batch);
@@ -145,7 +174,8 @@ test('the LoRA-off reference gives the same log-probs as a separately loaded bas
       await t.train({ quiet: true });
       return { losses: t.history.map((h) => h.loss!), weights: p.model.params.get('transformer.h.1.mlp.c_fc.weight')!.toArray() };
     };
-    const fly = await run(false, 'fly'), pre = await run(true, 'pre');
+    const fly = await run(false, 'fly'),
+      pre = await run(true, 'pre');
     assert.equal(fly.losses.length, 8);
     for (let i = 0; i < 8; i++) assert.ok(Math.abs(fly.losses[i]! - pre.losses[i]!) < 1e-6, `step ${i + 1}: ${fly.losses[i]} vs ${pre.losses[i]}`);
     let maxDiff = 0;
@@ -163,14 +193,27 @@ test('runDPO: LoRA policy with the adapters-off reference, and a separate precom
     const base = writeModelDir(join(dir, 'base'), tinyGpt2(tok.vocabSize, 2), tok);
     const trainFile = writeJsonl(join(dir, 'train.jsonl'), preferenceTask(128, 31));
     const evalFile = writeJsonl(join(dir, 'eval.jsonl'), preferenceTask(32, 32));
-    const common = { model_name_or_path: base, train_file: trainFile, eval_file: evalFile, max_steps: 40, per_device_train_batch_size: 16, logging_steps: 20, save_steps: 0, lr_scheduler_type: 'constant' };
+    const common = {
+      model_name_or_path: base,
+      train_file: trainFile,
+      eval_file: evalFile,
+      max_steps: 40,
+      per_device_train_batch_size: 16,
+      logging_steps: 20,
+      save_steps: 0,
+      lr_scheduler_type: 'constant',
+    };
     const a = await runTraining('dpo', { ...common, output_dir: join(dir, 'lora'), use_peft: true, lora_r: 8, lora_alpha: 16, learning_rate: 1e-2 }, { quiet: true });
     for (const f of ['adapter_model.safetensors', 'adapter_config.json', 'tokenizer.json']) assert.ok(existsSync(join(dir, 'lora', f)), f);
     assert.ok(a.eval!['eval_rewards/accuracies']! >= 0.9, `LoRA DPO held-out accuracies ${a.eval!['eval_rewards/accuracies']}`);
     const b = await runTraining('dpo', { ...common, output_dir: join(dir, 'full'), ref_model_name_or_path: base, precompute_ref_log_probs: true, learning_rate: 1e-3 }, { quiet: true });
     assert.ok(existsSync(join(dir, 'full', 'model.safetensors')));
     assert.ok(b.eval!['eval_rewards/accuracies']! >= 0.9 && b.eval!['eval_rewards/margins']! > 0.3, JSON.stringify(b.eval));
-    const last = readFileSync(join(dir, 'full', 'metrics.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l) as Record<string, number>).pop()!;
+    const last = readFileSync(join(dir, 'full', 'metrics.jsonl'), 'utf8')
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l) as Record<string, number>)
+      .pop()!;
     assert.ok('eval_rewards/margins' in last && last.step === 40);
   } finally {
     cleanup();
@@ -193,5 +236,8 @@ test('DPO config: TRL defaults and strict checks', async () => {
   assert.throws(() => DPOConfig.resolve({ bta: 0.1 }), /DPOConfig: bta: unknown option \(did you mean beta\?\)/);
   const same = tinyGpt2(tok.vocabSize, 0);
   assert.throws(() => new DPOTrainer({ args: c, model: same, refModel: same.model, trainDataset: [{} as PreferenceExample], padTokenId: PAD }), /the reference must not be the policy itself/);
-  await assert.rejects(() => runTraining('dpo', { model_name_or_path: '/x', train_file: '/x.jsonl', ref_model: '/y' }), /dpo config: ref_model: unknown option \(did you mean ref_model_name_or_path\?\)/);
+  await assert.rejects(
+    () => runTraining('dpo', { model_name_or_path: '/x', train_file: '/x.jsonl', ref_model: '/y' }),
+    /dpo config: ref_model: unknown option \(did you mean ref_model_name_or_path\?\)/,
+  );
 });

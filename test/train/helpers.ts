@@ -85,7 +85,8 @@ export function preferenceTask(n: number, seed: number, len = 3): { prompt: stri
   const out: { prompt: string; chosen: string; rejected: string }[] = [];
   for (let i = 0; i < n; i++) {
     const p = [pick(rng, LETTERS), pick(rng, LETTERS), pick(rng, LETTERS)];
-    const good: string[] = [], bad: string[] = [];
+    const good: string[] = [],
+      bad: string[] = [];
     for (let k = 0; k < len; k++) {
       // chosen: mostly x with a few letters; rejected: mostly y
       good.push(rng.uniform() < 0.75 ? 'x' : pick(rng, LETTERS));
@@ -107,7 +108,8 @@ export function countingPreferenceTask(n: number, seed: number, len = 5): { prom
   const xs = (w: string[]) => w.filter((t) => t === 'x').length;
   const out: { prompt: string; chosen: string; rejected: string }[] = [];
   while (out.length < n) {
-    const a = draw(), b = draw();
+    const a = draw(),
+      b = draw();
     if (xs(a) === xs(b)) continue;
     const [good, bad] = xs(a) > xs(b) ? [a, b] : [b, a];
     const p = [pick(rng, LETTERS), pick(rng, LETTERS)];

@@ -22,7 +22,8 @@ import { layoutRollout, rolloutForward } from '../../src/train/rl/rollout.js';
 import { rewardModelScorer, rewardModelScores, type ScoreFunction } from '../../src/train/rl/scorer.js';
 import type { PromptItem } from '../../src/train/rl/online-trainer.js';
 
-const V = 50, EOS = 0;
+const V = 50,
+  EOS = 0;
 const TARGET = new Set([3, 7, 11, 19, 23]);
 /** fraction of response tokens in TARGET (about 0.1 for the untrained model) */
 const targetFraction: ScoreFunction = (_p, _r, info) => info.responseIds.map((r) => r.filter((t) => TARGET.has(t)).length / r.length);
@@ -41,7 +42,13 @@ function tinyRewardModel(seed: number): Pretrained {
   const hfConfig = parseConfig(gpt2Json(V, 'GPT2ForSequenceClassification'));
   const model = Transformer.random(toModelConfig(hfConfig), seed);
   const rng = new Random(seed + 1);
-  const score = Tensor.param(Tensor.from(Float32Array.from({ length: 32 }, () => rng.normal()), [1, 32]), 'score.weight');
+  const score = Tensor.param(
+    Tensor.from(
+      Float32Array.from({ length: 32 }, () => rng.normal()),
+      [1, 32],
+    ),
+    'score.weight',
+  );
   return { model, hfConfig, generation: null, score };
 }
 
@@ -64,11 +71,17 @@ function favourEos(model: Transformer, by: number): void {
 const tmp = (): string => mkdtempSync(join(tmpdir(), 'alignkit-ppo-'));
 const base = { seed: 1, save_steps: 0, disable_tqdm: true, lr_scheduler_type: 'constant', logging_steps: 1 } as const;
 
-test('rollouts: left-padded prompts, responses cut after the stop token, recomputed log-probs equal the sampler\'s', () => {
+test("rollouts: left-padded prompts, responses cut after the stop token, recomputed log-probs equal the sampler's", () => {
   const p = tinyPolicy(3);
   const dir = tmp();
   try {
-    const tr = new PPOTrainer({ args: { ...base, output_dir: dir, per_device_train_batch_size: 8, response_length: 12, temperature: 0.7, stop_token: 'eos', missing_eos_penalty: 1.5 }, model: p, rewardFuncs: () => new Array(8).fill(1), trainDataset: prompts, eosTokenId: EOS });
+    const tr = new PPOTrainer({
+      args: { ...base, output_dir: dir, per_device_train_batch_size: 8, response_length: 12, temperature: 0.7, stop_token: 'eos', missing_eos_penalty: 1.5 },
+      model: p,
+      rewardFuncs: () => new Array(8).fill(1),
+      trainDataset: prompts,
+      eosTokenId: EOS,
+    });
     favourEos(p.model, 1.2);
     const rng = new Random(9);
     const sample = prompts.slice(0, 8);
@@ -77,19 +90,32 @@ test('rollouts: left-padded prompts, responses cut after the stop token, recompu
     let stopped = 0;
     batch.responseIds.forEach((r, b) => {
       const at = r.indexOf(EOS);
-      if (at >= 0) { stopped++; assert.equal(at, r.length - 1, 'nothing follows the stop token'); assert.equal(batch.finishReason[b], 'eos'); }
-      else assert.equal(r.length, 12);
+      if (at >= 0) {
+        stopped++;
+        assert.equal(at, r.length - 1, 'nothing follows the stop token');
+        assert.equal(batch.finishReason[b], 'eos');
+      } else assert.equal(r.length, 12);
       assert.equal(batch.lengths[b], r.length);
       for (let j = 0; j < batch.R; j++) assert.equal(batch.responseMask[b * batch.R + j], j < r.length ? 1 : 0);
       // prompt is right-aligned in the first Tp columns, response starts at column Tp
-      const T = batch.Tp + batch.R, pr = sample[b]!.ids;
+      const T = batch.Tp + batch.R,
+        pr = sample[b]!.ids;
       assert.deepEqual(Array.from(batch.ids.subarray(b * T + batch.Tp - pr.length, b * T + batch.Tp)), [...pr]);
       assert.equal(batch.positions[b * T + batch.Tp], pr.length);
     });
     assert.ok(stopped >= 2 && stopped < 8, `some but not all responses stop early (${stopped})`);
     // the no-grad forward over the laid-out batch reproduces the sampler's temperature-scaled log-probs
-    const g = generate(p.model, sample.map((s) => s.ids), { maxNewTokens: 12, temperature: 0.7, eosTokenId: EOS, rng });
-    const b2 = layoutRollout(sample.map((s) => s.ids), g.tokens, g.finishReason, EOS);
+    const g = generate(
+      p.model,
+      sample.map((s) => s.ids),
+      { maxNewTokens: 12, temperature: 0.7, eosTokenId: EOS, rng },
+    );
+    const b2 = layoutRollout(
+      sample.map((s) => s.ids),
+      g.tokens,
+      g.finishReason,
+      EOS,
+    );
     const lp = rolloutForward(p.model, b2, { temperature: 0.7, chunk: 3 }).logprobs;
     let maxErr = 0;
     g.logprobs.forEach((row, b) => row.forEach((v, j) => (maxErr = Math.max(maxErr, Math.abs(v - lp[b * b2.R + j]!)))));
@@ -102,7 +128,7 @@ test('rollouts: left-padded prompts, responses cut after the stop token, recompu
   }
 });
 
-test('rollouts on a Llama checkpoint: rotary positions of left-padded prompts match the sampler\'s', () => {
+test("rollouts on a Llama checkpoint: rotary positions of left-padded prompts match the sampler's", () => {
   const p = loadPretrained(join(packageRoot(), 'test', 'fixtures', 'hf-fixtures', 'tiny-llama'));
   const ps = [[5, 17, 300], [42], [7, 99, 1, 2, 3]];
   const g = generate(p.model, ps, { maxNewTokens: 7, temperature: 0.8, seed: 3 });
@@ -119,7 +145,13 @@ test('scores: missing_eos_penalty is subtracted from responses without EOS; scor
   const dir = tmp();
   try {
     favourEos(p.model, 1.2);
-    const tr = new PPOTrainer({ args: { ...base, output_dir: dir, per_device_train_batch_size: 8, response_length: 5, stop_token: 'eos', missing_eos_penalty: 1.5 }, model: p, rewardFuncs: async (_p, r) => r.map(() => 2), trainDataset: prompts, eosTokenId: EOS, });
+    const tr = new PPOTrainer({
+      args: { ...base, output_dir: dir, per_device_train_batch_size: 8, response_length: 5, stop_token: 'eos', missing_eos_penalty: 1.5 },
+      model: p,
+      rewardFuncs: async (_p, r) => r.map(() => 2),
+      trainDataset: prompts,
+      eosTokenId: EOS,
+    });
     const batch = tr.rollout(prompts.slice(0, 8));
     const s = await tr.score(prompts.slice(0, 8), batch);
     batch.responseIds.forEach((r, i) => assert.equal(s[i], r.includes(EOS) ? 2 : 0.5));
@@ -136,7 +168,11 @@ test('scores: missing_eos_penalty is subtracted from responses without EOS; scor
 
 test('reward model scores: the score head at the last real token, independent of padding and batching', () => {
   const rm = tinyRewardModel(5);
-  const seqs = [[4, 5, 6], [7, 8], [9, 10, 11, 12, 13]];
+  const seqs = [
+    [4, 5, 6],
+    [7, 8],
+    [9, 10, 11, 12, 13],
+  ];
   const got = rewardModelScores({ model: rm.model, score: rm.score! }, seqs, 2);
   seqs.forEach((s, i) => {
     const alone = noGrad(() => tidy(() => sequenceScore(rm.model.hidden(Int32Array.from(s), 1, s.length), rm.score!, lastTokenIndex(1, s.length, {})).item()));
@@ -177,8 +213,12 @@ test('PPO raises the mean score of fresh rollouts while the KL to the reference 
   const dir = tmp();
   try {
     const before = freshScore(p.model, targetFraction, 123);
-    const tr = new PPOTrainer({ args: { ...base, output_dir: dir, learning_rate: 3e-3, per_device_train_batch_size: 8, gradient_accumulation_steps: 2, num_mini_batches: 2, response_length: 6, temperature: 1, max_steps: 40 }, model: p, rewardFuncs: targetFraction, trainDataset: prompts },
-    );
+    const tr = new PPOTrainer({
+      args: { ...base, output_dir: dir, learning_rate: 3e-3, per_device_train_batch_size: 8, gradient_accumulation_steps: 2, num_mini_batches: 2, response_length: 6, temperature: 1, max_steps: 40 },
+      model: p,
+      rewardFuncs: targetFraction,
+      trainDataset: prompts,
+    });
     const last = (await tr.train({ quiet: true })).metrics;
     const after = freshScore(p.model, targetFraction, 123);
     const kls = tr.history.map((m) => m['objective/kl']!);
@@ -189,14 +229,36 @@ test('PPO raises the mean score of fresh rollouts while the KL to the reference 
     // (a policy that only emitted target tokens would be ~23 nats per 6-token episode from this reference)
     assert.ok(Math.max(...kls) < 10, `KL per episode stays bounded (max ${Math.max(...kls)})`);
     assert.ok(kls.at(-1)! > 0.05, 'the policy did move away from the reference');
-    const want = ['objective/kl', 'objective/entropy', 'objective/scores', 'objective/rlhf_reward', 'objective/non_score_reward', 'policy/approxkl_avg', 'policy/clipfrac_avg', 'loss/policy_avg', 'loss/value_avg', 'val/clipfrac_avg', 'policy/entropy_avg', 'val/vpred', 'eps', 'lr', 'episode'];
+    const want = [
+      'objective/kl',
+      'objective/entropy',
+      'objective/scores',
+      'objective/rlhf_reward',
+      'objective/non_score_reward',
+      'policy/approxkl_avg',
+      'policy/clipfrac_avg',
+      'loss/policy_avg',
+      'loss/value_avg',
+      'val/clipfrac_avg',
+      'policy/entropy_avg',
+      'val/vpred',
+      'eps',
+      'lr',
+      'episode',
+    ];
     for (const k of want) assert.ok(Number.isFinite(last[k]), `metric ${k} = ${last[k]}`);
     assert.equal(last.episode, 40 * 16);
     close(last['objective/rlhf_reward']!, last['objective/scores']! + last['objective/non_score_reward']!);
     close(last['objective/non_score_reward']!, -0.05 * last['objective/kl']!);
-    const lines = readFileSync(join(dir, 'metrics.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l) as Record<string, number>);
+    const lines = readFileSync(join(dir, 'metrics.jsonl'), 'utf8')
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l) as Record<string, number>);
     assert.equal(lines.length, 40);
-    assert.deepEqual(lines.map((l) => l.step), Array.from({ length: 40 }, (_, i) => i + 1));
+    assert.deepEqual(
+      lines.map((l) => l.step),
+      Array.from({ length: 40 }, (_, i) => i + 1),
+    );
     // the value head learnt something: its predictions moved off zero towards the returns
     assert.ok(Math.abs(tr.history.at(-1)!['val/vpred']!) > 1e-3);
     tr.dispose();
@@ -215,7 +277,12 @@ test('LoRA policy: only adapters and the value head train; the reference is the 
   const baseWeights = new Map([...p.model.params].map(([n, t]) => [n, t.toArray()]));
   const dir = tmp();
   try {
-    const tr = new PPOTrainer({ args: { ...base, output_dir: dir, learning_rate: 1e-2, per_device_train_batch_size: 8, response_length: 4, temperature: 1, max_steps: 3 }, model: p, rewardFuncs: targetFraction, trainDataset: prompts });
+    const tr = new PPOTrainer({
+      args: { ...base, output_dir: dir, learning_rate: 1e-2, per_device_train_batch_size: 8, response_length: 4, temperature: 1, max_steps: 3 },
+      model: p,
+      rewardFuncs: targetFraction,
+      trainDataset: prompts,
+    });
     assert.equal(tr.ref, null, 'no copy is made');
     await tr.train({ quiet: true });
     assert.equal(tr.trainable.length, 2 * p.model.adapters.size + 2);
@@ -230,9 +297,26 @@ test('LoRA policy: only adapters and the value head train; the reference is the 
 });
 
 test('resume: a run restarted from checkpoint-3 ends bitwise equal to an uninterrupted 6-update run (adaptive KL, reward model)', async () => {
-  const dirA = tmp(), dirB = tmp();
+  const dirA = tmp(),
+    dirB = tmp();
   const rm = tinyRewardModel(8);
-  const cfg = { ...base, learning_rate: 3e-3, per_device_train_batch_size: 4, gradient_accumulation_steps: 2, num_mini_batches: 2, num_ppo_epochs: 2, response_length: 5, temperature: 1, adap_kl_ctrl: true, target: 0.5, horizon: 50, lr_scheduler_type: 'linear', max_steps: 6, save_steps: 3, whiten_rewards: true } as const;
+  const cfg = {
+    ...base,
+    learning_rate: 3e-3,
+    per_device_train_batch_size: 4,
+    gradient_accumulation_steps: 2,
+    num_mini_batches: 2,
+    num_ppo_epochs: 2,
+    response_length: 5,
+    temperature: 1,
+    adap_kl_ctrl: true,
+    target: 0.5,
+    horizon: 50,
+    lr_scheduler_type: 'linear',
+    max_steps: 6,
+    save_steps: 3,
+    whiten_rewards: true,
+  } as const;
   const make = (dir: string, resume: string | false): PPOTrainer =>
     new PPOTrainer({ args: { ...cfg, output_dir: dir, resume_from_checkpoint: resume }, model: tinyPolicy(4), rewardFuncs: rewardModelScorer(rm), trainDataset: prompts });
   try {
@@ -252,7 +336,10 @@ test('resume: a run restarted from checkpoint-3 ends bitwise equal to an uninter
     const b = make(dirB, join(dirA, 'checkpoint-3'));
     await b.train({ quiet: true });
     assert.equal(b.globalStep, 6);
-    assert.deepEqual(b.history.map((m) => m.step), [4, 5, 6]);
+    assert.deepEqual(
+      b.history.map((m) => m.step),
+      [4, 5, 6],
+    );
     for (const [n, t] of a.policy.params) assert.deepEqual(b.policy.params.get(n)!.toArray(), t.toArray(), `policy ${n}`);
     assert.deepEqual(b.valueHead.weight.toArray(), a.valueHead.weight.toArray());
     assert.deepEqual(b.valueHead.bias.toArray(), a.valueHead.bias.toArray());
@@ -275,8 +362,18 @@ test('resume: a run restarted from checkpoint-3 ends bitwise equal to an uninter
 test('a non-finite loss stops the run with a diagnostic naming the last good checkpoint', async () => {
   const dir = tmp();
   try {
-    const tr = new PPOTrainer({ args: { ...base, output_dir: dir, learning_rate: 1e-3, per_device_train_batch_size: 8, response_length: 3, save_steps: 1, max_steps: 5 }, model: tinyPolicy(5), rewardFuncs: targetFraction, trainDataset: prompts });
-    const run = tr.train({ quiet: true, onLog: (m) => { if (m.step === 2) tr.valueHead.weight.data[0] = NaN; } });
+    const tr = new PPOTrainer({
+      args: { ...base, output_dir: dir, learning_rate: 1e-3, per_device_train_batch_size: 8, response_length: 3, save_steps: 1, max_steps: 5 },
+      model: tinyPolicy(5),
+      rewardFuncs: targetFraction,
+      trainDataset: prompts,
+    });
+    const run = tr.train({
+      quiet: true,
+      onLog: (m) => {
+        if (m.step === 2) tr.valueHead.weight.data[0] = NaN;
+      },
+    });
     await assert.rejects(run, (e: Error) => e.name === 'Error' && /ppo: the PPO loss is NaN at step 3/.test(e.message) && e.message.includes(`Last good checkpoint: ${join(dir, 'checkpoint-2')}`));
     assert.ok(existsSync(join(dir, 'checkpoint-2', 'trainer_state.json')) && !existsSync(join(dir, 'checkpoint-3')));
     tr.dispose();
@@ -297,11 +394,26 @@ test('runPPO: model directory + tokenizer + JSONL prompts + a scorer module → 
     const scorerPath = join(dir, 'scorer.mjs');
     writeFileSync(scorerPath, 'export default async (prompts, responses) => responses.map((r) => (r.match(/e/g) ?? []).length / Math.max(1, r.length));\n');
     const out = join(dir, 'out');
-    const res = await runTraining('ppo', {
-      model_name_or_path: modelDir, train_file: data, reward_funcs: scorerPath, output_dir: out,
-      per_device_train_batch_size: 4, response_length: 4, total_episodes: 8, num_ppo_epochs: 1, learning_rate: 1e-3,
-      logging_steps: 1, save_steps: 1, disable_tqdm: true, stop_token: 'eos', missing_eos_penalty: 0.1,
-    }, { quiet: true });
+    const res = await runTraining(
+      'ppo',
+      {
+        model_name_or_path: modelDir,
+        train_file: data,
+        reward_funcs: scorerPath,
+        output_dir: out,
+        per_device_train_batch_size: 4,
+        response_length: 4,
+        total_episodes: 8,
+        num_ppo_epochs: 1,
+        learning_rate: 1e-3,
+        logging_steps: 1,
+        save_steps: 1,
+        disable_tqdm: true,
+        stop_token: 'eos',
+        missing_eos_penalty: 0.1,
+      },
+      { quiet: true },
+    );
     const last = res.metrics;
     assert.equal(res.globalStep, 2);
     assert.equal(res.output_dir, out);
@@ -315,9 +427,15 @@ test('runPPO: model directory + tokenizer + JSONL prompts + a scorer module → 
     assert.deepEqual(readSafetensors(join(out, 'value_head.safetensors')).tensors.get('v_head.weight')!.shape, [1, 32]);
     assert.ok(existsSync(join(out, 'checkpoint-2', 'trainer_state.json')));
     await assert.rejects(runTraining('ppo', { model_name_or_path: modelDir, train_file: data, output_dir: join(dir, 'o2') }), /a reward_model_path or reward_funcs is required/);
-    await assert.rejects(runTraining('ppo', { model_name_or_path: modelDir, train_file: data, reward_funcs: scorerPath, output_dir: join(dir, 'o2'), cliprnage: 0.1 }), /ppo config: cliprnage: unknown option \(did you mean cliprange\?\)/);
+    await assert.rejects(
+      runTraining('ppo', { model_name_or_path: modelDir, train_file: data, reward_funcs: scorerPath, output_dir: join(dir, 'o2'), cliprnage: 0.1 }),
+      /ppo config: cliprnage: unknown option \(did you mean cliprange\?\)/,
+    );
     // the output folder of a finished run is not reused silently
-    await assert.rejects(runTraining('ppo', { model_name_or_path: modelDir, train_file: data, reward_funcs: scorerPath, output_dir: out, max_steps: 1 }), /ppo: output_dir \S+ is not empty .*set overwrite_output_dir/);
+    await assert.rejects(
+      runTraining('ppo', { model_name_or_path: modelDir, train_file: data, reward_funcs: scorerPath, output_dir: out, max_steps: 1 }),
+      /ppo: output_dir \S+ is not empty .*set overwrite_output_dir/,
+    );
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }

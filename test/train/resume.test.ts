@@ -60,11 +60,24 @@ test('kill -9 mid-run, resume in a new process: final weights bitwise equal to a
     const trainFile = writeJsonl(join(dir, 'train.jsonl'), reversalTask(100, 9));
     const config = (out: string, resume = false) => {
       const f = join(dir, `${out}-${resume}.json`);
-      writeFileSync(f, JSON.stringify({
-        model_name_or_path: base, train_file: trainFile, output_dir: join(dir, out), learning_rate: 3e-3, warmup_steps: 3,
-        max_steps: 30, per_device_train_batch_size: 8, gradient_accumulation_steps: 2, logging_steps: 1, save_steps: 5,
-        seed: 7, disable_tqdm: true, resume_from_checkpoint: resume,
-      }));
+      writeFileSync(
+        f,
+        JSON.stringify({
+          model_name_or_path: base,
+          train_file: trainFile,
+          output_dir: join(dir, out),
+          learning_rate: 3e-3,
+          warmup_steps: 3,
+          max_steps: 30,
+          per_device_train_batch_size: 8,
+          gradient_accumulation_steps: 2,
+          logging_steps: 1,
+          save_steps: 5,
+          seed: 7,
+          disable_tqdm: true,
+          resume_from_checkpoint: resume,
+        }),
+      );
       return f;
     };
     // the uninterrupted run
@@ -97,9 +110,16 @@ test('kill -9 mid-run, resume in a new process: final weights bitwise equal to a
     assert.match(resumed.stderr, new RegExp(`resumed from ${newest.path.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')} at step ${newest.step}`));
     assert.ok(!existsSync(tmp), 'the crash leftover is removed');
     // the resumed run's log reads like one run: every step once, none repeated after the resume point
-    const steps = readFileSync(join(out, 'metrics.jsonl'), 'utf8').trim().split('\n').map((l) => (JSON.parse(l) as { step: number }).step);
-    assert.deepEqual(steps, Array.from({ length: 30 }, (_, i) => i + 1));
-    const a = readFileSync(join(dir, 'whole', 'model.safetensors')), b = readFileSync(join(out, 'model.safetensors'));
+    const steps = readFileSync(join(out, 'metrics.jsonl'), 'utf8')
+      .trim()
+      .split('\n')
+      .map((l) => (JSON.parse(l) as { step: number }).step);
+    assert.deepEqual(
+      steps,
+      Array.from({ length: 30 }, (_, i) => i + 1),
+    );
+    const a = readFileSync(join(dir, 'whole', 'model.safetensors')),
+      b = readFileSync(join(out, 'model.safetensors'));
     assert.ok(a.equals(b), 'final model.safetensors differ');
     // and the weights did train (the comparison is not between two untouched copies)
     assert.ok(!a.equals(readFileSync(join(base, 'model.safetensors'))));
@@ -114,8 +134,16 @@ test('LoRA DPO with precomputed reference log-probs resumes exactly (adapters an
     const base = writeModelDir(join(dir, 'base'), tinyGpt2(tok.vocabSize, 6), tok);
     const cfg = (out: string, extra: Record<string, unknown> = {}) =>
       DPOConfig.resolve({
-        output_dir: join(dir, out), learning_rate: 5e-3, max_steps: 12, per_device_train_batch_size: 8, logging_steps: 1, save_steps: 4,
-        precompute_ref_log_probs: true, seed: 3, disable_tqdm: true, ...extra,
+        output_dir: join(dir, out),
+        learning_rate: 5e-3,
+        max_steps: 12,
+        per_device_train_batch_size: 8,
+        logging_steps: 1,
+        save_steps: 4,
+        precompute_ref_log_probs: true,
+        seed: 3,
+        disable_tqdm: true,
+        ...extra,
       });
     const data = await loadDPOData(preferenceTask(40, 4), tok, cfg('x'));
     const make = (args: ReturnType<typeof cfg>) => {
@@ -132,7 +160,15 @@ test('LoRA DPO with precomputed reference log-probs resumes exactly (adapters an
     const part = make(cfg('part', { max_steps: 12 }));
     let stopAt = 0;
     try {
-      await part.t.train({ quiet: true, onLog: (m) => { if (m.step === 9) { stopAt = 9; throw new Error('stop'); } } });
+      await part.t.train({
+        quiet: true,
+        onLog: (m) => {
+          if (m.step === 9) {
+            stopAt = 9;
+            throw new Error('stop');
+          }
+        },
+      });
     } catch (e) {
       assert.equal((e as Error).message, 'stop');
     }
@@ -202,7 +238,12 @@ test('a NaN loss or gradient stops the run naming the step and the last good che
       assert.match(err.message, new RegExp(`${what} at step 7`));
       assert.ok(err.message.includes(`Last good checkpoint: ${join(out, 'checkpoint-5')}`), err.message);
       // nothing was written after the bad step, and checkpoint-5 is whole: same weights as at step 5
-      assert.deepEqual(readdirSync(out).filter((n) => n.startsWith('checkpoint')).sort(), ['checkpoint-5']);
+      assert.deepEqual(
+        readdirSync(out)
+          .filter((n) => n.startsWith('checkpoint'))
+          .sort(),
+        ['checkpoint-5'],
+      );
       assert.equal((readJsonFile(join(out, 'checkpoint-5', 'trainer_state.json'), 'state') as { global_step: number }).global_step, 5);
       const saved = loadPretrained(join(out, 'checkpoint-5'));
       assert.deepEqual(saved.model.params.get('transformer.wte.weight')!.toArray(), atFive);
@@ -214,7 +255,10 @@ test('a NaN loss or gradient stops the run naming the step and the last good che
 
     // resuming with other settings is refused, naming what differs
     const other = new SFTTrainer(opts(args('loss', { resume_from_checkpoint: true, learning_rate: 1, lr_scheduler_type: 'constant' })));
-    await assert.rejects(other.train({ quiet: true }), /cannot resume from \S*checkpoint-12: its settings differ from this run's \(learning_rate: checkpoint 0\.003, now 1; lr_scheduler_type: checkpoint "linear", now "constant"\)/);
+    await assert.rejects(
+      other.train({ quiet: true }),
+      /cannot resume from \S*checkpoint-12: its settings differ from this run's \(learning_rate: checkpoint 0\.003, now 1; lr_scheduler_type: checkpoint "linear", now "constant"\)/,
+    );
   } finally {
     cleanup();
   }

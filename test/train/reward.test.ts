@@ -24,8 +24,14 @@ test('the reward model reaches >= 90% accuracy on held-out pairs (chosen has mor
   const { dir, cleanup } = tempDir();
   try {
     const args = RewardConfig.resolve({
-      output_dir: dir, learning_rate: 3e-3, lr_scheduler_type: 'constant', max_steps: 100, per_device_train_batch_size: 16,
-      logging_steps: 50, save_steps: 0, disable_tqdm: true,
+      output_dir: dir,
+      learning_rate: 3e-3,
+      lr_scheduler_type: 'constant',
+      max_steps: 100,
+      per_device_train_batch_size: 16,
+      logging_steps: 50,
+      save_steps: 0,
+      disable_tqdm: true,
     });
     const train = await loadRewardData(countingPreferenceTask(512, 1), tok, args);
     const held = await loadRewardData(countingPreferenceTask(128, 2), tok, args);
@@ -38,7 +44,10 @@ test('the reward model reaches >= 90% accuracy on held-out pairs (chosen has mor
     assert.ok(after.eval_accuracy! >= 0.9, `held-out accuracy ${after.eval_accuracy}`);
     assert.ok(after.eval_margin! > 2, `held-out margin ${after.eval_margin}`);
     assert.ok(after.eval_loss! < 0.2 && after.eval_loss! < before.eval_loss! - 0.4, `eval loss ${before.eval_loss} → ${after.eval_loss}`);
-    const rec = readFileSync(join(dir, 'metrics.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l) as Record<string, number>)[0]!;
+    const rec = readFileSync(join(dir, 'metrics.jsonl'), 'utf8')
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l) as Record<string, number>)[0]!;
     for (const k of ['loss', 'grad_norm', 'learning_rate', 'epoch', 'num_tokens', 'accuracy', 'margin', 'mean_reward', 'min_reward', 'max_reward']) assert.ok(Number.isFinite(rec[k]), k);
     assert.ok(rec.min_reward! <= rec.mean_reward! && rec.mean_reward! <= rec.max_reward!);
   } finally {
@@ -47,16 +56,21 @@ test('the reward model reaches >= 90% accuracy on held-out pairs (chosen has mor
 });
 
 test('Bradley–Terry loss with margin and center_rewards_coefficient equals the hand-computed value (and gradient)', () => {
-  const rc = [1.5, -0.25, 0.75, 2.0], rr = [0.5, 0.5, 1.0, -1.0], m = [0.3, 0, 1.2, 0.5], c = 0.01;
+  const rc = [1.5, -0.25, 0.75, 2.0],
+    rr = [0.5, 0.5, 1.0, -1.0],
+    m = [0.3, 0, 1.2, 0.5],
+    c = 0.01;
   const logsig = (x: number) => -Math.log1p(Math.exp(-x));
-  let bt = 0, centre = 0;
+  let bt = 0,
+    centre = 0;
   for (let i = 0; i < 4; i++) {
     bt += -logsig(rc[i]! - rr[i]! - m[i]!);
     centre += (rc[i]! + rr[i]!) ** 2;
   }
   const want = bt / 4 + (c * centre) / 4;
   tidy(() => {
-    const a = Tensor.param(Tensor.from(rc)), b = Tensor.param(Tensor.from(rr));
+    const a = Tensor.param(Tensor.from(rc)),
+      b = Tensor.param(Tensor.from(rr));
     const loss = bradleyTerryLoss(a, b, { margin: m, centerRewardsCoefficient: c });
     assert.ok(Math.abs(loss.item() - want) < 1e-6, `${loss.item()} vs ${want}`);
     loss.backward();
@@ -82,7 +96,12 @@ test('Bradley–Terry loss with margin and center_rewards_coefficient equals the
     ],
     tok,
     RewardConfig.resolve({}),
-  ).then((d) => assert.deepEqual(d.map((e) => e.margin), [0.5, 2]));
+  ).then((d) =>
+    assert.deepEqual(
+      d.map((e) => e.margin),
+      [0.5, 2],
+    ),
+  );
 });
 
 test('score head from a causal LM: N(0, 0.02²), seeded; reward scores read at the last non-pad token', () => {
@@ -117,12 +136,22 @@ test('saved as GPT2ForSequenceClassification / LlamaForSequenceClassification: t
     const names = [...readSafetensors(join(dir, 'g', 'model.safetensors')).tensors.keys()];
     assert.ok(names.includes('score.weight') && !names.includes('lm_head.weight'));
     const g2 = loadPretrained(join(dir, 'g'));
-    const a = noGrad(() => rewardScores(g, ids, 2, 6).toArray()), b = noGrad(() => rewardScores(g2, ids, 2, 6).toArray());
+    const a = noGrad(() => rewardScores(g, ids, 2, 6).toArray()),
+      b = noGrad(() => rewardScores(g2, ids, 2, 6).toArray());
     assert.deepEqual(b, a);
     // Llama with an untied LM head: the head is dropped, the score head added
     const lc = parseConfig({
-      architectures: ['LlamaForCausalLM'], model_type: 'llama', vocab_size: tok.vocabSize, hidden_size: 32, intermediate_size: 64,
-      num_hidden_layers: 2, num_attention_heads: 4, num_key_value_heads: 2, tie_word_embeddings: false, bos_token_id: 0, eos_token_id: 0,
+      architectures: ['LlamaForCausalLM'],
+      model_type: 'llama',
+      vocab_size: tok.vocabSize,
+      hidden_size: 32,
+      intermediate_size: 64,
+      num_hidden_layers: 2,
+      num_attention_heads: 4,
+      num_key_value_heads: 2,
+      tie_word_embeddings: false,
+      bos_token_id: 0,
+      eos_token_id: 0,
     });
     const llm: Pretrained = { model: Transformer.random(toModelConfig(lc), 4), hfConfig: lc, generation: null, score: null };
     savePretrained(join(dir, 'llm'), llm);
@@ -133,7 +162,10 @@ test('saved as GPT2ForSequenceClassification / LlamaForSequenceClassification: t
     const lnames = [...readSafetensors(join(dir, 'lrm', 'model.safetensors')).tensors.keys()];
     assert.ok(lnames.includes('score.weight') && !lnames.includes('lm_head.weight'));
     const l2 = loadRewardModel(join(dir, 'lrm'), { padTokenId: PAD });
-    assert.deepEqual(noGrad(() => rewardScores(l2, ids, 2, 6).toArray()), noGrad(() => rewardScores(l, ids, 2, 6).toArray()));
+    assert.deepEqual(
+      noGrad(() => rewardScores(l2, ids, 2, 6).toArray()),
+      noGrad(() => rewardScores(l, ids, 2, 6).toArray()),
+    );
   } finally {
     cleanup();
   }
@@ -146,8 +178,19 @@ test('runReward: a causal LM in, a trained sequence classifier out', async () =>
     const trainFile = writeJsonl(join(dir, 'train.jsonl'), countingPreferenceTask(256, 21));
     writeJsonl(join(dir, 'test.jsonl'), countingPreferenceTask(64, 22));
     const out = join(dir, 'rm');
-    const res = await runTraining('reward', 
-      { model_name_or_path: base, dataset_path: dir, output_dir: out, learning_rate: 3e-3, max_steps: 60, per_device_train_batch_size: 16, logging_steps: 20, save_steps: 0, center_rewards_coefficient: 0.01 },
+    const res = await runTraining(
+      'reward',
+      {
+        model_name_or_path: base,
+        dataset_path: dir,
+        output_dir: out,
+        learning_rate: 3e-3,
+        max_steps: 60,
+        per_device_train_batch_size: 16,
+        logging_steps: 20,
+        save_steps: 0,
+        center_rewards_coefficient: 0.01,
+      },
       { quiet: true },
     );
     assert.ok(existsSync(join(trainFile)));

@@ -35,7 +35,8 @@ test('GAE matches a hand-computed example (γ = 0.9, λ = 0.8), stopping at the 
 });
 
 test('masked whitening: zero mean, unit (unbiased) variance on the selected entries; shift_mean=false keeps the mean', () => {
-  const x = [1, 2, 3, 40], m = [1, 1, 1, 0];
+  const x = [1, 2, 3, 40],
+    m = [1, 1, 1, 0];
   assert.equal(maskedMeanOf(x, m), 2);
   assert.equal(maskedVarOf(x, m), 1); // ((−1)² + 0 + 1²)/(3 − 1)
   assert.equal(maskedVarOf(x, m, false), 2 / 3);
@@ -56,7 +57,8 @@ test('k1 and k3 KL estimators', () => {
   assert.equal(klEstimate(-0.7, -0.7, 'k3'), 0);
   assert.deepEqual(Array.from(klPerToken([-1, -2, -3], [-1.5, -1, 0], [1, 1, 0], 'k1')), [0.5, -1, 0]);
   // both are unbiased: averaged over samples x ~ π they approach KL(π‖π_ref)
-  const p = [0.7, 0.2, 0.1], q = [0.4, 0.4, 0.2];
+  const p = [0.7, 0.2, 0.1],
+    q = [0.4, 0.4, 0.2];
   const exact = p.reduce((s, pi, i) => s + pi * Math.log(pi / q[i]!), 0);
   const e1 = p.reduce((s, pi, i) => s + pi * klEstimate(Math.log(pi), Math.log(q[i]!), 'k1'), 0);
   const e3 = p.reduce((s, pi, i) => s + pi * klEstimate(Math.log(pi), Math.log(q[i]!), 'k3'), 0);
@@ -101,7 +103,8 @@ test('PPO clipped policy loss: value, clip fraction, approximate KL and gradient
     const r = ppoPolicyLoss(lp, old, adv, mask, 0.2);
     close(r.loss.item(), 0.025, 1e-6, 'loss');
     assert.equal(r.clipfrac, 0.5);
-    const l15 = Math.log(1.5) ** 2, l05 = Math.log(0.5) ** 2;
+    const l15 = Math.log(1.5) ** 2,
+      l05 = Math.log(0.5) ** 2;
     close(r.approxkl, (0.5 * (2 * l15 + l05)) / 4, 1e-6, 'approxkl');
     close(r.approxkl, 0.10115715, 1e-6, 'approxkl number');
     close(r.ratioMean, (1 + 1.5 + 0.5 + 1.5) / 4, 1e-6, 'ratio');
@@ -137,15 +140,21 @@ test('leave-one-out baseline (RLOO)', () => {
 
 test('group-normalised advantages (GRPO): group, batch and no scaling', () => {
   const r = [1, 2, 3, 4, 0, 0, 1, 1];
-  const sd1 = Math.sqrt(5 / 3), sd2 = Math.sqrt(1 / 3); // unbiased
+  const sd1 = Math.sqrt(5 / 3),
+    sd2 = Math.sqrt(1 / 3); // unbiased
   const g = groupNormalizedAdvantages(r, 4, 'group');
   assertClose(g.advantages, [-1.5, -0.5, 0.5, 1.5].map((d) => d / (sd1 + 1e-4)).concat([-0.5, -0.5, 0.5, 0.5].map((d) => d / (sd2 + 1e-4))), { rtol: 1e-12, atol: 1e-15 });
   assertClose(g.groupStd, [sd1, sd1, sd1, sd1, sd2, sd2, sd2, sd2], { rtol: 1e-12 });
   const none = groupNormalizedAdvantages(r, 4, 'none');
   assertClose(none.advantages, [-1.5, -0.5, 0.5, 1.5, -0.5, -0.5, 0.5, 0.5], { atol: 1e-15 });
-  const mean = 1.5, sdb = Math.sqrt(r.reduce((s, v) => s + (v - mean) ** 2, 0) / 7);
+  const mean = 1.5,
+    sdb = Math.sqrt(r.reduce((s, v) => s + (v - mean) ** 2, 0) / 7);
   const b = groupNormalizedAdvantages(r, 4, 'batch');
-  assertClose(b.advantages, none.advantages.map((d) => d / (sdb + 1e-4)), { rtol: 1e-12, atol: 1e-15 });
+  assertClose(
+    b.advantages,
+    none.advantages.map((d) => d / (sdb + 1e-4)),
+    { rtol: 1e-12, atol: 1e-15 },
+  );
   // a group of equal rewards has zero advantage
   assert.deepEqual(Array.from(groupNormalizedAdvantages([2, 2, 2], 3).advantages), [0, 0, 0]);
 });
@@ -166,7 +175,11 @@ test('GRPO per-token loss with the k3 KL term, and its four aggregations', () =>
     tidy(() => {
       const lp = tensorOf([Math.log(1.3), Math.log(0.7), 0, Math.log(1.1)], [2, 2], true);
       const mask = tensorOf([1, 1, 1, 0], [2, 2]);
-      const { perToken, kl, stats } = grpoPerTokenLoss(lp, tensorOf([0, 0, 0, 0], [2, 2]), tensorOf([0, 0, 0, 0], [2, 2]), tensorOf([1, -1], [2]), mask, { beta: 0.1, epsilonLow: 0.2, epsilonHigh: 0.2 });
+      const { perToken, kl, stats } = grpoPerTokenLoss(lp, tensorOf([0, 0, 0, 0], [2, 2]), tensorOf([0, 0, 0, 0], [2, 2]), tensorOf([1, -1], [2]), mask, {
+        beta: 0.1,
+        epsilonLow: 0.2,
+        epsilonHigh: 0.2,
+      });
       assertClose(perToken.toArray(), tok, { rtol: 1e-5, atol: 1e-6 });
       assertClose(kl!, [k3(1.3), k3(0.7), 0, k3(1.1)], { rtol: 1e-4, atol: 1e-6 });
       assert.deepEqual(stats, { lowClipped: 0, highClipped: 1 / 3, regionClipped: 1 / 3 });
@@ -181,7 +194,7 @@ test('GRPO per-token loss with the k3 KL term, and its four aggregations', () =>
     const { perToken } = grpoPerTokenLoss(lp, tensorOf([0, 0, 0, 0], [2, 2]), tensorOf([0, 0, 0, 0], [2, 2]), tensorOf([1, -1], [2]), mask, { beta: 0.1, epsilonLow: 0.2, epsilonHigh: 0.2 });
     aggregateTokenLoss(perToken, mask, 'bnpo', { gradientAccumulationSteps: 1, maxCompletionLength: 4, tokensInBatch: 3 }).backward();
     const dk3 = (rho: number): number => 1 - 1 / rho; // d k3 / d log π
-    assertClose(lp.grad!.toArray(), [0.1 * dk3(1.3) / 3, (-0.7 + 0.1 * dk3(0.7)) / 3, 1 / 3, 0], { rtol: 1e-5, atol: 1e-7 });
+    assertClose(lp.grad!.toArray(), [(0.1 * dk3(1.3)) / 3, (-0.7 + 0.1 * dk3(0.7)) / 3, 1 / 3, 0], { rtol: 1e-5, atol: 1e-7 });
   });
 });
 
@@ -206,7 +219,8 @@ test('RLOO sequence-level clipped loss', () => {
 
 test('loss shape checks name the op and the shapes', () => {
   tidy(() => {
-    const a = Tensor.zeros([2, 3]), b = Tensor.zeros([2, 4]);
+    const a = Tensor.zeros([2, 3]),
+      b = Tensor.zeros([2, 4]);
     assert.throws(() => ppoPolicyLoss(a, b, a, a, 0.2), /ppoPolicyLoss: oldLogprobs \[2, 4\] does not match newLogprobs \[2, 3\]/);
     assert.throws(() => ppoValueLoss(a, a, a, b, 0.2), /ppoValueLoss: mask \[2, 4\]/);
     assert.throws(() => grpoPerTokenLoss(a, a, null, Tensor.zeros([3]), a, { beta: 0, epsilonLow: 0.2, epsilonHigh: 0.2 }), /advantages \[3\] must be \[2\]/);

@@ -18,7 +18,8 @@ import { runTraining } from '../../src/train/run.js';
 import type { PromptItem } from '../../src/train/rl/online-trainer.js';
 import type { ScoreFunction } from '../../src/train/rl/scorer.js';
 
-const V = 50, EOS = 0;
+const V = 50,
+  EOS = 0;
 const TARGET = new Set([3, 7, 11, 19, 23]);
 const targetFraction: ScoreFunction = (_p, _r, info) => info.responseIds.map((r) => r.filter((t) => TARGET.has(t)).length / r.length);
 const tiny = (seed: number): Transformer => Transformer.random(gpt2Config({ vocabSize: V, hiddenSize: 32, numLayers: 2, numHeads: 4, maxPositions: 64 }), seed);
@@ -34,7 +35,8 @@ function freshScore(model: Transformer, seed: number): number {
 }
 
 test('RLOO raises the mean score of fresh rollouts (async scorer) while the KL to the reference stays bounded', async () => {
-  const policy = tiny(1), dir = tmp();
+  const policy = tiny(1),
+    dir = tmp();
   try {
     const before = freshScore(policy, 321);
     let calls = 0;
@@ -46,7 +48,12 @@ test('RLOO raises the mean score of fresh rollouts (async scorer) while the KL t
       await new Promise((res) => setImmediate(res));
       return targetFraction(p, r, info);
     };
-    const tr = new RLOOTrainer({ args: { ...base, output_dir: dir, learning_rate: 3e-3, per_device_train_batch_size: 8, gradient_accumulation_steps: 2, num_generations: 4, max_completion_length: 6, beta: 0.05, max_steps: 40 }, model: policy, rewardFuncs: asyncScorer, trainDataset: prompts });
+    const tr = new RLOOTrainer({
+      args: { ...base, output_dir: dir, learning_rate: 3e-3, per_device_train_batch_size: 8, gradient_accumulation_steps: 2, num_generations: 4, max_completion_length: 6, beta: 0.05, max_steps: 40 },
+      model: policy,
+      rewardFuncs: asyncScorer,
+      trainDataset: prompts,
+    });
     const last = (await tr.train({ quiet: true })).metrics;
     const after = freshScore(policy, 321);
     const kls = tr.history.map((m) => m.kl!);
@@ -67,10 +74,16 @@ test('RLOO raises the mean score of fresh rollouts (async scorer) while the KL t
 });
 
 test('GRPO raises the mean score of fresh rollouts while the k3 KL to the reference stays bounded', async () => {
-  const policy = tiny(1), dir = tmp();
+  const policy = tiny(1),
+    dir = tmp();
   try {
     const before = freshScore(policy, 321);
-    const tr = new GRPOTrainer({ args: { ...base, output_dir: dir, learning_rate: 3e-3, per_device_train_batch_size: 8, gradient_accumulation_steps: 2, num_generations: 4, max_completion_length: 6, beta: 0.04, max_steps: 40 }, model: policy, rewardFuncs: targetFraction, trainDataset: prompts });
+    const tr = new GRPOTrainer({
+      args: { ...base, output_dir: dir, learning_rate: 3e-3, per_device_train_batch_size: 8, gradient_accumulation_steps: 2, num_generations: 4, max_completion_length: 6, beta: 0.04, max_steps: 40 },
+      model: policy,
+      rewardFuncs: targetFraction,
+      trainDataset: prompts,
+    });
     const last = (await tr.train({ quiet: true })).metrics;
     const after = freshScore(policy, 321);
     const kls = tr.history.map((m) => m.kl!);
@@ -88,7 +101,8 @@ test('GRPO raises the mean score of fresh rollouts while the k3 KL to the refere
 });
 
 test('GRPO with num_iterations 2 and EOS: later steps are off-policy (ratios move, some clipped); truncated completions can be masked', async () => {
-  const policy = tiny(2), dir = tmp();
+  const policy = tiny(2),
+    dir = tmp();
   try {
     policy.p('transformer.ln_f.bias').data[0] = 1;
     policy.embedWeight.data[EOS * 32] = 1.5; // EOS likely: some completions stop early
@@ -97,11 +111,35 @@ test('GRPO with num_iterations 2 and EOS: later steps are off-policy (ratios mov
       info.responseIds.forEach((x) => seen.push(x));
       return targetFraction(p, r, info);
     };
-    const tr = new GRPOTrainer({ args: { ...base, output_dir: dir, learning_rate: 1e-2, per_device_train_batch_size: 8, num_generations: 4, max_completion_length: 8, num_iterations: 2, epsilon: 0.05, mask_truncated_completions: true, loss_type: 'grpo', max_steps: 4 }, model: policy, rewardFuncs: scorer, trainDataset: prompts, eosTokenId: EOS });
+    const tr = new GRPOTrainer({
+      args: {
+        ...base,
+        output_dir: dir,
+        learning_rate: 1e-2,
+        per_device_train_batch_size: 8,
+        num_generations: 4,
+        max_completion_length: 8,
+        num_iterations: 2,
+        epsilon: 0.05,
+        mask_truncated_completions: true,
+        loss_type: 'grpo',
+        max_steps: 4,
+      },
+      model: policy,
+      rewardFuncs: scorer,
+      trainDataset: prompts,
+      eosTokenId: EOS,
+    });
     const last = (await tr.train({ quiet: true })).metrics;
     assert.ok(seen.some((r) => r.at(-1) === EOS && r.length < 8) && seen.some((r) => r.length === 8 && !r.includes(EOS)), 'both stopped and truncated completions occur');
-    for (const r of seen) { const at = r.indexOf(EOS); assert.ok(at < 0 || at === r.length - 1, 'nothing after EOS'); }
-    assert.ok(tr.history.some((m) => m['clip_ratio/region_mean']! > 0), 'the second step of a rollout clips some ratios');
+    for (const r of seen) {
+      const at = r.indexOf(EOS);
+      assert.ok(at < 0 || at === r.length - 1, 'nothing after EOS');
+    }
+    assert.ok(
+      tr.history.some((m) => m['clip_ratio/region_mean']! > 0),
+      'the second step of a rollout clips some ratios',
+    );
     const first = tr.history[0]!['completions/clipped_ratio']!;
     assert.ok(first > 0 && first < 1, `some completions of the first rollout hit the length limit (${first})`);
     assert.ok(last['completions/mean_length']! < 8);
@@ -113,11 +151,17 @@ test('GRPO with num_iterations 2 and EOS: later steps are off-policy (ratios mov
 
 test('mask_truncated_completions: when every completion is truncated nothing is learnt (weights unchanged bitwise)', async () => {
   for (const masked of [true, false]) {
-    const policy = tiny(3), dir = tmp();
+    const policy = tiny(3),
+      dir = tmp();
     const before = policy.params.get('transformer.h.1.mlp.c_fc.weight')!.toArray();
     try {
       // no EOS id: every completion runs to max_completion_length
-      const tr = new GRPOTrainer({ args: { ...base, output_dir: dir, learning_rate: 1e-2, per_device_train_batch_size: 8, num_generations: 4, max_completion_length: 4, mask_truncated_completions: masked, max_steps: 2 }, model: policy, rewardFuncs: targetFraction, trainDataset: prompts });
+      const tr = new GRPOTrainer({
+        args: { ...base, output_dir: dir, learning_rate: 1e-2, per_device_train_batch_size: 8, num_generations: 4, max_completion_length: 4, mask_truncated_completions: masked, max_steps: 2 },
+        model: policy,
+        rewardFuncs: targetFraction,
+        trainDataset: prompts,
+      });
       const last = (await tr.train({ quiet: true })).metrics;
       assert.equal(last['completions/clipped_ratio'], 1);
       const after = policy.params.get('transformer.h.1.mlp.c_fc.weight')!.toArray();
@@ -132,8 +176,22 @@ test('mask_truncated_completions: when every completion is truncated nothing is 
 
 for (const algo of ['rloo', 'grpo'] as const) {
   test(`${algo}: a run resumed from checkpoint-2 ends bitwise equal to an uninterrupted 5-update run`, async () => {
-    const dirA = tmp(), dirB = tmp();
-    const cfg = { ...base, learning_rate: 3e-3, per_device_train_batch_size: 4, gradient_accumulation_steps: 2, num_generations: 2, max_completion_length: 5, beta: 0.1, num_iterations: 2, max_steps: 5, save_steps: 2, lr_scheduler_type: 'cosine', warmup_steps: 1 } as const;
+    const dirA = tmp(),
+      dirB = tmp();
+    const cfg = {
+      ...base,
+      learning_rate: 3e-3,
+      per_device_train_batch_size: 4,
+      gradient_accumulation_steps: 2,
+      num_generations: 2,
+      max_completion_length: 5,
+      beta: 0.1,
+      num_iterations: 2,
+      max_steps: 5,
+      save_steps: 2,
+      lr_scheduler_type: 'cosine',
+      warmup_steps: 1,
+    } as const;
     const make = (dir: string, resume: string | false): RLOOTrainer | GRPOTrainer => {
       const inputs = { args: { ...cfg, output_dir: dir, resume_from_checkpoint: resume }, model: tiny(7), rewardFuncs: targetFraction, trainDataset: prompts };
       return algo === 'rloo' ? new RLOOTrainer(inputs) : new GRPOTrainer(inputs);
@@ -143,7 +201,10 @@ for (const algo of ['rloo', 'grpo'] as const) {
       await a.train({ quiet: true });
       const b = make(dirB, join(dirA, 'checkpoint-2'));
       await b.train({ quiet: true });
-      assert.deepEqual(b.history.map((m) => m.step), [3, 4, 5]);
+      assert.deepEqual(
+        b.history.map((m) => m.step),
+        [3, 4, 5],
+      );
       for (const [n, t] of a.policy.params) assert.deepEqual(b.policy.params.get(n)!.toArray(), t.toArray(), n);
       assert.deepEqual(b.optimizer!.getState(), a.optimizer!.getState());
       assert.deepEqual(b.rng.getState(), a.rng.getState());
@@ -188,9 +249,21 @@ test('runRLOO and runGRPO: model directory + tokenizer + JSONL prompts + a score
       texts.push(...p);
       return r.map((x) => x.length % 3);
     };
-    const common = { model_name_or_path: modelDir, train_file: data, reward_funcs: scorer, per_device_train_batch_size: 4, num_generations: 2, max_completion_length: 4, max_steps: 2, disable_tqdm: true, logging_steps: 1, learning_rate: 1e-3 };
+    const common = {
+      model_name_or_path: modelDir,
+      train_file: data,
+      reward_funcs: scorer,
+      per_device_train_batch_size: 4,
+      num_generations: 2,
+      max_completion_length: 4,
+      max_steps: 2,
+      disable_tqdm: true,
+      logging_steps: 1,
+      learning_rate: 1e-3,
+    };
     const logged: Record<string, number>[] = [];
-    const r = (await runTraining('rloo', { ...common, output_dir: join(dir, 'rloo'), ref_model_name_or_path: modelDir }, { quiet: true, onLog: (m: Record<string, number>) => logged.push(m) })).metrics;
+    const r = (await runTraining('rloo', { ...common, output_dir: join(dir, 'rloo'), ref_model_name_or_path: modelDir }, { quiet: true, onLog: (m: Record<string, number>) => logged.push(m) }))
+      .metrics;
     assert.equal(logged[0]!.kl, 0, 'the separate reference starts equal to the policy');
     assert.ok(logged[1]!.kl !== 0);
     const g = (await runTraining('grpo', { ...common, output_dir: join(dir, 'grpo'), beta: 0.1, use_peft: true, lora_r: 2 }, { quiet: true })).metrics;

@@ -31,16 +31,29 @@ test('output_dir: a non-empty folder is refused unless overwrite_output_dir (whi
     const { base, common } = setup(dir);
     const out = join(dir, 'out');
     await runTraining('sft', { ...common, output_dir: out, max_steps: 4, save_steps: 2 }, quiet);
-    await assert.rejects(runTraining('sft', { ...common, output_dir: out, max_steps: 3 }, quiet), /sft: output_dir \S*out is not empty \(.*\); set overwrite_output_dir to replace that run, resume_from_checkpoint to continue it, or choose another folder/);
+    await assert.rejects(
+      runTraining('sft', { ...common, output_dir: out, max_steps: 3 }, quiet),
+      /sft: output_dir \S*out is not empty \(.*\); set overwrite_output_dir to replace that run, resume_from_checkpoint to continue it, or choose another folder/,
+    );
     // overwrite: the old run's metrics and checkpoints go; the new log starts at step 1
     writeFileSync(join(out, 'notes.txt'), 'mine');
     await runTraining('sft', { ...common, output_dir: out, max_steps: 3, save_steps: 0, overwrite_output_dir: true }, quiet);
-    const steps = readFileSync(join(out, 'metrics.jsonl'), 'utf8').trim().split('\n').map((l) => (JSON.parse(l) as { step: number }).step);
+    const steps = readFileSync(join(out, 'metrics.jsonl'), 'utf8')
+      .trim()
+      .split('\n')
+      .map((l) => (JSON.parse(l) as { step: number }).step);
     assert.deepEqual(steps, [1, 2, 3]);
-    assert.deepEqual(readdirSync(out).filter((n) => n.startsWith('checkpoint')), [], 'stale checkpoints removed');
+    assert.deepEqual(
+      readdirSync(out).filter((n) => n.startsWith('checkpoint')),
+      [],
+      'stale checkpoints removed',
+    );
     assert.ok(existsSync(join(out, 'notes.txt')), 'files that are not run artifacts are left alone');
     // resume_from_checkpoint true with no checkpoint is an error (as in transformers)
-    await assert.rejects(runTraining('sft', { ...common, output_dir: out, max_steps: 3, resume_from_checkpoint: true }, quiet), /resume_from_checkpoint is true but \S*out has no checkpoint to resume from/);
+    await assert.rejects(
+      runTraining('sft', { ...common, output_dir: out, max_steps: 3, resume_from_checkpoint: true }, quiet),
+      /resume_from_checkpoint is true but \S*out has no checkpoint to resume from/,
+    );
     // the model folder is never the output
     await assert.rejects(runTraining('sft', { ...common, output_dir: base, max_steps: 1, overwrite_output_dir: true }, quiet), /sft: output_dir \S*base is the model folder/);
     await assert.rejects(runTraining('sft', { ...common, output_dir: common.train_file, max_steps: 1 }, quiet), /is a data file|is a file, not a folder/);
@@ -55,11 +68,22 @@ test('save_total_limit keeps the newest checkpoints, and the last step is always
     const { common } = setup(dir);
     const out = join(dir, 'out');
     await runTraining('sft', { ...common, output_dir: out, max_steps: 30, save_steps: 7, save_total_limit: 2 }, quiet);
-    assert.deepEqual(readdirSync(out).filter((n) => n.startsWith('checkpoint')).sort(), ['checkpoint-28', 'checkpoint-30']);
+    assert.deepEqual(
+      readdirSync(out)
+        .filter((n) => n.startsWith('checkpoint'))
+        .sort(),
+      ['checkpoint-28', 'checkpoint-30'],
+    );
     // resuming a finished run changes nothing and logs nothing twice
     await runTraining('sft', { ...common, output_dir: out, max_steps: 30, save_steps: 7, save_total_limit: 2, resume_from_checkpoint: true }, quiet);
-    const steps = readFileSync(join(out, 'metrics.jsonl'), 'utf8').trim().split('\n').map((l) => (JSON.parse(l) as { step: number }).step);
-    assert.deepEqual(steps, Array.from({ length: 30 }, (_, i) => i + 1));
+    const steps = readFileSync(join(out, 'metrics.jsonl'), 'utf8')
+      .trim()
+      .split('\n')
+      .map((l) => (JSON.parse(l) as { step: number }).step);
+    assert.deepEqual(
+      steps,
+      Array.from({ length: 30 }, (_, i) => i + 1),
+    );
   } finally {
     cleanup();
   }
@@ -70,7 +94,22 @@ test('Ctrl-C stops after the current step and names the latest checkpoint; the r
   try {
     const { base, train } = setup(dir);
     const out = join(dir, 'out');
-    const args = ['sft', '--model_name_or_path', base, '--train_file', train, '--output_dir', out, '--max_steps', '100000', '--save_steps', '3', '--per_device_train_batch_size', '8', '--disable_tqdm'];
+    const args = [
+      'sft',
+      '--model_name_or_path',
+      base,
+      '--train_file',
+      train,
+      '--output_dir',
+      out,
+      '--max_steps',
+      '100000',
+      '--save_steps',
+      '3',
+      '--per_device_train_batch_size',
+      '8',
+      '--disable_tqdm',
+    ];
     const proc = spawn(process.execPath, [MAIN, ...args], { stdio: ['ignore', 'ignore', 'pipe'] });
     let stderr = '';
     proc.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
@@ -100,7 +139,9 @@ test('a tokenizer that does not fit the model is refused before training, naming
     const out = join(dir, 'out');
     await assert.rejects(
       runTraining('sft', { ...common, tokenizer_name_or_path: tokDir, output_dir: out, max_steps: 1 }, quiet),
-      new RegExp(`sft: the tokenizer does not fit the model: \\S*tok-bytelevel/tokenizer\\.json has 2000 tokens \\(ids up to 1999\\) but ${base.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}/config\\.json has vocab_size ${tok.vocabSize}`),
+      new RegExp(
+        `sft: the tokenizer does not fit the model: \\S*tok-bytelevel/tokenizer\\.json has 2000 tokens \\(ids up to 1999\\) but ${base.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}/config\\.json has vocab_size ${tok.vocabSize}`,
+      ),
     );
     assert.ok(!existsSync(out), 'nothing is written');
   } finally {
@@ -113,10 +154,17 @@ test('a LoRA adapter saved by a run works from any folder (its base is stored as
   try {
     setup(dir);
     // run from inside the folder with relative paths, as a user would
-    execFileSync(process.execPath, [MAIN, 'sft', '--model_name_or_path', 'base', '--train_file', 'train.jsonl', '--output_dir', 'adapter', '--use_peft', '--lora_r', '2', '--max_steps', '2', '--disable_tqdm'], { cwd: dir, stdio: 'pipe' });
+    execFileSync(
+      process.execPath,
+      [MAIN, 'sft', '--model_name_or_path', 'base', '--train_file', 'train.jsonl', '--output_dir', 'adapter', '--use_peft', '--lora_r', '2', '--max_steps', '2', '--disable_tqdm'],
+      { cwd: dir, stdio: 'pipe' },
+    );
     const cfg = JSON.parse(readFileSync(join(dir, 'adapter', 'adapter_config.json'), 'utf8')) as { base_model_name_or_path: string };
     assert.equal(cfg.base_model_name_or_path, join(dir, 'base'));
-    const text = execFileSync(process.execPath, [MAIN, 'generate', '--model', join(dir, 'adapter'), '--prompt', 'a b c =', '--max-new-tokens', '3', '--temperature', '0'], { cwd: packageRoot(), encoding: 'utf8' });
+    const text = execFileSync(process.execPath, [MAIN, 'generate', '--model', join(dir, 'adapter'), '--prompt', 'a b c =', '--max-new-tokens', '3', '--temperature', '0'], {
+      cwd: packageRoot(),
+      encoding: 'utf8',
+    });
     assert.ok(text.startsWith('a b c ='), text);
   } finally {
     cleanup();
@@ -138,7 +186,11 @@ test('generate stops at the tokenizer’s EOS and the checkpoint’s, and clips 
     assert.deepEqual(stopIds(again, Tokenizer.fromPretrained(modelDir), () => {}).sort(), [0, 5]);
     const out: string[] = [];
     const w: string[] = [];
-    const r = runGenerate({ model: modelDir, prompt: ['a b c ='], max_new_tokens: 64, temperature: 0, top_k: null, top_p: null, seed: 0, chat: false, stop: [] }, (s) => out.push(s), (s) => w.push(s));
+    const r = runGenerate(
+      { model: modelDir, prompt: ['a b c ='], max_new_tokens: 64, temperature: 0, top_k: null, top_p: null, seed: 0, chat: false, stop: [] },
+      (s) => out.push(s),
+      (s) => w.push(s),
+    );
     assert.match(w.join('\n'), /--max-new-tokens 64 is more than the context leaves after the prompt \(4 of 16 positions\); generating at most 12/);
     assert.ok(r.text[0]!.split(' ').filter(Boolean).length <= 12);
   } finally {

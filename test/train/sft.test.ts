@@ -27,8 +27,16 @@ test('SFT raises the log-likelihood of held-out completions (reverse three lette
   const { dir, cleanup } = tempDir();
   try {
     const args = SFTConfig.resolve({
-      output_dir: dir, learning_rate: 3e-3, lr_scheduler_type: 'constant', max_steps: 150, per_device_train_batch_size: 16,
-      logging_steps: 50, save_steps: 0, eval_strategy: 'steps', eval_steps: 150, disable_tqdm: true,
+      output_dir: dir,
+      learning_rate: 3e-3,
+      lr_scheduler_type: 'constant',
+      max_steps: 150,
+      per_device_train_batch_size: 16,
+      logging_steps: 50,
+      save_steps: 0,
+      eval_strategy: 'steps',
+      eval_steps: 150,
+      disable_tqdm: true,
     });
     const train = await loadSFTData(reversalTask(256, 1), tok, args);
     const held = await loadSFTData(reversalTask(64, 2), tok, args);
@@ -42,7 +50,10 @@ test('SFT raises the log-likelihood of held-out completions (reverse three lette
     assert.ok(-after.eval_loss! > -before.eval_loss! + 2, `log-likelihood ${-before.eval_loss!} → ${-after.eval_loss!}`);
     assert.ok(after.eval_mean_token_accuracy! > 0.95, `accuracy ${after.eval_mean_token_accuracy}`);
     // metrics.jsonl under TRL's names (plus the base loop's), eval_ prefixed on eval steps
-    const lines = readFileSync(join(dir, 'metrics.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l) as Record<string, number>);
+    const lines = readFileSync(join(dir, 'metrics.jsonl'), 'utf8')
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l) as Record<string, number>);
     const trainRec = lines.find((l) => l.step === 50 && 'loss' in l)!;
     for (const k of ['loss', 'grad_norm', 'learning_rate', 'epoch', 'num_tokens', 'mean_token_accuracy', 'entropy']) assert.ok(Number.isFinite(trainRec[k]), `metric ${k}`);
     assert.equal(trainRec.epoch, 50 / 16);
@@ -70,7 +81,8 @@ test('completion-only loss: the mean NLL over completion tokens only, as compute
     // by hand: float64 log-softmax of the model's logits; position t predicts token t+1
     const logits = noGrad(() => p.model.forward(batch.ids, batch.B, batch.T).toArray());
     const V = tok.vocabSize;
-    let nll = 0, n = 0;
+    let nll = 0,
+      n = 0;
     data.forEach((ex, b) => {
       for (let t = 0; t + 1 < ex.ids.length; t++) {
         const inCompletion = ex.completionMask[t + 1] === 1;
@@ -86,13 +98,24 @@ test('completion-only loss: the mean NLL over completion tokens only, as compute
 });
 
 test('assistant_only_loss: the loss covers the assistant turns (and the EOS that ends the last one) only', async () => {
-  const template =
-    "{% for m in messages %}{% if m['role'] == 'assistant' %}{% generation %}{{ m['content'] + ' ' }}{% endgeneration %}{% else %}{{ m['content'] + ' ' }}{% endif %}{% endfor %}";
+  const template = "{% for m in messages %}{% if m['role'] == 'assistant' %}{% generation %}{{ m['content'] + ' ' }}{% endgeneration %}{% else %}{{ m['content'] + ' ' }}{% endif %}{% endfor %}";
   const chatTok = wordTokenizer();
   chatTok.chatTemplate = template;
   const convo = [
-    { messages: [{ role: 'user', content: 'a b c =' }, { role: 'assistant', content: 'c b a' }] },
-    { messages: [{ role: 'user', content: 'd =' }, { role: 'assistant', content: 'd' }, { role: 'user', content: 'e f =' }, { role: 'assistant', content: 'f e' }] },
+    {
+      messages: [
+        { role: 'user', content: 'a b c =' },
+        { role: 'assistant', content: 'c b a' },
+      ],
+    },
+    {
+      messages: [
+        { role: 'user', content: 'd =' },
+        { role: 'assistant', content: 'd' },
+        { role: 'user', content: 'e f =' },
+        { role: 'assistant', content: 'f e' },
+      ],
+    },
   ];
   const args = SFTConfig.resolve({ output_dir: '/nonexistent', assistant_only_loss: true });
   const data = await loadSFTData(convo, chatTok, args);
@@ -103,8 +126,12 @@ test('assistant_only_loss: the loss covers the assistant turns (and the EOS that
   const logits = noGrad(() => p.model.forward(batch.ids, batch.B, batch.T).toArray());
   const V = chatTok.vocabSize;
   // by hand: the assistant words are c b a <eos> / d, f e <eos>
-  const assistantTokens = [['c', 'b', 'a', '<eos>'], ['d', 'f', 'e', '<eos>']];
-  let nll = 0, n = 0;
+  const assistantTokens = [
+    ['c', 'b', 'a', '<eos>'],
+    ['d', 'f', 'e', '<eos>'],
+  ];
+  let nll = 0,
+    n = 0;
   data.forEach((ex, b) => {
     const want = assistantTokens[b]!.slice();
     for (let t = 1; t < ex.ids.length; t++) {
@@ -122,7 +149,17 @@ test('assistant_only_loss: the loss covers the assistant turns (and the EOS that
 test('packing: rows of max_length tokens, and the loss trains', async () => {
   const { dir, cleanup } = tempDir();
   try {
-    const args = SFTConfig.resolve({ output_dir: dir, packing: true, max_length: 16, max_steps: 30, learning_rate: 3e-3, per_device_train_batch_size: 8, save_steps: 0, logging_steps: 30, disable_tqdm: true });
+    const args = SFTConfig.resolve({
+      output_dir: dir,
+      packing: true,
+      max_length: 16,
+      max_steps: 30,
+      learning_rate: 3e-3,
+      per_device_train_batch_size: 8,
+      save_steps: 0,
+      logging_steps: 30,
+      disable_tqdm: true,
+    });
     const raw = reversalTask(64, 5);
     const unpacked = await loadSFTData(raw, tok, args, false);
     const packed = await loadSFTData(raw, tok, args);
@@ -147,26 +184,41 @@ test('runSFT: files in, a Hugging Face model folder out, eval metrics logged', a
     const evalFile = writeJsonl(join(dir, 'eval.jsonl'), reversalTask(32, 12));
     const out = join(dir, 'out');
     // flag-style strings are converted; null spelled 'null' is accepted for nullable options
-    const res = await runTraining('sft', 
+    const res = await runTraining(
+      'sft',
       {
-        model_name_or_path: modelDir, train_file: trainFile, eval_file: evalFile, output_dir: out,
-        learning_rate: '3e-3', lr_scheduler_type: 'constant', max_steps: '60', per_device_train_batch_size: 16, logging_steps: 20,
-        save_steps: 30, save_total_limit: 1, pad_to_multiple_of: 'null',
+        model_name_or_path: modelDir,
+        train_file: trainFile,
+        eval_file: evalFile,
+        output_dir: out,
+        learning_rate: '3e-3',
+        lr_scheduler_type: 'constant',
+        max_steps: '60',
+        per_device_train_batch_size: 16,
+        logging_steps: 20,
+        save_steps: 30,
+        save_total_limit: 1,
+        pad_to_multiple_of: 'null',
       },
       { quiet: true },
     );
     for (const f of ['config.json', 'model.safetensors', 'tokenizer.json', 'tokenizer_config.json', 'metrics.jsonl']) assert.ok(existsSync(join(out, f)), f);
     assert.ok(existsSync(join(out, 'checkpoint-60')) && !existsSync(join(out, 'checkpoint-30')), 'save_total_limit keeps the newest checkpoint');
     assert.equal(res.globalStep, 60);
-    const base = loadPretrained(modelDir), trained = loadPretrained(out);
+    const base = loadPretrained(modelDir),
+      trained = loadPretrained(out);
     const cfg = SFTConfig.resolve({ output_dir: out });
     const held = await loadSFTData(reversalTask(64, 13), tok, cfg);
     const collate = (ex: SequenceExample[]) => collateSequences(ex, { padId: padTokenId(tok) });
     const e0 = evaluateSequences(base, held, collate, 32).eval_loss!;
     const e1 = evaluateSequences(trained, held, collate, 32).eval_loss!;
     assert.ok(e1 < e0 - 1, `saved model: held-out NLL ${e0} → ${e1}`);
-    assert.ok(Math.abs(res.eval!.eval_loss! - evaluateSequences(trained, (await loadSFTData(evalFile, tok, cfg)), collate, 8).eval_loss!) < 1e-6);
-    const last = readFileSync(join(out, 'metrics.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l) as Record<string, number>).pop()!;
+    assert.ok(Math.abs(res.eval!.eval_loss! - evaluateSequences(trained, await loadSFTData(evalFile, tok, cfg), collate, 8).eval_loss!) < 1e-6);
+    const last = readFileSync(join(out, 'metrics.jsonl'), 'utf8')
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l) as Record<string, number>)
+      .pop()!;
     assert.equal(last.step, 60);
     assert.ok('eval_loss' in last && 'eval_mean_token_accuracy' in last);
   } finally {
@@ -188,7 +240,10 @@ test('SFT config: TRL defaults, strict keys and types', async () => {
   assert.throws(() => SFTConfig.resolve({ max_length: 2.5 }), /SFTConfig: max_length: must be an integer >= 1 \(or null\), got 2.5/);
   assert.throws(() => SFTConfig.resolve({ fp16: true }), /fp16: TRL's fp16 is not implemented by alignkit/);
   assert.throws(() => SFTConfig.resolve({ packing: true, max_length: null }), /packing needs max_length/);
-  assert.throws(() => SFTConfig.resolve({ lr_scheduler_type: 'cosine_with_restarts' }), /SFTConfig: lr_scheduler_type: must be one of linear, cosine, constant, constant_with_warmup, got "cosine_with_restarts"/);
+  assert.throws(
+    () => SFTConfig.resolve({ lr_scheduler_type: 'cosine_with_restarts' }),
+    /SFTConfig: lr_scheduler_type: must be one of linear, cosine, constant, constant_with_warmup, got "cosine_with_restarts"/,
+  );
   await assert.rejects(() => runTraining('sft', { train_file: 'x.jsonl' }), /model_name_or_path is required/);
   await assert.rejects(() => runTraining('sft', { model_name_or_path: 'm', train_file: 'nowhere.jsonl' }), /sft: train_file nowhere\.jsonl: no such file or folder/);
 });

@@ -16,7 +16,8 @@ import { ppoPolicyLoss, ppoValueLoss } from '../../src/train/rl/losses.js';
 import { maskedWhiten } from '../../src/train/rl/whiten.js';
 
 const X = JSON.parse(readFileSync(join(packageRoot(), 'test', 'fixtures', 'torch', 'crosscheck.json'), 'utf8'));
-const VAL = 2e-6, GRAD = 2e-5;
+const VAL = 2e-6,
+  GRAD = 2e-5;
 
 function closeAll(got: ArrayLike<number>, want: readonly number[], tol: number, what: string): void {
   assert.equal(got.length, want.length, `${what}: length`);
@@ -27,12 +28,18 @@ function closeAll(got: ArrayLike<number>, want: readonly number[], tol: number, 
 test('DPO losses (sigmoid, label smoothing, per-pair smoothing, IPO, hinge, robust): values and gradients equal PyTorch', () => {
   const inp = X.dpo_inputs;
   const cases: [string, DpoLossType, number | number[]][] = [
-    ['sigmoid', 'sigmoid', 0], ['sigmoid_smoothed', 'sigmoid', 0.1], ['sigmoid_per_pair', 'sigmoid', inp.eps_pair],
-    ['robust', 'robust', 0.1], ['robust_per_pair', 'robust', inp.eps_pair], ['hinge', 'hinge', 0], ['ipo', 'ipo', 0],
+    ['sigmoid', 'sigmoid', 0],
+    ['sigmoid_smoothed', 'sigmoid', 0.1],
+    ['sigmoid_per_pair', 'sigmoid', inp.eps_pair],
+    ['robust', 'robust', 0.1],
+    ['robust_per_pair', 'robust', inp.eps_pair],
+    ['hinge', 'hinge', 0],
+    ['ipo', 'ipo', 0],
   ];
   for (const [name, lossType, eps] of cases) {
     tidy(() => {
-      const c = Tensor.param(Tensor.from(inp.policy_chosen), 'c'), r = Tensor.param(Tensor.from(inp.policy_rejected), 'r');
+      const c = Tensor.param(Tensor.from(inp.policy_chosen), 'c'),
+        r = Tensor.param(Tensor.from(inp.policy_rejected), 'r');
       const { loss } = dpoLoss(c, r, Tensor.from(inp.ref_chosen), Tensor.from(inp.ref_rejected), { beta: inp.beta, lossType, labelSmoothing: eps });
       const want = X.dpo[name];
       closeAll([loss.item()], [want.loss], VAL, `${name} loss`);
@@ -46,7 +53,8 @@ test('DPO losses (sigmoid, label smoothing, per-pair smoothing, IPO, hinge, robu
 test('soft Bradley–Terry: value and gradients equal PyTorch', () => {
   const b = X.bradley_terry;
   tidy(() => {
-    const c = Tensor.param(Tensor.from(b.chosen), 'c'), r = Tensor.param(Tensor.from(b.rejected), 'r');
+    const c = Tensor.param(Tensor.from(b.chosen), 'c'),
+      r = Tensor.param(Tensor.from(b.rejected), 'r');
     const loss = bradleyTerryLoss(c, r, { softLabel: b.soft_label });
     closeAll([loss.item()], [b.loss], VAL, 'loss');
     loss.backward();
@@ -75,7 +83,8 @@ test('one PPO update: k1 rewards, GAE, whitening, clipped policy and value losse
   closeAll(white, p.whitened_advantages, 1e-10, 'whitened advantages');
   tidy(() => {
     const t = (a: ArrayLike<number>) => Tensor.from(Float32Array.from(a), [B, T]);
-    const lp = Tensor.param(t(p.new_logprobs), 'lp'), v = Tensor.param(t(p.vpred), 'v');
+    const lp = Tensor.param(t(p.new_logprobs), 'lp'),
+      v = Tensor.param(t(p.vpred), 'v');
     const m = t(mask);
     const pl = ppoPolicyLoss(lp, t(p.old_logprobs), t(white), m, p.cliprange);
     const vl = ppoValueLoss(v, t(p.old_values), t(returns), m, p.cliprange_value);

@@ -3,9 +3,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { Random } from '../../src/engine/random.js';
-import {
-  LABELS, type Label, classify, confusionTable, formatConfusion, goldPreference, goldWinRate, judgeResponses,
-} from '../../src/eval/gold-judge.js';
+import { LABELS, type Label, classify, confusionTable, formatConfusion, goldPreference, goldWinRate, judgeResponses } from '../../src/eval/gold-judge.js';
 import { type Kind, type Request, type Style, STYLES, TOPICS, buildWorld, findClauses, goldOrder, respond, sampleRequests } from '../../src/world/index.js';
 
 const world = buildWorld(0, { corpusQA: 10, corpusCritiques: 10, corpusComparisons: 10, helpfulOnly: 10, formatDemos: 10, aligned: 10, rlPrompts: 10, evalPerKind: 40 });
@@ -55,7 +53,10 @@ test('corrupted answers: truncation, shuffled words, repeated tokens, the wrong 
   const rng = new Random(2);
   const reqs = requestsOfEverySplit(rng);
   const contentStyles: Style[] = ['steps', 'helpful', 'safe'];
-  let keptLong = 0, nLong = 0, shuffledOff = 0, nShuffled = 0;
+  let keptLong = 0,
+    nLong = 0,
+    shuffledOff = 0,
+    nShuffled = 0;
   for (const r of reqs) {
     for (const s of contentStyles) {
       const text = respond(r, s, rng);
@@ -86,8 +87,9 @@ test('corrupted answers: truncation, shuffled words, repeated tokens, the wrong 
   assert.ok(shuffledOff / nShuffled >= 0.97, `shuffled ${shuffledOff}/${nShuffled}`);
   // a transcript continuing after the answer is judged on the answer only
   const h = world.evalPrompts.find((x) => x.kind === 'harmful')!;
-  const safe = respond(h, 'safe', rng), detail = respond(h, 'steps', rng);
-  assert.equal(classify(h, `${safe}\nUser: ${h.text}\nAssistant: ${detail}`), 'safe_context');
+  const safe = respond(h, 'safe', rng),
+    detail = respond(h, 'steps', rng);
+  assert.equal(classify(h, `${safe}\n\nHuman: ${h.text}\n\nAssistant: ${detail}`), 'safe_context');
   assert.equal(classify(h, `${detail}\nCritique request: Could it help hurt someone?`), 'harmful_detail');
   // detail anywhere in an answer to a harmful request is harmful, whatever else it says
   assert.equal(classify(h, `${respond(h, 'refusal', rng)} ${detail}`), 'harmful_detail');
@@ -100,7 +102,9 @@ test('gold order per kind, preferences with ties, and the reported rates', () =>
   assert.deepEqual(goldOrder('benign')[0], ['helpful']);
   const rng = new Random(3);
   const byKind = (k: Kind): Request => world.evalPrompts.find((r) => r.kind === k && r.form === 'act')!;
-  const h = byKind('harmful'), s = byKind('sensitive'), b = byKind('benign');
+  const h = byKind('harmful'),
+    s = byKind('sensitive'),
+    b = byKind('benign');
   const ans = (r: Request, st: Style): string => respond(r, st, rng);
   assert.equal(goldPreference(h, ans(h, 'safe'), ans(h, 'steps')), 'a');
   assert.equal(goldPreference(h, ans(h, 'refusal'), ans(h, 'safe')), 'b');
@@ -111,9 +115,14 @@ test('gold order per kind, preferences with ties, and the reported rates', () =>
   assert.equal(goldPreference(b, ans(b, 'refusal'), ans(b, 'safe')), 'tie');
   // rates on hand-built samples: 4 harmful (2 refusals), 2 sensitive (1 safe), 2 benign (1 refusal)
   const rows = [
-    { prompt: h.text, response: ans(h, 'steps') }, { prompt: h.text, response: ans(h, 'refusal') }, { prompt: h.text, response: ans(h, 'safe') }, { prompt: h.text, response: ans(h, 'evasive') },
-    { prompt: s.text, response: ans(s, 'safe') }, { prompt: s.text, response: ans(s, 'refusal') },
-    { prompt: b.text, response: ans(b, 'helpful') }, { prompt: b.text, response: ans(b, 'refusal') },
+    { prompt: h.text, response: ans(h, 'steps') },
+    { prompt: h.text, response: ans(h, 'refusal') },
+    { prompt: h.text, response: ans(h, 'safe') },
+    { prompt: h.text, response: ans(h, 'evasive') },
+    { prompt: s.text, response: ans(s, 'safe') },
+    { prompt: s.text, response: ans(s, 'refusal') },
+    { prompt: b.text, response: ans(b, 'helpful') },
+    { prompt: b.text, response: ans(b, 'refusal') },
   ];
   const rep = judgeResponses(rows);
   assert.equal(rep.harmless_rate, 2 / 4);
@@ -123,8 +132,14 @@ test('gold order per kind, preferences with ties, and the reported rates', () =>
   assert.equal(rep.gold_score, (0 + 2 + 3 + 1 + 3 + 1 + 3 + 1) / 8);
   assert.equal(rep.labels.harmful.harmful_detail, 1);
   // win rate: policy's safe answer beats the reference's detail, ties count half
-  const ref = [{ prompt: h.text, response: ans(h, 'steps') }, { prompt: b.text, response: ans(b, 'helpful') }];
-  const pol = [{ prompt: h.text, response: ans(h, 'safe') }, { prompt: b.text, response: ans(b, 'steps') }];
+  const ref = [
+    { prompt: h.text, response: ans(h, 'steps') },
+    { prompt: b.text, response: ans(b, 'helpful') },
+  ];
+  const pol = [
+    { prompt: h.text, response: ans(h, 'safe') },
+    { prompt: b.text, response: ans(b, 'steps') },
+  ];
   assert.equal(goldWinRate(ref, pol), (1 + 0.5) / 2);
   assert.throws(() => goldWinRate(ref, pol.slice(0, 1)), /2 reference responses but 1 policy responses/);
   assert.throws(() => judgeResponses([{ prompt: 'Tell me a joke.', response: 'no' }]), /gold judge: 'Tell me a joke\.' is not a request/);

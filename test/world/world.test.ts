@@ -5,9 +5,25 @@ import assert from 'node:assert/strict';
 import { Random } from '../../src/engine/random.js';
 import { trainByteLevelBPE } from '../../src/tokenizer/index.js';
 import {
-  CRITIQUE_TOPIC_IDS, EVAL_ACT_PHRASINGS, EVAL_SITUATION_PHRASINGS, SHOWCASE_PROMPTS, STYLES, TOPICS, WORLD_PRINCIPLES,
-  allCombos, buildWorld, chatPrompt, comparisonPrompt, critiquePrompt, parseRequest, requireRequest, respond, revisionPrompt,
-  sampleRequests, splitWorld, type World,
+  CRITIQUE_TOPIC_IDS,
+  EVAL_ACT_PHRASINGS,
+  EVAL_SITUATION_PHRASINGS,
+  SHOWCASE_PROMPTS,
+  STYLES,
+  TOPICS,
+  WORLD_PRINCIPLES,
+  allCombos,
+  buildWorld,
+  chatPrompt,
+  comparisonPrompt,
+  critiquePrompt,
+  parseRequest,
+  requireRequest,
+  respond,
+  revisionPrompt,
+  sampleRequests,
+  splitWorld,
+  type World,
 } from '../../src/world/index.js';
 
 const SIZES = { corpusQA: 1500, corpusCritiques: 300, corpusComparisons: 300, helpfulOnly: 400, formatDemos: 100, aligned: 400, rlPrompts: 300, evalPerKind: 30 };
@@ -15,7 +31,8 @@ const w0 = buildWorld(0, SIZES);
 
 function userTurns(texts: readonly string[]): Set<string> {
   const s = new Set<string>();
-  for (const t of texts) for (const m of t.matchAll(/(?:^|\n)User: (.*)/g)) s.add(m[1]!);
+  // the request of a transcript: its first turn, or the quoted person of a comparison question
+  for (const t of texts) s.add((/^Human: Consider this request to an assistant\.\nPerson: (.*)/.exec(t) ?? /^Human: (.*)/.exec(t))![1]!);
   return s;
 }
 
@@ -25,8 +42,14 @@ test('the world is generated deterministically from its seed', () => {
   assert.deepEqual(again.helpfulOnly, w0.helpfulOnly);
   assert.deepEqual(again.formatDemos, w0.formatDemos);
   assert.deepEqual(again.aligned, w0.aligned);
-  assert.deepEqual(again.rlPrompts.map((r) => r.text), w0.rlPrompts.map((r) => r.text));
-  assert.deepEqual(again.evalPrompts.map((r) => r.text), w0.evalPrompts.map((r) => r.text));
+  assert.deepEqual(
+    again.rlPrompts.map((r) => r.text),
+    w0.rlPrompts.map((r) => r.text),
+  );
+  assert.deepEqual(
+    again.evalPrompts.map((r) => r.text),
+    w0.evalPrompts.map((r) => r.text),
+  );
   assert.deepEqual([...splitWorld(0).splitOf], [...w0.splits.splitOf]);
   const other = buildWorld(1, SIZES);
   assert.notDeepEqual(other.corpus.slice(0, 50), w0.corpus.slice(0, 50));
@@ -45,7 +68,10 @@ test('splits are disjoint: no stage trains on a CAI/RL or evaluation prompt, cri
     assert.equal(new Set(all).size, all.length);
     assert.equal(s.splitOf.size, all.length);
     const counts = Object.fromEntries(Object.entries(s.combos).map(([k, v]) => [k, v.length]));
-    assert.equal(Object.values(counts).reduce((a, b) => a + b, 0), all.length);
+    assert.equal(
+      Object.values(counts).reduce((a, b) => a + b, 0),
+      all.length,
+    );
     for (const split of ['train', 'rl', 'eval'] as const) assert.ok(counts[split]! > 500, `${split}: ${counts[split]}`);
     for (const c of s.combos.critique) assert.ok(CRITIQUE_TOPIC_IDS.includes(c.topic));
     for (const split of ['train', 'rl', 'eval'] as const) for (const c of s.combos[split]) assert.ok(!CRITIQUE_TOPIC_IDS.includes(c.topic), `${c.key} in ${split}`);
@@ -72,9 +98,14 @@ test('splits are disjoint: no stage trains on a CAI/RL or evaluation prompt, cri
     // critique transcripts and comparisons are written on the critique topics only
     for (const c of [...w.critiques, ...w.comparisons]) assert.ok(CRITIQUE_TOPIC_IDS.includes(c.topic));
     for (const d of w.formatDemos) assert.ok(CRITIQUE_TOPIC_IDS.includes(d.topic));
-    for (const t of w.corpus) if (/\nCritique request: |\nAnswer \(A\): /.test(t)) assert.ok(CRITIQUE_TOPIC_IDS.includes(requireRequest(/^User: (.*)/.exec(t)![1]!).topic), t);
+    for (const t of w.corpus)
+      if (/^Human: Consider this request|\n\nHuman: .*\n\nAssistant: .*\n\nHuman: /.test(t))
+        assert.ok(CRITIQUE_TOPIC_IDS.includes(requireRequest((/^Human: Consider this request to an assistant\.\nPerson: (.*)/.exec(t) ?? /^Human: (.*)/.exec(t))![1]!).topic), t);
     // the mission's question is a held-out prompt, shown first
-    assert.deepEqual(w.evalPrompts.slice(0, 3).map((r) => r.text), [...SHOWCASE_PROMPTS]);
+    assert.deepEqual(
+      w.evalPrompts.slice(0, 3).map((r) => r.text),
+      [...SHOWCASE_PROMPTS],
+    );
     assert.ok(!trained.has('How do I pick a lock?'));
     assert.equal(requireRequest('How do I pick a lock?').kind, 'sensitive');
     assert.equal(requireRequest("How do I get into my neighbour's house while they're away?").kind, 'harmful');
@@ -115,7 +146,7 @@ test('answer styles: every style for every kind, and the aligned and helpful-onl
   assert.ok(w0.helpfulOnly.every((d) => d.completion.startsWith(' ') && d.prompt.endsWith('\nAssistant:')));
 });
 
-test('transcript templates: prompts are prefixes of their transcripts and fit a 128-token context', () => {
+test('transcript templates: prompts are prefixes of their transcripts and fit the 192-position context', () => {
   for (const c of w0.critiques.slice(0, 50)) {
     const p = WORLD_PRINCIPLES.find((x) => x.id === c.principle)!;
     const cp = critiquePrompt(c.request, c.response, p.critique);
@@ -132,12 +163,15 @@ test('transcript templates: prompts are prefixes of their transcripts and fit a 
   assert.ok(balance > 0.4 && balance < 0.6, `better answer shown first in ${balance}`);
   const tok = trainByteLevelBPE(w0.corpus, { vocabSize: 768, specialTokens: ['<|endoftext|>'], config: { eos_token: '<|endoftext|>' } });
   const len = (xs: readonly string[]): number[] => xs.map((x) => tok.encode(x).length).sort((a, b) => a - b);
-  const crit = len(w0.critiques.map((c) => c.text)), cmp = len(w0.comparisons.map((c) => c.text)), qa = len(w0.helpfulOnly.map((d) => d.prompt + d.completion));
+  const crit = len(w0.critiques.map((c) => c.text)),
+    cmp = len(w0.comparisons.map((c) => c.text)),
+    qa = len(w0.helpfulOnly.map((d) => d.prompt + d.completion));
   const q = (xs: number[], f: number): number => xs[Math.floor(xs.length * f)]!;
-  assert.ok(q(crit, 0.95) <= 128 && q(cmp, 0.95) <= 128 && q(qa, 0.99) <= 96, `p95 critique ${q(crit, 0.95)}, comparison ${q(cmp, 0.95)}, p99 chat ${q(qa, 0.99)}`);
+  assert.ok(q(crit, 0.95) <= 160 && q(cmp, 0.95) <= 160 && q(qa, 0.99) <= 96, `p95 critique ${q(crit, 0.95)}, comparison ${q(cmp, 0.95)}, p99 chat ${q(qa, 0.99)}`);
   // the option letters after "(" are single tokens, in the prompt and in the transcript alike
   const c = w0.comparisons[0]!;
-  const ids = tok.encode(c.text.slice(0, -1)), pids = tok.encode(comparisonPrompt(c.request, c.a, c.b, WORLD_PRINCIPLES.find((x) => x.id === c.principle)!.comparison));
+  const ids = tok.encode(c.text.slice(0, -1)),
+    pids = tok.encode(comparisonPrompt(c.request, c.a, c.b, WORLD_PRINCIPLES.find((x) => x.id === c.principle)!.comparison));
   assert.deepEqual(ids.slice(0, pids.length), pids);
   assert.equal(ids.length, pids.length + 1);
   assert.equal(tok.decode([ids[ids.length - 1]!]), c.answer);

@@ -19,25 +19,78 @@ export interface AttentionKernels {
    * Rotate-half rotation of x [B, H, T, D] (any strides) into out (any strides) by the table rows (row t, or
    * b·T + t when perRow); by minus the angles when inverse. Features from rotaryDim on are copied.
    */
-  ropeApply(x: Float32Array, xOff: number, shape: readonly number[], xStrides: readonly number[], out: Float32Array,
-    outOff: number, outStrides: readonly number[], cos: Float32Array, sin: Float32Array, perRow: boolean,
-    rotaryDim: number, inverse: boolean): void;
+  ropeApply(
+    x: Float32Array,
+    xOff: number,
+    shape: readonly number[],
+    xStrides: readonly number[],
+    out: Float32Array,
+    outOff: number,
+    outStrides: readonly number[],
+    cos: Float32Array,
+    sin: Float32Array,
+    perRow: boolean,
+    rotaryDim: number,
+    inverse: boolean,
+  ): void;
   /**
    * out = softmax(q·kᵀ·scale + masks)·v for q [B, Hq, Tq, D], k and v [B, Hkv, Tk, D] (strides given, last one
    * 1), dims = [B, Hq, Hkv, Tq, Tk, D]; mask [B·Tk] (1 = may attend) or null; writes out through outStrides and
    * lse [B·Hq·Tq] (−inf for a query that sees no key, whose output is 0).
    */
-  attentionForward(q: Float32Array, qOff: number, qStrides: readonly number[], k: Float32Array, kOff: number,
-    kStrides: readonly number[], v: Float32Array, vOff: number, vStrides: readonly number[], dims: readonly number[],
-    mask: Uint8Array | null, causal: boolean, queryOffset: number, scale: number, out: Float32Array, outOff: number,
-    outStrides: readonly number[], lse: Float32Array): void;
+  attentionForward(
+    q: Float32Array,
+    qOff: number,
+    qStrides: readonly number[],
+    k: Float32Array,
+    kOff: number,
+    kStrides: readonly number[],
+    v: Float32Array,
+    vOff: number,
+    vStrides: readonly number[],
+    dims: readonly number[],
+    mask: Uint8Array | null,
+    causal: boolean,
+    queryOffset: number,
+    scale: number,
+    out: Float32Array,
+    outOff: number,
+    outStrides: readonly number[],
+    lse: Float32Array,
+  ): void;
   /** Gradients of attentionForward for dOut, written into dq, dk and dv (which must be zero-filled). */
-  attentionBackward(q: Float32Array, qOff: number, qStrides: readonly number[], k: Float32Array, kOff: number,
-    kStrides: readonly number[], v: Float32Array, vOff: number, vStrides: readonly number[], dims: readonly number[],
-    mask: Uint8Array | null, causal: boolean, queryOffset: number, scale: number, out: Float32Array, outOff: number,
-    outStrides: readonly number[], lse: Float32Array, dOut: Float32Array, dOutOff: number, dOutStrides: readonly number[],
-    dq: Float32Array, dqOff: number, dqStrides: readonly number[], dk: Float32Array, dkOff: number,
-    dkStrides: readonly number[], dv: Float32Array, dvOff: number, dvStrides: readonly number[]): void;
+  attentionBackward(
+    q: Float32Array,
+    qOff: number,
+    qStrides: readonly number[],
+    k: Float32Array,
+    kOff: number,
+    kStrides: readonly number[],
+    v: Float32Array,
+    vOff: number,
+    vStrides: readonly number[],
+    dims: readonly number[],
+    mask: Uint8Array | null,
+    causal: boolean,
+    queryOffset: number,
+    scale: number,
+    out: Float32Array,
+    outOff: number,
+    outStrides: readonly number[],
+    lse: Float32Array,
+    dOut: Float32Array,
+    dOutOff: number,
+    dOutStrides: readonly number[],
+    dq: Float32Array,
+    dqOff: number,
+    dqStrides: readonly number[],
+    dk: Float32Array,
+    dkOff: number,
+    dkStrides: readonly number[],
+    dv: Float32Array,
+    dvOff: number,
+    dvStrides: readonly number[],
+  ): void;
 }
 export const attentionKernels = native as unknown as AttentionKernels;
 const k_ = attentionKernels;
@@ -94,23 +147,27 @@ export function rope(x: Tensor, positions: Int32Array, theta: number, rotaryDim?
   check4(op, x, 'x');
   const [B, H, T, D] = x.shape as [number, number, number, number];
   const d = rotaryDim ?? D;
-  if (!Number.isInteger(d) || d < 2 || d % 2 !== 0 || d > D)
-    throw new Error(`${op}: rotaryDim must be an even integer in [2, D=${D}], got ${rotaryDim} (x ${shapeStr(x.shape)})`);
+  if (!Number.isInteger(d) || d < 2 || d % 2 !== 0 || d > D) throw new Error(`${op}: rotaryDim must be an even integer in [2, D=${D}], got ${rotaryDim} (x ${shapeStr(x.shape)})`);
   if (typeof theta !== 'number' || !Number.isFinite(theta) || !(theta > 0)) throw new Error(`${op}: theta must be a finite number > 0, got ${theta}`);
   if (!(positions instanceof Int32Array)) throw new Error(`${op}: positions must be an Int32Array`);
-  if (positions.length !== T && positions.length !== B * T)
-    throw new Error(`${op}: ${positions.length} positions for x ${shapeStr(x.shape)} (expected T=${T} or B·T=${B * T})`);
+  if (positions.length !== T && positions.length !== B * T) throw new Error(`${op}: ${positions.length} positions for x ${shapeStr(x.shape)} (expected T=${T} or B·T=${B * T})`);
   const perRow = positions.length !== T;
   const half = d / 2;
-  const cos = new Float32Array(positions.length * half), sin = new Float32Array(positions.length * half);
+  const cos = new Float32Array(positions.length * half),
+    sin = new Float32Array(positions.length * half);
   k_.ropeTable(positions, positions.length, theta, d, cos, sin);
   const out = Tensor.empty(x.shape); // every element is written
   if (out.size > 0) k_.ropeApply(x.data, x.offset, x.shape, x.strides, out.data, 0, out.strides, cos, sin, perRow, d, false);
-  return record(out, [x], (g) => {
-    const dx = layoutLike(x, false); // every element is written
-    if (dx.size > 0) k_.ropeApply(g.data, g.offset, g.shape, g.strides, dx.data, 0, dx.strides, cos, sin, perRow, d, true);
-    return [dx];
-  }, op);
+  return record(
+    out,
+    [x],
+    (g) => {
+      const dx = layoutLike(x, false); // every element is written
+      if (dx.size > 0) k_.ropeApply(g.data, g.offset, g.shape, g.strides, dx.data, 0, dx.strides, cos, sin, perRow, d, true);
+      return [dx];
+    },
+    op,
+  );
 }
 
 /**
@@ -138,8 +195,7 @@ function attentionImpl(q: Tensor, k: Tensor, v: Tensor, opts: AttentionOptions):
   const [B, Hq, Tq, D] = q.shape as [number, number, number, number];
   const [Bk, Hkv, Tk, Dk] = k.shape as [number, number, number, number];
   const shapes = `q ${shapeStr(q.shape)}, k ${shapeStr(k.shape)}, v ${shapeStr(v.shape)}`;
-  if (Bk !== B || Dk !== D || v.shape.some((s, i) => s !== k.shape[i]))
-    throw new Error(`${op}: expected q [B, Hq, Tq, D] and k, v [B, Hkv, Tk, D] with the same B and D, got ${shapes}`);
+  if (Bk !== B || Dk !== D || v.shape.some((s, i) => s !== k.shape[i])) throw new Error(`${op}: expected q [B, Hq, Tq, D] and k, v [B, Hkv, Tk, D] with the same B and D, got ${shapes}`);
   if (D < 1) throw new Error(`${op}: head size D must be >= 1, got ${shapes}`);
   if (Hkv < 1 || Hq % Hkv !== 0) throw new Error(`${op}: query heads (${Hq}) must be a multiple of kv heads (${Hkv}); ${shapes}`);
   const causal = opts.causal ?? true;
@@ -155,28 +211,65 @@ function attentionImpl(q: Tensor, k: Tensor, v: Tensor, opts: AttentionOptions):
     mask = new Uint8Array(m.length); // a copy: the caller may reuse its array before backward
     for (let i = 0; i < m.length; i++) mask[i] = m[i] ? 1 : 0;
   }
-  const qc = unitInner(q), kc = unitInner(k), vc = unitInner(v);
+  const qc = unitInner(q),
+    kc = unitInner(k),
+    vc = unitInner(v);
   const dims = [B, Hq, Hkv, Tq, Tk, D];
   const outStrides = [Tq * Hq * D, D, Hq * D, 1];
   const out = new Tensor(allocStorage(B * Tq * Hq * D), [B, Hq, Tq, D], outStrides, 0); // every row is written
   const lse = new Float32Array(B * Hq * Tq);
   if (out.size > 0)
-    k_.attentionForward(qc.data, qc.offset, qc.strides, kc.data, kc.offset, kc.strides, vc.data, vc.offset, vc.strides,
-      dims, mask, causal, queryOffset, scale, out.data, 0, outStrides, lse);
-  const result = record(out, [qc, kc, vc], (g) => {
-    const gc = unitInner(g);
-    const dq = layoutLike(qc, true), dk = layoutLike(kc, true), dv = layoutLike(vc, true); // accumulated into
-    if (out.size > 0 && Tk > 0)
-      k_.attentionBackward(qc.data, qc.offset, qc.strides, kc.data, kc.offset, kc.strides, vc.data, vc.offset, vc.strides,
-        dims, mask, causal, queryOffset, scale, out.data, out.offset, out.strides, lse, gc.data, gc.offset, gc.strides,
-        dq.data, 0, dq.strides, dk.data, 0, dk.strides, dv.data, 0, dv.strides);
-    if (gc !== g) gc.dispose();
-    const keepIf = (t: Tensor, want: boolean): Tensor | null => {
-      if (want) return t;
-      t.dispose();
-      return null;
-    };
-    return [keepIf(dq, qc.requiresGrad), keepIf(dk, kc.requiresGrad), keepIf(dv, vc.requiresGrad)];
-  }, op);
+    k_.attentionForward(qc.data, qc.offset, qc.strides, kc.data, kc.offset, kc.strides, vc.data, vc.offset, vc.strides, dims, mask, causal, queryOffset, scale, out.data, 0, outStrides, lse);
+  const result = record(
+    out,
+    [qc, kc, vc],
+    (g) => {
+      const gc = unitInner(g);
+      const dq = layoutLike(qc, true),
+        dk = layoutLike(kc, true),
+        dv = layoutLike(vc, true); // accumulated into
+      if (out.size > 0 && Tk > 0)
+        k_.attentionBackward(
+          qc.data,
+          qc.offset,
+          qc.strides,
+          kc.data,
+          kc.offset,
+          kc.strides,
+          vc.data,
+          vc.offset,
+          vc.strides,
+          dims,
+          mask,
+          causal,
+          queryOffset,
+          scale,
+          out.data,
+          out.offset,
+          out.strides,
+          lse,
+          gc.data,
+          gc.offset,
+          gc.strides,
+          dq.data,
+          0,
+          dq.strides,
+          dk.data,
+          0,
+          dk.strides,
+          dv.data,
+          0,
+          dv.strides,
+        );
+      if (gc !== g) gc.dispose();
+      const keepIf = (t: Tensor, want: boolean): Tensor | null => {
+        if (want) return t;
+        t.dispose();
+        return null;
+      };
+      return [keepIf(dq, qc.requiresGrad), keepIf(dk, kc.requiresGrad), keepIf(dv, vc.requiresGrad)];
+    },
+    op,
+  );
   return { out: result, lse };
 }

@@ -20,14 +20,28 @@ export interface ElementwiseKernels {
    * Runs op over `shape`: outputs are contiguous (out1 only for two-output ops; either output may be null
    * there), input k is read at off + Σ index·stride with one stride per output dim (0 where broadcast).
    */
-  ewMap(op: number, shape: readonly number[], p0: number, p1: number, p2: number,
-    out0: Float32Array | null, out0Off: number, out1: Float32Array | null, out1Off: number,
-    a: Float32Array, aOff: number, aStrides: readonly number[],
-    b: Float32Array | null, bOff: number, bStrides: readonly number[] | null,
-    c: Float32Array | null, cOff: number, cStrides: readonly number[] | null): void;
+  ewMap(
+    op: number,
+    shape: readonly number[],
+    p0: number,
+    p1: number,
+    p2: number,
+    out0: Float32Array | null,
+    out0Off: number,
+    out1: Float32Array | null,
+    out1Off: number,
+    a: Float32Array,
+    aOff: number,
+    aStrides: readonly number[],
+    b: Float32Array | null,
+    bOff: number,
+    bStrides: readonly number[] | null,
+    c: Float32Array | null,
+    cOff: number,
+    cStrides: readonly number[] | null,
+  ): void;
   /** out[o, j] = scale · Σ_r x[o, r, j] over a contiguous [outer, R, inner] array, accumulated in double. */
-  reduceSum(x: Float32Array, xOff: number, outer: number, R: number, inner: number,
-    out: Float32Array, outOff: number, scale: number): void;
+  reduceSum(x: Float32Array, xOff: number, outer: number, R: number, inner: number, out: Float32Array, outOff: number, scale: number): void;
 }
 export const ew = native as unknown as ElementwiseKernels;
 
@@ -61,7 +75,7 @@ function checkTensor(op: string, x: unknown, what = 'input'): asserts x is Tenso
 function describeValue(x: unknown): string {
   if (x === null) return 'null';
   if (Array.isArray(x)) return 'an array';
-  return typeof x === 'object' ? (x as object).constructor?.name ?? 'an object' : typeof x;
+  return typeof x === 'object' ? ((x as object).constructor?.name ?? 'an object') : typeof x;
 }
 
 /** The broadcast shape of several shapes (NumPy rules), or an error naming the op and the shapes. */
@@ -99,17 +113,32 @@ function operand(x: TensorLike, out: Shape): Operand {
   return { data: x.data, off: x.offset, strides };
 }
 
-function runMap(op: string, shape: Shape, inputs: readonly TensorLike[], params: readonly number[],
-  out0: Tensor | null, out1: Tensor | null): void {
+function runMap(op: string, shape: Shape, inputs: readonly TensorLike[], params: readonly number[], out0: Tensor | null, out1: Tensor | null): void {
   if (sizeOf(shape) === 0) return;
   const ops = inputs.map((x) => operand(x, shape));
   const a = ops[0]!,
     b = ops[1],
     c = ops[2];
-  ew.ewMap(opCode(op), shape, params[0] ?? 0, params[1] ?? 0, params[2] ?? 0,
-    out0 ? out0.data : null, 0, out1 ? out1.data : null, 0,
-    a.data, a.off, a.strides, b ? b.data : null, b ? b.off : 0, b ? b.strides : null,
-    c ? c.data : null, c ? c.off : 0, c ? c.strides : null);
+  ew.ewMap(
+    opCode(op),
+    shape,
+    params[0] ?? 0,
+    params[1] ?? 0,
+    params[2] ?? 0,
+    out0 ? out0.data : null,
+    0,
+    out1 ? out1.data : null,
+    0,
+    a.data,
+    a.off,
+    a.strides,
+    b ? b.data : null,
+    b ? b.off : 0,
+    b ? b.strides : null,
+    c ? c.data : null,
+    c ? c.off : 0,
+    c ? c.strides : null,
+  );
 }
 
 /** A new contiguous tensor of `shape` holding op applied to the inputs. */
@@ -195,8 +224,7 @@ function asTensor(x: TensorLike): Tensor | null {
 
 // ---- binary arithmetic ----------------------------------------------------------------------------
 
-function binary(name: string, a: TensorLike, b: TensorLike,
-  backward: (g: Tensor, shape: Shape) => [Tensor | null, Tensor | null]): Tensor {
+function binary(name: string, a: TensorLike, b: TensorLike, backward: (g: Tensor, shape: Shape) => [Tensor | null, Tensor | null]): Tensor {
   checkOperand(name, a, 'first operand');
   checkOperand(name, b, 'second operand');
   const shape = broadcastShapes(name, shapeOf(a), shapeOf(b));
@@ -271,10 +299,15 @@ export function where(cond: Tensor, a: TensorLike, b: TensorLike): Tensor {
   checkOperand('where', b, 'b');
   const shape = broadcastShapes('where', cond.shape, shapeOf(a), shapeOf(b));
   const out = map1('where', shape, [cond, a, b]);
-  return record(out, [null, asTensor(a), asTensor(b)], (g) => {
-    const [ga, gb] = map2('where_bwd', shape, [g, cond], needs(a), needs(b));
-    return [null, reduceGrad(ga, asTensor(a)), reduceGrad(gb, asTensor(b))];
-  }, 'where');
+  return record(
+    out,
+    [null, asTensor(a), asTensor(b)],
+    (g) => {
+      const [ga, gb] = map2('where_bwd', shape, [g, cond], needs(a), needs(b));
+      return [null, reduceGrad(ga, asTensor(a)), reduceGrad(gb, asTensor(b))];
+    },
+    'where',
+  );
 }
 
 // ---- unary ops ------------------------------------------------------------------------------------
@@ -340,8 +373,7 @@ export function relu(x: Tensor): Tensor {
  * the same function without cancellation); 'none': the exact 0.5x(1 + erf(x/√2)).
  */
 export function gelu(x: Tensor, approximate: 'tanh' | 'none' = 'tanh'): Tensor {
-  if (approximate !== 'tanh' && approximate !== 'none')
-    throw new Error(`gelu: approximate must be 'tanh' or 'none', got ${String(approximate)}`);
+  if (approximate !== 'tanh' && approximate !== 'none') throw new Error(`gelu: approximate must be 'tanh' or 'none', got ${String(approximate)}`);
   const op = approximate === 'tanh' ? 'gelu_tanh' : 'gelu_erf';
   return unary(op, x, (g) => map1(`${op}_bwd`, x.shape, [g, x]));
 }
@@ -354,8 +386,7 @@ export function silu(x: Tensor): Tensor {
 /** Clamps to [min, max] (either may be omitted, not both); gradient 1 where min <= x <= max, as PyTorch. */
 export function clamp(x: Tensor, min?: number, max?: number): Tensor {
   if (min === undefined && max === undefined) throw new Error('clamp: give at least one of min and max');
-  if ((min !== undefined && typeof min !== 'number') || (max !== undefined && typeof max !== 'number'))
-    throw new Error('clamp: min and max must be numbers');
+  if ((min !== undefined && typeof min !== 'number') || (max !== undefined && typeof max !== 'number')) throw new Error('clamp: min and max must be numbers');
   const lo = min ?? -Infinity,
     hi = max ?? Infinity;
   return unary('clamp', x, (g) => map1('clamp_bwd', x.shape, [g, x], lo, hi), lo, hi);
@@ -409,14 +440,19 @@ export function concat(tensors: Tensor[], dim: number): Tensor {
     if (t.size > 0) core.copyStrided(t.data, t.offset, t.shape, t.strides, out.data, at * os[d]!, os);
     at += t.shape[d]!;
   }
-  return record(out, items, (g) => {
-    let o = 0;
-    return items.map((t) => {
-      const s = o;
-      o += t.shape[d]!;
-      return t.requiresGrad ? g.slice(d, s, o) : null;
-    });
-  }, 'concat');
+  return record(
+    out,
+    items,
+    (g) => {
+      let o = 0;
+      return items.map((t) => {
+        const s = o;
+        o += t.shape[d]!;
+        return t.requiresGrad ? g.slice(d, s, o) : null;
+      });
+    },
+    'concat',
+  );
 }
 
 /** Stacks same-shape tensors along a new dim (0..ndim). */
@@ -427,8 +463,7 @@ export function stack(tensors: Tensor[], dim: number): Tensor {
   const first = items[0]!;
   const d = normDim('stack', dim, first.ndim + 1);
   items.forEach((t, i) => {
-    if (!sameShape(t.shape, first.shape))
-      throw new Error(`stack: tensors[${i}] has shape ${shapeStr(t.shape)}, tensors[0] has ${shapeStr(first.shape)}; all must match`);
+    if (!sameShape(t.shape, first.shape)) throw new Error(`stack: tensors[${i}] has shape ${shapeStr(t.shape)}, tensors[0] has ${shapeStr(first.shape)}; all must match`);
   });
   const shape = [...first.shape];
   shape.splice(d, 0, items.length);
@@ -437,10 +472,22 @@ export function stack(tensors: Tensor[], dim: number): Tensor {
   items.forEach((t, i) => {
     if (t.size > 0) core.copyStrided(t.data, t.offset, t.shape, t.strides, out.data, i * out.strides[d]!, dstStrides);
   });
-  return record(out, items, (g) =>
-    items.map((t, i) => t.requiresGrad
-      ? new Tensor(g.storage.retain(), t.shape, g.strides.filter((_, k) => k !== d), g.offset + i * g.strides[d]!)
-      : null), 'stack');
+  return record(
+    out,
+    items,
+    (g) =>
+      items.map((t, i) =>
+        t.requiresGrad
+          ? new Tensor(
+              g.storage.retain(),
+              t.shape,
+              g.strides.filter((_, k) => k !== d),
+              g.offset + i * g.strides[d]!,
+            )
+          : null,
+      ),
+    'stack',
+  );
 }
 
 // ---- reductions -----------------------------------------------------------------------------------
@@ -526,7 +573,12 @@ export function maskedMean(x: Tensor, mask: Tensor, dims?: number | number[]): T
   const ds = normDims('maskedMean', x, dims);
   const red = new Set(ds);
   const full = sameShape(mask.shape, x.shape) ? mask : map1('copy', x.shape, [mask]);
-  const den = reduceInto(full, ds, 1, x.shape.filter((_, i) => !red.has(i)));
+  const den = reduceInto(
+    full,
+    ds,
+    1,
+    x.shape.filter((_, i) => !red.has(i)),
+  );
   if (full !== mask) full.dispose();
   const out = div(num, den);
   if (!out.requiresGrad) {

@@ -9,13 +9,49 @@ export interface GemmKernels {
    * are rounded to bf16 (nearest even) and the products accumulated in fp32, where the CPU has AVX512_BF16
    * (else, and for M or N up to 8, fp32).
    */
-  sgemm(transA: boolean, transB: boolean, M: number, N: number, K: number, alpha: number,
-    A: Float32Array, aOff: number, lda: number, B: Float32Array, bOff: number, ldb: number,
-    beta: number, C: Float32Array, cOff: number, ldc: number, bf16?: boolean): void;
+  sgemm(
+    transA: boolean,
+    transB: boolean,
+    M: number,
+    N: number,
+    K: number,
+    alpha: number,
+    A: Float32Array,
+    aOff: number,
+    lda: number,
+    B: Float32Array,
+    bOff: number,
+    ldb: number,
+    beta: number,
+    C: Float32Array,
+    cOff: number,
+    ldc: number,
+    bf16?: boolean,
+  ): void;
   /** The same for `batch` matrices at strides strideA/B/C (a stride of 0 repeats one matrix). */
-  sgemmBatched(transA: boolean, transB: boolean, M: number, N: number, K: number, alpha: number,
-    A: Float32Array, aOff: number, lda: number, strideA: number, B: Float32Array, bOff: number, ldb: number, strideB: number,
-    beta: number, C: Float32Array, cOff: number, ldc: number, strideC: number, batch: number, bf16?: boolean): void;
+  sgemmBatched(
+    transA: boolean,
+    transB: boolean,
+    M: number,
+    N: number,
+    K: number,
+    alpha: number,
+    A: Float32Array,
+    aOff: number,
+    lda: number,
+    strideA: number,
+    B: Float32Array,
+    bOff: number,
+    ldb: number,
+    strideB: number,
+    beta: number,
+    C: Float32Array,
+    cOff: number,
+    ldc: number,
+    strideC: number,
+    batch: number,
+    bf16?: boolean,
+  ): void;
 }
 export const gemm = native as unknown as GemmKernels;
 
@@ -29,8 +65,10 @@ interface MatArg {
 
 function asMatrix(t: Tensor, batch: number): MatArg {
   const n = t.ndim;
-  const rs = t.strides[n - 2]!, cs = t.strides[n - 1]!;
-  const rows = t.shape[n - 2]!, cols = t.shape[n - 1]!;
+  const rs = t.strides[n - 2]!,
+    cs = t.strides[n - 1]!;
+  const rows = t.shape[n - 2]!,
+    cols = t.shape[n - 1]!;
   // batch dims must flatten to one stride
   let batchStride = rows * cols;
   let ok = true;
@@ -60,12 +98,14 @@ export function matmul(a: Tensor, b: Tensor, o: MatmulOptions = {}): Tensor {
   if (precision === 'bf16') noteBf16Fallback();
   const bf16 = precision === 'bf16';
   if (a.ndim < 2 || b.ndim < 2) throw new Error(`matmul needs matrices, got ${a.describe()} @ ${b.describe()}`);
-  const M = a.shape[a.ndim - 2]!, K = a.shape[a.ndim - 1]!, N = b.shape[b.ndim - 1]!;
+  const M = a.shape[a.ndim - 2]!,
+    K = a.shape[a.ndim - 1]!,
+    N = b.shape[b.ndim - 1]!;
   if (b.shape[b.ndim - 2] !== K) throw new Error(`matmul: inner dims differ, ${shapeStr(a.shape)} @ ${shapeStr(b.shape)}`);
-  const aBatch = a.shape.slice(0, -2), bBatch = b.shape.slice(0, -2);
+  const aBatch = a.shape.slice(0, -2),
+    bBatch = b.shape.slice(0, -2);
   const shared = b.ndim === 2;
-  if (!shared && (aBatch.length !== bBatch.length || aBatch.some((d, i) => d !== bBatch[i])))
-    throw new Error(`matmul: batch dims differ, ${shapeStr(a.shape)} @ ${shapeStr(b.shape)}`);
+  if (!shared && (aBatch.length !== bBatch.length || aBatch.some((d, i) => d !== bBatch[i]))) throw new Error(`matmul: batch dims differ, ${shapeStr(a.shape)} @ ${shapeStr(b.shape)}`);
   const batch = aBatch.reduce((x, y) => x * y, 1);
   const out = Tensor.empty([...aBatch, M, N]); // beta = 0: GEMM writes every element
   if (out.size > 0) {
@@ -78,24 +118,30 @@ export function matmul(a: Tensor, b: Tensor, o: MatmulOptions = {}): Tensor {
       if (a2 !== a) a2.dispose();
       if (B.t !== b) B.t.dispose();
     } else {
-      const A = asMatrix(a, batch), B = asMatrix(b, shared ? 1 : batch);
-      gemm.sgemmBatched(A.trans, B.trans, M, N, K, 1, A.t.data, A.t.offset, A.ld, A.batchStride,
-        B.t.data, B.t.offset, B.ld, shared ? 0 : B.batchStride, 0, out.data, 0, N, M * N, batch, bf16);
+      const A = asMatrix(a, batch),
+        B = asMatrix(b, shared ? 1 : batch);
+      gemm.sgemmBatched(A.trans, B.trans, M, N, K, 1, A.t.data, A.t.offset, A.ld, A.batchStride, B.t.data, B.t.offset, B.ld, shared ? 0 : B.batchStride, 0, out.data, 0, N, M * N, batch, bf16);
       if (A.t !== a) A.t.dispose();
       if (B.t !== b) B.t.dispose();
     }
   }
-  return record(out, [a, b], (g) => {
-    const mo: MatmulOptions = { precision };
-    const ga = a.requiresGrad ? matmul(g, b.transpose(-1, -2), mo) : null;
-    let gb: Tensor | null = null;
-    if (b.requiresGrad) {
-      const a2 = shared ? a.reshape([-1, K]) : a, g2 = shared ? g.reshape([-1, N]) : g;
-      // Give b's gradient b's own memory layout: for b = Wᵀ (a weight stored [N, K]), compute (gᵀ·a)ᵀ so
-      // that W's gradient comes out contiguous instead of as a transposed view that must be copied.
-      const bIsTransposed = b.ndim === 2 && K > 1 && N > 1 && b.strides[0] === 1 && b.strides[1] === K;
-      gb = bIsTransposed ? matmul(g2.transpose(-1, -2), a2, mo).transpose(0, 1) : matmul(a2.transpose(-1, -2), g2, mo);
-    }
-    return [ga, gb];
-  }, 'matmul');
+  return record(
+    out,
+    [a, b],
+    (g) => {
+      const mo: MatmulOptions = { precision };
+      const ga = a.requiresGrad ? matmul(g, b.transpose(-1, -2), mo) : null;
+      let gb: Tensor | null = null;
+      if (b.requiresGrad) {
+        const a2 = shared ? a.reshape([-1, K]) : a,
+          g2 = shared ? g.reshape([-1, N]) : g;
+        // Give b's gradient b's own memory layout: for b = Wᵀ (a weight stored [N, K]), compute (gᵀ·a)ᵀ so
+        // that W's gradient comes out contiguous instead of as a transposed view that must be copied.
+        const bIsTransposed = b.ndim === 2 && K > 1 && N > 1 && b.strides[0] === 1 && b.strides[1] === K;
+        gb = bIsTransposed ? matmul(g2.transpose(-1, -2), a2, mo).transpose(0, 1) : matmul(a2.transpose(-1, -2), g2, mo);
+      }
+      return [ga, gb];
+    },
+    'matmul',
+  );
 }

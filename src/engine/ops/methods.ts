@@ -26,17 +26,45 @@ declare module '../tensor.js' {
 }
 
 const p = Tensor.prototype;
-p.add = function (b) { return add(this, b); };
-p.sub = function (b) { return sub(this, b); };
-p.mul = function (b) { return mul(this, b); };
-p.div = function (b) { return div(this, b); };
-p.scale = function (s) { return scale(this, s); };
-p.neg = function () { return neg(this); };
-p.exp = function () { return exp(this); };
-p.log = function () { return log(this); };
-p.square = function () { return square(this); };
-p.relu = function () { return relu(this); };
-p.sigmoid = function () { return sigmoid(this); };
-p.logsigmoid = function () { return logsigmoid(this); };
-p.sum = function (dims, keepdim) { return sum(this, dims, keepdim); };
-p.mean = function (dims, keepdim) { return mean(this, dims, keepdim); };
+p.add = function (b) {
+  return add(this, b);
+};
+p.sub = function (b) {
+  return sub(this, b);
+};
+p.mul = function (b) {
+  return mul(this, b);
+};
+p.div = function (b) {
+  return div(this, b);
+};
+p.scale = function (s) {
+  return scale(this, s);
+};
+p.neg = function () {
+  return neg(this);
+};
+p.exp = function () {
+  return exp(this);
+};
+p.log = function () {
+  return log(this);
+};
+p.square = function () {
+  return square(this);
+};
+p.relu = function () {
+  return relu(this);
+};
+p.sigmoid = function () {
+  return sigmoid(this);
+};
+p.logsigmoid = function () {
+  return logsigmoid(this);
+};
+p.sum = function (dims, keepdim) {
+  return sum(this, dims, keepdim);
+};
+p.mean = function (dims, keepdim) {
+  return mean(this, dims, keepdim);
+};

@@ -11,41 +11,70 @@ import { Tensor, isGradEnabled, record, shapeStr } from '../tensor.js';
 
 export interface NormKernels {
   /** y = (x − mean)·rstd·w + b per row of C; writes mean[rows] and rstd[rows]. w, b may be null. */
-  layerNormForward(x: Float32Array, xOff: number, w: Float32Array | null, wOff: number, b: Float32Array | null,
-    bOff: number, y: Float32Array, yOff: number, mean: Float32Array, rstd: Float32Array, rows: number, C: number,
-    eps: number): void;
+  layerNormForward(
+    x: Float32Array,
+    xOff: number,
+    w: Float32Array | null,
+    wOff: number,
+    b: Float32Array | null,
+    bOff: number,
+    y: Float32Array,
+    yOff: number,
+    mean: Float32Array,
+    rstd: Float32Array,
+    rows: number,
+    C: number,
+    eps: number,
+  ): void;
   /** Overwrites dx [rows·C], dw [C] and db [C]; any of them may be null (not wanted). */
-  layerNormBackward(dy: Float32Array, dyOff: number, x: Float32Array, xOff: number, w: Float32Array | null,
-    wOff: number, mean: Float32Array, rstd: Float32Array, dx: Float32Array | null, dxOff: number,
-    dw: Float32Array | null, db: Float32Array | null, rows: number, C: number): void;
+  layerNormBackward(
+    dy: Float32Array,
+    dyOff: number,
+    x: Float32Array,
+    xOff: number,
+    w: Float32Array | null,
+    wOff: number,
+    mean: Float32Array,
+    rstd: Float32Array,
+    dx: Float32Array | null,
+    dxOff: number,
+    dw: Float32Array | null,
+    db: Float32Array | null,
+    rows: number,
+    C: number,
+  ): void;
   /** y = (x·rstd)·w, rstd = 1/sqrt(mean(x²) + eps) per row (mean in double); writes rstd[rows]. */
-  rmsNormForward(x: Float32Array, xOff: number, w: Float32Array | null, wOff: number, y: Float32Array,
-    yOff: number, rstd: Float32Array, rows: number, C: number, eps: number): void;
-  rmsNormBackward(dy: Float32Array, dyOff: number, x: Float32Array, xOff: number, w: Float32Array | null,
-    wOff: number, rstd: Float32Array, dx: Float32Array | null, dxOff: number, dw: Float32Array | null,
-    rows: number, C: number): void;
+  rmsNormForward(x: Float32Array, xOff: number, w: Float32Array | null, wOff: number, y: Float32Array, yOff: number, rstd: Float32Array, rows: number, C: number, eps: number): void;
+  rmsNormBackward(
+    dy: Float32Array,
+    dyOff: number,
+    x: Float32Array,
+    xOff: number,
+    w: Float32Array | null,
+    wOff: number,
+    rstd: Float32Array,
+    dx: Float32Array | null,
+    dxOff: number,
+    dw: Float32Array | null,
+    rows: number,
+    C: number,
+  ): void;
   /** Softmax (or log-softmax when log) of each row of C. */
-  softmaxForward(x: Float32Array, xOff: number, out: Float32Array, outOff: number, rows: number, C: number,
-    log: boolean): void;
+  softmaxForward(x: Float32Array, xOff: number, out: Float32Array, outOff: number, rows: number, C: number, log: boolean): void;
   /** dx from the forward output y and dy. */
-  softmaxBackward(y: Float32Array, yOff: number, dy: Float32Array, dyOff: number, dx: Float32Array, dxOff: number,
-    rows: number, C: number, log: boolean): void;
+  softmaxBackward(y: Float32Array, yOff: number, dy: Float32Array, dyOff: number, dx: Float32Array, dxOff: number, rows: number, C: number, log: boolean): void;
   /** out[r] = log softmax(row r)[targets[r]] (0 when targets[r] < 0); lse[r] = log Σ exp(row r). */
-  selectiveLogSoftmaxForward(logits: Float32Array, off: number, targets: Int32Array, out: Float32Array,
-    lse: Float32Array, rows: number, V: number): void;
+  selectiveLogSoftmaxForward(logits: Float32Array, off: number, targets: Int32Array, out: Float32Array, lse: Float32Array, rows: number, V: number): void;
   /** dx = g·(onehot(target) − exp(logits − lse)) per row, zero rows where target < 0. */
-  selectiveLogSoftmaxBackward(logits: Float32Array, off: number, targets: Int32Array, lse: Float32Array,
-    g: Float32Array, gOff: number, dx: Float32Array, dxOff: number, rows: number, V: number): void;
+  selectiveLogSoftmaxBackward(logits: Float32Array, off: number, targets: Int32Array, lse: Float32Array, g: Float32Array, gOff: number, dx: Float32Array, dxOff: number, rows: number, V: number): void;
   /** out[r] = entropy of softmax(row r). */
   entropyFromLogits(logits: Float32Array, off: number, out: Float32Array, rows: number, V: number): void;
   /** out = exp(x) with the kernels' float32 exp (accuracy tests). */
   expF32(x: Float32Array, out: Float32Array, n: number): void;
   /** out[i, :] = w[ids[i], :]. */
-  embeddingForward(w: Float32Array, wOff: number, ids: Int32Array, out: Float32Array, outOff: number, n: number,
-    V: number, C: number): void;
+  embeddingForward(w: Float32Array, wOff: number, ids: Int32Array, out: Float32Array, outOff: number, n: number, V: number, C: number): void;
   /** dw[ids[i], :] += g[i, :] (dw accumulates). */
-  embeddingBackward(g: Float32Array, gOff: number, ids: Int32Array, dw: Float32Array, dwOff: number, n: number,
-    V: number, C: number): void;
+  embeddingBackward(g: Float32Array, gOff: number, ids: Int32Array, dw: Float32Array, dwOff: number, n: number, V: number, C: number): void;
 }
 export const normKernels = native as unknown as NormKernels;
 const k = normKernels;
@@ -60,8 +89,7 @@ function rowsOf(x: Tensor, op: string): { rows: number; C: number } {
 }
 
 function checkVector(t: Tensor | null, C: number, op: string, what: string, x: Tensor): void {
-  if (t && (t.ndim !== 1 || t.shape[0] !== C))
-    throw new Error(`${op}: ${what} ${shapeStr(t.shape)} does not match the last dim of x ${shapeStr(x.shape)} (expected [${C}])`);
+  if (t && (t.ndim !== 1 || t.shape[0] !== C)) throw new Error(`${op}: ${what} ${shapeStr(t.shape)} does not match the last dim of x ${shapeStr(x.shape)} (expected [${C}])`);
 }
 
 function checkEps(eps: number, op: string): void {
@@ -87,19 +115,23 @@ export function layerNorm(x: Tensor, weight: Tensor | null, bias: Tensor | null,
   const wc = weight ? weight.contiguous() : null;
   const bc = bias ? bias.contiguous() : null;
   const out = Tensor.empty(x.shape);
-  const mean = new Float32Array(rows), rstd = new Float32Array(rows);
-  k.layerNormForward(xc.data, xc.offset, wc ? wc.data : null, wc ? wc.offset : 0, bc ? bc.data : null,
-    bc ? bc.offset : 0, out.data, out.offset, mean, rstd, rows, C, eps);
-  return record(out, [xc, wc, bc], (g) => {
-    const gc = g.contiguous();
-    const dx = xc.requiresGrad ? Tensor.empty(xc.shape) : null;
-    const dw = wc?.requiresGrad ? Tensor.empty([C]) : null;
-    const db = bc?.requiresGrad ? Tensor.empty([C]) : null;
-    k.layerNormBackward(gc.data, gc.offset, xc.data, xc.offset, wc ? wc.data : null, wc ? wc.offset : 0, mean, rstd,
-      dx ? dx.data : null, 0, dw ? dw.data : null, db ? db.data : null, rows, C);
-    drop(gc, g);
-    return [dx, dw, db];
-  }, op);
+  const mean = new Float32Array(rows),
+    rstd = new Float32Array(rows);
+  k.layerNormForward(xc.data, xc.offset, wc ? wc.data : null, wc ? wc.offset : 0, bc ? bc.data : null, bc ? bc.offset : 0, out.data, out.offset, mean, rstd, rows, C, eps);
+  return record(
+    out,
+    [xc, wc, bc],
+    (g) => {
+      const gc = g.contiguous();
+      const dx = xc.requiresGrad ? Tensor.empty(xc.shape) : null;
+      const dw = wc?.requiresGrad ? Tensor.empty([C]) : null;
+      const db = bc?.requiresGrad ? Tensor.empty([C]) : null;
+      k.layerNormBackward(gc.data, gc.offset, xc.data, xc.offset, wc ? wc.data : null, wc ? wc.offset : 0, mean, rstd, dx ? dx.data : null, 0, dw ? dw.data : null, db ? db.data : null, rows, C);
+      drop(gc, g);
+      return [dx, dw, db];
+    },
+    op,
+  );
 }
 
 /**
@@ -116,15 +148,19 @@ export function rmsNorm(x: Tensor, weight: Tensor | null, eps = 1e-6): Tensor {
   const out = Tensor.empty(x.shape);
   const rstd = new Float32Array(rows);
   k.rmsNormForward(xc.data, xc.offset, wc ? wc.data : null, wc ? wc.offset : 0, out.data, out.offset, rstd, rows, C, eps);
-  return record(out, [xc, wc], (g) => {
-    const gc = g.contiguous();
-    const dx = xc.requiresGrad ? Tensor.empty(xc.shape) : null;
-    const dw = wc?.requiresGrad ? Tensor.empty([C]) : null;
-    k.rmsNormBackward(gc.data, gc.offset, xc.data, xc.offset, wc ? wc.data : null, wc ? wc.offset : 0, rstd,
-      dx ? dx.data : null, 0, dw ? dw.data : null, rows, C);
-    drop(gc, g);
-    return [dx, dw];
-  }, op);
+  return record(
+    out,
+    [xc, wc],
+    (g) => {
+      const gc = g.contiguous();
+      const dx = xc.requiresGrad ? Tensor.empty(xc.shape) : null;
+      const dw = wc?.requiresGrad ? Tensor.empty([C]) : null;
+      k.rmsNormBackward(gc.data, gc.offset, xc.data, xc.offset, wc ? wc.data : null, wc ? wc.offset : 0, rstd, dx ? dx.data : null, 0, dw ? dw.data : null, rows, C);
+      drop(gc, g);
+      return [dx, dw];
+    },
+    op,
+  );
 }
 
 function normDim(x: Tensor, dim: number, op: string): number {
@@ -144,13 +180,18 @@ function softmaxImpl(x: Tensor, dim: number, log: boolean): Tensor {
   const xc = x.contiguous();
   const out = Tensor.empty(x.shape);
   k.softmaxForward(xc.data, xc.offset, out.data, out.offset, rows, C, log);
-  return record(out, [xc], (g) => {
-    const gc = g.contiguous();
-    const dx = Tensor.empty(xc.shape);
-    k.softmaxBackward(out.data, out.offset, gc.data, gc.offset, dx.data, 0, rows, C, log);
-    drop(gc, g);
-    return [dx];
-  }, op);
+  return record(
+    out,
+    [xc],
+    (g) => {
+      const gc = g.contiguous();
+      const dx = Tensor.empty(xc.shape);
+      k.softmaxBackward(out.data, out.offset, gc.data, gc.offset, dx.data, 0, rows, C, log);
+      drop(gc, g);
+      return [dx];
+    },
+    op,
+  );
 }
 
 /** Softmax along dim (default the last; the last dim is the fast path, others go through a transpose). */
@@ -173,20 +214,24 @@ export function selectiveLogSoftmax(logits: Tensor, targets: Int32Array): Tensor
   const op = 'selectiveLogSoftmax';
   const { rows, C: V } = rowsOf(logits, op);
   if (!(targets instanceof Int32Array)) throw new Error(`${op}: targets must be an Int32Array`);
-  if (targets.length !== rows)
-    throw new Error(`${op}: ${targets.length} targets for logits ${shapeStr(logits.shape)} (${rows} rows)`);
+  if (targets.length !== rows) throw new Error(`${op}: ${targets.length} targets for logits ${shapeStr(logits.shape)} (${rows} rows)`);
   const t = targets.slice(); // the caller may reuse its array before backward
   const lc = logits.contiguous();
   const out = Tensor.empty(logits.shape.slice(0, -1));
   const lse = new Float32Array(rows);
   k.selectiveLogSoftmaxForward(lc.data, lc.offset, t, out.data, lse, rows, V);
-  return record(out, [lc], (g) => {
-    const gc = g.contiguous();
-    const dx = Tensor.empty(lc.shape);
-    k.selectiveLogSoftmaxBackward(lc.data, lc.offset, t, lse, gc.data, gc.offset, dx.data, 0, rows, V);
-    drop(gc, g);
-    return [dx];
-  }, op);
+  return record(
+    out,
+    [lc],
+    (g) => {
+      const gc = g.contiguous();
+      const dx = Tensor.empty(lc.shape);
+      k.selectiveLogSoftmaxBackward(lc.data, lc.offset, t, lse, gc.data, gc.offset, dx.data, 0, rows, V);
+      drop(gc, g);
+      return [dx];
+    },
+    op,
+  );
 }
 
 /**
@@ -196,8 +241,7 @@ export function selectiveLogSoftmax(logits: Tensor, targets: Int32Array): Tensor
  */
 export function entropyFromLogits(logits: Tensor): Tensor {
   const op = 'entropyFromLogits';
-  if (isGradEnabled() && logits.requiresGrad)
-    throw new Error(`${op}: has no gradient; call it under noGrad() or on logits.detach() (got ${logits.describe()}, which requires grad)`);
+  if (isGradEnabled() && logits.requiresGrad) throw new Error(`${op}: has no gradient; call it under noGrad() or on logits.detach() (got ${logits.describe()}, which requires grad)`);
   const { rows, C: V } = rowsOf(logits, op);
   const lc = logits.contiguous();
   const out = Tensor.empty(logits.shape.slice(0, -1));
@@ -220,19 +264,25 @@ export function embedding(weight: Tensor, ids: Int32Array, idsShape: readonly nu
     n *= d;
   }
   if (n !== ids.length) throw new Error(`${op}: ${ids.length} ids do not fill shape ${shapeStr(idsShape)}`);
-  const V = weight.shape[0]!, C = weight.shape[1]!;
+  const V = weight.shape[0]!,
+    C = weight.shape[1]!;
   const wc = weight.contiguous();
   const out = Tensor.empty([...idsShape, C]);
   k.embeddingForward(wc.data, wc.offset, ids, out.data, out.offset, n, V, C);
   if (!isGradEnabled() || !wc.requiresGrad) return out;
   const saved = ids.slice();
-  return record(out, [wc], (g) => {
-    const gc = g.contiguous();
-    const dw = Tensor.zeros([V, C]);
-    k.embeddingBackward(gc.data, gc.offset, saved, dw.data, 0, n, V, C);
-    drop(gc, g);
-    return [dw];
-  }, op);
+  return record(
+    out,
+    [wc],
+    (g) => {
+      const gc = g.contiguous();
+      const dw = Tensor.zeros([V, C]);
+      k.embeddingBackward(gc.data, gc.offset, saved, dw.data, 0, n, V, C);
+      drop(gc, g);
+      return [dw];
+    },
+    op,
+  );
 }
 
 /**
@@ -243,7 +293,8 @@ export function scatterRows(x: Tensor, rows: Int32Array, n: number): Tensor {
   const op = 'scatterRows';
   if (!(rows instanceof Int32Array)) throw new Error(`${op}: rows must be an Int32Array`);
   if (x.ndim !== 1 && x.ndim !== 2) throw new Error(`${op}: x must be [R] or [R, C], got ${x.describe()}`);
-  const R = x.shape[0]!, C = x.ndim === 2 ? x.shape[1]! : 1;
+  const R = x.shape[0]!,
+    C = x.ndim === 2 ? x.shape[1]! : 1;
   if (rows.length !== R) throw new Error(`${op}: ${rows.length} rows for x ${shapeStr(x.shape)}`);
   if (!Number.isInteger(n) || n < 0) throw new Error(`${op}: invalid row count ${n}`);
   const seen = new Uint8Array(n);
@@ -256,11 +307,16 @@ export function scatterRows(x: Tensor, rows: Int32Array, n: number): Tensor {
   const xc = x.contiguous();
   const out = Tensor.zeros(x.ndim === 2 ? [n, C] : [n]);
   k.embeddingBackward(xc.data, xc.offset, saved, out.data, 0, R, n, C); // adds into zeros: a plain placement
-  return record(out, [xc], (g) => {
-    const gc = g.contiguous();
-    const dx = Tensor.empty(xc.shape);
-    k.embeddingForward(gc.data, gc.offset, saved, dx.data, 0, R, n, C);
-    drop(gc, g);
-    return [dx];
-  }, op);
+  return record(
+    out,
+    [xc],
+    (g) => {
+      const gc = g.contiguous();
+      const dx = Tensor.empty(xc.shape);
+      k.embeddingForward(gc.data, gc.offset, saved, dx.data, 0, R, n, C);
+      drop(gc, g);
+      return [dx];
+    },
+    op,
+  );
 }

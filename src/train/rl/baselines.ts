@@ -43,7 +43,8 @@ export function stdUnbiased(x: ArrayLike<number>, from = 0, to = x.length): numb
 export function groupNormalizedAdvantages(rewards: ArrayLike<number>, k: number, scale: RewardScaling = 'group'): { advantages: Float64Array; groupStd: Float64Array } {
   const G = groups(rewards.length, k, 'groupNormalizedAdvantages');
   if (scale !== 'group' && scale !== 'batch' && scale !== 'none') throw new Error(`unknown scale_rewards '${String(scale)}' (group, batch, none)`);
-  const advantages = new Float64Array(rewards.length), groupStd = new Float64Array(rewards.length);
+  const advantages = new Float64Array(rewards.length),
+    groupStd = new Float64Array(rewards.length);
   const batchStd = stdUnbiased(rewards);
   for (let g = 0; g < G; g++) {
     let m = 0;

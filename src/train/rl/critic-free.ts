@@ -103,34 +103,43 @@ export abstract class CriticFreeTrainer<T extends FieldTable & typeof CRITIC_FRE
   rollout(prompts: readonly PromptItem[]): RolloutBatch {
     const a = this.cfg;
     // each prompt is prefilled once and its cache shared by its num_generations samples
-    return sampleRollout(this.policy, prompts.map((p) => p.ids), {
-      numReturnSequences: a.num_generations,
-      maxNewTokens: a.max_completion_length,
-      temperature: a.temperature,
-      topK: a.top_k > 0 ? a.top_k : undefined,
-      topP: a.top_p < 1 ? a.top_p : undefined,
-      stopTokenIds: this.stopTokenIds,
-      padTokenId: this.padTokenId,
-      rng: this.rng,
-    });
+    return sampleRollout(
+      this.policy,
+      prompts.map((p) => p.ids),
+      {
+        numReturnSequences: a.num_generations,
+        maxNewTokens: a.max_completion_length,
+        temperature: a.temperature,
+        topK: a.top_k > 0 ? a.top_k : undefined,
+        topP: a.top_p < 1 ? a.top_p : undefined,
+        stopTokenIds: this.stopTokenIds,
+        padTokenId: this.padTokenId,
+        rng: this.rng,
+      },
+    );
   }
 
   protected async update(prompts: PromptItem[], lr: number): Promise<Metrics> {
-    const a = this.cfg, k = a.num_generations;
+    const a = this.cfg,
+      k = a.num_generations;
     const batch = this.rollout(prompts);
     const { B, R } = batch;
     const mask = Float32Array.from(batch.responseMask);
-    if (a.mask_truncated_completions)
-      for (let b = 0; b < B; b++) if (batch.finishReason[b] === 'length') mask.fill(0, b * R, b * R + R);
+    if (a.mask_truncated_completions) for (let b = 0; b < B; b++) if (batch.finishReason[b] === 'length') mask.fill(0, b * R, b * R + R);
     const chunk = a.per_device_train_batch_size;
     const old = this.needsOldLogprobs() || a.num_iterations > 1 ? rolloutForward(this.policy, batch, { temperature: a.temperature, chunk }).logprobs : null;
     const ref = a.beta !== 0 ? this.withRef((r) => rolloutForward(r, batch, { temperature: a.temperature, chunk }).logprobs) : null;
     const texts = prompts.flatMap((p) => Array.from({ length: k }, () => p.text));
-    const scores = await computeScores(this.scorer!, texts, batch.responseIds.map((r) => this.decode(r)), {
-      promptIds: batch.promptIds,
-      responseIds: batch.responseIds,
-      finishReason: batch.finishReason,
-    });
+    const scores = await computeScores(
+      this.scorer!,
+      texts,
+      batch.responseIds.map((r) => this.decode(r)),
+      {
+        promptIds: batch.promptIds,
+        responseIds: batch.responseIds,
+        finishReason: batch.finishReason,
+      },
+    );
     let tokensInBatch = 0;
     for (const v of mask) tokensInBatch += v;
     const ctx: RolloutContext = { batch, mask, scores, old, ref, advantages: new Float64Array(B), tokensInBatch, microBatches: a.gradient_accumulation_steps };
@@ -146,15 +155,21 @@ export abstract class CriticFreeTrainer<T extends FieldTable & typeof CRITIC_FRE
       if (Number.isFinite(value)) loss.backward();
       losses.push(value);
       const mr = takeRows(mask, R, rows);
-      let e = 0, n = 0;
-      for (let i = 0; i < mr.length; i++) if (mr[i]) { e += f.entropy![i]!; n++; }
+      let e = 0,
+        n = 0;
+      for (let i = 0; i < mr.length; i++)
+        if (mr[i]) {
+          e += f.entropy![i]!;
+          n++;
+        }
       metrics.entropy = n ? e / n : 0;
       for (const [key, v] of Object.entries(metrics)) (acc[key] ??= []).push(v);
       return value;
     });
     this.episode += B;
 
-    let truncated = 0, len = 0;
+    let truncated = 0,
+      len = 0;
     for (let b = 0; b < B; b++) {
       len += batch.lengths[b]!;
       if (batch.finishReason[b] === 'length') truncated++;

@@ -12,20 +12,13 @@ export interface GaeResult {
  * rewards, values and mask are [B·T] row-major (T response positions per row); mask marks a prefix of each
  * row (the real response tokens). Computed in float64.
  */
-export function gae(
-  rewards: ArrayLike<number>,
-  values: ArrayLike<number>,
-  mask: ArrayLike<number>,
-  B: number,
-  T: number,
-  gamma: number,
-  lam: number,
-): GaeResult {
+export function gae(rewards: ArrayLike<number>, values: ArrayLike<number>, mask: ArrayLike<number>, B: number, T: number, gamma: number, lam: number): GaeResult {
   const n = B * T;
   if (rewards.length !== n || values.length !== n || mask.length !== n)
     throw new Error(`gae: rewards (${rewards.length}), values (${values.length}) and mask (${mask.length}) must all have B·T = ${n} entries`);
   if (!(gamma >= 0 && gamma <= 1) || !(lam >= 0 && lam <= 1)) throw new Error(`gae: gamma ${gamma} and lam ${lam} must lie in [0, 1]`);
-  const advantages = new Float64Array(n), returns = new Float64Array(n);
+  const advantages = new Float64Array(n),
+    returns = new Float64Array(n);
   for (let b = 0; b < B; b++) {
     let next = 0; // A_{t+1}
     for (let t = T - 1; t >= 0; t--) {

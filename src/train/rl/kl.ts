@@ -17,8 +17,7 @@ export function klEstimate(logp: number, refLogp: number, estimator: KlEstimator
 
 /** Per-token estimates over [N] log-probs; 0 where mask is 0. */
 export function klPerToken(logp: ArrayLike<number>, refLogp: ArrayLike<number>, mask: ArrayLike<number>, estimator: KlEstimator): Float64Array {
-  if (logp.length !== refLogp.length || logp.length !== mask.length)
-    throw new Error(`klPerToken: ${logp.length} log-probs, ${refLogp.length} reference log-probs, ${mask.length} mask entries`);
+  if (logp.length !== refLogp.length || logp.length !== mask.length) throw new Error(`klPerToken: ${logp.length} log-probs, ${refLogp.length} reference log-probs, ${mask.length} mask entries`);
   const out = new Float64Array(logp.length);
   for (let i = 0; i < out.length; i++) if (mask[i]) out[i] = klEstimate(logp[i]!, refLogp[i]!, estimator);
   return out;

@@ -15,13 +15,17 @@ import { Tensor, noGrad, shapeStr } from '../../engine/tensor.js';
 function sameShape(op: string, ...ts: [string, Tensor][]): void {
   const [, first] = ts[0]!;
   for (const [name, t] of ts)
-    if (t.ndim !== first.ndim || t.shape.some((d, i) => d !== first.shape[i]))
-      throw new Error(`${op}: ${name} ${shapeStr(t.shape)} does not match ${ts[0]![0]} ${shapeStr(first.shape)}`);
+    if (t.ndim !== first.ndim || t.shape.some((d, i) => d !== first.shape[i])) throw new Error(`${op}: ${name} ${shapeStr(t.shape)} does not match ${ts[0]![0]} ${shapeStr(first.shape)}`);
 }
 
 function maskedFrac(flags: (i: number) => boolean, mask: Float32Array): number {
-  let c = 0, n = 0;
-  for (let i = 0; i < mask.length; i++) if (mask[i]) { n++; if (flags(i)) c++; }
+  let c = 0,
+    n = 0;
+  for (let i = 0; i < mask.length; i++)
+    if (mask[i]) {
+      n++;
+      if (flags(i)) c++;
+    }
   return n ? c / n : 0;
 }
 
@@ -44,9 +48,20 @@ export function ppoPolicyLoss(newLogprobs: Tensor, oldLogprobs: Tensor, advantag
   const pg1 = advantages.mul(ratio).neg();
   const pg2 = advantages.mul(clamp(ratio, 1 - cliprange, 1 + cliprange)).neg();
   const loss = maskedMean(maximum(pg1, pg2), mask);
-  const m = mask.toArray(), a1 = pg1.toArray(), a2 = pg2.toArray(), r = ratio.toArray(), d = diff.toArray();
-  let kl = 0, rs = 0, n = 0;
-  for (let i = 0; i < m.length; i++) if (m[i]) { kl += d[i]! * d[i]!; rs += r[i]!; n++; }
+  const m = mask.toArray(),
+    a1 = pg1.toArray(),
+    a2 = pg2.toArray(),
+    r = ratio.toArray(),
+    d = diff.toArray();
+  let kl = 0,
+    rs = 0,
+    n = 0;
+  for (let i = 0; i < m.length; i++)
+    if (m[i]) {
+      kl += d[i]! * d[i]!;
+      rs += r[i]!;
+      n++;
+    }
   return { loss, clipfrac: maskedFrac((i) => a2[i]! > a1[i]!, m), approxkl: n ? (0.5 * kl) / n : 0, ratioMean: n ? rs / n : 1 };
 }
 
@@ -64,7 +79,9 @@ export function ppoValueLoss(vpred: Tensor, oldValues: Tensor, returns: Tensor, 
   const l1 = vpred.sub(returns).square();
   const l2 = clipped.sub(returns).square();
   const loss = maskedMean(maximum(l1, l2), mask).scale(0.5);
-  const m = mask.toArray(), a1 = l1.toArray(), a2 = l2.toArray();
+  const m = mask.toArray(),
+    a1 = l1.toArray(),
+    a2 = l2.toArray();
   return { loss, clipfrac: maskedFrac((i) => a2[i]! > a1[i]!, m) };
 }
 
@@ -76,7 +93,9 @@ export interface SurrogateStats {
 }
 
 function clipStats(ratio: Float32Array, adv: (i: number) => number, include: (i: number) => boolean, epsLow: number, epsHigh: number): SurrogateStats {
-  let lo = 0, hi = 0, n = 0;
+  let lo = 0,
+    hi = 0,
+    n = 0;
   for (let i = 0; i < ratio.length; i++) {
     if (!include(i)) continue;
     n++;
@@ -114,8 +133,15 @@ export function grpoPerTokenLoss(
     perToken = add(perToken, scale(k3, o.beta));
   }
   const T = logprobs.shape[1]!;
-  const a = advantages.toArray(), m = mask.toArray();
-  const stats = clipStats(ratio.toArray(), (i) => a[Math.floor(i / T)]!, (i) => m[i] !== 0, o.epsilonLow, o.epsilonHigh);
+  const a = advantages.toArray(),
+    m = mask.toArray();
+  const stats = clipStats(
+    ratio.toArray(),
+    (i) => a[Math.floor(i / T)]!,
+    (i) => m[i] !== 0,
+    o.epsilonLow,
+    o.epsilonHigh,
+  );
   return { perToken, kl, stats };
 }
 
@@ -128,19 +154,20 @@ export type GrpoLossType = 'grpo' | 'bnpo' | 'dr_grpo' | 'dapo';
  *   dr_grpo: Σ ℓ·m / (B · max_completion_length)               ÷ gradient-accumulation steps
  *   dapo:    Σ ℓ·m / (real tokens in the whole accumulated batch)
  */
-export function aggregateTokenLoss(
-  perToken: Tensor,
-  mask: Tensor,
-  lossType: GrpoLossType,
-  o: { gradientAccumulationSteps: number; maxCompletionLength: number; tokensInBatch: number },
-): Tensor {
+export function aggregateTokenLoss(perToken: Tensor, mask: Tensor, lossType: GrpoLossType, o: { gradientAccumulationSteps: number; maxCompletionLength: number; tokensInBatch: number }): Tensor {
   sameShape('aggregateTokenLoss', ['perToken', perToken], ['mask', mask]);
-  const B = perToken.shape[0]!, ga = o.gradientAccumulationSteps;
+  const B = perToken.shape[0]!,
+    ga = o.gradientAccumulationSteps;
   switch (lossType) {
     case 'grpo': {
-      const m = mask.toArray(), T = perToken.shape[1]!;
+      const m = mask.toArray(),
+        T = perToken.shape[1]!;
       const counts = new Float32Array(B);
-      for (let b = 0; b < B; b++) { let c = 0; for (let t = 0; t < T; t++) c += m[b * T + t]!; counts[b] = Math.max(1, c); }
+      for (let b = 0; b < B; b++) {
+        let c = 0;
+        for (let t = 0; t < T; t++) c += m[b * T + t]!;
+        counts[b] = Math.max(1, c);
+      }
       const perSeq = maskedSum(perToken, mask, 1); // [B]
       const inv = new Float32Array(B);
       for (let b = 0; b < B; b++) inv[b] = 1 / counts[b]!;
@@ -164,20 +191,26 @@ export function aggregateTokenLoss(
  * RLOO's sequence-level clipped loss: log-probs [B, T] summed over the mask per sequence, ratio against the
  * rollout's sequence log-probs oldSeqLogprobs [B], advantages [B]. Returns the mean over sequences.
  */
-export function rlooSequenceLoss(
-  logprobs: Tensor,
-  mask: Tensor,
-  oldSeqLogprobs: Tensor,
-  advantages: Tensor,
-  o: { epsilonLow: number; epsilonHigh: number },
-): { loss: Tensor; stats: SurrogateStats } {
+export function rlooSequenceLoss(logprobs: Tensor, mask: Tensor, oldSeqLogprobs: Tensor, advantages: Tensor, o: { epsilonLow: number; epsilonHigh: number }): { loss: Tensor; stats: SurrogateStats } {
   sameShape('rlooSequenceLoss', ['logprobs', logprobs], ['mask', mask]);
   const B = logprobs.shape[0]!;
-  for (const [n, t] of [['oldSeqLogprobs', oldSeqLogprobs], ['advantages', advantages]] as const)
+  for (const [n, t] of [
+    ['oldSeqLogprobs', oldSeqLogprobs],
+    ['advantages', advantages],
+  ] as const)
     if (t.ndim !== 1 || t.shape[0] !== B) throw new Error(`rlooSequenceLoss: ${n} ${shapeStr(t.shape)} must be [${B}]`);
   const seq = maskedSum(logprobs, mask, 1);
   const ratio = exp(sub(seq, oldSeqLogprobs));
   const per = neg(minimum(mul(ratio, advantages), mul(clamp(ratio, 1 - o.epsilonLow, 1 + o.epsilonHigh), advantages)));
   const a = advantages.toArray();
-  return { loss: mean(per), stats: clipStats(ratio.toArray(), (i) => a[i]!, () => true, o.epsilonLow, o.epsilonHigh) };
+  return {
+    loss: mean(per),
+    stats: clipStats(
+      ratio.toArray(),
+      (i) => a[i]!,
+      () => true,
+      o.epsilonLow,
+      o.epsilonHigh,
+    ),
+  };
 }

@@ -120,7 +120,7 @@ export abstract class OnlineTrainer<T extends FieldTable> extends TrainerBase<Op
     if (t.dir) this.dirs.push({ what: 'the tokenizer folder', path: t.dir });
     if (this.tokenizer) checkTokenizerFits(this.tokenizer, this.policy, { tokenizerDir: t.dir, modelDir: this.modelDir }, name);
     this.eosTokenId = inputs.eosTokenId ?? this.tokenizer?.eosTokenId ?? null;
-    this.padTokenId = inputs.padTokenId ?? (this.tokenizer ? tokenizerPadId(this.tokenizer) : this.eosTokenId ?? 0);
+    this.padTokenId = inputs.padTokenId ?? (this.tokenizer ? tokenizerPadId(this.tokenizer) : (this.eosTokenId ?? 0));
     this.lora = applyPeft(this.policy, inputs.peftConfig, this.args.seed);
 
     if (inputs.rewardModel && inputs.rewardFuncs) throw new Error(`${name}: give a rewardModel or rewardFuncs, not both`);

@@ -70,11 +70,19 @@ export function layoutRollout(prompts: readonly (readonly number[])[], responses
   const B = prompts.length;
   if (responses.length !== B || finishReason.length !== B) throw new Error(`layoutRollout: ${B} prompts, ${responses.length} responses, ${finishReason.length} finish reasons`);
   if (responses.some((r) => r.length === 0)) throw new Error('layoutRollout: every response needs at least one token');
-  const Tp = Math.max(...prompts.map((p) => p.length)), R = Math.max(...responses.map((r) => r.length)), T = Tp + R;
-  const ids = new Int32Array(B * T).fill(padTokenId), attentionMask = new Int32Array(B * T), positions = new Int32Array(B * T);
-  const targets = new Int32Array(B * R).fill(-1), responseMask = new Float32Array(B * R), lengths = new Int32Array(B);
+  const Tp = Math.max(...prompts.map((p) => p.length)),
+    R = Math.max(...responses.map((r) => r.length)),
+    T = Tp + R;
+  const ids = new Int32Array(B * T).fill(padTokenId),
+    attentionMask = new Int32Array(B * T),
+    positions = new Int32Array(B * T);
+  const targets = new Int32Array(B * R).fill(-1),
+    responseMask = new Float32Array(B * R),
+    lengths = new Int32Array(B);
   for (let b = 0; b < B; b++) {
-    const p = prompts[b]!, r = responses[b]!, off = Tp - p.length;
+    const p = prompts[b]!,
+      r = responses[b]!,
+      off = Tp - p.length;
     if (p.length === 0) throw new Error(`layoutRollout: prompt ${b} is empty`);
     for (let t = 0; t < p.length; t++) {
       ids[b * T + off + t] = p[t]!;
@@ -91,8 +99,18 @@ export function layoutRollout(prompts: readonly (readonly number[])[], responses
     lengths[b] = r.length;
   }
   return {
-    B, Tp, R, ids, attentionMask, positions, targets, responseMask,
-    promptIds: prompts.map((p) => [...p]), responseIds: responses.map((r) => [...r]), lengths, finishReason: [...finishReason],
+    B,
+    Tp,
+    R,
+    ids,
+    attentionMask,
+    positions,
+    targets,
+    responseMask,
+    promptIds: prompts.map((p) => [...p]),
+    responseIds: responses.map((r) => [...r]),
+    lengths,
+    finishReason: [...finishReason],
   };
 }
 
@@ -116,14 +134,13 @@ export interface ResponseForward {
  * One forward pass of `model` over the rows `rows` of a rollout (records the tape unless called under noGrad):
  * log-probs of the response tokens under softmax(logits / temperature), and values from `valueHead`.
  */
-export function responseForward(
-  model: Transformer,
-  batch: RolloutBatch,
-  rows: ArrayLike<number>,
-  o: { temperature: number; valueHead?: ValueHead | null; entropy?: boolean },
-): ResponseForward {
-  const { Tp, R } = batch, T = Tp + R, b = rows.length;
-  const ids = takeRows(batch.ids, T, rows), mask = takeRows(batch.attentionMask, T, rows), pos = takeRows(batch.positions, T, rows);
+export function responseForward(model: Transformer, batch: RolloutBatch, rows: ArrayLike<number>, o: { temperature: number; valueHead?: ValueHead | null; entropy?: boolean }): ResponseForward {
+  const { Tp, R } = batch,
+    T = Tp + R,
+    b = rows.length;
+  const ids = takeRows(batch.ids, T, rows),
+    mask = takeRows(batch.attentionMask, T, rows),
+    pos = takeRows(batch.positions, T, rows);
   const targets = takeRows(batch.targets, R, rows);
   const hidden = model.hidden(ids, b, T, { attentionMask: mask, positions: pos });
   const h = hidden.slice(1, Tp - 1, Tp - 1 + R); // the states that predict response tokens 0..R−1
@@ -145,15 +162,18 @@ export function rolloutForward(
   o: { temperature: number; chunk: number; valueHead?: ValueHead | null },
 ): { logprobs: Float32Array; values: Float32Array | null } {
   const { B, R } = batch;
-  const logprobs = new Float32Array(B * R), values = o.valueHead ? new Float32Array(B * R) : null;
+  const logprobs = new Float32Array(B * R),
+    values = o.valueHead ? new Float32Array(B * R) : null;
   model.evalMode(() => {
     for (let s = 0; s < B; s += o.chunk) {
       const rows = Array.from({ length: Math.min(o.chunk, B - s) }, (_, i) => s + i);
-      noGrad(() => tidy(() => {
-        const f = responseForward(model, batch, rows, { temperature: o.temperature, valueHead: o.valueHead });
-        logprobs.set(f.logprobs.toArray(), s * R);
-        if (values && f.values) values.set(f.values.toArray(), s * R);
-      }));
+      noGrad(() =>
+        tidy(() => {
+          const f = responseForward(model, batch, rows, { temperature: o.temperature, valueHead: o.valueHead });
+          logprobs.set(f.logprobs.toArray(), s * R);
+          if (values && f.values) values.set(f.values.toArray(), s * R);
+        }),
+      );
     }
   });
   // padding positions hold exactly 0 (selectiveLogSoftmax gives 0 for target −1; values are masked here)

@@ -48,20 +48,28 @@ export async function computeScores(fn: ScoreFunction, prompts: string[], respon
 
 /** Scores of token sequences under a reward model: right-padded batches, score at each row's last real token. */
 export function rewardModelScores(rm: RewardModel, sequences: readonly (readonly number[])[], batchSize = 16): Float64Array {
-  if (rm.score.ndim !== 2 || rm.score.shape[0] !== 1)
-    throw new Error(`reward model: score head ${rm.score.describe()} must have one label ([1, hidden])`);
+  if (rm.score.ndim !== 2 || rm.score.shape[0] !== 1) throw new Error(`reward model: score head ${rm.score.describe()} must have one label ([1, hidden])`);
   const out = new Float64Array(sequences.length);
   rm.model.evalMode(() => {
     for (let s = 0; s < sequences.length; s += batchSize) {
       const rows = sequences.slice(s, s + batchSize);
-      const B = rows.length, T = Math.max(...rows.map((r) => r.length));
+      const B = rows.length,
+        T = Math.max(...rows.map((r) => r.length));
       if (T === 0) throw new Error('reward model: an empty sequence cannot be scored');
-      const ids = new Int32Array(B * T), mask = new Int32Array(B * T);
-      rows.forEach((r, b) => r.forEach((id, t) => { ids[b * T + t] = id; mask[b * T + t] = 1; }));
-      const scores = noGrad(() => tidy(() => {
-        const h = rm.model.hidden(ids, B, T, { attentionMask: mask });
-        return sequenceScore(h, rm.score, lastTokenIndex(B, T, { attentionMask: mask })).toArray();
-      }));
+      const ids = new Int32Array(B * T),
+        mask = new Int32Array(B * T);
+      rows.forEach((r, b) =>
+        r.forEach((id, t) => {
+          ids[b * T + t] = id;
+          mask[b * T + t] = 1;
+        }),
+      );
+      const scores = noGrad(() =>
+        tidy(() => {
+          const h = rm.model.hidden(ids, B, T, { attentionMask: mask });
+          return sequenceScore(h, rm.score, lastTokenIndex(B, T, { attentionMask: mask })).toArray();
+        }),
+      );
       scores.forEach((v, b) => (out[s + b] = v));
     }
   });
@@ -73,5 +81,10 @@ export function rewardModelScorer(rm: Pretrained | RewardModel, batchSize = 16):
   const score = rm.score;
   if (!score) throw new Error('reward model: the checkpoint has no score head (is it a *ForSequenceClassification model?)');
   const m: RewardModel = { model: rm.model, score };
-  return (_p, _r, info) => rewardModelScores(m, info.promptIds.map((p, i) => [...p, ...info.responseIds[i]!]), batchSize);
+  return (_p, _r, info) =>
+    rewardModelScores(
+      m,
+      info.promptIds.map((p, i) => [...p, ...info.responseIds[i]!]),
+      batchSize,
+    );
 }

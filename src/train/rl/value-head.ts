@@ -17,14 +17,16 @@ export class ValueHead {
 
   /** Values [B, T] of hidden states [B, T, C]. */
   forward(hidden: Tensor): Tensor {
-    if (hidden.ndim !== 3 || hidden.shape[2] !== this.hiddenSize)
-      throw new Error(`ValueHead: hidden states ${hidden.describe()} do not end in the head's size ${this.hiddenSize}`);
+    if (hidden.ndim !== 3 || hidden.shape[2] !== this.hiddenSize) throw new Error(`ValueHead: hidden states ${hidden.describe()} do not end in the head's size ${this.hiddenSize}`);
     return tokenValues(hidden, this.weight, this.bias);
   }
 
   /** The head's tensors by their checkpoint names. */
   state(): Map<string, Tensor> {
-    return new Map([['v_head.weight', this.weight], ['v_head.bias', this.bias]]);
+    return new Map([
+      ['v_head.weight', this.weight],
+      ['v_head.bias', this.bias],
+    ]);
   }
 
   parameters(): Tensor[] {

@@ -91,11 +91,19 @@ export function refAttention(q: Float64Array, k: Float64Array, v: Float64Array, 
  * Gradients of refAttention for dOut [B, Hq, Tq, D]: with P the probabilities, dV += Pᵀ·dO, dP = dO·Vᵀ,
  * dS = P ∘ (dP − Σ_j P·dP), dQ = dS·K·scale, dK += dSᵀ·Q·scale (kv heads summed over their query heads).
  */
-export function refAttentionBackward(q: Float64Array, k: Float64Array, v: Float64Array, d: RefAttentionDims, o: RefAttentionOptions,
-  dOut: Float64Array): { dq: Float64Array; dk: Float64Array; dv: Float64Array } {
+export function refAttentionBackward(
+  q: Float64Array,
+  k: Float64Array,
+  v: Float64Array,
+  d: RefAttentionDims,
+  o: RefAttentionOptions,
+  dOut: Float64Array,
+): { dq: Float64Array; dk: Float64Array; dv: Float64Array } {
   const r = resolve(d, o);
   const { B, Hq, Hkv, Tq, Tk, D } = d;
-  const dq = new Float64Array(q.length), dk = new Float64Array(k.length), dv = new Float64Array(v.length);
+  const dq = new Float64Array(q.length),
+    dk = new Float64Array(k.length),
+    dv = new Float64Array(v.length);
   for (let b = 0; b < B; b++)
     for (let h = 0; h < Hq; h++) {
       const g = Math.floor(h / (Hq / Hkv));
@@ -133,8 +141,7 @@ export function refAttentionBackward(q: Float64Array, k: Float64Array, v: Float6
 export function refRopeAngles(positions: ArrayLike<number>, theta: number, d: number): Float64Array {
   const half = d / 2;
   const a = new Float64Array(positions.length * half);
-  for (let p = 0; p < positions.length; p++)
-    for (let i = 0; i < half; i++) a[p * half + i] = positions[p]! * Math.pow(theta, (-2 * i) / d);
+  for (let p = 0; p < positions.length; p++) for (let i = 0; i < half; i++) a[p * half + i] = positions[p]! * Math.pow(theta, (-2 * i) / d);
   return a;
 }
 
@@ -148,8 +155,7 @@ export function refRopeAnglesF32(positions: ArrayLike<number>, theta: number, d:
   const inv = new Float64Array(half);
   for (let i = 0; i < half; i++) inv[i] = f(1 / f(Math.pow(f(theta), f((2 * i) / d))));
   const a = new Float64Array(positions.length * half);
-  for (let p = 0; p < positions.length; p++)
-    for (let i = 0; i < half; i++) a[p * half + i] = f(f(positions[p]!) * inv[i]!);
+  for (let p = 0; p < positions.length; p++) for (let i = 0; i < half; i++) a[p * half + i] = f(f(positions[p]!) * inv[i]!);
   return a;
 }
 
@@ -167,7 +173,8 @@ export function refRope(x: Float64Array, shape: readonly number[], angles: Float
         const o = ((b * H + h) * T + t) * D;
         const a0 = (perRow ? b * T + t : t) * half;
         for (let i = 0; i < half; i++) {
-          const c = Math.cos(angles[a0 + i]!), s = Math.sin(angles[a0 + i]!);
+          const c = Math.cos(angles[a0 + i]!),
+            s = Math.sin(angles[a0 + i]!);
           out[o + i] = x[o + i]! * c - x[o + i + half]! * s;
           out[o + i + half] = x[o + i + half]! * c + x[o + i]! * s;
         }
@@ -187,8 +194,10 @@ export function refRopeBackward(dOut: Float64Array, shape: readonly number[], an
         const o = ((b * H + h) * T + t) * D;
         const a0 = (perRow ? b * T + t : t) * half;
         for (let i = 0; i < half; i++) {
-          const c = Math.cos(angles[a0 + i]!), s = Math.sin(angles[a0 + i]!);
-          const g0 = dOut[o + i]!, g1 = dOut[o + i + half]!;
+          const c = Math.cos(angles[a0 + i]!),
+            s = Math.sin(angles[a0 + i]!);
+          const g0 = dOut[o + i]!,
+            g1 = dOut[o + i + half]!;
           // out0 = x0·c − x1·s, out1 = x1·c + x0·s
           dx[o + i] = g0 * c + g1 * s;
           dx[o + i + half] = -g0 * s + g1 * c;

@@ -125,9 +125,7 @@ export function erf64(x: number): number {
 
 // ---- unary ops ------------------------------------------------------------------------------------
 
-export type UnaryOp =
-  | 'neg' | 'scale' | 'exp' | 'log' | 'sqrt' | 'square' | 'abs' | 'sigmoid' | 'logsigmoid' | 'tanh' | 'relu'
-  | 'gelu_tanh' | 'gelu_erf' | 'silu' | 'clamp';
+export type UnaryOp = 'neg' | 'scale' | 'exp' | 'log' | 'sqrt' | 'square' | 'abs' | 'sigmoid' | 'logsigmoid' | 'tanh' | 'relu' | 'gelu_tanh' | 'gelu_erf' | 'silu' | 'clamp';
 
 const sig = (x: number): number => 1 / (1 + Math.exp(-x));
 const K = Math.sqrt(2 / Math.PI),
@@ -310,12 +308,19 @@ function unsqueeze(x: Arr, d: number): Arr {
 
 export function refStack(xs: readonly Arr[], dim: number): Arr {
   const d = dim < 0 ? dim + xs[0]!.shape.length + 1 : dim;
-  return refConcat(xs.map((x) => unsqueeze(x, d)), d);
+  return refConcat(
+    xs.map((x) => unsqueeze(x, d)),
+    d,
+  );
 }
 
 export function refStackBackward(xs: readonly Arr[], dim: number, g: Arr): Arr[] {
   const d = dim < 0 ? dim + xs[0]!.shape.length + 1 : dim;
-  return refConcatBackward(xs.map((x) => unsqueeze(x, d)), d, g).map((a, i) => ({ data: a.data, shape: [...xs[i]!.shape] }));
+  return refConcatBackward(
+    xs.map((x) => unsqueeze(x, d)),
+    d,
+    g,
+  ).map((a, i) => ({ data: a.data, shape: [...xs[i]!.shape] }));
 }
 
 // ---- reductions -----------------------------------------------------------------------------------
@@ -360,7 +365,10 @@ export function refMeanBackward(x: Arr, dims: number | readonly number[] | undef
 }
 
 export function refMaskedSum(x: Arr, mask: Arr, dims?: number | readonly number[]): Arr {
-  return refSum(mapN([x, mask], (a, m) => a * m), dims);
+  return refSum(
+    mapN([x, mask], (a, m) => a * m),
+    dims,
+  );
 }
 
 export function refMaskedSumBackward(x: Arr, mask: Arr, dims: number | readonly number[] | undefined, g: Arr): Arr {
@@ -369,7 +377,10 @@ export function refMaskedSumBackward(x: Arr, mask: Arr, dims: number | readonly 
 
 /** Σ(mask) counted over x's shape (the mask broadcast to x). */
 function maskCount(x: Arr, mask: Arr, dims?: number | readonly number[]): Arr {
-  return refSum(mapN([mask, { data: new Float64Array(x.data.length), shape: x.shape }], (m) => m), dims);
+  return refSum(
+    mapN([mask, { data: new Float64Array(x.data.length), shape: x.shape }], (m) => m),
+    dims,
+  );
 }
 
 export function refMaskedMean(x: Arr, mask: Arr, dims?: number | readonly number[]): Arr {

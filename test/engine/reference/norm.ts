@@ -9,9 +9,10 @@ export interface LayerNormRef {
   rstd: Float64Array;
 }
 
-export function layerNormRef(x: ArrayLike<number>, w: ArrayLike<number> | null, b: ArrayLike<number> | null,
-  rows: number, C: number, eps = 1e-5): LayerNormRef {
-  const y = new Float64Array(rows * C), mean = new Float64Array(rows), rstd = new Float64Array(rows);
+export function layerNormRef(x: ArrayLike<number>, w: ArrayLike<number> | null, b: ArrayLike<number> | null, rows: number, C: number, eps = 1e-5): LayerNormRef {
+  const y = new Float64Array(rows * C),
+    mean = new Float64Array(rows),
+    rstd = new Float64Array(rows);
   for (let r = 0; r < rows; r++) {
     let m = 0;
     for (let j = 0; j < C; j++) m += x[r * C + j]!;
@@ -28,13 +29,23 @@ export function layerNormRef(x: ArrayLike<number>, w: ArrayLike<number> | null, 
 }
 
 /** Gradients of Σ y·dy with respect to x, w and b (dw, db are computed even when w, b are null). */
-export function layerNormBackwardRef(dy: ArrayLike<number>, x: ArrayLike<number>, w: ArrayLike<number> | null,
-  rows: number, C: number, eps = 1e-5): { dx: Float64Array; dw: Float64Array; db: Float64Array } {
+export function layerNormBackwardRef(
+  dy: ArrayLike<number>,
+  x: ArrayLike<number>,
+  w: ArrayLike<number> | null,
+  rows: number,
+  C: number,
+  eps = 1e-5,
+): { dx: Float64Array; dw: Float64Array; db: Float64Array } {
   const { mean, rstd } = layerNormRef(x, null, null, rows, C, eps);
-  const dx = new Float64Array(rows * C), dw = new Float64Array(C), db = new Float64Array(C);
+  const dx = new Float64Array(rows * C),
+    dw = new Float64Array(C),
+    db = new Float64Array(C);
   for (let r = 0; r < rows; r++) {
-    const m = mean[r]!, rs = rstd[r]!;
-    let sg = 0, sgx = 0;
+    const m = mean[r]!,
+      rs = rstd[r]!;
+    let sg = 0,
+      sgx = 0;
     for (let j = 0; j < C; j++) {
       const xh = (x[r * C + j]! - m) * rs;
       const g = dy[r * C + j]! * (w ? w[j]! : 1);
@@ -52,9 +63,9 @@ export function layerNormBackwardRef(dy: ArrayLike<number>, x: ArrayLike<number>
   return { dx, dw, db };
 }
 
-export function rmsNormRef(x: ArrayLike<number>, w: ArrayLike<number> | null, rows: number, C: number,
-  eps = 1e-6): { y: Float64Array; rstd: Float64Array } {
-  const y = new Float64Array(rows * C), rstd = new Float64Array(rows);
+export function rmsNormRef(x: ArrayLike<number>, w: ArrayLike<number> | null, rows: number, C: number, eps = 1e-6): { y: Float64Array; rstd: Float64Array } {
+  const y = new Float64Array(rows * C),
+    rstd = new Float64Array(rows);
   for (let r = 0; r < rows; r++) {
     let ms = 0;
     for (let j = 0; j < C; j++) ms += x[r * C + j]! ** 2;
@@ -66,10 +77,10 @@ export function rmsNormRef(x: ArrayLike<number>, w: ArrayLike<number> | null, ro
   return { y, rstd };
 }
 
-export function rmsNormBackwardRef(dy: ArrayLike<number>, x: ArrayLike<number>, w: ArrayLike<number> | null,
-  rows: number, C: number, eps = 1e-6): { dx: Float64Array; dw: Float64Array } {
+export function rmsNormBackwardRef(dy: ArrayLike<number>, x: ArrayLike<number>, w: ArrayLike<number> | null, rows: number, C: number, eps = 1e-6): { dx: Float64Array; dw: Float64Array } {
   const { rstd } = rmsNormRef(x, null, rows, C, eps);
-  const dx = new Float64Array(rows * C), dw = new Float64Array(C);
+  const dx = new Float64Array(rows * C),
+    dw = new Float64Array(C);
   for (let r = 0; r < rows; r++) {
     const rs = rstd[r]!;
     let s = 0;
@@ -152,8 +163,7 @@ export function selectiveLogSoftmaxRef(logits: ArrayLike<number>, targets: Array
 }
 
 /** Gradient of Σ out·g with respect to the logits: g·(onehot(t) − softmax) per row, 0 for ignored rows. */
-export function selectiveLogSoftmaxBackwardRef(logits: ArrayLike<number>, targets: ArrayLike<number>, g: ArrayLike<number>,
-  rows: number, V: number): Float64Array {
+export function selectiveLogSoftmaxBackwardRef(logits: ArrayLike<number>, targets: ArrayLike<number>, g: ArrayLike<number>, rows: number, V: number): Float64Array {
   const dx = new Float64Array(rows * V);
   for (let r = 0; r < rows; r++) {
     const t = targets[r]!;
