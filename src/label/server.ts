@@ -43,6 +43,8 @@ export interface ServeOptions {
 export interface LabelServer {
   url: string;
   port: number;
+  /** the address the socket is bound to (always the loopback 127.0.0.1) */
+  address: string;
   sampler: Sampler;
   /** how the writes were grouped into commits */
   commits: GroupCommit['stats'];
@@ -290,6 +292,7 @@ export async function startServer(o: ServeOptions): Promise<LabelServer> {
 
   return {
     url: `http://127.0.0.1:${port}/`,
+    address: (server.address() as AddressInfo).address,
     port,
     sampler,
     commits: commits.stats,

@@ -37,8 +37,23 @@ after(async () => {
 const labelCount = () => (store.db.prepare('SELECT count(*) AS n FROM labels').get() as { n: number }).n;
 const api = (path: string) => new URL(path, server.url).href;
 
-test('the server listens on 127.0.0.1 only', () => {
+test('the server listens on 127.0.0.1 only', async () => {
   assert.match(server.url, /^http:\/\/127\.0\.0\.1:\d+\/$/);
+  assert.equal(server.address, '127.0.0.1', 'the socket is bound to the loopback address, not 0.0.0.0');
+  // this machine's other addresses do not reach it
+  const { networkInterfaces } = await import('node:os');
+  const { connect } = await import('node:net');
+  const others = Object.values(networkInterfaces())
+    .flat()
+    .filter((a) => a && a.family === 'IPv4' && !a.internal)
+    .map((a) => a!.address);
+  for (const host of others) {
+    const code = await new Promise<string>((res) => {
+      const sock = connect({ host, port: server.port, timeout: 2000 }, () => (sock.destroy(), res('connected')));
+      sock.on('error', (e: NodeJS.ErrnoException) => res(e.code ?? 'error')).on('timeout', () => (sock.destroy(), res('timeout')));
+    });
+    assert.notEqual(code, 'connected', `reachable on ${host}:${server.port}`);
+  }
 });
 
 test('no page or API answers without a valid token', async () => {
