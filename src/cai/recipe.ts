@@ -15,7 +15,7 @@ import type { TextModel } from '../feedback/text-model.js';
 import { assertNotAnInput } from '../io/paths.js';
 import type { Locate } from '../options/fields.js';
 import { type OptionsOf, f } from '../options/fields.js';
-import { type TrainerKind, checkRunConfig, runStage } from '../train/run.js';
+import { type TrainerKind, checkStageConfig, runStage, stageMapping } from '../train/run.js';
 import { type StageRecord, StagedRun } from '../train/stages.js';
 import { labelPairs, samplePairs } from './ai-labels.js';
 import type { Constitution } from './constitution.js';
@@ -23,12 +23,6 @@ import { aiJudge, sampleReplies } from './evaluate.js';
 import { formatFor } from '../feedback/text-model.js';
 import { responsePrompt } from './prompts.js';
 import { type PromptRow, revise } from './revise.js';
-
-const mapping = (v: unknown): Record<string, unknown> => {
-  if (v === null || v === undefined) return {};
-  if (typeof v !== 'object' || Array.isArray(v)) throw new Error('must be a mapping of option: value');
-  return v as Record<string, unknown>;
-};
 
 export const RECIPE_FIELDS = {
   model_name_or_path: f.string('', 'the policy to align: a Hugging Face model folder (a helpful but unaligned model)', { required: true, metavar: 'DIR' }),
@@ -57,29 +51,15 @@ export const RECIPE_FIELDS = {
   label_swap: f.boolean(true, 'ask each comparison in both orders'),
   label_chain_of_thought: f.boolean(false, 'the feedback model reasons before answering'),
   label_margin: f.number(0, 'drop pairs whose soft label is within this of 0.5', { min: 0, max: 0.5, exclusiveMax: true }),
-  sft: f.value<Record<string, unknown>>({}, 'options of the SFT stage (SFTConfig and ModelConfig names)', mapping, { metavar: 'MAP' }),
-  reward: f.value<Record<string, unknown>>({}, 'options of the reward-model stage (RewardConfig)', mapping, { metavar: 'MAP' }),
-  ppo: f.value<Record<string, unknown>>({}, 'options of the PPO stage (PPOConfig)', mapping, { metavar: 'MAP' }),
-  dpo: f.value<Record<string, unknown>>({}, 'options of the DPO stage with method: dpo (DPOConfig)', mapping, { metavar: 'MAP' }),
+  sft: f.value<Record<string, unknown>>({}, 'options of the SFT stage (SFTConfig and ModelConfig names)', stageMapping, { metavar: 'MAP' }),
+  reward: f.value<Record<string, unknown>>({}, 'options of the reward-model stage (RewardConfig)', stageMapping, { metavar: 'MAP' }),
+  ppo: f.value<Record<string, unknown>>({}, 'options of the PPO stage (PPOConfig)', stageMapping, { metavar: 'MAP' }),
+  dpo: f.value<Record<string, unknown>>({}, 'options of the DPO stage with method: dpo (DPOConfig)', stageMapping, { metavar: 'MAP' }),
 };
 
 export type RecipeOptions = OptionsOf<typeof RECIPE_FIELDS>;
 
 /** Keys a stage's trainer options may not set: the recipe sets them. */
-const SET_BY_RECIPE = [
-  'model_name_or_path',
-  'train_file',
-  'eval_file',
-  'dataset_path',
-  'dataset_name',
-  'datasets',
-  'output_dir',
-  'reward_model_path',
-  'reward_funcs',
-  'resume_from_checkpoint',
-  'overwrite_output_dir',
-];
-
 /** Checks every stage's trainer options before anything runs (a typo in `ppo:` must not surface an hour in). */
 export function checkStageOptions(o: RecipeOptions, locate: Locate): void {
   const stages: [keyof RecipeOptions, TrainerKind][] = [
@@ -91,8 +71,7 @@ export function checkStageOptions(o: RecipeOptions, locate: Locate): void {
   for (const [key, kind] of stages) {
     const m = o[key] as Record<string, unknown>;
     const at = (k: string) => `${locate(key)}.${k}`;
-    for (const k of SET_BY_RECIPE) if (k in m) throw new Error(`${at(k)}: set by the recipe (each stage's model, data and output folder follow from the stages before it)`);
-    checkRunConfig(kind, { ...m, model_name_or_path: 'x', train_file: 'x', ...(kind === 'ppo' ? { reward_model_path: 'x' } : {}) }, at);
+    checkStageConfig(kind, m, at, "the recipe (each stage's model, data and output folder follow from the stages before it)");
   }
 }
 

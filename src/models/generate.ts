@@ -5,6 +5,7 @@ import { scale } from '../engine/ops/elementwise.js';
 import { logSoftmax, softmax } from '../engine/ops/norm.js';
 import { Tensor, noGrad, tidy } from '../engine/tensor.js';
 import { KVCache } from './kv-cache.js';
+import { sampleRow } from './sample.js';
 import type { Transformer } from './transformer.js';
 
 export interface GenerateOptions {
@@ -177,65 +178,6 @@ export function sampleToken(row: Float32Array, temperature: number, topK: number
  * Returns the token and the log of its unrestricted probability.
  */
 export function sampleFromProbs(p: Float32Array, topK: number | undefined, topP: number | undefined, rng: Random): [number, number] {
-  const V = p.length;
-  let tau = 0; // keep probabilities >= tau
-  if (topK !== undefined && topK > 0 && topK < V) tau = kthLargest(p, topK);
-  if (topP !== undefined && topP < 1) {
-    let zk = 0,
-      hi = 0;
-    for (let i = 0; i < V; i++)
-      if (p[i]! >= tau) {
-        zk += p[i]!;
-        if (p[i]! > hi) hi = p[i]!;
-      }
-    // the largest threshold whose kept mass is still >= topP of zk (binary search, O(V) per probe)
-    let lo = tau;
-    for (let it = 0; it < 40; it++) {
-      const mid = (lo + hi) / 2;
-      let mass = 0;
-      for (let i = 0; i < V; i++) if (p[i]! >= mid) mass += p[i]!;
-      if (mass >= topP * zk) lo = mid;
-      else hi = mid;
-    }
-    tau = Math.max(tau, lo);
-  }
-  let kept = 0;
-  for (let i = 0; i < V; i++) if (p[i]! >= tau) kept += p[i]!;
-  let u = rng.uniform() * kept,
-    tok = -1;
-  for (let i = 0; i < V; i++) {
-    if (p[i]! < tau) continue;
-    tok = i;
-    u -= p[i]!;
-    if (u < 0) break;
-  }
+  const tok = sampleRow(p, topK ?? null, topP ?? null, rng);
   return [tok, Math.log(p[tok]!)];
-}
-
-/** The k-th largest value (quickselect on a copy). */
-function kthLargest(a: Float32Array, k: number): number {
-  const x = Float32Array.from(a);
-  let lo = 0,
-    hi = x.length - 1;
-  const target = k - 1;
-  while (lo < hi) {
-    const pivot = x[(lo + hi) >> 1]!;
-    let i = lo,
-      j = hi;
-    while (i <= j) {
-      while (x[i]! > pivot) i++;
-      while (x[j]! < pivot) j--;
-      if (i <= j) {
-        const t = x[i]!;
-        x[i] = x[j]!;
-        x[j] = t;
-        i++;
-        j--;
-      }
-    }
-    if (target <= j) hi = j;
-    else if (target >= i) lo = i;
-    else break;
-  }
-  return x[target]!;
 }

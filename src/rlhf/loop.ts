@@ -15,14 +15,8 @@ import { Progress } from '../io/progress.js';
 import { assertNotAnInput } from '../io/paths.js';
 import type { Locate } from '../options/fields.js';
 import { type OptionsOf, f } from '../options/fields.js';
-import { checkRunConfig, runStage } from '../train/run.js';
+import { checkStageConfig, runStage, stageMapping } from '../train/run.js';
 import { StagedRun, type StageRecord } from '../train/stages.js';
-
-const mapping = (v: unknown): Record<string, unknown> => {
-  if (v === null || v === undefined) return {};
-  if (typeof v !== 'object' || Array.isArray(v)) throw new Error('must be a mapping of option: value');
-  return v as Record<string, unknown>;
-};
 
 export const RLHF_FIELDS = {
   model_name_or_path: f.string('', 'the policy the first round samples from (usually an SFT model)', { required: true, metavar: 'DIR' }),
@@ -45,25 +39,11 @@ export const RLHF_FIELDS = {
   temperature: f.number(1, 'sampling temperature of the pairs (> 0: two samples must differ)', { min: 0, exclusiveMin: true }),
   top_p: f.number(null, 'nucleus sampling mass of the pairs', { min: 0, max: 1, exclusiveMin: true, nullable: true }),
   seed: f.integer(0, 'seed of the prompt subsets, the sampling and the training', { min: 0 }),
-  reward: f.value<Record<string, unknown>>({}, 'options of each round’s reward model (RewardConfig)', mapping, { metavar: 'MAP' }),
-  ppo: f.value<Record<string, unknown>>({}, 'options of each round’s PPO (PPOConfig)', mapping, { metavar: 'MAP' }),
+  reward: f.value<Record<string, unknown>>({}, 'options of each round’s reward model (RewardConfig)', stageMapping, { metavar: 'MAP' }),
+  ppo: f.value<Record<string, unknown>>({}, 'options of each round’s PPO (PPOConfig)', stageMapping, { metavar: 'MAP' }),
 };
 
 export type RlhfOptions = OptionsOf<typeof RLHF_FIELDS>;
-
-const SET_BY_LOOP = [
-  'model_name_or_path',
-  'train_file',
-  'eval_file',
-  'dataset_path',
-  'dataset_name',
-  'datasets',
-  'output_dir',
-  'reward_model_path',
-  'reward_funcs',
-  'resume_from_checkpoint',
-  'overwrite_output_dir',
-];
 
 /** Checks the reward and PPO options before the first round. */
 export function checkRlhfOptions(o: RlhfOptions, locate: Locate): void {
@@ -72,8 +52,7 @@ export function checkRlhfOptions(o: RlhfOptions, locate: Locate): void {
     ['ppo', 'ppo'],
   ] as const) {
     const at = (k: string) => `${locate(key)}.${k}`;
-    for (const k of SET_BY_LOOP) if (k in o[key]) throw new Error(`${at(k)}: set by the RLHF loop`);
-    checkRunConfig(kind, { ...o[key], model_name_or_path: 'x', train_file: 'x', ...(kind === 'ppo' ? { reward_model_path: 'x' } : {}) }, at);
+    checkStageConfig(kind, o[key], at, 'the RLHF loop');
   }
 }
 

@@ -10,7 +10,7 @@ import { Random } from '../engine/random.js';
 import { Tensor, noGrad, tidy } from '../engine/tensor.js';
 import { type Segment, SeqCache, type ServeModel } from './forward.js';
 import type { Finish, FromEngine, Job, TokenEvent } from './protocol.js';
-import { argmax, sampleRow, topEntries } from './sample.js';
+import { argmax, sampleRow, topEntries } from '../models/sample.js';
 
 /** The seed of choice i of a request seeded `seed` (choice 0 uses the seed itself). */
 export function choiceSeed(seed: number, i: number): number {

@@ -157,3 +157,31 @@ export async function runStage(kind: TrainerKind, outputDir: string, config: Rea
   const resume = existsSync(outputDir) && listCheckpoints(outputDir).length > 0;
   return runTraining(kind, { ...config, output_dir: outputDir, ...(resume ? { resume_from_checkpoint: true } : { overwrite_output_dir: true }) }, opts);
 }
+
+/** Keys a multi-stage run (a recipe, the RLHF loop) sets for each training stage: its model, data and output follow from the stages before it. */
+export const SET_BY_RUN: readonly string[] = [
+  'model_name_or_path',
+  'train_file',
+  'eval_file',
+  'dataset_path',
+  'dataset_name',
+  'datasets',
+  'output_dir',
+  'reward_model_path',
+  'reward_funcs',
+  'resume_from_checkpoint',
+  'overwrite_output_dir',
+];
+
+/** Parses a stage's trainer options (a YAML/JSON mapping of option: value; absent is empty). */
+export function stageMapping(v: unknown): Record<string, unknown> {
+  if (v === null || v === undefined) return {};
+  if (typeof v !== 'object' || Array.isArray(v)) throw new Error('must be a mapping of option: value');
+  return v as Record<string, unknown>;
+}
+
+/** Checks one stage's trainer options before anything runs (a typo must not surface an hour in); `who` sets the keys of SET_BY_RUN. */
+export function checkStageConfig(kind: TrainerKind, m: Readonly<Record<string, unknown>>, at: Locate, who: string): void {
+  for (const k of SET_BY_RUN) if (k in m) throw new Error(`${at(k)}: set by ${who}`);
+  checkRunConfig(kind, { ...m, model_name_or_path: 'x', train_file: 'x', ...(kind === 'ppo' ? { reward_model_path: 'x' } : {}) }, at);
+}

@@ -13,7 +13,7 @@ import { loadPretrained } from '../../src/io/pretrained.js';
 import { generate, sampleFromProbs } from '../../src/models/generate.js';
 import { SeqCache, ServeModel } from '../../src/serve/forward.js';
 import { rowMatmul } from '../../src/serve/rows.js';
-import { nucleusEdge, sampleRow, topEntries } from '../../src/serve/sample.js';
+import { nucleusEdge, sampleRow, topEntries } from '../../src/models/sample.js';
 import { FIX, makeModels } from './helpers.js';
 
 const root = mkdtempSync(join(tmpdir(), 'alignkit-serve-engine-'));

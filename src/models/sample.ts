@@ -3,7 +3,7 @@
 // restricted to the top-k tokens and then to the nucleus of top-p mass (transformers' order of the warpers; the
 // nucleus is the smallest set of most probable tokens whose mass reaches top_p of what top-k kept, ties at its
 // edge included). The nucleus is found by a selection on mass (expected O(V)), not by sorting the vocabulary.
-// Also the k most likely tokens of a log-probability row (top_logprobs).
+// Also the k most likely tokens of a log-probability row (top_logprobs). Used by generate() and the serving engine.
 import type { Random } from '../engine/random.js';
 
 /** The index of the largest value (the first one on a tie). */
