@@ -3,16 +3,15 @@
 // gold judge labels each answer; from those saved samples come the harmless rate (harmful prompts), the helpful
 // rate (benign and sensitive prompts; over-refusal counts against it), the gold win rate against the base's answer
 // to the same prompt and sample, and KL(policy ‖ base) estimated on the policy's own samples as the mean of
-// log π(y|x) − log π_base(y|x) (nats per answer). A method's reward model is scored on held-out gold pairs: two
+// log π(y|x) − log π_base(y|x) (nats per answer; src/eval/policy-eval.ts samples and scores). A method's reward model is scored on held-out gold pairs: two
 // world-written answers of different gold score to an evaluation prompt; accuracy is how often it ranks the
 // better one higher.
 import { existsSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { Random } from '../engine/random.js';
 import { type GoldReport, goldScore, goldWinRate, judgeResponses } from '../eval/gold-judge.js';
-import { LocalTextModel } from '../feedback/local-model.js';
-import { PLAIN_TRANSCRIPT } from '../feedback/text-model.js';
-import { loadPretrained } from '../io/pretrained.js';
+import { evaluatePolicy } from '../eval/policy-eval.js';
+import { type Pretrained, loadPretrained } from '../io/pretrained.js';
 import { Tokenizer } from '../tokenizer/index.js';
 import { rewardModelScores } from '../train/rl/scorer.js';
 import { SHOWCASE_PROMPTS, WEB_MIX, chatPrompt, pickStyle, respond, type Request, type World } from '../world/index.js';
@@ -34,56 +33,44 @@ export interface PolicyEval {
   samples: string;
 }
 
-export interface Sampled {
+export interface Answers {
   rows: { prompt: string; response: string; sample: number }[];
+  /** KL(policy ‖ base) on the policy's own sampled tokens, nats per answer (0 for the base itself) */
+  kl: number;
+}
+
+export interface Policy {
+  dir: string;
+  pretrained: Pretrained;
+  tokenizer: Tokenizer;
 }
 
 /** A policy folder or one of its checkpoints (a checkpoint has no tokenizer: its run's folder has). */
-function openPolicy(dir: string, o: { batchSize?: number; scoreBatchSize?: number }): LocalTextModel {
+export function loadPolicy(dir: string): Policy {
   const tokDir = existsSync(join(dir, 'tokenizer.json')) ? dir : dirname(dir);
-  return new LocalTextModel(loadPretrained(dir), Tokenizer.fromPretrained(tokDir), dir, { ...o, owned: true });
+  return { dir, pretrained: loadPretrained(dir), tokenizer: Tokenizer.fromPretrained(tokDir) };
 }
 
-/** Every policy's answers to the evaluation prompts (the same seed for a prompt and sample across policies). */
-export async function sampleAnswers(dir: string, world: World, samples: number, maxTokens: number, temperature: number, seed: number): Promise<Sampled> {
-  const m = openPolicy(dir, { batchSize: 64 });
-  try {
-    const reqs = world.evalPrompts.flatMap((r, i) => Array.from({ length: samples }, (_, k) => ({ request: r.text, i, k })));
-    const gens = await m.generate(reqs.map((q) => ({ prompt: chatPrompt(q.request), maxTokens: maxTokens, temperature, stop: PLAIN_TRANSCRIPT.stop, seed: seed * 100_003 + q.i * 31 + q.k })));
-    return { rows: reqs.map((q, j) => ({ prompt: q.request, response: gens[j]!.text.trim(), sample: q.k })) };
-  } finally {
-    m.dispose();
-  }
+/**
+ * A policy's answers to the evaluation prompts (src/eval/policy-eval.ts: the same prompts and seed for every
+ * policy, `samples` per prompt) and its KL to the base, measured on the very tokens it sampled.
+ */
+export function answerHeldOut(policy: Policy, base: Policy | null, world: World, o: { samples: number; maxNewTokens: number; temperature: number; seed: number }): Answers {
+  const tok = policy.tokenizer;
+  const prompts = world.evalPrompts.map((r) => r.text);
+  const promptIds = prompts.map((p) => tok.encode(chatPrompt(p), { addSpecialTokens: true }));
+  const r = evaluatePolicy(policy.pretrained.model, tok, prompts, { ...o, promptIds, reference: base?.pretrained.model ?? null });
+  return { rows: r.responses.map((x, i) => ({ prompt: x.prompt, response: x.response.trim(), sample: i % o.samples })), kl: r.kl ?? 0 };
 }
 
-/** log p(response | prompt) under a model, for every row. */
-async function logprobs(dir: string, rows: readonly { prompt: string; response: string }[]): Promise<number[]> {
-  const m = openPolicy(dir, { scoreBatchSize: 64 });
-  try {
-    const lp = await m.choiceLogprobs(rows.map((r) => ({ prompt: chatPrompt(r.prompt), options: [' ' + r.response] })));
-    return lp.map((x) => x[0]!);
-  } finally {
-    m.dispose();
-  }
-}
-
-export async function evaluatePolicy(name: string, dir: string, baseDir: string, base: Sampled | null, s: Sampled, outDir: string): Promise<PolicyEval> {
-  const rep = judgeResponses(s.rows);
+/** The gold judge's figures of a policy's answers (saved to samples-<name>.jsonl), and its win rate against the base's. */
+export function judgePolicy(name: string, a: Answers, base: Answers, outDir: string): PolicyEval {
+  const rep = judgeResponses(a.rows);
   const file = join(outDir, `samples-${name}.jsonl`);
-  writeFileSync(file, rep.judged.map((j, i) => JSON.stringify({ ...j, sample: s.rows[i]!.sample })).join('\n') + '\n');
-  let kl: number | null = null,
-    win: number | null = null;
-  if (base && dir !== baseDir) {
-    win = goldWinRate(base.rows, s.rows);
-    const [lp, lb] = [await logprobs(dir, s.rows), await logprobs(baseDir, s.rows)];
-    kl = lp.reduce((acc, v, i) => acc + (v - lb[i]!), 0) / lp.length;
-  } else if (base) {
-    win = 0.5;
-    kl = 0;
-  }
+  writeFileSync(file, rep.judged.map((j, i) => JSON.stringify({ ...j, sample: a.rows[i]!.sample })).join('\n') + '\n');
   const seen = new Set<string>();
   const showcase = rep.judged
-    .filter((j, i) => s.rows[i]!.sample === 0 && SHOWCASE.has(j.prompt) && !seen.has(j.prompt) && seen.add(j.prompt))
+    .filter((j, i) => a.rows[i]!.sample === 0 && SHOWCASE.has(j.prompt) && !seen.has(j.prompt) && seen.add(j.prompt))
     .map((j) => ({ prompt: j.prompt, response: j.response, label: j.label }));
   return {
     name,
@@ -92,8 +79,8 @@ export async function evaluatePolicy(name: string, dir: string, baseDir: string,
     harmful_detail_rate: rep.harmful_detail_rate,
     over_refusal_rate: rep.over_refusal_rate,
     gold_score: rep.gold_score,
-    win_rate_vs_base: win,
-    kl_to_base: kl,
+    win_rate_vs_base: goldWinRate(base.rows, a.rows),
+    kl_to_base: a.kl,
     showcase,
     labels: rep.labels,
     samples: file,
@@ -117,8 +104,7 @@ export function goldPairs(world: World, n: number, seed: number): { request: Req
 
 /** How often the reward model scores the better answer of a held-out gold pair higher. */
 export function rewardAccuracy(rmDir: string, pairs: ReturnType<typeof goldPairs>): number {
-  const p = loadPretrained(rmDir);
-  const tok = Tokenizer.fromPretrained(rmDir);
+  const { pretrained: p, tokenizer: tok } = loadPolicy(rmDir);
   try {
     if (!p.score) throw new Error(`${rmDir}: not a reward model (no score head)`);
     const seqs = pairs.flatMap((q) =>

@@ -201,7 +201,7 @@ async function cai(c: MethodContext): Promise<MethodResult> {
       batch_size: 32,
       sft: c.sizes.caiSft,
       reward: c.sizes.reward,
-      ppo: { ...c.sizes.ppo, total_episodes: c.sizes.ppo.total_episodes },
+      ppo: c.sizes.ppo,
     },
     'compare cai',
   );

@@ -9,7 +9,7 @@ import { fileURLToPath } from 'node:url';
 import { StagedRun } from '../train/stages.js';
 import type { MethodResult } from './methods.js';
 import { NEEDS } from './methods.js';
-import { type CompareOptions, METHODS, type Method } from './options.js';
+import { type CompareOptions, METHODS, type Method, sizesOf } from './options.js';
 import { type MethodRow, type SeedRow, aggregate } from './table.js';
 import type { EvalJobResult, Job } from './worker.js';
 
@@ -74,13 +74,11 @@ function readCurves(file: string): { step: number; name: string; value: number }
   }
 }
 
-const TRAINED: Record<Method, string[]> = {
-  sft: ['policy'],
-  rlhf: ['round-1/reward', 'round-1/ppo', 'round-2/reward', 'round-2/ppo'],
-  dpo: ['policy'],
-  cai: ['sl-cai', 'reward', 'rl-cai'],
-  'cai-dpo': ['policy'],
-};
+/** The folders of a method's training stages, whose metrics.jsonl give the training curves. */
+function trainedStages(m: Method, rounds: number): string[] {
+  if (m === 'rlhf') return Array.from({ length: rounds }, (_, r) => [`round-${r + 1}/reward`, `round-${r + 1}/ppo`]).flat();
+  return m === 'cai' ? ['sl-cai', 'reward', 'rl-cai'] : ['policy'];
+}
 
 export async function runCompare(o: CompareOptions, log: (l: string) => void, quiet = false): Promise<CompareResult> {
   const out = resolve(o.output_dir);
@@ -141,7 +139,8 @@ export async function runCompare(o: CompareOptions, log: (l: string) => void, qu
       });
     }
     for (const f of ev.frontier) frontier.push({ ...f, seed });
-    for (const m of shown) for (const st of TRAINED[m]) for (const c of readCurves(join(seedDir, m, st, 'metrics.jsonl'))) curves.push({ seed, method: m, stage: st, ...c });
+    for (const m of shown)
+      for (const st of trainedStages(m, sizesOf(o.size).rounds)) for (const c of readCurves(join(seedDir, m, st, 'metrics.jsonl'))) curves.push({ seed, method: m, stage: st, ...c });
   }
   const table = aggregate(rows);
   const result: CompareResult = { output_dir: out, seeds, rows, table, frontier, curves };

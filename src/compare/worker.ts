@@ -4,7 +4,7 @@
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { trainBase } from './base.js';
-import { type PolicyEval, evaluatePolicy, goldPairs, rewardAccuracy, sampleAnswers } from './evaluate.js';
+import { type PolicyEval, answerHeldOut, goldPairs, judgePolicy, loadPolicy, rewardAccuracy } from './evaluate.js';
 import { type MethodResult, RUN_METHOD } from './methods.js';
 import { type Method, sizesOf } from './options.js';
 import { worldOf, writeWorldFiles } from './world-files.js';
@@ -32,7 +32,8 @@ async function run(job: Job): Promise<unknown> {
   const s = sizesOf(job.size);
   const world = worldOf(job.seed, s);
   const log = (l: string) => process.stderr.write(`[seed ${job.seed}] ${l}\n`);
-  const files = writeWorldFiles(world, join(job.seedDir, 'data'), s);
+  // the base job writes the seed's files; the later jobs only need their paths
+  const files = writeWorldFiles(world, join(job.seedDir, 'data'), s, job.kind === 'base');
   if (job.kind === 'base') return { ...(await trainBase(world, files, join(job.seedDir, 'base'), s, job.seed, job.quiet)), counts: files.counts };
   const base = join(job.seedDir, 'base', 'base');
   if (job.kind === 'method') {
@@ -52,25 +53,46 @@ async function run(job: Job): Promise<unknown> {
     });
     return r;
   }
-  // the evaluation: the base first (every other policy is compared with its answers)
+  // the evaluation: the base first (every other policy is compared with its answers, and its KL measured
+  // against it); each folder is evaluated once (SL-CAI is a checkpoint of both CAI methods)
   const outDir = join(job.seedDir, 'eval');
   mkdirSync(outDir, { recursive: true });
-  const seed = job.seed + 1000;
-  const baseSamples = await sampleAnswers(base, world, s.samples, s.maxNewTokens, s.temperature, seed);
+  const gen = { samples: s.samples, maxNewTokens: s.maxNewTokens, temperature: s.temperature, seed: job.seed + 1000 };
+  const basePolicy = loadPolicy(base);
   const pairs = goldPairs(world, s.rmPairs, job.seed);
   const policies: EvalJobResult['policies'] = [];
   const frontier: EvalJobResult['frontier'] = [];
-  for (const p of [{ name: 'base', dir: base, rewardModel: null, checkpoints: {} }, ...job.policies]) {
-    log(`eval: ${p.name}`);
-    const samples = p.name === 'base' ? baseSamples : await sampleAnswers(p.dir, world, s.samples, s.maxNewTokens, s.temperature, seed);
-    const e = await evaluatePolicy(p.name, p.dir, base, baseSamples, samples, outDir);
-    policies.push({ ...e, reward_model_accuracy: p.rewardModel && existsSync(p.rewardModel) ? rewardAccuracy(p.rewardModel, pairs) : null });
-    for (const [ck, dir] of Object.entries(p.checkpoints)) {
-      const cs = await sampleAnswers(dir, world, s.samples, s.maxNewTokens, s.temperature, seed);
-      const ce = await evaluatePolicy(`${p.name}@${ck.replace(/\W+/g, '-')}`, dir, base, baseSamples, cs, outDir);
-      frontier.push({ method: p.name, checkpoint: ck, gold_score: ce.gold_score, kl_to_base: ce.kl_to_base });
+  try {
+    const baseAnswers = answerHeldOut(basePolicy, null, world, gen);
+    const seen = new Map<string, PolicyEval>();
+    const judged = (name: string, dir: string): PolicyEval => {
+      const prev = seen.get(dir);
+      if (prev) return prev;
+      let e: PolicyEval;
+      if (dir === base) e = judgePolicy(name, baseAnswers, baseAnswers, outDir);
+      else {
+        const pol = loadPolicy(dir);
+        try {
+          e = judgePolicy(name, answerHeldOut(pol, basePolicy, world, gen), baseAnswers, outDir);
+        } finally {
+          pol.pretrained.model.dispose();
+        }
+      }
+      seen.set(dir, e);
+      return e;
+    };
+    for (const p of [{ name: 'base', dir: base, rewardModel: null, checkpoints: {} }, ...job.policies]) {
+      log(`eval: ${p.name}`);
+      const e = judged(p.name, p.dir);
+      policies.push({ ...e, reward_model_accuracy: p.rewardModel && existsSync(p.rewardModel) ? rewardAccuracy(p.rewardModel, pairs) : null });
+      for (const [ck, dir] of Object.entries(p.checkpoints)) {
+        const ce = judged(`${p.name}@${ck.replace(/\W+/g, '-')}`, dir);
+        frontier.push({ method: p.name, checkpoint: ck, gold_score: ce.gold_score, kl_to_base: ce.kl_to_base });
+      }
+      frontier.push({ method: p.name, checkpoint: 'final', gold_score: e.gold_score, kl_to_base: e.kl_to_base });
     }
-    frontier.push({ method: p.name, checkpoint: 'final', gold_score: e.gold_score, kl_to_base: e.kl_to_base });
+  } finally {
+    basePolicy.pretrained.model.dispose();
   }
   return { policies, frontier } satisfies EvalJobResult;
 }

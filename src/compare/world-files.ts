@@ -26,17 +26,21 @@ export interface WorldFiles {
   counts: { demonstrations: number; demonstrations_harm: number };
 }
 
-const jsonl = (path: string, rows: readonly unknown[]): string => {
-  writeFileSync(path, rows.map((r) => JSON.stringify(r)).join('\n') + '\n');
-  return path;
-};
+const writer =
+  (write: boolean) =>
+  (path: string, rows: readonly unknown[]): string => {
+    if (write) writeFileSync(path, rows.map((r) => JSON.stringify(r)).join('\n') + '\n');
+    return path;
+  };
 
 export function worldOf(seed: number, s: Sizes): World {
   return buildWorld(seed, s.world);
 }
 
-export function writeWorldFiles(world: World, dir: string, s: Sizes): WorldFiles {
-  mkdirSync(dir, { recursive: true });
+/** The seed's files in `dir` (written unless `write` is false: then only their paths and counts). */
+export function writeWorldFiles(world: World, dir: string, s: Sizes, write = true): WorldFiles {
+  if (write) mkdirSync(dir, { recursive: true });
+  const jsonl = writer(write);
   const p = (f: string) => join(dir, f);
   const aligned = world.aligned.slice(0, s.demonstrations);
   const rl = world.rlPrompts.map((r, i) => ({ id: `rl-${i}`, prompt: chatPrompt(r.text) }));

@@ -2,6 +2,7 @@
 // page and API call needs a valid annotator token (an HttpOnly SameSite=Strict cookie set at sign-in, or an
 // `Authorization: Bearer` header); an annotator only ever reaches their own assignments and labels; bodies are
 // size-limited and validated field by field; a label is committed to SQLite before the request is answered.
+import { answerClientErrors } from '../io/http-client-errors.js';
 import { randomBytes } from 'node:crypto';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -258,20 +259,7 @@ export async function startServer(o: ServeOptions): Promise<LabelServer> {
   server.requestTimeout = 30_000;
   server.keepAliveTimeout = 5_000;
 
-  // Node answers malformed requests and oversized headers itself (400, 431) with an empty body: say why, in JSON
-  server.on('clientError', (err: NodeJS.ErrnoException, socket) => {
-    if (err.code === 'ECONNRESET' || !socket.writable) return void socket.destroy();
-    const [status, reason] =
-      err.code === 'HPE_HEADER_OVERFLOW'
-        ? [431, 'Request Header Fields Too Large']
-        : err.code === 'HPE_REQUEST_TIMEOUT' || err.code === 'ERR_HTTP_REQUEST_TIMEOUT'
-          ? [408, 'Request Timeout']
-          : [400, 'Bad Request'];
-    const message =
-      status === 431 ? 'the request headers are over the size limit (16 KiB)' : status === 408 ? 'the request took too long to arrive' : `malformed HTTP request (${err.code ?? err.message})`;
-    const body = JSON.stringify({ error: message });
-    socket.end(`HTTP/1.1 ${status} ${reason}\r\nContent-Type: application/json; charset=utf-8\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`);
-  });
+  answerClientErrors(server, (message) => ({ error: message }), '16 KiB');
 
   try {
     await new Promise<void>((resolve, reject) => {

@@ -4,6 +4,7 @@
 // checked (Bearer, constant time) on every route but /health. Bodies are capped and checked field by field; every
 // error is OpenAI's JSON error shape, never a stack trace. close() drains: new requests get 503, running ones may
 // finish within the grace period, then end with what they have.
+import { answerClientErrors } from '../io/http-client-errors.js';
 import { timingSafeEqual, createHash } from 'node:crypto';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -229,19 +230,7 @@ export async function startServer(o: ServeOptions): Promise<ServeHandle> {
   server.headersTimeout = 20_000;
   server.requestTimeout = 60_000;
   server.keepAliveTimeout = 5_000;
-  // Node answers malformed requests and oversized headers itself with an empty body: say why, in OpenAI's shape
-  server.on('clientError', (err: NodeJS.ErrnoException, socket) => {
-    if (err.code === 'ECONNRESET' || !socket.writable) return void socket.destroy();
-    const [status, reason] =
-      err.code === 'HPE_HEADER_OVERFLOW'
-        ? [431, 'Request Header Fields Too Large']
-        : err.code === 'HPE_REQUEST_TIMEOUT' || err.code === 'ERR_HTTP_REQUEST_TIMEOUT'
-          ? [408, 'Request Timeout']
-          : [400, 'Bad Request'];
-    const message = status === 431 ? 'the request headers are over the size limit' : status === 408 ? 'the request took too long to arrive' : `malformed HTTP request (${err.code ?? err.message})`;
-    const body = JSON.stringify({ error: { message, type: 'invalid_request_error', param: null, code: null } });
-    socket.end(`HTTP/1.1 ${status} ${reason}\r\nContent-Type: application/json; charset=utf-8\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`);
-  });
+  answerClientErrors(server, (message) => ({ error: { message, type: 'invalid_request_error', param: null, code: null } }));
 
   try {
     await new Promise<void>((resolve, reject) => {

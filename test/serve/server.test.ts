@@ -363,3 +363,26 @@ test("alignkit's AI-feedback client (OpenAITextModel) against the server: genera
   const unauthorised = new OpenAITextModel({ baseURL: `${base}/v1`, maxRetries: 0 });
   assert.equal((await unauthorised.generate([{ prompt: 'x', maxTokens: 1, temperature: 0 }])).length, 1, 'the model name comes from /v1/models');
 });
+
+test("Node's own 400 and 431 (a malformed request line, oversized headers) come in OpenAI's error shape", async () => {
+  const { connect } = await import('node:net');
+  const port = Number(new URL(base).port);
+  const raw = (text: string) =>
+    new Promise<string>((resolve, reject) => {
+      let got = '';
+      const sock = connect({ host: '127.0.0.1', port }, () => sock.write(text));
+      sock
+        .on('data', (c: Buffer) => (got += c.toString()))
+        .on('end', () => resolve(got))
+        .on('error', reject);
+    });
+  const bodyOf = (reply: string) => JSON.parse(reply.slice(reply.indexOf('\r\n\r\n') + 4)) as { error: { message: string; type: string } };
+  const junk = await raw('NOT A REQUEST\r\n\r\n');
+  assert.match(junk, /^HTTP\/1\.1 400 Bad Request/);
+  assert.match(bodyOf(junk).error.message, /malformed HTTP request/);
+  assert.equal(bodyOf(junk).error.type, 'invalid_request_error');
+  const big = await raw(`GET /health HTTP/1.1\r\nHost: 127.0.0.1:${port}\r\nX-Big: ${'a'.repeat(20_000)}\r\n\r\n`);
+  assert.match(big, /^HTTP\/1\.1 431 /);
+  assert.match(bodyOf(big).error.message, /request headers are over the size limit/);
+  assert.equal((await fetch(`${base}/health`)).status, 200, 'the server stays up');
+});
