@@ -793,6 +793,8 @@ void scale_c(bool par, size_t M, size_t N, float beta, float* C, size_t ldc) {
   else rows(0, M);
 }
 
+struct PackedB;
+
 struct Problem {
   bool ta, tb;
   size_t M, N, K;
@@ -805,6 +807,35 @@ struct Problem {
   float* C;
   size_t ldc;
   bool bf16;  // round op(A) and op(B) to bf16 (fp32 accumulation) where the CPU can; else fp32
+  const PackedB* pre = nullptr;  // op(B) packed ahead of time (see PackedB), or null: packed per call
+};
+
+// How op(B) [K×N] is cut into (N block, K block) steps. It depends on K, N and the kernel family only, never on
+// M, so a B packed once serves products with any number of rows.
+struct BBlocks {
+  size_t kc_step, ku_step, nc_step, ksteps, steps;
+  BBlocks(const Kernels& kern, size_t K, size_t N) {
+    const size_t kb = cdiv(K, kern.kc_max), nb = cdiv(N, kern.nc_max);
+    kc_step = cdiv(cdiv(K, kb), kern.kg) * kern.kg;
+    ku_step = kc_step / kern.kg;
+    nc_step = cdiv(cdiv(N, nb), kern.nr) * kern.nr;
+    ksteps = cdiv(K, kc_step);
+    steps = cdiv(N, nc_step) * ksteps;
+  }
+  size_t slot() const { return ku_step * nc_step; }  // packed units per step
+};
+
+// op(B) packed into every step's panels once, for a weight that multiplies many different A's (the rows of
+// each decoding step): the driver then reads the panels instead of packing B per call. Byte for byte what the
+// driver would pack, so the products are bit-identical to unpacked calls.
+struct PackedB {
+  const Kernels* kern;
+  size_t K, N;
+  BBlocks bl;
+  float* data;
+  size_t bytes;
+  PackedB(const Kernels* k, size_t K_, size_t N_) : kern(k), K(K_), N(N_), bl(*k, K_, N_), data(nullptr), bytes(0) {}
+  ~PackedB() { std::free(data); }
 };
 
 // The blocked product. par: split the work over the pool (false inside a batch task or for small products).
@@ -824,8 +855,9 @@ void gemm(const Problem& P, bool par) {
   const size_t mr = kern.mr, nr = kern.nr, kg = kern.kg;
 
   // Block sizes: as even as possible, in whole panels (and whole k units).
-  const size_t kb = cdiv(K, kern.kc_max), kc_step = cdiv(cdiv(K, kb), kg) * kg, ku_step = kc_step / kg;
-  const size_t nb = cdiv(N, kern.nc_max), nc_step = cdiv(cdiv(N, nb), nr) * nr;
+  const BBlocks bl(kern, K, N);
+  const size_t kc_step = bl.kc_step, ku_step = bl.ku_step, nc_step = bl.nc_step;
+  const PackedB* pre = P.pre;
   const size_t mpanels = cdiv(M, mr);
   size_t mb = cdiv(M, kern.mc_max);
   if (par) mb = cdiv(mb, T) * T;
@@ -837,8 +869,9 @@ void gemm(const Problem& P, bool par) {
   // job packs step s + 1's into the other buffer: the pool claims tasks in order, so the packing (bound by
   // reading memory) fills the time threads would otherwise wait at the end of the multiply, and each step costs
   // one barrier instead of two.
-  const size_t ksteps = cdiv(K, kc_step), steps = cdiv(N, nc_step) * ksteps;
-  float* pb[2] = {tl_b[0].get(ku_step * nc_step), steps > 1 ? tl_b[1].get(ku_step * nc_step) : nullptr};
+  const size_t ksteps = bl.ksteps, steps = bl.steps;
+  float* pb[2] = {pre ? nullptr : tl_b[0].get(ku_step * nc_step),
+                  !pre && steps > 1 ? tl_b[1].get(ku_step * nc_step) : nullptr};
   float* pas[2] = {shared_a ? tl_ashared[0].get(ku_step * mpanels * mr) : nullptr,
                    shared_a && steps > 1 ? tl_ashared[1].get(ku_step * mpanels * mr) : nullptr};
   struct Step {
@@ -854,7 +887,7 @@ void gemm(const Problem& P, bool par) {
     st.ku = cdiv(st.kc, kg);
     return st;
   };
-  const size_t bchunks_max = par ? 4 * T : 1;
+  const size_t bchunks_max = pre ? 0 : par ? 4 * T : 1;  // B packed ahead: no B chunks to pack
   auto pack_count = [&](const Step& st) { return std::min(st.npan, bchunks_max) + (shared_a ? mb : 0); };
   // task t of packing step s: a chunk of B's panels, then (shared_a) one M block of A
   auto pack = [&](size_t s, const Step& st, size_t t) {
@@ -875,7 +908,7 @@ void gemm(const Problem& P, bool par) {
   auto mult_count = [&](const Step& st) { return shared_a ? mb * n_split(st) : mb; };
   auto multiply = [&](size_t s, const Step& st, size_t t) {
     const float beta = st.pc == 0 ? P.beta : 1.f;
-    const float* b_src = pb[s % 2];
+    const float* b_src = pre ? pre->data + s * bl.slot() : pb[s % 2];
     if (shared_a) {
       const size_t ns = n_split(st);
       size_t b = t / ns, q = t % ns;
@@ -906,6 +939,36 @@ void gemm(const Problem& P, bool par) {
     });
     cur = next;
   }
+}
+
+// Packs op(B) (= B, or Bᵀ when tb) for every step of the driver, each step's panels in its own slot, split over
+// the pool: exactly the panels gemm() packs per call. The result belongs to the caller.
+PackedB* pack_b_ahead(bool tb, size_t K, size_t N, const float* Bp, size_t ldb, bool bf16) {
+  const Kernels& kern = kernels(bf16);
+  auto* pk = new PackedB(&kern, K, N);
+  const BBlocks& bl = pk->bl;
+  const size_t huge = size_t(2) << 20, units = bl.steps * bl.slot();
+  pk->bytes = cdiv(std::max<size_t>(units, 1) * sizeof(float), huge) * huge;
+  pk->data = static_cast<float*>(std::aligned_alloc(huge, pk->bytes));
+  if (!pk->data) {
+    delete pk;
+    throw std::bad_alloc();
+  }
+#ifdef MADV_HUGEPAGE
+  madvise(pk->data, pk->bytes, MADV_HUGEPAGE);
+#endif
+  const View B = tb ? View{Bp, 1, ldb} : View{Bp, ldb, 1};
+  const size_t nr = kern.nr, chunks = 4 * static_cast<size_t>(std::max(1, pool::threads()));
+  pool::run(bl.steps * chunks, [&](size_t task, int) {
+    const size_t s = task / chunks, c = task % chunks;
+    const size_t jc = (s / bl.ksteps) * bl.nc_step, pc = (s % bl.ksteps) * bl.kc_step;
+    const size_t nc = std::min(bl.nc_step, N - jc), npan = cdiv(nc, nr);
+    const size_t kc = std::min(bl.kc_step, K - pc), ku = cdiv(kc, kern.kg);
+    const size_t p0 = c * npan / chunks, p1 = (c + 1) * npan / chunks;
+    const size_t j0 = p0 * nr, j1 = std::min(nc, p1 * nr);
+    if (j1 > j0) kern.pack_b(View{B.at(pc, jc + j0), B.rs, B.cs}, kc, j1 - j0, pk->data + s * bl.slot() + p0 * ku * nr);
+  });
+  return pk;
 }
 
 // Products smaller than this many multiply-adds run on the calling thread.
@@ -989,11 +1052,82 @@ Napi::Value SgemmBatched(const Napi::CallbackInfo& info) {
   return info.Env().Undefined();
 }
 
+// A packed B held by JS: freed by sgemmPackedFree (or when the handle is collected).
+struct PackedHandle {
+  PackedB* pk = nullptr;
+  bool tb;
+  size_t ldb;
+};
+
+void free_handle(Napi::Env env, PackedHandle* h) {
+  if (h->pk) Napi::MemoryManagement::AdjustExternalMemory(env, -static_cast<int64_t>(h->pk->bytes));
+  delete h->pk;
+  h->pk = nullptr;
+}
+
+PackedHandle* handle_arg(const Napi::CallbackInfo& info, size_t i) {
+  if (info.Length() <= i || !info[i].IsExternal()) fail(info.Env(), "expected a packed-B handle from sgemmPackB");
+  auto* h = info[i].As<Napi::External<PackedHandle>>().Data();
+  if (!h->pk) fail(info.Env(), "this packed B was freed (sgemmPackedFree)");
+  return h;
+}
+
+// sgemmPackB(transB, K, N, B, bOff, ldb, bf16) → handle: op(B) [K×N] packed for the driver, for products whose
+// op(B) is this matrix (a weight) and whose op(A) changes (decoding steps).
+Napi::Value SgemmPackB(const Napi::CallbackInfo& info) {
+  bool tb = bool_arg(info, 0);
+  size_t K = int_arg(info, 1), N = int_arg(info, 2), ldb = int_arg(info, 5);
+  bool bf16 = bool_arg(info, 6);
+  if (K == 0 || N == 0) fail(info.Env(), "sgemmPackB: empty matrix");
+  if (ldb < (tb ? K : N) && (tb ? N : K) > 1) fail(info.Env(), "sgemmPackB: leading dimension too small");
+  const float* B = f32(info, 3, 4, span(tb, K, N, ldb));
+  auto* h = new PackedHandle{pack_b_ahead(tb, K, N, B, ldb, bf16), tb, ldb};
+  Napi::MemoryManagement::AdjustExternalMemory(info.Env(), static_cast<int64_t>(h->pk->bytes));
+  return Napi::External<PackedHandle>::New(info.Env(), h, [](Napi::Env env, PackedHandle* x) {
+    free_handle(env, x);
+    delete x;
+  });
+}
+
+Napi::Value SgemmPackedFree(const Napi::CallbackInfo& info) {
+  if (info.Length() < 1 || !info[0].IsExternal()) fail(info.Env(), "sgemmPackedFree: expected a handle");
+  free_handle(info.Env(), info[0].As<Napi::External<PackedHandle>>().Data());
+  return info.Env().Undefined();
+}
+
+// sgemmPacked(transA, M, N, K, alpha, A, aOff, lda, handle, B, bOff, beta, C, cOff, ldc, bf16): as sgemm with
+// op(B) read from the handle; B (the same matrix, unpacked) serves the few-row path, which streams it instead.
+Napi::Value SgemmPacked(const Napi::CallbackInfo& info) {
+  bool ta = bool_arg(info, 0);
+  size_t M = int_arg(info, 1), N = int_arg(info, 2), K = int_arg(info, 3);
+  float alpha = float(num_arg(info, 4));
+  size_t lda = int_arg(info, 7);
+  PackedHandle* h = handle_arg(info, 8);
+  float beta = float(num_arg(info, 11));
+  size_t ldc = int_arg(info, 14);
+  bool bf16 = bool_arg(info, 15);
+  if (h->pk->K != K || h->pk->N != N)
+    fail(info.Env(), "sgemmPacked: the packed B is " + std::to_string(h->pk->K) + "x" + std::to_string(h->pk->N) +
+                         ", the product needs " + std::to_string(K) + "x" + std::to_string(N));
+  if (h->pk->kern != &kernels(bf16)) fail(info.Env(), "sgemmPacked: B was packed for the other precision");
+  check_ld(info.Env(), "sgemmPacked", ta, h->tb, M, N, K, lda, h->ldb, ldc);
+  const float* A = f32(info, 5, 6, span(ta, M, K, lda));
+  const float* B = f32(info, 9, 10, span(h->tb, K, N, h->ldb));
+  float* C = f32(info, 12, 13, span(false, M, N, ldc));
+  Problem P{ta, h->tb, M, N, K, alpha, A, lda, B, h->ldb, beta, C, ldc, bf16};
+  P.pre = h->pk;
+  gemm_auto(P);
+  return info.Env().Undefined();
+}
+
 }  // namespace
 
 void InitGemm(Napi::Env env, Napi::Object exports) {
   exports.Set("sgemm", Napi::Function::New(env, Sgemm));
   exports.Set("sgemmBatched", Napi::Function::New(env, SgemmBatched));
+  exports.Set("sgemmPackB", Napi::Function::New(env, SgemmPackB));
+  exports.Set("sgemmPackedFree", Napi::Function::New(env, SgemmPackedFree));
+  exports.Set("sgemmPacked", Napi::Function::New(env, SgemmPacked));
 }
 
 }  // namespace ak

@@ -2,6 +2,7 @@
 import { type Precision, matmulPrecision, noteBf16Fallback } from '../autocast.js';
 import { native } from '../native.js';
 import { Tensor, record, shapeStr } from '../tensor.js';
+import { packedGemm, packedOperand } from './packed-weights.js';
 
 export interface GemmKernels {
   /**
@@ -109,13 +110,17 @@ export function matmul(a: Tensor, b: Tensor, o: MatmulOptions = {}): Tensor {
   const batch = aBatch.reduce((x, y) => x * y, 1);
   const out = Tensor.empty([...aBatch, M, N]); // beta = 0: GEMM writes every element
   if (out.size > 0) {
-    if (shared && a.ndim > 2 && M > 0) {
-      // Fold the batch into M when a's rows are evenly spaced: one large GEMM instead of many small ones.
-      const a2 = a.isContiguous ? a : a.clone();
-      const A = asMatrix(a2, 1);
+    if (shared && M > 0) {
+      // Fold the batch into M (a's rows evenly spaced): one large GEMM instead of many small ones.
+      const a2 = a.ndim === 2 || a.isContiguous ? a : a.clone();
+      const A = a2.ndim === 2 ? asMatrix(a2, 1) : { t: a2, trans: false, ld: K };
       const B = asMatrix(b, 1);
-      gemm.sgemm(false, B.trans, batch * M, N, K, 1, A.t.data, A.t.offset, K, B.t.data, B.t.offset, B.ld, 0, out.data, 0, N, bf16);
-      if (a2 !== a) a2.dispose();
+      const rows = batch * M;
+      const packed = B.t === b ? packedOperand(b, B.trans, B.ld, rows, precision) : null;
+      if (packed) packedGemm.sgemmPacked(A.trans, rows, N, K, 1, A.t.data, A.t.offset, A.ld, packed, b.data, b.offset, 0, out.data, 0, N, bf16);
+      else gemm.sgemm(A.trans, B.trans, rows, N, K, 1, A.t.data, A.t.offset, A.ld, B.t.data, B.t.offset, B.ld, 0, out.data, 0, N, bf16);
+      if (A.t !== a) A.t.dispose();
+      if (a2 !== a && a2 !== A.t) a2.dispose();
       if (B.t !== b) B.t.dispose();
     } else {
       const A = asMatrix(a, batch),
