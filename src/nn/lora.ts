@@ -1,5 +1,5 @@
 // LoRA (Hu et al. 2021): a frozen linear layer plus a trainable low-rank update,
-//   y = x·Wᵀ + b + (α/r)·dropout(x)·Aᵀ·Bᵀ,   A [r, in] (Kaiming-uniform), B [out, r] (zeros),
+//   y = x·Wᵀ + b + (α/r)·dropout(x)·Aᵀ·Bᵀ  (computed by linear() as one fused op),   A [r, in] (Kaiming-uniform), B [out, r] (zeros),
 // in PEFT's conventions, so adapters save and load as PEFT's adapter_model.safetensors.
 import { add, dropout, scale } from '../engine/ops/elementwise.js';
 import { matmul } from '../engine/ops/matmul.js';
@@ -40,13 +40,13 @@ export class LoraAdapter {
   }
 
   /**
-   * The low-rank update for input x [..., in] → [..., out]. The dropout mask is a pure function of (seed,
-   * adapter), so a resumed run draws the same masks; callers advance the seed between steps.
+   * The adapter's input for layer input x: x itself, or a dropout of it while training. The dropout mask is a
+   * pure function of (seed, adapter), so a resumed run draws the same masks; callers advance the seed between
+   * steps.
    */
-  delta(x: Tensor, training: boolean, seed: number): Tensor {
+  input(x: Tensor, training: boolean, seed: number): Tensor {
     const p = this.cfg.dropout ?? 0;
-    const xin = p > 0 && training ? dropout(x, p, (Math.imul(seed >>> 0, 0x9e3779b1) ^ Math.imul(this.salt + 1, 0x85ebca6b)) >>> 0, true) : x;
-    return scale(matmul(matmul(xin, this.A.transpose(0, 1)), this.B.transpose(0, 1)), this.scaling);
+    return p > 0 && training ? dropout(x, p, (Math.imul(seed >>> 0, 0x9e3779b1) ^ Math.imul(this.salt + 1, 0x85ebca6b)) >>> 0, true) : x;
   }
 
   /** W += (α/r)·B·A in the weight's own layout. */
@@ -67,8 +67,8 @@ export class LoraAdapter {
   }
 }
 
-/** A linear layer with an optional adapter (skipped when `enabled` is false: the frozen base alone). */
+/** A linear layer with an optional adapter (skipped when `enabled` is false: the frozen base alone), one fused op. */
 export function loraLinear(x: Tensor, weight: Tensor, bias: Tensor | null, layout: WeightLayout, adapter: LoraAdapter | undefined, enabled: boolean, training: boolean, seed: number): Tensor {
-  const y = linear(x, weight, bias, layout);
-  return adapter && enabled ? add(y, adapter.delta(x, training, seed)) : y;
+  if (!adapter || !enabled) return linear(x, weight, bias, layout);
+  return linear(x, weight, bias, layout, { A: adapter.A, B: adapter.B, scaling: adapter.scaling, input: adapter.input(x, training, seed) });
 }

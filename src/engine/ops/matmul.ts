@@ -150,3 +150,27 @@ export function matmul(a: Tensor, b: Tensor, o: MatmulOptions = {}): Tensor {
     'matmul',
   );
 }
+
+/**
+ * out [M×N] = alpha·a [M×K] @ b [K×N] + beta·out, on 2-D tensors of any strides (out contiguous), without
+ * autograd: the building block of fused ops (a linear layer writing its bias, adapter and product into one
+ * output). beta = 0 never reads out. Uses the packed panels of b inside withPackedWeights.
+ */
+export function matmulInto(out: Tensor, a: Tensor, b: Tensor, alpha: number, beta: number, precision: Precision): void {
+  if (a.ndim !== 2 || b.ndim !== 2 || out.ndim !== 2) throw new Error('matmulInto needs 2-D tensors');
+  const M = a.shape[0]!,
+    K = a.shape[1]!,
+    N = b.shape[1]!;
+  if (b.shape[0] !== K || out.shape[0] !== M || out.shape[1] !== N) throw new Error(`matmulInto: ${shapeStr(a.shape)} @ ${shapeStr(b.shape)} into ${shapeStr(out.shape)}`);
+  if (!out.isContiguous) throw new Error('matmulInto: the output must be contiguous');
+  if (M === 0 || N === 0) return;
+  const bf16 = precision === 'bf16';
+  if (bf16) noteBf16Fallback();
+  const A = asMatrix(a, 1),
+    B = asMatrix(b, 1);
+  const packed = B.t === b ? packedOperand(b, B.trans, B.ld, M, precision) : null;
+  if (packed) packedGemm.sgemmPacked(A.trans, M, N, K, alpha, A.t.data, A.t.offset, A.ld, packed, b.data, b.offset, beta, out.data, out.offset, N, bf16);
+  else gemm.sgemm(A.trans, B.trans, M, N, K, alpha, A.t.data, A.t.offset, A.ld, B.t.data, B.t.offset, B.ld, beta, out.data, out.offset, N, bf16);
+  if (A.t !== a) A.t.dispose();
+  if (B.t !== b) B.t.dispose();
+}
