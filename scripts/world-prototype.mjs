@@ -15,7 +15,7 @@ import { parseArgs } from 'node:util';
 
 const D = new URL('../dist/src/', import.meta.url).href;
 const { parseConfig } = await import(D + 'io/config.js');
-const { loadPretrained, savePretrained, toModelConfig } = await import(D + 'io/pretrained.js');
+const { loadPretrained, savePretrained } = await import(D + 'io/pretrained.js');
 const { Transformer } = await import(D + 'models/transformer.js');
 const { generate } = await import(D + 'models/generate.js');
 const { trainByteLevelBPE } = await import(D + 'tokenizer/index.js');
@@ -90,7 +90,7 @@ const hf = parseConfig({
   bos_token_id: tok.eosTokenId,
   pad_token_id: tok.eosTokenId,
 });
-const init = Transformer.random(toModelConfig(hf), seed);
+const init = Transformer.random(hf.model, seed);
 const nParams = init.parameters ? [...init.parameters()].reduce((s, p) => s + p.size, 0) : null;
 savePretrained(join(out, 'init'), { model: init, hfConfig: hf, generation: null, score: null });
 tok.save(join(out, 'init'));

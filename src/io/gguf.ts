@@ -18,7 +18,7 @@ export type GgufArchitecture = 'llama' | 'qwen2' | 'gpt2';
 export const GGUF_ARCHITECTURES: readonly GgufArchitecture[] = ['llama', 'qwen2', 'gpt2'];
 
 /**
- * Hyper-parameters (a plain object; io/config.ts's LlamaFamilyConfig fits for llama/qwen2: rmsNormEps is read too).
+ * Hyper-parameters (a plain object: a CausalLMConfig's size fields fit as they are; rmsNormEps is another name for normEps).
  * For gpt2 `maxPositions` is n_positions (the rows of wpe), `normEps` the LayerNorm epsilon, `ropeTheta` unused.
  */
 export interface GgufModelConfig {

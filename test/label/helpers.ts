@@ -5,7 +5,7 @@ import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync,
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseConfig } from '../../src/io/config.js';
-import { savePretrained, toModelConfig } from '../../src/io/pretrained.js';
+import { savePretrained } from '../../src/io/pretrained.js';
 import { Transformer } from '../../src/models/transformer.js';
 import { trainByteLevelBPE } from '../../src/tokenizer/index.js';
 
@@ -56,7 +56,7 @@ export function makeSlowPolicy(dir: string): string {
   const raw = JSON.parse(readFileSync(join(hfFixture('tiny-gpt2'), 'config.json'), 'utf8')) as Record<string, unknown>;
   Object.assign(raw, { n_embd: 128, n_layer: 4, n_head: 4, n_positions: 512 });
   const hfConfig = parseConfig(raw);
-  savePretrained(dir, { model: Transformer.random(toModelConfig(hfConfig), 3), hfConfig, generation: null, score: null });
+  savePretrained(dir, { model: Transformer.random(hfConfig.model, 3), hfConfig, generation: null, score: null });
   policyTokenizer().save(dir);
   return dir;
 }
