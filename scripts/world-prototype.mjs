@@ -24,7 +24,8 @@ const { logSoftmax } = await import(D + 'engine/ops/norm.js');
 const { Random } = await import(D + 'engine/random.js');
 const { runSFT } = await import(D + 'train/sft.js');
 const W = await import(D + 'world/index.js');
-const { judgeResponses, classify, goldScore, isHarmless } = await import(D + 'eval/gold-judge.js');
+const { judgeResponses, classify, goldScore } = await import(D + 'eval/gold-judge.js');
+const { isHarmless } = await import(D + 'world/gold.js');
 
 const { values: a } = parseArgs({
   options: { seed: { type: 'string', default: '0' }, out: { type: 'string' }, quick: { type: 'boolean', default: false }, keep: { type: 'boolean', default: false } },

@@ -17,7 +17,7 @@ import { evaluatePolicy, type PolicyEvalResult } from '../eval/policy-eval.js';
 import { trainByteLevelBPE } from '../tokenizer/index.js';
 import { loadRewardModel } from '../train/reward.js';
 
-export interface QuickstartOptions {
+interface QuickstartOptions {
   out: string;
   quick: boolean;
   seed: number;

@@ -18,7 +18,7 @@ export interface Float32Entry {
 export type StateDict = Map<string, Float32Entry>;
 
 /** The weight files of a checkpoint folder (or a .safetensors / index file given directly), with which tensors each holds. */
-export function checkpointFiles(path: string): { files: string[]; weightMap: Map<string, string> | null } {
+function checkpointFiles(path: string): { files: string[]; weightMap: Map<string, string> | null } {
   if (!existsSync(path)) throw new Error(`checkpoint ${path} does not exist`);
   if (!statSync(path).isDirectory()) {
     if (path.endsWith('.index.json')) return shardedFiles(path);
@@ -105,7 +105,7 @@ export function saveStateDict(dir: string, sd: StateDict, opts: SaveOptions = {}
   return writeShardedSafetensors(dir, entries, { maxShardSize: opts.maxShardSize, metadata: { ...opts.metadata, format: 'pt' } });
 }
 
-export interface HfCheckpoint {
+interface HfCheckpoint {
   config: HfConfig;
   /** Float32 weights under transformers' names (normalised; a tied lm_head is absent: use the embedding). */
   weights: StateDict;

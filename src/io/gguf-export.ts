@@ -10,7 +10,7 @@ import { writeGguf, type GgufDtype, type GgufModelConfig, type GgufTensor, type 
 import { readJsonFile } from './json-file.js';
 import { loadPretrained } from './pretrained.js';
 
-export interface ExportGgufOptions {
+interface ExportGgufOptions {
   /** A model directory (config.json + model.safetensors or shards), or a PEFT adapter directory (merged on export). */
   model: string;
   /** The GGUF file to write (replaced atomically; its folder must exist). */
@@ -23,7 +23,7 @@ export interface ExportGgufOptions {
   name?: string;
 }
 
-export interface ExportGgufResult extends WriteGgufResult {
+interface ExportGgufResult extends WriteGgufResult {
   /** The tokenizer.json written into the file. */
   tokenizerPath: string;
   /** Things the file cannot express that alignkit refuses or handles otherwise (the CLI prints them). */
@@ -82,7 +82,7 @@ function checkOut(out: string, inputDirs: string[], tokenizerPath: string): void
 }
 
 /** The writer's config for a parsed config.json, or an error naming what llama.cpp cannot run. */
-export function ggufConfigFor(c: HfConfig, source: string): { config: GgufModelConfig; warnings: string[] } {
+function ggufConfigFor(c: HfConfig, source: string): { config: GgufModelConfig; warnings: string[] } {
   if (c.task !== 'causal-lm') fail(`${source}: ${c.architecture} is a sequence-classification (reward) model; GGUF export writes causal language models`);
   const m = c.model;
   const common = {

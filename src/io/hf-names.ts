@@ -6,7 +6,7 @@ import type { CausalLMConfig } from '../models/config.js';
 import { parameterShapes } from '../models/parameters.js';
 import type { HfConfig } from './config.js';
 
-export interface NamedShape {
+interface NamedShape {
   shape: readonly number[];
 }
 

@@ -92,7 +92,7 @@ export interface RewardExample extends PreferenceExample {
   softLabel?: number;
 }
 
-export interface RewardBatch extends PreferenceBatch {
+interface RewardBatch extends PreferenceBatch {
   /** per pair, or null when the data has no margin column */
   margins: Float32Array | null;
   /** per pair, or null when the data has no soft_label column */

@@ -9,7 +9,6 @@ import { savePretrained } from '../../src/io/pretrained.js';
 import { Transformer } from '../../src/models/transformer.js';
 import { trainByteLevelBPE } from '../../src/tokenizer/index.js';
 
-export { packageRoot } from '../../src/engine/package-root.js';
 import { packageRoot } from '../../src/engine/package-root.js';
 
 export function hfFixture(name: string): string {
@@ -91,7 +90,7 @@ function policyTokenizer() {
   return tokCache;
 }
 
-export interface Reply {
+interface Reply {
   status: number;
   headers: Headers;
   body: any; // eslint-disable-line @typescript-eslint/no-explicit-any
@@ -116,7 +115,7 @@ export async function request(url: string, init: RequestInit & { token?: string;
 
 export const CLI = () => join(packageRoot(), 'dist', 'src', 'cli', 'main.js');
 
-export interface ChildServer {
+interface ChildServer {
   proc: ChildProcess;
   url: string;
   stderr: () => string;
@@ -151,7 +150,7 @@ export function serveChild(args: string[], timeoutMs = 30_000): Promise<ChildSer
   });
 }
 
-export const CHROMIUM = '/usr/bin/chromium';
+const CHROMIUM = '/usr/bin/chromium';
 export const CHROMIUM_ARGS = ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'];
 
 /** Fails (never skips) when Debian's chromium is missing: CI installs it (.ci/run). */

@@ -13,11 +13,11 @@ import { type ServeHandle, type ServeOptions, startServer } from '../../src/serv
 import { type Tokenizer, trainByteLevelBPE } from '../../src/tokenizer/index.js';
 
 export const FIX = join(packageRoot(), 'test', 'fixtures', 'hf-fixtures');
-export const CHAT_TEMPLATE = '{% for m in messages %}<|{{ m.role }}|>{{ m.content }}\n{% endfor %}{% if add_generation_prompt %}<|assistant|>{% endif %}';
+const CHAT_TEMPLATE = '{% for m in messages %}<|{{ m.role }}|>{{ m.content }}\n{% endfor %}{% if add_generation_prompt %}<|assistant|>{% endif %}';
 
 let tokCache: Tokenizer | null = null;
 /** A byte-level BPE tokenizer of exactly the fixtures' 1000 ids (so every id the model emits decodes to text). */
-export function tokenizer(): Tokenizer {
+function tokenizer(): Tokenizer {
   if (tokCache) return tokCache;
   const rng = new Random(5);
   const syllables = ['ba', 'ce', 'di', 'fo', 'gu', 'ha', 'ke', 'li', 'mo', 'nu', 'pa', 're', 'si', 'to', 'vu', 'wa', 'xe', 'yi', 'zo', 'qu'];

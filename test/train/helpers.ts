@@ -9,7 +9,7 @@ import { type Pretrained, savePretrained } from '../../src/io/pretrained.js';
 import { Transformer } from '../../src/models/transformer.js';
 import { Tokenizer } from '../../src/tokenizer/index.js';
 
-export const LETTERS = ['a', 'b', 'c', 'd', 'e', 'f', 'g', 'h'];
+const LETTERS = ['a', 'b', 'c', 'd', 'e', 'f', 'g', 'h'];
 
 /**
  * A word-level tokenizer: <eos> = 0 (also BOS), <pad> = 1, then `words` (split on whitespace, no merges).
