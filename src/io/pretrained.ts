@@ -5,7 +5,7 @@ import { Tensor } from '../engine/tensor.js';
 import { Transformer } from '../models/transformer.js';
 import { type SaveOptions, loadCheckpoint, saveCheckpoint } from './checkpoint.js';
 import { type HfConfig, parseConfig } from './config.js';
-import type { GenerationConfig } from './generation-config.js';
+import { type GenerationConfig, idsOnlyGenerationConfig } from './generation-config.js';
 import { readJsonFile } from './json-file.js';
 import { loadAdapter } from './peft.js';
 
@@ -67,19 +67,7 @@ export function savePretrained(dir: string, p: Pretrained, opts: SaveOptions = {
   // transformers writes generation_config.json with every model: derive one from config.json's ids when absent
   const c = p.hfConfig.model;
   const eos = c.eosTokenId == null ? [] : Array.isArray(c.eosTokenId) ? c.eosTokenId : [c.eosTokenId];
-  const generation: GenerationConfig = p.generation ?? {
-    bosTokenId: c.bosTokenId ?? null,
-    eosTokenIds: eos,
-    padTokenId: c.padTokenId ?? null,
-    doSample: null,
-    temperature: null,
-    topP: null,
-    topK: null,
-    maxNewTokens: null,
-    maxLength: null,
-    repetitionPenalty: null,
-    raw: {},
-  };
+  const generation = p.generation ?? idsOnlyGenerationConfig({ bosTokenId: c.bosTokenId ?? null, eosTokenIds: eos, padTokenId: c.padTokenId ?? null });
   saveCheckpoint(dir, { config: p.hfConfig, weights, generation }, opts);
 }
 
