@@ -15,7 +15,7 @@ import { parseArgs } from 'node:util';
 
 const D = new URL('../dist/src/', import.meta.url).href;
 const { parseConfig } = await import(D + 'io/config.js');
-const { loadPretrained, savePretrained, toModelConfig } = await import(D + 'io/pretrained.js');
+const { loadPretrained, savePretrained } = await import(D + 'io/pretrained.js');
 const { Transformer } = await import(D + 'models/transformer.js');
 const { generate } = await import(D + 'models/generate.js');
 const { trainByteLevelBPE } = await import(D + 'tokenizer/index.js');
@@ -24,7 +24,8 @@ const { logSoftmax } = await import(D + 'engine/ops/norm.js');
 const { Random } = await import(D + 'engine/random.js');
 const { runSFT } = await import(D + 'train/sft.js');
 const W = await import(D + 'world/index.js');
-const { judgeResponses, classify, goldScore, isHarmless } = await import(D + 'eval/gold-judge.js');
+const { judgeResponses, classify, goldScore } = await import(D + 'eval/gold-judge.js');
+const { isHarmless } = await import(D + 'world/gold.js');
 
 const { values: a } = parseArgs({
   options: { seed: { type: 'string', default: '0' }, out: { type: 'string' }, quick: { type: 'boolean', default: false }, keep: { type: 'boolean', default: false } },
@@ -90,7 +91,7 @@ const hf = parseConfig({
   bos_token_id: tok.eosTokenId,
   pad_token_id: tok.eosTokenId,
 });
-const init = Transformer.random(toModelConfig(hf), seed);
+const init = Transformer.random(hf.model, seed);
 const nParams = init.parameters ? [...init.parameters()].reduce((s, p) => s + p.size, 0) : null;
 savePretrained(join(out, 'init'), { model: init, hfConfig: hf, generation: null, score: null });
 tok.save(join(out, 'init'));

@@ -11,7 +11,7 @@ import { core } from '../engine/native.js';
 import { Random } from '../engine/random.js';
 import { parseConfig } from '../io/config.js';
 import { exportGguf } from '../io/gguf-export.js';
-import { savePretrained, toModelConfig } from '../io/pretrained.js';
+import { savePretrained } from '../io/pretrained.js';
 import { Transformer } from '../models/transformer.js';
 import { startServer } from '../serve/server.js';
 import { trainByteLevelBPE } from '../tokenizer/index.js';
@@ -55,7 +55,7 @@ function makeModel(dir: string, quick: boolean): void {
     activation_function: 'gelu_new',
   };
   const hfConfig = parseConfig(raw);
-  const model = Transformer.random(toModelConfig(hfConfig), 1);
+  const model = Transformer.random(hfConfig.model, 1);
   savePretrained(dir, { model, hfConfig, generation: null, score: null });
   model.dispose();
   const texts = Array.from({ length: 50 }, (_, i) => `the quick brown fox ${i} jumps over the lazy dog`);

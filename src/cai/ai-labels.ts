@@ -61,7 +61,7 @@ export interface LabelRecord {
   policy_prompt: Prompt;
 }
 
-export interface LabelResult {
+interface LabelResult {
   out: string;
   journal: string;
   written: number;
@@ -74,7 +74,7 @@ export interface LabelResult {
 }
 
 /** The TRL preference row of a labelled pair, or null when it is dropped. */
-export function preferenceRow(r: LabelRecord, margin: number): Record<string, unknown> | null {
+function preferenceRow(r: LabelRecord, margin: number): Record<string, unknown> | null {
   if (Math.abs(r.p_a - 0.5) <= margin) return null;
   const aWins = r.p_a > 0.5;
   const chosen = aWins ? r.response_a : r.response_b,
@@ -87,7 +87,7 @@ export function preferenceRow(r: LabelRecord, margin: number): Record<string, un
 const clamp = (p: number, lo: number, hi: number): number => Math.min(hi, Math.max(lo, p));
 
 /** How the questions are asked (LabelOptions without the files). */
-export type JudgeOptions = Pick<LabelOptions, 'model' | 'constitution' | 'seed' | 'ensemble' | 'swap' | 'chainOfThought' | 'reasoning' | 'format'>;
+type JudgeOptions = Pick<LabelOptions, 'model' | 'constitution' | 'seed' | 'ensemble' | 'swap' | 'chainOfThought' | 'reasoning' | 'format'>;
 
 /** Labels a batch of pairs in memory: the questions of every pair go to the model together. */
 export async function judgePairs(o: JudgeOptions, batch: readonly PairRow[]): Promise<LabelRecord[]> {

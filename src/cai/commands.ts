@@ -34,7 +34,7 @@ const GENERATION = {
 type ModelOpts = OptionsOf<typeof MODEL>;
 
 /** Opens the model a command names. */
-export function modelFrom(v: ModelOpts): TextModel {
+function modelFrom(v: ModelOpts): TextModel {
   const o: OpenModelOptions = { model: v.model_name, chat: v.chat, concurrency: v.concurrency, maxRetries: v.max_retries, timeoutMs: v.timeout * 1000, batchSize: v.batch_size };
   return openTextModel(v.model, o);
 }
@@ -51,7 +51,7 @@ export function constitutionFrom(spec: string): Constitution {
 }
 
 /** Prompt rows from a TRL prompt-only file; ids from the file's "id" or the line number. */
-export function promptRows(path: string): PromptRow[] {
+function promptRows(path: string): PromptRow[] {
   try {
     return readPrompts(path).map((r) => ({ id: r.id ?? `line-${r.line}`, prompt: r.prompt as Request }));
   } catch (e) {

@@ -9,12 +9,12 @@ import { type Request, responsePrompt } from './prompts.js';
 import { type GenerationSettings, type PromptRow, stepSeed } from './revise.js';
 import { constitutionalScorer } from './scorer.js';
 
-export interface PolicyReplies {
+interface PolicyReplies {
   name: string;
   replies: string[];
 }
 
-export interface AiEvalResult {
+interface AiEvalResult {
   name: string;
   /** mean p(this policy's reply is better than the reference's), ties count half */
   win_rate: number;

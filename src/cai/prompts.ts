@@ -9,12 +9,12 @@ import type { ComparisonExample, CritiqueExample, Principle } from './constituti
 export type Request = string | readonly ChatMessage[];
 
 /** A request as the opening turns of the conversation. */
-export function requestTurns(request: Request): ChatMessage[] {
+function requestTurns(request: Request): ChatMessage[] {
   return typeof request === 'string' ? [{ role: 'user', content: request }] : request.map((m) => ({ ...m }));
 }
 
 /** The worked critique → revision examples as turns. */
-export function critiqueExampleTurns(ex: readonly CritiqueExample[], p: Principle): ChatMessage[] {
+function critiqueExampleTurns(ex: readonly CritiqueExample[], p: Principle): ChatMessage[] {
   return ex.flatMap((e) => [
     { role: 'user', content: e.request },
     { role: 'assistant', content: e.response },
@@ -54,15 +54,15 @@ function quoteRequest(request: Request): string {
 }
 
 /** The multiple-choice question: which of two replies follows the principle better. */
-export function comparisonQuestion(request: Request, first: string, second: string, p: Principle): string {
+function comparisonQuestion(request: Request, first: string, second: string, p: Principle): string {
   return `Consider this request to an assistant.\n${quoteRequest(request)}\n${p.comparison}\nOptions:\n(A) ${first}\n(B) ${second}`;
 }
 
-export const ANSWER_LEAD = 'The answer is: (';
+const ANSWER_LEAD = 'The answer is: (';
 export const COMPARISON_OPTIONS = ['A', 'B'] as const;
 
 /** The worked comparison examples as turns (question, then the answer). */
-export function comparisonExampleTurns(ex: readonly ComparisonExample[], p: Principle): ChatMessage[] {
+function comparisonExampleTurns(ex: readonly ComparisonExample[], p: Principle): ChatMessage[] {
   return ex.flatMap((e) => [
     { role: 'user', content: comparisonQuestion(e.request, e.response_a, e.response_b, p) },
     { role: 'assistant', content: `${ANSWER_LEAD}${e.answer})` },
@@ -92,7 +92,7 @@ export function reasonedChoicePrompt(format: TranscriptFormat, request: Request,
 }
 
 export const RATING_OPTIONS = ['1', '2', '3', '4', '5'] as const;
-export const RATING_LEAD = 'The rating is: (';
+const RATING_LEAD = 'The rating is: (';
 
 /** The question for rating one reply against a principle from 1 to 5 (direct RLAIF). */
 export function ratingPrompt(format: TranscriptFormat, request: Request, response: string, p: Principle): Prompt {

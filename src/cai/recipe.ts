@@ -75,7 +75,7 @@ export function checkStageOptions(o: RecipeOptions, locate: Locate): void {
   }
 }
 
-export interface RecipeContext {
+interface RecipeContext {
   log: (line: string) => void;
   quiet?: boolean;
   /** the constitution (the recipe's `constitution` resolved) */
@@ -84,7 +84,7 @@ export interface RecipeContext {
   readPrompts: (path: string) => PromptRow[];
 }
 
-export interface RecipeResult {
+interface RecipeResult {
   output_dir: string;
   stages: StageRecord[];
   eval: unknown;

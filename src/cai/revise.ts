@@ -10,7 +10,7 @@
 // batch that was in flight — every prompt appears exactly once.
 import { existsSync, mkdirSync } from 'node:fs';
 import { join } from 'node:path';
-import type { ChatMessage, Generation, GenerationRequest, Prompt, TextModel, TranscriptFormat } from '../feedback/text-model.js';
+import type { Generation, GenerationRequest, Prompt, TextModel, TranscriptFormat } from '../feedback/text-model.js';
 import { formatFor } from '../feedback/text-model.js';
 import { Journal, readJournal, writeJsonlAtomic } from '../io/journal.js';
 import { Progress } from '../io/progress.js';
@@ -66,7 +66,7 @@ export interface Transcript {
   policy_prompt: Prompt;
 }
 
-export interface ReviseResult {
+interface ReviseResult {
   transcripts: string;
   sft: string;
   prefs: string;
@@ -85,14 +85,14 @@ export function stepSeed(seed: number, id: string, step: number): number {
 }
 
 /** The SFT row of a transcript (TRL prompt/completion, in the format the reply was prompted in). */
-export function sftRow(t: Transcript): Record<string, unknown> {
+function sftRow(t: Transcript): Record<string, unknown> {
   const final = t.steps.length ? t.steps[t.steps.length - 1]!.revision : t.response;
   if (typeof t.policy_prompt === 'string') return { id: t.id, prompt: t.policy_prompt, completion: ` ${final}` };
   return { id: t.id, prompt: t.policy_prompt, completion: [{ role: 'assistant', content: final }] };
 }
 
 /** The preference row of a transcript: the final revision over the first reply. */
-export function prefRow(t: Transcript): Record<string, unknown> | null {
+function prefRow(t: Transcript): Record<string, unknown> | null {
   const final = t.steps.length ? t.steps[t.steps.length - 1]!.revision : t.response;
   if (final.trim() === t.response.trim()) return null; // nothing to prefer
   if (typeof t.policy_prompt === 'string') return { id: t.id, prompt: t.policy_prompt, chosen: ` ${final}`, rejected: ` ${t.response}` };
@@ -181,9 +181,4 @@ export async function revise(o: ReviseOptions): Promise<ReviseResult> {
     progress.stop();
   }
   return { ...paths, done: todo.length, skipped: finished.size, tokens, seconds: (performance.now() - t0) / 1000 };
-}
-
-/** Conversation messages of a prompt row for display. */
-export function requestText(r: Request): string {
-  return typeof r === 'string' ? r : (r as readonly ChatMessage[]).map((m) => `${m.role}: ${String(m.content)}`).join(' | ');
 }

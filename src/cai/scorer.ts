@@ -7,7 +7,7 @@ import type { ScoreFunction } from '../train/rl/scorer.js';
 import { type Constitution, samplePrinciple } from './constitution.js';
 import { RATING_OPTIONS, ratingPrompt } from './prompts.js';
 
-export interface ConstitutionalScorerOptions {
+interface ConstitutionalScorerOptions {
   /** principles per response (default 1) */
   principles?: number;
   seed?: number;

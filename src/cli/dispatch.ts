@@ -6,10 +6,10 @@ import { OptionError, type FieldTable, flagName, formatHelp, resolveOptions } fr
 import { locator, mergedValues, splitArgs } from '../options/argv.js';
 import { TrainingInterruptedError } from '../train/loop.js';
 
-export const PROGRAM = 'alignkit';
+const PROGRAM = 'alignkit';
 
 /** The command a command line names (the longest match of its first two words) and the remaining arguments. */
-export function findCommand(table: readonly Command[], argv: readonly string[]): { cmd: Command | null; rest: string[]; group: string | null } {
+function findCommand(table: readonly Command[], argv: readonly string[]): { cmd: Command | null; rest: string[]; group: string | null } {
   const two = argv.length >= 2 ? `${argv[0]} ${argv[1]}` : null;
   const c2 = two ? table.find((c) => c.name === two) : undefined;
   if (c2) return { cmd: c2, rest: argv.slice(2), group: null };
@@ -37,7 +37,7 @@ export function helpText(cmd: Command): string {
 }
 
 /** `alignkit` with no command (or `alignkit --help`): every command with its summary. */
-export function usageText(table: readonly Command[], group: string | null = null): string {
+function usageText(table: readonly Command[], group: string | null = null): string {
   const cmds = group ? table.filter((c) => c.name.startsWith(`${group} `)) : table;
   const w = Math.max(...cmds.map((c) => c.name.length)) + 2;
   const lines = cmds.map((c) => `  ${PROGRAM} ${c.name.padEnd(w)}${c.summary}`);
@@ -46,7 +46,7 @@ export function usageText(table: readonly Command[], group: string | null = null
 }
 
 /** Parses argv for `cmd` and runs it. */
-export async function execute(cmd: Command, argv: readonly string[], io: CommandIO): Promise<number> {
+async function execute(cmd: Command, argv: readonly string[], io: CommandIO): Promise<number> {
   const style = cmd.style ?? 'kebab';
   const p = splitArgs(argv, cmd.options, { config: cmd.config, style, refused: cmd.refused });
   if (p.help) {

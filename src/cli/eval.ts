@@ -30,7 +30,7 @@ const OPTIONS = {
   out: f.string(null, 'also write every response and score as JSON', { nullable: true, metavar: 'FILE' }),
 };
 
-export type EvalOptions = OptionsOf<typeof OPTIONS>;
+type EvalOptions = OptionsOf<typeof OPTIONS>;
 
 /** Runs the comparison; `given` is any subset of the options (defaults filled, values checked). */
 export async function runEval(given: Partial<EvalOptions>, out: (s: string) => void = (s) => process.stdout.write(s + '\n')): Promise<Record<string, PolicyEvalResult>> {

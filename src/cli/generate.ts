@@ -22,7 +22,7 @@ const OPTIONS = {
   stop: f.list([], 'stop when the continuation contains this text (repeatable)', { repeatable: true, metavar: 'TEXT' }),
 };
 
-export type GenerateOptions = OptionsOf<typeof OPTIONS>;
+type GenerateOptions = OptionsOf<typeof OPTIONS>;
 
 /** The ids generation stops at (every EOS the checkpoint and its tokenizer name); warns when they disagree. */
 export function stopIds(p: Pretrained, tok: Tokenizer, warn: (s: string) => void): number[] {

@@ -8,7 +8,7 @@ import type { Command } from '../options/command.js';
 import { f } from '../options/fields.js';
 import { Random } from '../engine/random.js';
 import { parseConfig } from '../io/config.js';
-import { loadPretrained, savePretrained, toModelConfig } from '../io/pretrained.js';
+import { loadPretrained, savePretrained } from '../io/pretrained.js';
 import { generate } from '../models/generate.js';
 import { Transformer } from '../models/transformer.js';
 import { REVIEW_SUBJECTS, reviewCorpus, reviewPrompt } from '../data/synthetic-reviews.js';
@@ -17,7 +17,7 @@ import { evaluatePolicy, type PolicyEvalResult } from '../eval/policy-eval.js';
 import { trainByteLevelBPE } from '../tokenizer/index.js';
 import { loadRewardModel } from '../train/reward.js';
 
-export interface QuickstartOptions {
+interface QuickstartOptions {
   out: string;
   quick: boolean;
   seed: number;
@@ -76,7 +76,7 @@ export async function quickstart(o: QuickstartOptions): Promise<Record<string, P
     bos_token_id: tok.eosTokenId,
     pad_token_id: tok.eosTokenId,
   });
-  const base = Transformer.random(toModelConfig(hfConfig), o.seed);
+  const base = Transformer.random(hfConfig.model, o.seed);
   savePretrained(join(o.out, 'base'), { model: base, hfConfig, generation: null, score: null });
   tok.save(join(o.out, 'base'));
   base.dispose();

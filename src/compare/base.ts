@@ -9,9 +9,9 @@ import type { World } from '../world/index.js';
 import type { Sizes } from './options.js';
 import type { WorldFiles } from './world-files.js';
 
-export const EOS = '<|endoftext|>';
+const EOS = '<|endoftext|>';
 
-export interface BaseResult {
+interface BaseResult {
   base: string;
   pretrain_loss: number | null;
   base_loss: number | null;

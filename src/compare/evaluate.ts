@@ -33,13 +33,13 @@ export interface PolicyEval {
   samples: string;
 }
 
-export interface Answers {
+interface Answers {
   rows: { prompt: string; response: string; sample: number }[];
   /** KL(policy ‖ base) on the policy's own sampled tokens, nats per answer (0 for the base itself) */
   kl: number;
 }
 
-export interface Policy {
+interface Policy {
   dir: string;
   pretrained: Pretrained;
   tokenizer: Tokenizer;

@@ -21,7 +21,7 @@ import type { Constitution } from '../cai/constitution.js';
 import type { Method, Sizes } from './options.js';
 import type { WorldFiles } from './world-files.js';
 
-export interface MethodContext {
+interface MethodContext {
   method: Method;
   /** this method's folder */
   dir: string;
@@ -57,7 +57,7 @@ export interface MethodResult {
 }
 
 /** The world's principles as a constitution (no worked examples: the base learnt the formats in pretraining). */
-export const WORLD_CONSTITUTION: Constitution = {
+const WORLD_CONSTITUTION: Constitution = {
   source: 'the world principles (src/world/principles.ts)',
   principles: WORLD_PRINCIPLES.map((p) => ({ id: p.id, critique: p.critique, revision: p.revision, comparison: p.comparison })),
 };

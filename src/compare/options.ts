@@ -54,7 +54,7 @@ export interface Sizes {
 
 const common = { per_device_train_batch_size: 16, logging_steps: 10, save_steps: 0 };
 
-export const DEFAULT_SIZES: Sizes = {
+const DEFAULT_SIZES: Sizes = {
   world: { corpusQA: 6000, corpusCritiques: 1500, corpusComparisons: 1500, helpfulOnly: 1500, formatDemos: 500, aligned: 1500, rlPrompts: 600, evalPerKind: 40 },
   vocab: 768,
   model: { n_embd: 96, n_layer: 3, n_head: 4, n_positions: 192 },

@@ -10,7 +10,7 @@ import { formatShowcase, formatTable } from './table.js';
 
 const esc = (s: string): string => s.replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);
 
-export function chartSpecs(r: CompareResult): Record<string, ChartSpec> {
+function chartSpecs(r: CompareResult): Record<string, ChartSpec> {
   const points = r.rows.filter((x) => x.harmless_rate !== null && x.helpful_rate !== null).map((x) => ({ method: x.method, seed: x.seed, harmless: x.harmless_rate, helpful: x.helpful_rate }));
   return {
     'harmless vs helpful': {

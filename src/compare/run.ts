@@ -51,7 +51,7 @@ function runJob(job: Job, log: (l: string) => void): Promise<Record<string, unkn
 }
 
 /** The methods in an order that runs each after the one it needs. */
-export function methodOrder(methods: readonly string[]): Method[] {
+function methodOrder(methods: readonly string[]): Method[] {
   for (const m of methods) if (!(METHODS as readonly string[]).includes(m)) throw new Error(`--methods: unknown method '${m}' (${METHODS.join(', ')})`);
   const want = new Set(methods as Method[]);
   for (const m of [...want]) if (NEEDS[m]) want.add(NEEDS[m]!);

@@ -23,7 +23,7 @@ export interface SeedRow {
   showcase: { prompt: string; response: string; label: string }[];
 }
 
-export const NUMERIC = [
+const NUMERIC = [
   'human_demonstrations',
   'human_comparisons',
   'human_harm_labels',
@@ -47,7 +47,7 @@ export interface MethodRow {
 }
 
 /** A figure of a row (null when not measured). */
-export const fig = (r: MethodRow, k: string): number | null => (typeof r[k] === 'number' ? (r[k] as number) : null);
+const fig = (r: MethodRow, k: string): number | null => (typeof r[k] === 'number' ? (r[k] as number) : null);
 
 const mean = (xs: number[]): number => xs.reduce((a, b) => a + b, 0) / xs.length;
 const std = (xs: number[]): number => (xs.length < 2 ? 0 : Math.sqrt(xs.reduce((a, b) => a + (b - mean(xs)) ** 2, 0) / (xs.length - 1)));

@@ -35,7 +35,7 @@ export interface PreferenceBatch extends Batch {
 
 export type PreferenceLayout = 'interleaved' | 'halves';
 
-export interface PadOptions {
+interface PadOptions {
   /** the pad id (padTokenId(tokenizer): pad, else EOS, else 0) */
   padId: number;
   /** round T up to a multiple of this */
@@ -44,14 +44,14 @@ export interface PadOptions {
   padTo?: number;
 }
 
-export interface SequenceCollateOptions extends PadOptions {
+interface SequenceCollateOptions extends PadOptions {
   /** loss on completion tokens only (completionMask); false: on every real token. Default true. */
   completionOnlyLoss?: boolean;
   /** loss on assistant tokens only (assistantMask; every example must have one). Default false. */
   assistantOnlyLoss?: boolean;
 }
 
-export interface PreferenceCollateOptions extends PadOptions {
+interface PreferenceCollateOptions extends PadOptions {
   /** default 'interleaved' */
   layout?: PreferenceLayout;
 }
@@ -149,7 +149,7 @@ export function collatePreference(examples: readonly PreferenceExample[], o: Pre
   return { ...b, pairs: n, layout, chosenRows, rejectedRows, promptLengths };
 }
 
-export interface PromptBatch {
+interface PromptBatch {
   ids: Int32Array;
   attentionMask: Int32Array;
   B: number;

@@ -10,7 +10,7 @@ import { describeFormat, detectFormat, validateRecord, type DatasetFormat, type 
 import { type DataSource, readRecords, sourceName } from './read.js';
 import { RecordTokenizer, type Example, type PreferenceExample, type PromptExample, type SequenceExample, type TokenizeOptions } from './tokenize.js';
 
-export interface ReadOptions extends FormatOptions {
+interface ReadOptions extends FormatOptions {
   /** count bad records in the report instead of throwing. Default false. */
   skipInvalid?: boolean;
   /** how many skipped records the report lists with reasons. Default 5. */
@@ -23,9 +23,9 @@ export interface ReadOptions extends FormatOptions {
   purpose?: string;
 }
 
-export type DatasetOptions = ReadOptions & TokenizeOptions;
+type DatasetOptions = ReadOptions & TokenizeOptions;
 
-export interface LoadedDataset<E extends Example = Example> {
+interface LoadedDataset<E extends Example = Example> {
   format: DatasetFormat;
   examples: E[];
   report: DataReport;

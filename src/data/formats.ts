@@ -51,7 +51,7 @@ export interface PreferenceRecord extends RecordBase {
 export type ValidRecord = LanguageModelingRecord | PromptOnlyRecord | PromptCompletionRecord | PreferenceRecord;
 
 /** Message roles accepted by default. */
-export const DEFAULT_ROLES: readonly string[] = ['system', 'developer', 'user', 'assistant', 'tool', 'function', 'ipython'];
+const DEFAULT_ROLES: readonly string[] = ['system', 'developer', 'user', 'assistant', 'tool', 'function', 'ipython'];
 
 export interface FormatOptions {
   /** the dataset type; detected from the first record's columns when absent */
@@ -69,20 +69,6 @@ const typeName = (v: unknown): string => (v === null ? 'null' : Array.isArray(v)
 export function describeFormat(f: DatasetFormat): string {
   const t = f.type === 'preference' && f.implicitPrompt ? 'preference (implicit prompt)' : f.type.replace('_', '-');
   return `${f.conversational ? 'conversational' : 'standard'} ${t}`;
-}
-
-/** The columns a format needs, in order. */
-export function formatColumns(f: DatasetFormat, textField = 'text'): string[] {
-  switch (f.type) {
-    case 'language_modeling':
-      return [f.conversational ? 'messages' : textField];
-    case 'prompt_only':
-      return ['prompt'];
-    case 'prompt_completion':
-      return ['prompt', 'completion'];
-    case 'preference':
-      return f.implicitPrompt ? ['chosen', 'rejected'] : ['prompt', 'chosen', 'rejected'];
-  }
 }
 
 function asObject(value: unknown, where: Source): Record<string, unknown> {
@@ -186,7 +172,7 @@ function column(rec: Record<string, unknown>, key: string, f: DatasetFormat, whe
 }
 
 /** Deep equality of JSON values. */
-export function jsonEqual(a: unknown, b: unknown): boolean {
+function jsonEqual(a: unknown, b: unknown): boolean {
   if (a === b) return true;
   if (typeof a !== 'object' || typeof b !== 'object' || a === null || b === null) return false;
   if (Array.isArray(a) !== Array.isArray(b)) return false;

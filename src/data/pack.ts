@@ -7,7 +7,7 @@
 
 import type { SequenceExample } from './tokenize.js';
 
-export interface PackedRow extends SequenceExample {
+interface PackedRow extends SequenceExample {
   /** offsets in the row where an example starts */
   docStarts: Int32Array;
 }

@@ -21,7 +21,7 @@ export function sourceName(source: DataSource, fallback = '<memory>'): string {
   return fallback;
 }
 
-export type RawRecord = { source: Source; value: unknown; error?: undefined } | { source: Source; value?: undefined; error: DataError };
+type RawRecord = { source: Source; value: unknown; error?: undefined } | { source: Source; value?: undefined; error: DataError };
 
 function ioError(file: string, e: unknown): DataError {
   return new DataError({ file, line: 0 }, '', 'io', fsReason(e));
@@ -137,7 +137,7 @@ function brokenLine(text: string, message: string): number {
 }
 
 /** The records of a file holding one JSON array (read whole: use JSONL for large data). */
-export function* readJsonArray(path: string): Generator<RawRecord> {
+function* readJsonArray(path: string): Generator<RawRecord> {
   let text: string;
   try {
     text = readFileSync(path, 'utf8');
@@ -159,7 +159,7 @@ export function* readJsonArray(path: string): Generator<RawRecord> {
 }
 
 /** Records of an in-memory array; `line` is the 1-based record number. */
-export function* readArray(records: readonly unknown[], name = '<memory>'): Generator<RawRecord> {
+function* readArray(records: readonly unknown[], name = '<memory>'): Generator<RawRecord> {
   for (let i = 0; i < records.length; i++) yield { source: { file: name, line: i + 1 }, value: records[i] };
 }
 
@@ -188,10 +188,10 @@ function firstChar(path: string): string {
   }
 }
 
-export type FileKind = 'jsonl' | 'json_array';
+type FileKind = 'jsonl' | 'json_array';
 
 /** .jsonl / .ndjson are JSONL; otherwise a file whose first character is '[' is a JSON array, else JSONL. */
-export function fileKind(path: string): FileKind {
+function fileKind(path: string): FileKind {
   const ext = extname(path).toLowerCase();
   if (ext === '.jsonl' || ext === '.ndjson') return 'jsonl';
   return firstChar(path) === '[' ? 'json_array' : 'jsonl';

@@ -5,7 +5,7 @@
 
 import { Random } from '../engine/random.js';
 
-export interface SamplerOptions {
+interface SamplerOptions {
   /** examples per batch (pairs, for preference data) */
   batchSize: number;
   /** default 0 */
@@ -28,7 +28,7 @@ export interface SamplerState {
   dropLast: boolean;
 }
 
-export interface SampledBatch {
+interface SampledBatch {
   /** dataset indices of the batch's examples */
   indices: Int32Array;
   epoch: number;

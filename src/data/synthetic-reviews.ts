@@ -27,7 +27,7 @@ const NEUTRAL = ['arrived on tuesday', 'is blue', 'has two doors', 'was on the l
 const OPENERS = ['I think', 'Honestly,', 'Overall', 'In short,', 'We felt'];
 const JOINERS = ['and', 'but', 'so', 'because'];
 
-export interface Review {
+interface Review {
   subject: string;
   text: string;
 }
@@ -42,7 +42,7 @@ function phrase(rng: Random): string {
 }
 
 /** One review sentence about a subject: `{opener} {subject} {phrase} {joiner} it {phrase}.` (parts optional). */
-export function reviewSentence(subject: string, rng: Random): string {
+function reviewSentence(subject: string, rng: Random): string {
   let s = `${rng.uniform() < 0.4 ? pick(OPENERS, rng) + ' ' : ''}${subject} ${phrase(rng)}`;
   if (rng.uniform() < 0.5) s += ` ${pick(JOINERS, rng)} it ${phrase(rng)}`;
   return s + '.';

@@ -31,7 +31,7 @@ export interface Span {
   end: number;
 }
 
-export interface TruncationPlan {
+interface TruncationPlan {
   prompt: Span;
   completions: Span[];
   /** whether anything was cut */

@@ -5,8 +5,8 @@
 import { GOLD_SCORES, LABELS, type Label, type Preference, classify, goldPreference, isHarmless, isHelpful } from '../world/gold.js';
 import { KINDS, type Kind, requireRequest } from '../world/requests.js';
 
-export { classify, classifyResponse, goldPreference, goldScore, GOLD_SCORES, LABELS, isHarmless, isHelpful } from '../world/gold.js';
-export type { Label, Preference } from '../world/gold.js';
+export { classify, goldPreference, goldScore, LABELS } from '../world/gold.js';
+export type { Label } from '../world/gold.js';
 
 export interface JudgedResponse {
   prompt: string;
@@ -35,7 +35,7 @@ export interface GoldReport {
 }
 
 /** Labels a response to a world prompt (the bare request or "Human: …\n\nAssistant:"). */
-export function judgeResponse(prompt: string, response: string): JudgedResponse {
+function judgeResponse(prompt: string, response: string): JudgedResponse {
   const req = requireRequest(prompt, 'gold judge');
   const label = classify(req, response);
   return { prompt, response, kind: req.kind, topic: req.topic, label, score: GOLD_SCORES[req.kind][label] };
@@ -63,11 +63,6 @@ export function judgeResponses(rows: readonly { prompt: string; response: string
     labels,
     judged,
   };
-}
-
-/** A judge for evaluatePolicy: the gold score of the response (higher is better). */
-export function goldJudge(prompt: string, response: string): number {
-  return judgeResponse(prompt, response).score;
 }
 
 /**

@@ -9,7 +9,7 @@ import type { Transformer } from '../models/transformer.js';
 import type { Tokenizer } from '../tokenizer/index.js';
 import { rewardScores } from '../train/reward.js';
 
-export interface PolicyEvalOptions {
+interface PolicyEvalOptions {
   /** responses per prompt */
   samples?: number;
   maxNewTokens?: number;

@@ -11,8 +11,3 @@ export function openTextModel(spec: string, o: OpenModelOptions = {}): TextModel
   if (spec.startsWith('openai:')) return new OpenAITextModel({ ...o, baseURL: spec.slice('openai:'.length) });
   return LocalTextModel.load(spec, o);
 }
-
-/** Whether a model spec names a server rather than a folder. */
-export function isServer(spec: string): boolean {
-  return spec.startsWith('openai:');
-}

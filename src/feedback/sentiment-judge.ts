@@ -9,10 +9,3 @@ const analyzer = new Sentiment();
 export function sentimentScore(text: string): number {
   return analyzer.analyze(text).score;
 }
-
-/** Which of two responses the judge prefers: 'a', 'b' or 'tie' (equal scores). */
-export function judgePair(a: string, b: string): 'a' | 'b' | 'tie' {
-  const sa = sentimentScore(a),
-    sb = sentimentScore(b);
-  return sa > sb ? 'a' : sb > sa ? 'b' : 'tie';
-}

@@ -14,7 +14,7 @@ import type { Random } from '../engine/random.js';
 import { type Preference, goldPreference } from '../world/gold.js';
 import type { Request } from '../world/requests.js';
 
-export interface SimulatedAnnotatorOptions {
+interface SimulatedAnnotatorOptions {
   /** probability of disagreeing with the gold winner, averaged over positions, in [0, 1] */
   errorRate: number;
   /** how much more often the first-shown response is picked than 1/2, in [−min(e, 1−e), min(e, 1−e)] */
@@ -24,7 +24,7 @@ export interface SimulatedAnnotatorOptions {
   ties?: 'tie' | 'pick';
 }
 
-export interface SimulatedLabel {
+interface SimulatedLabel {
   /** the simulated annotator's label */
   choice: Preference;
   /** the gold preference it was drawn from */

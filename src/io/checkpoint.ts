@@ -4,7 +4,7 @@
 // Memory: loading holds the float32 results plus one conversion buffer of at most 4 MiB.
 import { existsSync, mkdirSync, readdirSync, statSync } from 'node:fs';
 import { dirname, join } from 'node:path';
-import { readConfig, writeConfig, type ModelConfig } from './config.js';
+import { type HfConfig, readConfig, writeConfig } from './config.js';
 import { readGenerationConfig, writeGenerationConfig, type GenerationConfig } from './generation-config.js';
 import { checkParameters, normalizeParameterNames, reconcileConfigWithWeights } from './hf-names.js';
 import { INDEX_FILE, SINGLE_FILE, readShardIndex, writeShardedSafetensors, type SaveResult } from './sharded.js';
@@ -18,7 +18,7 @@ export interface Float32Entry {
 export type StateDict = Map<string, Float32Entry>;
 
 /** The weight files of a checkpoint folder (or a .safetensors / index file given directly), with which tensors each holds. */
-export function checkpointFiles(path: string): { files: string[]; weightMap: Map<string, string> | null } {
+function checkpointFiles(path: string): { files: string[]; weightMap: Map<string, string> | null } {
   if (!existsSync(path)) throw new Error(`checkpoint ${path} does not exist`);
   if (!statSync(path).isDirectory()) {
     if (path.endsWith('.index.json')) return shardedFiles(path);
@@ -105,8 +105,8 @@ export function saveStateDict(dir: string, sd: StateDict, opts: SaveOptions = {}
   return writeShardedSafetensors(dir, entries, { maxShardSize: opts.maxShardSize, metadata: { ...opts.metadata, format: 'pt' } });
 }
 
-export interface HfCheckpoint {
-  config: ModelConfig;
+interface HfCheckpoint {
+  config: HfConfig;
   /** Float32 weights under transformers' names (normalised; a tied lm_head is absent: use the embedding). */
   weights: StateDict;
   generation: GenerationConfig | null;
@@ -117,9 +117,9 @@ export interface HfCheckpoint {
  * then checked name by name and shape by shape against the config) and generation_config.json if present.
  */
 export function loadCheckpoint(dir: string): HfCheckpoint {
-  let config = readConfig(dir);
-  const weights = normalizeParameterNames(config, loadStateDict(dir));
-  config = reconcileConfigWithWeights(config, weights.keys());
+  const read = readConfig(dir);
+  const weights = normalizeParameterNames(read, loadStateDict(dir));
+  const config = { ...read, model: reconcileConfigWithWeights(read.model, weights.keys()) };
   checkParameters(config, weights, `checkpoint ${dir}`);
   return { config, weights, generation: readGenerationConfig(dir) };
 }

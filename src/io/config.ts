@@ -1,8 +1,12 @@
-// Hugging Face config.json → a typed ModelConfig for the architectures alignkit runs (GPT-2 and the Llama
-// family: Llama, Mistral, Qwen2; causal LM and sequence classification heads), and back (configToJSON keeps
-// the original's unknown keys so transformers still reads every setting it wrote).
+// Hugging Face config.json ↔ the description the models are built from (models/config.ts's CausalLMConfig), for
+// GPT-2 and the Llama family (Llama, Mistral, Qwen2; causal LM and sequence classification heads). One table per
+// family (GPT2_MAPPING, LLAMA_MAPPING) says which config.json key holds which CausalLMConfig field; parseConfig
+// reads through it and configToJSON writes through it. What is not about the network (the transformers class,
+// the head, the dtype, a sliding window) sits beside the model in HfConfig, with the JSON read, so that
+// configToJSON writes back every key transformers wrote, unknown ones included.
 import { existsSync, statSync } from 'node:fs';
 import { join } from 'node:path';
+import type { CausalLMConfig } from '../models/config.js';
 import { readJsonFile, writeJsonFile } from './json-file.js';
 
 export const SUPPORTED_ARCHITECTURES = [
@@ -32,84 +36,27 @@ const ARCH_INFO: Record<Architecture, { modelType: ModelType; task: ModelTask }>
   Qwen2ForSequenceClassification: { modelType: 'qwen2', task: 'sequence-classification' },
 };
 
-interface CommonConfig {
+/** config.json as parsed: the network, and the Hugging Face facts around it. */
+export interface HfConfig {
+  /** What the Transformer is built from (Llama, Mistral and Qwen2 are all arch 'llama'). */
+  model: CausalLMConfig;
+  /** The transformers class (written back as the only entry of `architectures`). */
   architecture: Architecture;
   modelType: ModelType;
   task: ModelTask;
-  vocabSize: number;
-  /** Model width (GPT-2 n_embd, Llama hidden_size). */
-  hiddenSize: number;
-  numLayers: number;
-  numHeads: number;
-  headDim: number;
-  /** GPT-2: n_positions (a hard limit, the wpe table); Llama family: max_position_embeddings (advisory). */
-  maxPositions: number;
-  /** LM head shares the token embedding (then checkpoints omit lm_head.weight). */
-  tieWordEmbeddings: boolean;
-  bosTokenId: number | null;
-  /** One id or several (any of them ends generation). */
-  eosTokenId: number | number[] | null;
-  padTokenId: number | null;
   /** Outputs of the sequence-classification head (1 for a reward model); from num_labels or id2label, default 2. */
   numLabels: number;
   /** The checkpoint's declared dtype ("float32", "bfloat16", ...) from `dtype` or `torch_dtype`; null if absent. */
   dtype: string | null;
-  /** The JSON read (unknown keys are written back by configToJSON); {} for a config made in code. */
-  raw: Record<string, unknown>;
-}
-
-/** GPT-2 activations by their computed function: gelu_tanh (gelu_new, gelu_pytorch_tanh, gelu_fast), exact gelu (erf). */
-export type Gpt2Activation = 'gelu_tanh' | 'gelu' | 'relu' | 'silu';
-
-const GPT2_ACTIVATIONS: Record<string, Gpt2Activation> = {
-  gelu_new: 'gelu_tanh',
-  gelu_pytorch_tanh: 'gelu_tanh',
-  gelu_fast: 'gelu_tanh',
-  gelu: 'gelu',
-  relu: 'relu',
-  silu: 'silu',
-  swish: 'silu',
-};
-
-export interface Gpt2Config extends CommonConfig {
-  family: 'gpt2';
-  modelType: 'gpt2';
-  /** MLP width: n_inner, or 4·n_embd when null. */
-  innerSize: number;
-  layerNormEps: number;
-  activation: Gpt2Activation;
-  /** activation_function as written (written back by configToJSON). */
-  activationName: string;
-  /** Scores divided by sqrt(head_dim) (true in every released GPT-2). */
-  scaleAttnWeights: boolean;
-  /** Scores further divided by (layer index + 1). */
-  scaleAttnByInverseLayerIdx: boolean;
-}
-
-export interface LlamaFamilyConfig extends CommonConfig {
-  family: 'llama';
-  modelType: 'llama' | 'mistral' | 'qwen2';
-  intermediateSize: number;
-  /** Key/value heads (grouped-query attention); numHeads when absent. */
-  numKvHeads: number;
-  rmsNormEps: number;
-  ropeTheta: number;
-  hiddenAct: 'silu';
-  /** q/k/v projections have biases (Llama attention_bias, always for Qwen2). */
-  qkvBias: boolean;
-  /** o_proj has a bias (Llama attention_bias only). */
-  oBias: boolean;
-  /** gate/up/down projections have biases (Llama mlp_bias). */
-  mlpBias: boolean;
   /**
    * Sliding-window attention width when at least one layer uses it (Mistral sliding_window, Qwen2 with
    * use_sliding_window), else null. Attention is only changed for sequences longer than this: alignkit runs full
    * causal attention, so checkSequenceLength refuses longer sequences.
    */
   slidingWindow: number | null;
+  /** The JSON read (unknown keys are written back by configToJSON); {} for a config made in code. */
+  raw: Record<string, unknown>;
 }
-
-export type ModelConfig = Gpt2Config | LlamaFamilyConfig;
 
 /** A config problem, naming the source and the field. */
 function configError(source: string, msg: string): Error {
@@ -117,6 +64,7 @@ function configError(source: string, msg: string): Error {
 }
 
 type Raw = Record<string, unknown>;
+type Model = CausalLMConfig;
 
 class Fields {
   constructor(
@@ -212,49 +160,6 @@ function numLabelsOf(f: Fields): number {
   return 2; // transformers' default
 }
 
-function common(f: Fields, arch: Architecture) {
-  return {
-    architecture: arch,
-    task: ARCH_INFO[arch].task,
-    vocabSize: f.posInt('vocab_size'),
-    tieWordEmbeddings: f.bool('tie_word_embeddings', true),
-    padTokenId: f.tokenId('pad_token_id', null),
-    numLabels: numLabelsOf(f),
-    dtype: f.str('dtype') ?? f.str('torch_dtype'),
-    raw: f.raw,
-  };
-}
-
-function parseGpt2(f: Fields, arch: Architecture): Gpt2Config {
-  const hiddenSize = f.posInt('n_embd');
-  const numHeads = f.posInt('n_head');
-  if (hiddenSize % numHeads !== 0) throw configError(f.source, `n_embd ${hiddenSize} is not divisible by n_head ${numHeads}`);
-  const activationName = f.str('activation_function') ?? 'gelu_new';
-  const activation = GPT2_ACTIVATIONS[activationName];
-  if (!activation) {
-    throw configError(f.source, `unsupported activation_function "${activationName}" (supported: ${Object.keys(GPT2_ACTIVATIONS).join(', ')})`);
-  }
-  if (f.bool('add_cross_attention', false)) throw configError(f.source, 'add_cross_attention (encoder-decoder GPT-2) is not supported');
-  return {
-    family: 'gpt2',
-    modelType: 'gpt2',
-    ...common(f, arch),
-    hiddenSize,
-    numLayers: f.posInt('n_layer'),
-    numHeads,
-    headDim: hiddenSize / numHeads,
-    maxPositions: f.posInt('n_positions'),
-    innerSize: f.posInt('n_inner', 4 * hiddenSize),
-    layerNormEps: f.posNum('layer_norm_epsilon', 1e-5),
-    activation,
-    activationName,
-    scaleAttnWeights: f.bool('scale_attn_weights', true),
-    scaleAttnByInverseLayerIdx: f.bool('scale_attn_by_inverse_layer_idx', false),
-    bosTokenId: f.tokenId('bos_token_id', 50256),
-    eosTokenId: f.tokenIds('eos_token_id', 50256),
-  };
-}
-
 /** rope θ from `rope_theta` or transformers 5's `rope_parameters`; any scaling other than "default" is refused. */
 function parseRope(f: Fields, dflt: number): number {
   const scaling = f.raw.rope_scaling;
@@ -288,8 +193,8 @@ function parseRope(f: Fields, dflt: number): number {
 }
 
 /** The sliding window that some layer actually applies, or null. */
-function parseSlidingWindow(f: Fields, modelType: LlamaFamilyConfig['modelType'], numLayers: number): number | null {
-  if (modelType === 'llama') return null;
+function parseSlidingWindow(f: Fields, modelType: ModelType, numLayers: number): number | null {
+  if (modelType === 'gpt2' || modelType === 'llama') return null;
   const raw = f.raw.sliding_window;
   // transformers' MistralConfig defaults sliding_window to 4096 when the key is absent; Qwen2's is off unless use_sliding_window.
   let window: number | null = raw === undefined ? (modelType === 'mistral' ? 4096 : null) : raw === null ? null : f.posInt('sliding_window');
@@ -308,68 +213,229 @@ function parseSlidingWindow(f: Fields, modelType: LlamaFamilyConfig['modelType']
   return window;
 }
 
-function parseLlama(f: Fields, arch: Architecture): LlamaFamilyConfig {
-  const modelType = ARCH_INFO[arch].modelType as LlamaFamilyConfig['modelType'];
-  const hiddenSize = f.posInt('hidden_size');
-  const numHeads = f.posInt('num_attention_heads');
-  const numKvHeads = f.posInt('num_key_value_heads', numHeads);
-  if (numHeads % numKvHeads !== 0) throw configError(f.source, `num_attention_heads ${numHeads} is not a multiple of num_key_value_heads ${numKvHeads}`);
-  let headDim: number;
-  if (f.has('head_dim')) headDim = f.posInt('head_dim');
-  else {
-    if (hiddenSize % numHeads !== 0) throw configError(f.source, `hidden_size ${hiddenSize} is not divisible by num_attention_heads ${numHeads} and no head_dim is given`);
-    headDim = hiddenSize / numHeads;
-  }
-  const act = f.str('hidden_act') ?? 'silu';
-  if (act !== 'silu' && act !== 'swish') throw configError(f.source, `unsupported hidden_act "${act}" (supported: silu)`);
-  const numLayers = f.posInt('num_hidden_layers');
-  let qkvBias = false,
-    oBias = false,
-    mlpBias = false;
-  if (modelType === 'llama') {
-    qkvBias = oBias = f.bool('attention_bias', false);
-    mlpBias = f.bool('mlp_bias', false);
-  } else if (modelType === 'qwen2') {
-    qkvBias = true;
-  }
-  const defaults = { llama: [2048, 1, 2], mistral: [4096 * 32, 1, 2], qwen2: [32768, null, null] } as const;
-  const [maxPos, bos, eos] = defaults[modelType];
+// ---------------------------------------------------------------------------------------------------------------
+// The mapping: one row per config.json setting, read in order (a row's defaults may use the fields read above it)
+
+/**
+ * One correspondence between config.json and CausalLMConfig: `read` returns the fields it sets from the JSON;
+ * `write` puts the same fields back (`raw` is the JSON read, to keep its spelling) or refuses values config.json
+ * cannot express for this model type.
+ */
+interface Row {
+  read(f: Fields, c: Partial<Model>, modelType: ModelType): Partial<Model>;
+  write(c: Model, out: Raw, raw: Raw, modelType: ModelType): void;
+}
+
+/** The key `json` holds the field `field`; `encode` gives the JSON value (default: the field, null when unset). */
+function key<K extends keyof Model>(
+  json: string,
+  field: K,
+  decode: (f: Fields, k: string, c: Partial<Model>, modelType: ModelType) => Model[K],
+  encode: (v: Model[K], c: Model, raw: Raw) => unknown = (v) => v ?? null,
+): Row {
   return {
-    family: 'llama',
-    modelType,
-    ...common(f, arch),
-    tieWordEmbeddings: f.bool('tie_word_embeddings', false),
-    hiddenSize,
-    numLayers,
-    numHeads,
-    numKvHeads,
-    headDim,
-    maxPositions: f.posInt('max_position_embeddings', maxPos),
-    intermediateSize: f.posInt('intermediate_size'),
-    rmsNormEps: f.posNum('rms_norm_eps', 1e-6),
-    ropeTheta: parseRope(f, 10000),
-    hiddenAct: 'silu',
-    qkvBias,
-    oBias,
-    mlpBias,
-    slidingWindow: parseSlidingWindow(f, modelType, numLayers),
-    bosTokenId: f.tokenId('bos_token_id', bos),
-    eosTokenId: f.tokenIds('eos_token_id', eos),
+    read: (f, c, mt) => ({ [field]: decode(f, json, c, mt) }) as Partial<Model>,
+    write: (c, out, raw) => {
+      out[json] = encode(c[field], c, raw);
+    },
   };
 }
 
+/** A field config.json does not hold for this model type: fixed or derived; writing refuses any other value. */
+function fixed<K extends keyof Model>(field: K, value: (c: Partial<Model>) => Model[K], why: string): Row {
+  return {
+    read: (_f, c) => ({ [field]: value(c) }) as Partial<Model>,
+    write: (c) => {
+      if (c[field] !== value(c)) throw new Error(`configToJSON: ${why} (${field} is ${JSON.stringify(c[field])})`);
+    },
+  };
+}
+
+/** A switch with one supported setting: any other is refused naming the key; written back as that setting when `write`. */
+function only(json: string, value: boolean, what: string, write = true): Row {
+  return {
+    read: (f) => {
+      if (f.bool(json, value) !== value) throw configError(f.source, `"${json}": ${!value} is not supported (${what})`);
+      return {};
+    },
+    write: (_c, out) => {
+      if (write) out[json] = value;
+    },
+  };
+}
+
+/**
+ * The activation: config.json names → the function the models compute. Written back under the name read when it
+ * computes the same function, else under the first name of it.
+ */
+function activation(json: string, names: Record<string, Model['activation']>, dflt: string): Row {
+  return key(
+    json,
+    'activation',
+    (f, k) => {
+      const name = f.str(k) ?? dflt;
+      const a = names[name];
+      if (!a) throw configError(f.source, `unsupported ${k} "${name}" (supported: ${Object.keys(names).join(', ')})`);
+      return a;
+    },
+    (v, _c, raw) => {
+      const was = raw[json];
+      if (typeof was === 'string' && names[was] === v) return was;
+      const name = Object.keys(names).find((n) => names[n] === v);
+      if (name === undefined) throw new Error(`configToJSON: ${json} cannot express activation ${JSON.stringify(v)} (supported: ${Object.keys(names).join(', ')})`);
+      return name;
+    },
+  );
+}
+
+/** transformers' defaults that differ by model type. */
+const DEFAULTS: Record<ModelType, { tie: boolean; bos: number | null; eos: number | null; maxPositions?: number }> = {
+  gpt2: { tie: true, bos: 50256, eos: 50256 },
+  llama: { tie: false, bos: 1, eos: 2, maxPositions: 2048 },
+  mistral: { tie: false, bos: 1, eos: 2, maxPositions: 4096 * 32 },
+  qwen2: { tie: false, bos: null, eos: null, maxPositions: 32768 },
+};
+
+const posInt = (f: Fields, k: string) => f.posInt(k);
+
+/** Settings every supported model type spells the same way. */
+const COMMON: Row[] = [
+  key('vocab_size', 'vocabSize', posInt),
+  key('tie_word_embeddings', 'tieWordEmbeddings', (f, k, _c, mt) => f.bool(k, DEFAULTS[mt].tie)),
+  key('bos_token_id', 'bosTokenId', (f, k, _c, mt) => f.tokenId(k, DEFAULTS[mt].bos)),
+  key(
+    'eos_token_id',
+    'eosTokenId',
+    (f, k, _c, mt) => f.tokenIds(k, DEFAULTS[mt].eos),
+    (v) => (Array.isArray(v) ? v.slice() : (v ?? null)),
+  ),
+  key('pad_token_id', 'padTokenId', (f, k) => f.tokenId(k, null)),
+];
+
+const GPT2_SCALING = 'GPT-2 attention scaling other than 1/sqrt(head_dim)';
+
+const GPT2_MAPPING: Row[] = [
+  fixed('arch', () => 'gpt2', 'model_type gpt2 is the gpt2 architecture'),
+  ...COMMON,
+  key('n_embd', 'hiddenSize', posInt),
+  key('n_layer', 'numLayers', posInt),
+  key('n_head', 'numHeads', (f, k, c) => {
+    const h = f.posInt(k);
+    if (c.hiddenSize! % h !== 0) throw configError(f.source, `n_embd ${c.hiddenSize} is not divisible by n_head ${h}`);
+    return h;
+  }),
+  fixed('numKvHeads', (c) => c.numHeads!, 'GPT-2 has no grouped-query attention: numKvHeads must equal numHeads'),
+  fixed('headDim', (c) => c.hiddenSize! / c.numHeads!, 'GPT-2 needs headDim·numHeads = hiddenSize'),
+  key('n_positions', 'maxPositions', posInt),
+  key(
+    'n_inner',
+    'intermediateSize',
+    (f, k, c) => f.posInt(k, 4 * c.hiddenSize!),
+    // null (= 4·n_embd) stays null
+    (v, c, raw) => (v === 4 * c.hiddenSize && (raw.n_inner ?? null) === null ? null : v),
+  ),
+  key('layer_norm_epsilon', 'normEps', (f, k) => f.posNum(k, 1e-5)),
+  activation('activation_function', { gelu_new: 'gelu_new', gelu_pytorch_tanh: 'gelu_new', gelu_fast: 'gelu_new', gelu: 'gelu' }, 'gelu_new'),
+  fixed('ropeTheta', () => 0, 'GPT-2 has no rotary embeddings: ropeTheta must be 0'),
+  fixed('qkvBias', () => true, 'GPT-2 projections all have biases'),
+  fixed('oBias', () => true, 'GPT-2 projections all have biases'),
+  fixed('mlpBias', () => true, 'GPT-2 projections all have biases'),
+  only('scale_attn_weights', true, GPT2_SCALING),
+  only('scale_attn_by_inverse_layer_idx', false, GPT2_SCALING),
+  only('add_cross_attention', false, 'encoder-decoder GPT-2', false),
+];
+
+/** q/k/v, o and MLP biases: Llama's attention_bias (q/k/v and o) and mlp_bias; always q/k/v for Qwen2; none for Mistral. */
+const LLAMA_BIASES: Row = {
+  read: (f, _c, mt) => {
+    if (mt !== 'llama') return { qkvBias: mt === 'qwen2', oBias: false, mlpBias: false };
+    const attn = f.bool('attention_bias', false);
+    return { qkvBias: attn, oBias: attn, mlpBias: f.bool('mlp_bias', false) };
+  },
+  write: (c, out, _raw, mt) => {
+    if (mt === 'llama') {
+      if (c.qkvBias !== c.oBias) throw new Error('configToJSON: Llama has one attention_bias flag for q/k/v and o; qkvBias and oBias differ');
+      out.attention_bias = c.qkvBias;
+      out.mlp_bias = c.mlpBias;
+      return;
+    }
+    const want = mt === 'qwen2';
+    if (c.qkvBias !== want || c.oBias || c.mlpBias) throw new Error(`configToJSON: ${mt} has fixed biases (q/k/v: ${want}, o: false, mlp: false)`);
+  },
+};
+
+/** rope θ: read from rope_theta and/or rope_parameters; written where the original had it (both for a config made in code). */
+const ROPE: Row = {
+  read: (f) => ({ ropeTheta: parseRope(f, 10000) }),
+  write: (c, out, raw) => {
+    const hadParams = raw.rope_parameters !== undefined && raw.rope_parameters !== null;
+    const hadTheta = 'rope_theta' in raw;
+    if (hadParams || !hadTheta) out.rope_parameters = { ...((raw.rope_parameters as Raw | undefined) ?? {}), rope_type: 'default', rope_theta: c.ropeTheta };
+    if (hadTheta || !hadParams) out.rope_theta = c.ropeTheta;
+  },
+};
+
+const LLAMA_MAPPING: Row[] = [
+  fixed('arch', () => 'llama', 'the Llama family (llama, mistral, qwen2) is the llama architecture'),
+  ...COMMON,
+  key('hidden_size', 'hiddenSize', posInt),
+  key('num_hidden_layers', 'numLayers', posInt),
+  key('num_attention_heads', 'numHeads', posInt),
+  key('num_key_value_heads', 'numKvHeads', (f, k, c) => {
+    const kv = f.posInt(k, c.numHeads);
+    if (c.numHeads! % kv !== 0) throw configError(f.source, `num_attention_heads ${c.numHeads} is not a multiple of num_key_value_heads ${kv}`);
+    return kv;
+  }),
+  key('head_dim', 'headDim', (f, k, c) => {
+    if (f.has(k)) return f.posInt(k);
+    if (c.hiddenSize! % c.numHeads! !== 0) throw configError(f.source, `hidden_size ${c.hiddenSize} is not divisible by num_attention_heads ${c.numHeads} and no head_dim is given`);
+    return c.hiddenSize! / c.numHeads!;
+  }),
+  key('max_position_embeddings', 'maxPositions', (f, k, _c, mt) => f.posInt(k, DEFAULTS[mt].maxPositions)),
+  key('intermediate_size', 'intermediateSize', posInt),
+  key('rms_norm_eps', 'normEps', (f, k) => f.posNum(k, 1e-6)),
+  activation('hidden_act', { silu: 'silu', swish: 'silu' }, 'silu'),
+  ROPE,
+  LLAMA_BIASES,
+];
+
+const MAPPING = { gpt2: GPT2_MAPPING, llama: LLAMA_MAPPING } as const;
+const mappingOf = (mt: ModelType): Row[] => MAPPING[mt === 'gpt2' ? 'gpt2' : 'llama'];
+
 /** Parses a config.json object; `source` names it in errors (a path, or "config"). */
-export function parseConfig(json: unknown, source = 'config.json'): ModelConfig {
+export function parseConfig(json: unknown, source = 'config.json'): HfConfig {
   if (typeof json !== 'object' || json === null || Array.isArray(json)) throw configError(source, 'is not a JSON object');
   const f = new Fields(json as Raw, source);
-  const arch = resolveArchitecture(f);
-  return ARCH_INFO[arch].modelType === 'gpt2' ? parseGpt2(f, arch) : parseLlama(f, arch);
+  const architecture = resolveArchitecture(f);
+  const { modelType, task } = ARCH_INFO[architecture];
+  const model: Partial<Model> = {};
+  for (const row of mappingOf(modelType)) Object.assign(model, row.read(f, model, modelType));
+  return {
+    model: model as Model,
+    architecture,
+    modelType,
+    task,
+    numLabels: numLabelsOf(f),
+    dtype: f.str('dtype') ?? f.str('torch_dtype'),
+    slidingWindow: parseSlidingWindow(f, modelType, model.numLayers!),
+    raw: f.raw,
+  };
 }
 
 /** Reads `config.json` from a model directory (or the file itself). */
-export function readConfig(dirOrFile: string): ModelConfig {
+export function readConfig(dirOrFile: string): HfConfig {
   const path = existsSync(dirOrFile) && statSync(dirOrFile).isDirectory() ? join(dirOrFile, 'config.json') : dirOrFile;
   return parseConfig(readJsonFile(path, 'config.json'), path);
+}
+
+/**
+ * The *ForSequenceClassification config of a causal LM (same model type, `numLabels` outputs, the other keys
+ * kept), e.g. for a reward model made from a policy.
+ */
+export function asSequenceClassifier(cfg: HfConfig, numLabels: number): HfConfig {
+  if (cfg.task !== 'causal-lm') throw new Error(`cannot make a sequence classifier from ${cfg.architecture}: it is not a causal LM`);
+  const architecture = SUPPORTED_ARCHITECTURES.find((a) => ARCH_INFO[a].modelType === cfg.modelType && ARCH_INFO[a].task === 'sequence-classification')!;
+  return { ...cfg, model: { ...cfg.model }, architecture, task: 'sequence-classification', numLabels, raw: { ...cfg.raw } };
 }
 
 /**
@@ -377,16 +443,16 @@ export function readConfig(dirOrFile: string): ModelConfig {
  * beyond a sliding window (alignkit's attention is full causal, identical to the windowed one only up to the
  * window).
  */
-export function checkSequenceLength(cfg: ModelConfig, seqLen: number): void {
-  if (cfg.family === 'gpt2' && seqLen > cfg.maxPositions) {
-    throw new Error(`${cfg.architecture}: sequence length ${seqLen} exceeds n_positions ${cfg.maxPositions}`);
+export function checkSequenceLength(cfg: HfConfig, seqLen: number): void {
+  if (cfg.modelType === 'gpt2' && seqLen > cfg.model.maxPositions) {
+    throw new Error(`${cfg.architecture}: sequence length ${seqLen} exceeds n_positions ${cfg.model.maxPositions}`);
   }
-  if (cfg.family === 'llama' && cfg.slidingWindow !== null && seqLen > cfg.slidingWindow) {
+  if (cfg.slidingWindow !== null && seqLen > cfg.slidingWindow) {
     throw new Error(`${cfg.architecture}: sequence length ${seqLen} exceeds sliding_window ${cfg.slidingWindow}; sliding-window attention is not implemented`);
   }
 }
 
-function labelMaps(cfg: ModelConfig, out: Raw): void {
+function labelMaps(cfg: HfConfig, out: Raw): void {
   const raw = cfg.raw.id2label;
   const rawCount = raw && typeof raw === 'object' ? Object.keys(raw).length : 0;
   if (rawCount === cfg.numLabels) return; // keep the original names
@@ -403,18 +469,19 @@ function labelMaps(cfg: ModelConfig, out: Raw): void {
 
 /**
  * A config.json object transformers accepts: the original keys (unknown ones included) with every typed field
- * written over them. rope θ goes where the original had it (rope_theta and/or rope_parameters; both for a config
- * without either); the dtype under the key the original used (both when absent).
+ * written over them through the same mapping parseConfig reads with. rope θ goes where the original had it
+ * (rope_theta and/or rope_parameters; both for a config without either); the dtype under the key the original
+ * used (both when absent).
  */
-export function configToJSON(cfg: ModelConfig): Record<string, unknown> {
+export function configToJSON(cfg: HfConfig): Record<string, unknown> {
+  const info = ARCH_INFO[cfg.architecture];
+  if (!info || info.modelType !== cfg.modelType || info.task !== cfg.task) {
+    throw new Error(`configToJSON: architecture ${cfg.architecture} is not model_type ${cfg.modelType} with a ${cfg.task} head`);
+  }
   const out: Raw = { ...cfg.raw };
   out.architectures = [cfg.architecture];
   out.model_type = cfg.modelType;
-  out.vocab_size = cfg.vocabSize;
-  out.tie_word_embeddings = cfg.tieWordEmbeddings;
-  out.bos_token_id = cfg.bosTokenId;
-  out.eos_token_id = cfg.eosTokenId;
-  out.pad_token_id = cfg.padTokenId;
+  for (const row of mappingOf(cfg.modelType)) row.write(cfg.model, out, cfg.raw, cfg.modelType);
   if (cfg.dtype !== null) {
     const hadTorch = 'torch_dtype' in cfg.raw,
       hadDtype = 'dtype' in cfg.raw;
@@ -423,57 +490,17 @@ export function configToJSON(cfg: ModelConfig): Record<string, unknown> {
     if (!hadTorch && !hadDtype) out.torch_dtype = cfg.dtype;
   }
   if (cfg.task === 'sequence-classification' || 'id2label' in cfg.raw || cfg.numLabels !== 2) labelMaps(cfg, out);
-  if (cfg.family === 'gpt2') {
-    if (cfg.headDim * cfg.numHeads !== cfg.hiddenSize) throw new Error(`configToJSON: GPT-2 needs headDim·numHeads = hiddenSize (${cfg.headDim}·${cfg.numHeads} ≠ ${cfg.hiddenSize})`);
-    Object.assign(out, {
-      n_embd: cfg.hiddenSize,
-      n_layer: cfg.numLayers,
-      n_head: cfg.numHeads,
-      n_positions: cfg.maxPositions,
-      n_inner: cfg.innerSize === 4 * cfg.hiddenSize && (cfg.raw.n_inner ?? null) === null ? null : cfg.innerSize,
-      layer_norm_epsilon: cfg.layerNormEps,
-      activation_function: cfg.activationName,
-      scale_attn_weights: cfg.scaleAttnWeights,
-      scale_attn_by_inverse_layer_idx: cfg.scaleAttnByInverseLayerIdx,
-    });
-    return out;
-  }
-  Object.assign(out, {
-    hidden_size: cfg.hiddenSize,
-    intermediate_size: cfg.intermediateSize,
-    num_hidden_layers: cfg.numLayers,
-    num_attention_heads: cfg.numHeads,
-    num_key_value_heads: cfg.numKvHeads,
-    head_dim: cfg.headDim,
-    max_position_embeddings: cfg.maxPositions,
-    rms_norm_eps: cfg.rmsNormEps,
-    hidden_act: cfg.hiddenAct,
-  });
-  const hadParams = cfg.raw.rope_parameters !== undefined && cfg.raw.rope_parameters !== null;
-  const hadTheta = 'rope_theta' in cfg.raw;
-  if (hadParams || !hadTheta) {
-    out.rope_parameters = { ...((cfg.raw.rope_parameters as Raw | undefined) ?? {}), rope_type: 'default', rope_theta: cfg.ropeTheta };
-  }
-  if (hadTheta || !hadParams) out.rope_theta = cfg.ropeTheta;
-  if (cfg.modelType === 'llama') {
-    if (cfg.qkvBias !== cfg.oBias) throw new Error('configToJSON: Llama has one attention_bias flag for q/k/v and o; qkvBias and oBias differ');
-    out.attention_bias = cfg.qkvBias;
-    out.mlp_bias = cfg.mlpBias;
-  } else {
-    const want = cfg.modelType === 'qwen2';
-    if (cfg.qkvBias !== want || cfg.oBias || cfg.mlpBias) {
-      throw new Error(`configToJSON: ${cfg.modelType} has fixed biases (q/k/v: ${want}, o: false, mlp: false)`);
-    }
-  }
   if (cfg.modelType === 'mistral') out.sliding_window = cfg.slidingWindow;
   if (cfg.modelType === 'qwen2' && cfg.slidingWindow !== null) {
     out.use_sliding_window = true;
     out.sliding_window = cfg.slidingWindow;
+    // a window read from a config.json keeps its layer split; one made in code applies to every layer
+    if (!('max_window_layers' in cfg.raw) && !('layer_types' in cfg.raw)) out.max_window_layers = 0;
   }
   return out;
 }
 
 /** Writes `config.json` into `dir` (sorted keys, 2-space indent, as transformers writes it), atomically. */
-export function writeConfig(dir: string, cfg: ModelConfig): void {
+export function writeConfig(dir: string, cfg: HfConfig): void {
   writeJsonFile(join(dir, 'config.json'), configToJSON(cfg));
 }

@@ -22,9 +22,3 @@ export function fsReason(e: unknown): string {
       return (e as Error)?.message ?? String(e);
   }
 }
-
-/** `cannot read PATH: no such file or folder` (or `cannot write`, ...). */
-export function fsError(verb: 'read' | 'write' | 'create' | 'open', path: string, e: unknown): Error {
-  const err = new Error(`cannot ${verb} ${path}: ${fsReason(e)}`, { cause: e });
-  return err;
-}

@@ -42,6 +42,11 @@ function tokenId(raw: Record<string, unknown>, k: string, source: string): numbe
   return v;
 }
 
+/** A generation config that sets only the token ids (every sampling setting null = not set). */
+export function idsOnlyGenerationConfig(ids: Pick<GenerationConfig, 'bosTokenId' | 'eosTokenIds' | 'padTokenId'>, raw: Record<string, unknown> = {}): GenerationConfig {
+  return { ...ids, doSample: null, temperature: null, topP: null, topK: null, maxNewTokens: null, maxLength: null, repetitionPenalty: null, raw };
+}
+
 /** Parses a generation_config.json object; `source` names it in errors. */
 export function parseGenerationConfig(json: unknown, source = 'generation_config.json'): GenerationConfig {
   if (typeof json !== 'object' || json === null || Array.isArray(json)) throw err(source, 'is not a JSON object');
@@ -55,19 +60,7 @@ export function parseGenerationConfig(json: unknown, source = 'generation_config
     const one = tokenId(raw, 'eos_token_id', source);
     eosTokenIds = one === null ? [] : [one];
   }
-  const out: GenerationConfig = {
-    bosTokenId: tokenId(raw, 'bos_token_id', source),
-    eosTokenIds,
-    padTokenId: tokenId(raw, 'pad_token_id', source),
-    doSample: null,
-    temperature: null,
-    topP: null,
-    topK: null,
-    maxNewTokens: null,
-    maxLength: null,
-    repetitionPenalty: null,
-    raw,
-  };
+  const out = idsOnlyGenerationConfig({ bosTokenId: tokenId(raw, 'bos_token_id', source), eosTokenIds, padTokenId: tokenId(raw, 'pad_token_id', source) }, raw);
   for (const [field, [key, type]] of Object.entries(FIELDS) as [keyof typeof FIELDS, (typeof FIELDS)[keyof typeof FIELDS]][]) {
     const v = raw[key];
     if (v === undefined || v === null) continue;

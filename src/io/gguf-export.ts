@@ -5,12 +5,12 @@
 import { existsSync, readdirSync, readFileSync, realpathSync, statSync } from 'node:fs';
 import { basename, dirname, join, resolve } from 'node:path';
 import { loadCheckpoint } from './checkpoint.js';
-import { readConfig, type ModelConfig } from './config.js';
+import { type HfConfig, readConfig } from './config.js';
 import { writeGguf, type GgufDtype, type GgufModelConfig, type GgufTensor, type WriteGgufResult } from './gguf.js';
 import { readJsonFile } from './json-file.js';
 import { loadPretrained } from './pretrained.js';
 
-export interface ExportGgufOptions {
+interface ExportGgufOptions {
   /** A model directory (config.json + model.safetensors or shards), or a PEFT adapter directory (merged on export). */
   model: string;
   /** The GGUF file to write (replaced atomically; its folder must exist). */
@@ -23,7 +23,7 @@ export interface ExportGgufOptions {
   name?: string;
 }
 
-export interface ExportGgufResult extends WriteGgufResult {
+interface ExportGgufResult extends WriteGgufResult {
   /** The tokenizer.json written into the file. */
   tokenizerPath: string;
   /** Things the file cannot express that alignkit refuses or handles otherwise (the CLI prints them). */
@@ -82,34 +82,31 @@ function checkOut(out: string, inputDirs: string[], tokenizerPath: string): void
 }
 
 /** The writer's config for a parsed config.json, or an error naming what llama.cpp cannot run. */
-export function ggufConfigFor(c: ModelConfig, source: string): { config: GgufModelConfig; warnings: string[] } {
+function ggufConfigFor(c: HfConfig, source: string): { config: GgufModelConfig; warnings: string[] } {
   if (c.task !== 'causal-lm') fail(`${source}: ${c.architecture} is a sequence-classification (reward) model; GGUF export writes causal language models`);
-  const ids = { bosTokenId: c.bosTokenId, eosTokenId: c.eosTokenId, padTokenId: c.padTokenId };
+  const m = c.model;
   const common = {
-    vocabSize: c.vocabSize,
-    hiddenSize: c.hiddenSize,
-    numLayers: c.numLayers,
-    numHeads: c.numHeads,
-    headDim: c.headDim,
-    maxPositions: c.maxPositions,
-    tieWordEmbeddings: c.tieWordEmbeddings,
-    ...ids,
+    vocabSize: m.vocabSize,
+    hiddenSize: m.hiddenSize,
+    numLayers: m.numLayers,
+    numHeads: m.numHeads,
+    numKvHeads: m.numKvHeads,
+    headDim: m.headDim,
+    intermediateSize: m.intermediateSize,
+    maxPositions: m.maxPositions,
+    normEps: m.normEps,
+    tieWordEmbeddings: m.tieWordEmbeddings,
+    bosTokenId: m.bosTokenId,
+    eosTokenId: m.eosTokenId,
+    padTokenId: m.padTokenId,
   };
-  if (c.family === 'gpt2') {
-    if (!c.scaleAttnWeights || c.scaleAttnByInverseLayerIdx)
-      fail(`${source}: GPT-2 attention scaling other than 1/sqrt(head_dim) cannot be exported (scale_attn_weights, scale_attn_by_inverse_layer_idx)`);
-    const act = c.activation === 'gelu_tanh' ? 'gelu_tanh' : c.activationName;
-    return { config: { architecture: 'gpt2', ...common, numKvHeads: c.numHeads, intermediateSize: c.innerSize, normEps: c.layerNormEps, activation: act }, warnings: [] };
-  }
+  // (config.ts already refuses GPT-2 attention scaling other than 1/sqrt(head_dim) and RoPE scaling)
+  if (m.arch === 'gpt2') return { config: { architecture: 'gpt2', ...common, activation: m.activation === 'gelu_new' ? 'gelu_tanh' : m.activation }, warnings: [] };
   const warnings: string[] = [];
   if (c.slidingWindow !== null) {
     warnings.push(`${source}: sliding_window ${c.slidingWindow} is not written: llama.cpp runs full attention, as alignkit does (identical for sequences up to the window)`);
   }
-  // (config.ts already refuses RoPE scaling: plain RoPE is all alignkit and this export implement)
-  return {
-    config: { architecture: c.modelType === 'qwen2' ? 'qwen2' : 'llama', ...common, numKvHeads: c.numKvHeads, intermediateSize: c.intermediateSize, normEps: c.rmsNormEps, ropeTheta: c.ropeTheta },
-    warnings,
-  };
+  return { config: { architecture: c.modelType === 'qwen2' ? 'qwen2' : 'llama', ...common, ropeTheta: m.ropeTheta }, warnings };
 }
 
 function readJsonIfExists(path: string): Record<string, unknown> | null {

@@ -33,8 +33,8 @@ export enum GgmlType {
 
 const GGML_TYPE_SIZE: Record<GgmlType, number> = { [GgmlType.F32]: 4, [GgmlType.F16]: 2 };
 
-export type GgufScalarType = Exclude<GgufType, GgufType.ARRAY>;
-export type GgufScalar = number | bigint | boolean | string;
+type GgufScalarType = Exclude<GgufType, GgufType.ARRAY>;
+type GgufScalar = number | bigint | boolean | string;
 
 /** One metadata value: a scalar of `type`, or an array whose elements all have `itemType`. */
 export type GgufValue = { type: GgufScalarType; value: GgufScalar } | { type: GgufType.ARRAY; itemType: GgufScalarType; value: readonly GgufScalar[] };
@@ -52,9 +52,9 @@ export interface GgufTensorSpec {
   bytes(): Uint8Array;
 }
 
-export const GGUF_MAGIC = 0x46554747; // "GGUF" read as a little-endian u32
-export const GGUF_VERSION = 3;
-export const GGUF_DEFAULT_ALIGNMENT = 32;
+const GGUF_MAGIC = 0x46554747; // "GGUF" read as a little-endian u32
+const GGUF_VERSION = 3;
+const GGUF_DEFAULT_ALIGNMENT = 32;
 /** ggml's GGML_MAX_NAME (64) including the terminating zero. */
 const MAX_TENSOR_NAME = 63;
 const MAX_DIMS = 4;
@@ -206,7 +206,7 @@ function numel(dims: readonly number[]): number {
 }
 
 /** Byte count of one tensor's data. */
-export function ggufTensorBytes(dims: readonly number[], type: GgmlType): number {
+function ggufTensorBytes(dims: readonly number[], type: GgmlType): number {
   return numel(dims) * GGML_TYPE_SIZE[type];
 }
 
@@ -241,7 +241,7 @@ function validate(metadata: GgufMetadata, tensors: readonly GgufTensorSpec[]): n
 }
 
 /** The header bytes (magic .. tensor infos, padded to the alignment) and each tensor's data offset. */
-export function ggufHeader(metadata: GgufMetadata, tensors: readonly GgufTensorSpec[]): { header: Uint8Array; offsets: number[]; alignment: number } {
+function ggufHeader(metadata: GgufMetadata, tensors: readonly GgufTensorSpec[]): { header: Uint8Array; offsets: number[]; alignment: number } {
   const alignment = validate(metadata, tensors);
   const w = new ByteWriter();
   w.u32(GGUF_MAGIC);

@@ -14,9 +14,9 @@ import { GgufType, type GgufMetadata } from './gguf-file.js';
 export const TOKEN_TYPE = { NORMAL: 1, UNKNOWN: 2, CONTROL: 3, USER_DEFINED: 4, UNUSED: 5, BYTE: 6 } as const;
 
 /** Pre-tokenizer names written to tokenizer.ggml.pre that llama.cpp (as bundled by node-llama-cpp 3.21) accepts. */
-export const KNOWN_PRE_TOKENIZERS = ['default', 'gpt-2', 'llama-bpe'] as const;
+const KNOWN_PRE_TOKENIZERS = ['default', 'gpt-2', 'llama-bpe'] as const;
 
-export interface GgufTokenizerOptions {
+interface GgufTokenizerOptions {
   /** Rows of the embedding: the token list is padded with "[PAD<id>]" (unused) up to this size. */
   vocabSize: number;
   /** Parsed tokenizer_config.json (chat_template, add_bos_token, add_eos_token, add_prefix_space, special tokens). */

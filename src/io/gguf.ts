@@ -15,10 +15,10 @@ import { ggufTokenizerMetadata, type GgufTokenizerInfo } from './gguf-tokenizer.
 
 /** llama.cpp architectures the writer produces (`general.architecture`). */
 export type GgufArchitecture = 'llama' | 'qwen2' | 'gpt2';
-export const GGUF_ARCHITECTURES: readonly GgufArchitecture[] = ['llama', 'qwen2', 'gpt2'];
+const GGUF_ARCHITECTURES: readonly GgufArchitecture[] = ['llama', 'qwen2', 'gpt2'];
 
 /**
- * Hyper-parameters (a plain object; io/config.ts's LlamaFamilyConfig fits for llama/qwen2: rmsNormEps is read too).
+ * Hyper-parameters (a plain object: a CausalLMConfig's size fields fit as they are; rmsNormEps is another name for normEps).
  * For gpt2 `maxPositions` is n_positions (the rows of wpe), `normEps` the LayerNorm epsilon, `ropeTheta` unused.
  */
 export interface GgufModelConfig {
@@ -61,7 +61,7 @@ export interface GgufTensor {
 
 export type GgufDtype = 'f32' | 'f16';
 
-export interface WriteGgufOptions {
+interface WriteGgufOptions {
   config: GgufModelConfig;
   /** Hugging Face parameter names → row-major float32 data (as in safetensors). */
   tensors: Map<string, GgufTensor>;

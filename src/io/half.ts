@@ -19,7 +19,7 @@ export function f32FromBits(bits: number): number {
 }
 
 /** Float32 bits → F16 bits, round to nearest even. */
-export function f32BitsToF16(x: number): number {
+function f32BitsToF16(x: number): number {
   const sign = (x >>> 16) & 0x8000;
   const abs = x & 0x7fffffff;
   if (abs >= 0x7f800000) return sign | (abs > 0x7f800000 ? 0x7e00 : 0x7c00); // NaN / inf
@@ -44,7 +44,7 @@ export function f32BitsToF16(x: number): number {
 }
 
 /** Float32 bits → BF16 bits, round to nearest even (torch's rule: NaN → 0x7fc0). */
-export function f32BitsToBf16(x: number): number {
+function f32BitsToBf16(x: number): number {
   if ((x & 0x7fffffff) > 0x7f800000) return 0x7fc0;
   return ((x >>> 0) + 0x7fff + ((x >>> 16) & 1)) >>> 16;
 }

@@ -15,7 +15,7 @@ export function readJsonFile(path: string, what = 'JSON file'): unknown {
 }
 
 /** A JSON object's keys sorted recursively (what Python's json.dumps(sort_keys=True) writes). */
-export function sortKeysDeep(v: unknown): unknown {
+function sortKeysDeep(v: unknown): unknown {
   if (Array.isArray(v)) return v.map(sortKeysDeep);
   if (v && typeof v === 'object') {
     const out: Record<string, unknown> = {};
@@ -49,7 +49,7 @@ const FLOAT_KEYS = new Set([
 ]);
 
 /** JSON text laid out as Python's json.dumps(indent=2) does, with FLOAT_KEYS integers written as floats. */
-export function stringifyPythonStyle(v: unknown, level = 0, key = ''): string {
+function stringifyPythonStyle(v: unknown, level = 0, key = ''): string {
   const pad = '  '.repeat(level + 1);
   const end = '  '.repeat(level);
   if (typeof v === 'number') {

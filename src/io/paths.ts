@@ -2,7 +2,7 @@
 // database and its -wal/-shm files). Paths are compared after resolving symbolic links, so `./a/../b` and a
 // link to the same file are caught too.
 import { existsSync, realpathSync } from 'node:fs';
-import { dirname, basename, join, resolve, sep } from 'node:path';
+import { dirname, basename, join, resolve } from 'node:path';
 
 /** The canonical absolute form of a path that may not exist yet (its nearest existing parent resolved). */
 export function canonicalPath(p: string): string {
@@ -11,13 +11,6 @@ export function canonicalPath(p: string): string {
   const parent = dirname(abs);
   if (parent === abs) return abs;
   return join(canonicalPath(parent), basename(abs));
-}
-
-/** Whether `inner` is `outer` or lies inside it. */
-export function isWithin(inner: string, outer: string): boolean {
-  const a = canonicalPath(inner),
-    b = canonicalPath(outer);
-  return a === b || a.startsWith(b.endsWith(sep) ? b : b + sep);
 }
 
 export interface NamedInput {

@@ -2,68 +2,17 @@
 import { existsSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { Tensor } from '../engine/tensor.js';
-import type { CausalLMConfig } from '../models/config.js';
 import { Transformer } from '../models/transformer.js';
 import { type SaveOptions, loadCheckpoint, saveCheckpoint } from './checkpoint.js';
-import { type ModelConfig, parseConfig } from './config.js';
-import type { GenerationConfig } from './generation-config.js';
+import { type HfConfig, parseConfig } from './config.js';
+import { type GenerationConfig, idsOnlyGenerationConfig } from './generation-config.js';
 import { readJsonFile } from './json-file.js';
 import { loadAdapter } from './peft.js';
 
-/** The model-level description of a parsed config.json (refusing what the models cannot compute). */
-export function toModelConfig(c: ModelConfig): CausalLMConfig {
-  if (c.family === 'gpt2') {
-    if (c.activation !== 'gelu_tanh' && c.activation !== 'gelu') throw new Error(`GPT-2 activation '${c.activationName}' is not supported (gelu_new, gelu_pytorch_tanh, gelu_fast, gelu)`);
-    if (!c.scaleAttnWeights || c.scaleAttnByInverseLayerIdx) throw new Error('GPT-2 attention scaling other than 1/sqrt(head_dim) is not supported');
-    return {
-      arch: 'gpt2',
-      vocabSize: c.vocabSize,
-      hiddenSize: c.hiddenSize,
-      numLayers: c.numLayers,
-      numHeads: c.numHeads,
-      numKvHeads: c.numHeads,
-      headDim: c.headDim,
-      intermediateSize: c.innerSize,
-      maxPositions: c.maxPositions,
-      normEps: c.layerNormEps,
-      activation: c.activation === 'gelu' ? 'gelu' : 'gelu_new',
-      ropeTheta: 0,
-      tieWordEmbeddings: c.tieWordEmbeddings,
-      qkvBias: true,
-      oBias: true,
-      mlpBias: true,
-      padTokenId: c.padTokenId,
-      bosTokenId: c.bosTokenId,
-      eosTokenId: c.eosTokenId,
-    };
-  }
-  return {
-    arch: 'llama',
-    vocabSize: c.vocabSize,
-    hiddenSize: c.hiddenSize,
-    numLayers: c.numLayers,
-    numHeads: c.numHeads,
-    numKvHeads: c.numKvHeads,
-    headDim: c.headDim,
-    intermediateSize: c.intermediateSize,
-    maxPositions: c.maxPositions,
-    normEps: c.rmsNormEps,
-    activation: 'silu',
-    ropeTheta: c.ropeTheta,
-    tieWordEmbeddings: c.tieWordEmbeddings,
-    qkvBias: c.qkvBias,
-    oBias: c.oBias,
-    mlpBias: c.mlpBias,
-    padTokenId: c.padTokenId,
-    bosTokenId: c.bosTokenId,
-    eosTokenId: c.eosTokenId,
-  };
-}
-
 export interface Pretrained {
   model: Transformer;
-  /** config.json as parsed (architecture, task, ids, the raw JSON) */
-  hfConfig: ModelConfig;
+  /** config.json as parsed: the network (`hfConfig.model`, what `model` was built from), architecture, task, the raw JSON */
+  hfConfig: HfConfig;
   generation: GenerationConfig | null;
   /** `score.weight` [numLabels, C] of a *ForSequenceClassification checkpoint (a reward model), else null */
   score: Tensor | null;
@@ -76,7 +25,7 @@ export interface Pretrained {
  */
 export function newPretrained(configJson: Record<string, unknown>, seed = 0): Pretrained {
   const hfConfig = parseConfig(configJson, 'config');
-  return { model: Transformer.random(toModelConfig(hfConfig), seed), hfConfig, generation: null, score: null };
+  return { model: Transformer.random(hfConfig.model, seed), hfConfig, generation: null, score: null };
 }
 
 /**
@@ -96,10 +45,9 @@ export function loadPretrained(dir: string): Pretrained {
     return p;
   }
   const ck = loadCheckpoint(dir);
-  const mc = toModelConfig(ck.config);
   // a *ForSequenceClassification checkpoint has a score head and no lm_head, whatever tie_word_embeddings says
-  if (ck.config.task === 'sequence-classification') mc.tieWordEmbeddings = true;
-  const { model } = Transformer.fromStateDict(mc, ck.weights);
+  const seqCls = ck.config.task === 'sequence-classification';
+  const { model } = Transformer.fromStateDict({ ...ck.config.model, ...(seqCls ? { tieWordEmbeddings: true } : {}) }, ck.weights);
   let score: Tensor | null = null;
   if (ck.config.task === 'sequence-classification') {
     const e = ck.weights.get('score.weight')!; // checkCheckpoint guarantees it
@@ -117,21 +65,9 @@ export function savePretrained(dir: string, p: Pretrained, opts: SaveOptions = {
   const weights = p.model.stateDict();
   if (p.score) weights.set('score.weight', { shape: [...p.score.shape], data: p.score.toArray() });
   // transformers writes generation_config.json with every model: derive one from config.json's ids when absent
-  const c = p.hfConfig;
-  const eos = c.eosTokenId === null ? [] : Array.isArray(c.eosTokenId) ? c.eosTokenId : [c.eosTokenId];
-  const generation: GenerationConfig = p.generation ?? {
-    bosTokenId: c.bosTokenId,
-    eosTokenIds: eos,
-    padTokenId: c.padTokenId,
-    doSample: null,
-    temperature: null,
-    topP: null,
-    topK: null,
-    maxNewTokens: null,
-    maxLength: null,
-    repetitionPenalty: null,
-    raw: {},
-  };
+  const c = p.hfConfig.model;
+  const eos = c.eosTokenId == null ? [] : Array.isArray(c.eosTokenId) ? c.eosTokenId : [c.eosTokenId];
+  const generation = p.generation ?? idsOnlyGenerationConfig({ bosTokenId: c.bosTokenId ?? null, eosTokenIds: eos, padTokenId: c.padTokenId ?? null });
   saveCheckpoint(dir, { config: p.hfConfig, weights, generation }, opts);
 }
 
@@ -142,8 +78,8 @@ export function savePretrained(dir: string, p: Pretrained, opts: SaveOptions = {
  */
 export function eosTokenIds(p: Pretrained, tokenizerEos: number | null | undefined): { ids: number[]; mismatch: boolean } {
   const ids = new Set<number>();
-  const c = p.hfConfig.eosTokenId;
-  for (const id of [...(c === null ? [] : Array.isArray(c) ? c : [c]), ...(p.generation?.eosTokenIds ?? [])]) ids.add(id);
+  const c = p.hfConfig.model.eosTokenId;
+  for (const id of [...(c == null ? [] : Array.isArray(c) ? c : [c]), ...(p.generation?.eosTokenIds ?? [])]) ids.add(id);
   let mismatch = false;
   if (tokenizerEos !== null && tokenizerEos !== undefined) {
     mismatch = ids.size > 0 && !ids.has(tokenizerEos);

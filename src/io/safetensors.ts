@@ -37,7 +37,7 @@ export interface TensorEntry<D extends Dtype = Dtype> {
 }
 
 /** A whole file in memory. */
-export interface SafetensorsContent {
+interface SafetensorsContent {
   tensors: Map<string, TensorEntry>;
   metadata: Record<string, string>;
 }
@@ -65,9 +65,9 @@ const DTYPES: Record<Dtype, DtypeSpec> = {
 /** Dtypes the format defines that this module does not handle (named in errors). */
 const KNOWN_UNSUPPORTED = ['U16', 'U32', 'U64', 'F8_E5M2', 'F8_E4M3', 'F8_E8M0', 'F4', 'F6_E2M3', 'F6_E3M2', 'C64'];
 
-export const SUPPORTED_DTYPES = Object.keys(DTYPES) as Dtype[];
+const SUPPORTED_DTYPES = Object.keys(DTYPES) as Dtype[];
 
-export function isDtype(s: unknown): s is Dtype {
+function isDtype(s: unknown): s is Dtype {
   return typeof s === 'string' && Object.prototype.hasOwnProperty.call(DTYPES, s);
 }
 
@@ -87,7 +87,7 @@ export function numel(shape: readonly number[]): number {
 const SCRATCH_BYTES = 4 << 20;
 
 /** The maximum header the reference implementation accepts (100 MB). */
-export const MAX_HEADER_BYTES = 100_000_000;
+const MAX_HEADER_BYTES = 100_000_000;
 
 function assertLittleEndian(): void {
   if (endianness() !== 'LE') throw new Error('safetensors: only little-endian hosts are supported');
@@ -101,7 +101,7 @@ class FormatError extends Error {
 }
 
 /** Where one tensor lives in a file. */
-export interface TensorInfo {
+interface TensorInfo {
   dtype: Dtype;
   shape: number[];
   /** Absolute byte offset in the file. */

@@ -10,9 +10,9 @@ import { dtypeSize, numel, writeSafetensors, type WritableEntry } from './safete
 export const SINGLE_FILE = 'model.safetensors';
 export const INDEX_FILE = 'model.safetensors.index.json';
 /** transformers' default max_shard_size ("5GB", decimal units). */
-export const DEFAULT_MAX_SHARD_SIZE = 5_000_000_000;
+const DEFAULT_MAX_SHARD_SIZE = 5_000_000_000;
 
-export interface ShardIndex {
+interface ShardIndex {
   metadata: Record<string, unknown>;
   /** Tensor name → shard file name (relative to the index's folder). */
   weightMap: Map<string, string>;
@@ -84,7 +84,7 @@ export function planShards(sizes: Iterable<[string, number]>, maxBytes: number):
 }
 
 /** "model-00002-of-00005.safetensors". */
-export function shardFileName(index: number, count: number): string {
+function shardFileName(index: number, count: number): string {
   const p = (i: number) => String(i).padStart(5, '0');
   return `model-${p(index + 1)}-of-${p(count)}.safetensors`;
 }

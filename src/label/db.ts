@@ -106,7 +106,7 @@ export interface Annotator {
 }
 
 /** A pair as one annotator sees it. */
-export interface Item {
+interface Item {
   assignmentId: number;
   round: number;
   prompt: PromptValue;
@@ -114,7 +114,7 @@ export interface Item {
   right: string;
 }
 
-export interface Progress {
+interface Progress {
   round: number | null;
   /** this annotator's labels in the round */
   labeled: number;
@@ -163,12 +163,12 @@ function newToken(): string {
 }
 
 /** sha256 of an annotator token (hex): the only form of a token the store keeps. */
-export function hashToken(token: string): string {
+function hashToken(token: string): string {
   return createHash('sha256').update(token, 'utf8').digest('hex');
 }
 
 /** Annotator names: 1–64 characters, no control characters, no surrounding spaces. */
-export function checkName(name: string): void {
+function checkName(name: string): void {
   // eslint-disable-next-line no-control-regex
   if (name.length < 1 || name.length > 64 || name.trim() !== name || /[\u0000-\u001f\u007f]/.test(name))
     throw new StoreError(400, `annotator name must be 1-64 characters without control characters or surrounding spaces, got ${JSON.stringify(name)}`);

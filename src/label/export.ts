@@ -13,9 +13,9 @@ import { assertNotAnInput } from '../io/paths.js';
 import { type ExportRow, type FeedbackDB, StoreError } from './db.js';
 import { hiddenCharacters } from './hidden-chars.js';
 
-export type Aggregate = 'majority' | 'all' | 'drop-disagreements';
+type Aggregate = 'majority' | 'all' | 'drop-disagreements';
 
-export interface ExportCounts {
+interface ExportCounts {
   /** preference rows written */
   written: number;
   /** labels (aggregate all) or pairs whose labels were all ties */
@@ -39,7 +39,7 @@ function hasHidden(r: ExportRow): boolean {
 }
 
 /** The JSON object of one label as its own row (aggregate all; null for ties and both-bad labels). */
-export function preferenceOf(r: ExportRow): Record<string, unknown> | null {
+function preferenceOf(r: ExportRow): Record<string, unknown> | null {
   if (r.choice !== 'a' && r.choice !== 'b') return null;
   const [chosen, rejected] = r.choice === 'a' ? [r.responseA, r.responseB] : [r.responseB, r.responseA];
   return {

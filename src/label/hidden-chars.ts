@@ -14,6 +14,6 @@ export function hiddenCharacters(text: string): string[] {
   return [...found];
 }
 
-export function codePointName(ch: string): string {
+function codePointName(ch: string): string {
   return 'U+' + ch.codePointAt(0)!.toString(16).toUpperCase().padStart(4, '0');
 }

@@ -13,7 +13,7 @@ interface LockInfo {
   started: string;
 }
 
-export interface ServerLock {
+interface ServerLock {
   readonly path: string;
   /** Records the port once the server listens. */
   setPort(port: number): void;

@@ -10,7 +10,7 @@ import type { FromWorker, SamplerInit, ToWorker } from './sampler-worker.js';
 /** How long the sampler waits to store a sampled pair while another process holds the database's lock, ms. */
 const STORE_WAIT_MS = 60_000;
 
-export interface SamplerOptions {
+interface SamplerOptions {
   /** keep at least this many unclaimed pairs ready (default 8) */
   lookahead?: number;
   /** how often to look for a new round opened by `alignkit label round`, ms (default 1000) */
@@ -20,9 +20,9 @@ export interface SamplerOptions {
   log?: (line: string) => void;
 }
 
-export type SamplerState = 'none' | 'loading' | 'sampling' | 'idle' | 'error';
+type SamplerState = 'none' | 'loading' | 'sampling' | 'idle' | 'error';
 
-export interface SamplerStatus {
+interface SamplerStatus {
   state: SamplerState;
   round: number | null;
   message: string | null;

@@ -13,7 +13,7 @@ import { acquireServerLock } from './lock.js';
 import { labelPage, loginPage, pagePolicy } from './page.js';
 import { Sampler } from './sampler.js';
 
-export interface ServeOptions {
+interface ServeOptions {
   store: FeedbackDB;
   /** TCP port on 127.0.0.1 (0: any free port) */
   port?: number;
@@ -54,7 +54,7 @@ export interface LabelServer {
 
 /** Largest request body accepted (a label with a 500-character reason is far below it). */
 export const MAX_BODY = 16 * 1024;
-export const MAX_REASON = 500;
+const MAX_REASON = 500;
 /** A refused body up to this size is read and dropped before answering (beyond it the connection is closed). */
 const DRAIN_CAP = 1024 * 1024;
 const COOKIE = 'ak_session';

@@ -11,7 +11,7 @@ import type { PromptValue } from './inputs.js';
 /** What a simulated annotator thinks of the pair as shown. */
 export type SimulatedJudge = (prompt: PromptValue, shownLeft: string, shownRight: string) => 'left' | 'right' | 'tie';
 
-export interface SimulateOptions {
+interface SimulateOptions {
   /** the labeling server's base URL (http://127.0.0.1:8765/) */
   url: string;
   /** one token per simulated annotator */
@@ -31,7 +31,7 @@ export interface SimulateOptions {
   signal?: AbortSignal;
 }
 
-export interface SimulateResult {
+interface SimulateResult {
   labels: number;
   /** decisive judgements flipped on purpose */
   flipped: number;

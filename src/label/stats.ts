@@ -2,7 +2,7 @@
 // by two (or more) annotators, and position bias (how often the response shown on the left wins).
 import type { Choice, FeedbackDB, LabelRow } from './db.js';
 
-export interface AnnotatorCount {
+interface AnnotatorCount {
   round: number;
   annotator: string;
   labels: number;
@@ -12,7 +12,7 @@ export interface AnnotatorCount {
   both_bad: number;
 }
 
-export interface Agreement {
+interface Agreement {
   /** pairs with labels from at least two annotators */
   items: number;
   /** pairs of labels (two annotators, one item) compared */
@@ -23,7 +23,7 @@ export interface Agreement {
   kappa: number | null;
 }
 
-export interface PositionBias {
+interface PositionBias {
   /** labels that preferred one response (not ties, not both bad) */
   decisive: number;
   leftWins: number;
@@ -33,7 +33,7 @@ export interface PositionBias {
   ci95: [number, number] | null;
 }
 
-export interface RoundStats {
+interface RoundStats {
   round: number;
   pairs: number;
   sampling: number;
@@ -43,7 +43,7 @@ export interface RoundStats {
   positionBias: PositionBias;
 }
 
-export interface Stats {
+interface Stats {
   annotators: AnnotatorCount[];
   rounds: RoundStats[];
   overall: { labels: number; agreement: Agreement; positionBias: PositionBias };

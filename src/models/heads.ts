@@ -71,7 +71,7 @@ export function lastTokenIndex(B: number, T: number, opts: { ids?: Int32Array; p
 }
 
 /** Rows of hidden [B, T, C] at one position per row → [B, C] (differentiable gather). */
-export function gatherLast(hidden: Tensor, index: Int32Array): Tensor {
+function gatherLast(hidden: Tensor, index: Int32Array): Tensor {
   const [B, T, C] = hidden.shape as [number, number, number];
   const rows = new Int32Array(B);
   for (let b = 0; b < B; b++) rows[b] = b * T + index[b]!;

@@ -4,7 +4,7 @@
 import type { CausalLMConfig } from './config.js';
 
 /** What the layout depends on. */
-export type LayoutConfig = Pick<
+type LayoutConfig = Pick<
   CausalLMConfig,
   'arch' | 'vocabSize' | 'hiddenSize' | 'numLayers' | 'numHeads' | 'numKvHeads' | 'headDim' | 'intermediateSize' | 'maxPositions' | 'tieWordEmbeddings' | 'qkvBias' | 'oBias' | 'mlpBias'
 >;

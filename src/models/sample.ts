@@ -14,7 +14,7 @@ export function argmax(row: Float32Array): number {
 }
 
 /** The k-th largest value of a (a copy is partitioned). */
-export function kthLargest(a: Float32Array, k: number): number {
+function kthLargest(a: Float32Array, k: number): number {
   const x = Float32Array.from(a);
   let lo = 0,
     hi = x.length - 1;

@@ -13,8 +13,6 @@ import { type CausalLMConfig, validateConfig } from './config.js';
 import type { KVCache } from './kv-cache.js';
 import { parameterShapes } from './parameters.js';
 
-export { parameterShapes };
-
 export interface ForwardOptions {
   /** [B·T], 1 for real tokens, 0 for padding (keys at 0 are never attended). */
   attentionMask?: Int32Array;
@@ -25,7 +23,7 @@ export interface ForwardOptions {
 }
 
 /** Random initialisation as transformers does it: N(0, 0.02) matrices, zero biases, unit norms. */
-export function initParameter(name: string, shape: number[], rng: Random, numLayers: number): Tensor {
+function initParameter(name: string, shape: number[], rng: Random, numLayers: number): Tensor {
   if (/(ln_\d|ln_f|layernorm|norm)\.weight$/.test(name)) return Tensor.ones(shape);
   if (name.endsWith('.bias')) return Tensor.zeros(shape);
   // GPT-2 scales the residual projections by 1/sqrt(2·layers)

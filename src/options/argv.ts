@@ -6,21 +6,19 @@
 import { readFileSync } from 'node:fs';
 import { LineCounter, parseDocument, isMap, isScalar } from 'yaml';
 import { fsReason } from '../io/fs-errors.js';
-import { type FieldTable, type Locate, OptionError, type ResolveOptions, flagName, nearNames, resolveOptions } from './fields.js';
+import { type FieldTable, type Locate, flagName, nearNames } from './fields.js';
 
 import { UsageError } from './command.js';
 
-export { UsageError };
-
 /** A config file's mapping, with the line each top-level key is on. */
-export interface ConfigFile {
+interface ConfigFile {
   path: string;
   values: Record<string, unknown>;
   lines: Map<string, number>;
 }
 
 /** Reads a YAML (or JSON) config file; errors name the file (and the line). */
-export function readConfigFile(path: string): ConfigFile {
+function readConfigFile(path: string): ConfigFile {
   let text: string;
   try {
     text = readFileSync(path, 'utf8');
@@ -46,7 +44,7 @@ export function readConfigFile(path: string): ConfigFile {
   return { path, values, lines };
 }
 
-export interface ParsedArgs {
+interface ParsedArgs {
   /** the flags as given, converted to the table's keys (strings, or string lists for repeatable options) */
   flags: Record<string, unknown>;
   positionals: string[];
@@ -155,17 +153,4 @@ export function locator(p: ParsedArgs, style: 'snake' | 'kebab'): Locate {
 /** The config file's values overridden by the flags. */
 export function mergedValues(p: ParsedArgs): Record<string, unknown> {
   return { ...(p.config?.values ?? {}), ...p.flags };
-}
-
-/** Parses and resolves argv against a table in one go (commands without a config file). */
-export function parseOptions<T extends FieldTable>(argv: readonly string[], table: T, o: { style?: 'snake' | 'kebab'; source?: string } & ResolveOptions = {}) {
-  const style = o.style ?? 'kebab';
-  const p = splitArgs(argv, table, { style });
-  try {
-    const values = resolveOptions(table, p.flags, o.source ?? 'command line', { locate: locator(p, style), refused: o.refused });
-    return { values, positionals: p.positionals, help: p.help };
-  } catch (e) {
-    if (e instanceof OptionError) throw new UsageError(e.message);
-    throw e;
-  }
 }

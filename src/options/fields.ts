@@ -120,7 +120,7 @@ function describe(fl: Field): string {
 }
 
 /** `>= 0`, `in (0, 1]`, ... for a numeric field. */
-export function rangeText(fl: Pick<Field, 'min' | 'max' | 'exclusiveMin' | 'exclusiveMax'>): string {
+function rangeText(fl: Pick<Field, 'min' | 'max' | 'exclusiveMin' | 'exclusiveMax'>): string {
   const { min, max } = fl;
   if (min !== undefined && max !== undefined) return `in ${fl.exclusiveMin ? '(' : '['}${min}, ${max}${fl.exclusiveMax ? ')' : ']'}`;
   if (min !== undefined) return `${fl.exclusiveMin ? '>' : '>='} ${min}`;
@@ -138,7 +138,7 @@ function fmt(v: unknown): string {
  * Converts and checks one value for a field (strings from the command line become numbers / booleans / null /
  * lists by the field's type). Throws an OptionError naming `where`.
  */
-export function parseField(fl: Field, v: unknown, where: string): unknown {
+function parseField(fl: Field, v: unknown, where: string): unknown {
   const bad = (): never => {
     throw new OptionError(`${where}: must be ${describe(fl)}, got ${fmt(v)}`);
   };
@@ -252,7 +252,7 @@ export function resolveOptions<T extends FieldTable>(table: T, given: Readonly<R
 }
 
 /** The default value as --help and docs show it. */
-export function defaultText(fl: Field): string {
+function defaultText(fl: Field): string {
   const d = fl.default;
   if (fl.required) return '(required)';
   if (d === null || d === undefined) return 'null';
@@ -351,11 +351,6 @@ export function defineConfig<T extends FieldTable>(
       return c;
     },
   };
-}
-
-/** The subset of a table whose keys are in `keys` (to split one flat config among several tables). */
-export function pickFields<T extends FieldTable, K extends keyof T>(table: T, keys: readonly K[]): Pick<T, K> {
-  return Object.fromEntries(keys.map((k) => [k, table[k]])) as Pick<T, K>;
 }
 
 /** Splits a flat config into the part whose keys belong to `table` and the rest. */

@@ -14,11 +14,3 @@ export async function chartSvg(spec: ChartSpec): Promise<string> {
     view.finalize();
   }
 }
-
-/** The chart as a PNG (width in pixels). */
-export async function chartPng(spec: ChartSpec, width = 800): Promise<Buffer> {
-  const svg = await chartSvg(spec);
-  // loaded here: a native package, needed only for pictures (reports embed the SVG)
-  const { Resvg } = await import('@resvg/resvg-js');
-  return new Resvg(svg, { fitTo: { mode: 'width', value: width }, font: { loadSystemFonts: true } }).render().asPng();
-}

@@ -62,7 +62,7 @@ interface LoopState {
   rounds: { round: number; labelRound: number; policy: string }[];
 }
 
-export interface RlhfHooks {
+interface RlhfHooks {
   log?: (line: string) => void;
   quiet?: boolean;
   /** called with the server once it listens (e.g. to start simulated annotators against it) */
@@ -73,7 +73,7 @@ export interface RlhfHooks {
   pollMs?: number;
 }
 
-export interface RlhfResult {
+interface RlhfResult {
   output_dir: string;
   rounds: StageRecord[];
   /** the newest policy */

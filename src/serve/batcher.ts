@@ -13,7 +13,7 @@ import type { Finish, FromEngine, Job, TokenEvent } from './protocol.js';
 import { argmax, sampleRow, topEntries } from '../models/sample.js';
 
 /** The seed of choice i of a request seeded `seed` (choice 0 uses the seed itself). */
-export function choiceSeed(seed: number, i: number): number {
+function choiceSeed(seed: number, i: number): number {
   return i === 0 ? seed >>> 0 : (Math.imul((seed >>> 0) ^ 0x5bd1e995, 0x9e3779b1) + Math.imul(i, 0x85ebca6b)) >>> 0;
 }
 
@@ -40,7 +40,7 @@ export interface BaseBatch {
   active: Choice[];
 }
 
-export interface BatcherOptions {
+interface BatcherOptions {
   maxBatch: number;
   prefillBudget: number;
 }

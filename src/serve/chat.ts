@@ -10,7 +10,7 @@ import { Engine, type JobHandle } from './engine.js';
 import { type ServedModel, servedModels } from './models.js';
 import type { ModelSpec } from './protocol.js';
 
-export interface ChatOptions {
+interface ChatOptions {
   model: ModelSpec;
   system: string | null;
   maxNewTokens: number;

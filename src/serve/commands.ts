@@ -25,7 +25,7 @@ const SERVE_OPTIONS = {
 
 type ServeValues = OptionsOf<typeof SERVE_OPTIONS>;
 
-export function modelSpecs(args: readonly string[]): ModelSpec[] {
+function modelSpecs(args: readonly string[]): ModelSpec[] {
   if (!args.length) throw new UsageError('give at least one --model NAME=DIR');
   try {
     return args.map(parseModelArg);

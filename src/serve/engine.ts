@@ -4,7 +4,7 @@
 import { Worker } from 'node:worker_threads';
 import type { EngineInit, Finish, FromEngine, Job, LoadedModel, ModelSpec, SamplingParams, ToEngine } from './protocol.js';
 
-export interface JobHandlers {
+interface JobHandlers {
   /** the request left the queue: its prompt is being prefilled */
   onStart?(): void;
   onPromptLogprobs?(logprobs: (number | null)[], top: ([number, number][] | null)[]): void;
@@ -30,7 +30,7 @@ interface Pending {
   started: boolean;
 }
 
-export interface EngineOptions {
+interface EngineOptions {
   models: ModelSpec[];
   maxBatch: number;
   prefillBudget?: number;

@@ -61,7 +61,7 @@ interface LoraUpdate {
 }
 
 /** One named adapter: its updates by module name. */
-export type AdapterWeights = Map<string, LoraUpdate>;
+type AdapterWeights = Map<string, LoraUpdate>;
 
 /** Rows of one step: `ids` appended to `cache` (positions cache.length …), under adapter `adapter` (-1: base). */
 export interface Segment {
@@ -72,7 +72,7 @@ export interface Segment {
   logits: 'last' | 'all';
 }
 
-export interface StepResult {
+interface StepResult {
   /** next-token logits [rows, V]: for segment i, rows first[i] … first[i] + count[i] − 1 */
   logits: Tensor;
   first: number[];

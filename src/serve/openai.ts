@@ -22,7 +22,7 @@ export interface GenerationLimits {
   maxN: number;
 }
 
-export interface GenerationDeps {
+interface GenerationDeps {
   engine: Engine;
   models: ReadonlyMap<string, ServedModel>;
   limits: GenerationLimits;

@@ -23,7 +23,7 @@ const SPLIT = 4,
   FEW_ROWS = 8;
 
 /** The K slices [start, length] of a product, and whether each is split in 4 blocks by the few-row kernel. */
-export function kSlices(K: number, N: number): { k0: number; len: number; split: boolean }[] {
+function kSlices(K: number, N: number): { k0: number; len: number; split: boolean }[] {
   const out: { k0: number; len: number; split: boolean }[] = [];
   if (N * FEW_ROWS > 1 << 20) {
     for (let k0 = 0; k0 < K; k0 += KC) out.push({ k0, len: Math.min(KC, K - k0), split: false });

@@ -18,7 +18,7 @@ export class ApiError extends Error {
   }
 }
 
-export interface CommonRequest {
+interface CommonRequest {
   model: string;
   /** null: not given (the endpoint's default) */
   maxTokens: number | null;
@@ -46,8 +46,8 @@ export interface CompletionRequest extends CommonRequest {
   echo: boolean;
 }
 
-export const MAX_LOGPROBS = 20;
-export const MAX_STOP = 16;
+const MAX_LOGPROBS = 20;
+const MAX_STOP = 16;
 
 type Body = Record<string, unknown>;
 

@@ -3,7 +3,7 @@
 // the normalizer ran on the remaining pieces) the tokens with normalized=true on the normalized text. Matching
 // is leftmost-longest; single_word, lstrip and rstrip are honoured as in the library.
 
-import { Reader, TokenizerFormatError, type Json, type JsonObject } from './errors.js';
+import { Reader, TokenizerFormatError, type Json } from './errors.js';
 import { NormalizedString } from './normalized.js';
 import { normalizeString, type Normalizer } from './normalizers.js';
 import { escapeLiteral } from './regex.js';
@@ -16,10 +16,6 @@ export interface AddedToken {
   rstrip: boolean;
   normalized: boolean;
   special: boolean;
-}
-
-export function addedTokenToJSON(t: AddedToken): JsonObject {
-  return { id: t.id, content: t.content, single_word: t.singleWord, lstrip: t.lstrip, rstrip: t.rstrip, normalized: t.normalized, special: t.special };
 }
 
 export function readAddedTokens(json: Json | undefined, path = 'added_tokens'): AddedToken[] {
@@ -41,7 +37,7 @@ export function readAddedTokens(json: Json | undefined, path = 'added_tokens'): 
 }
 
 /** A piece of the text: either an added token (with its id) or text left for the model. */
-export interface Split {
+interface Split {
   ns: NormalizedString;
   tokenId: number | null;
 }

@@ -7,13 +7,13 @@
 import { Reader, TokenizerFormatError, type Json, type JsonObject } from './errors.js';
 
 /** A token produced by the model for one piece: id, token string, [start, end) in the piece's UTF-16 units. */
-export interface ModelToken {
+interface ModelToken {
   id: number;
   start: number;
   end: number;
 }
 
-export interface BPEOptions {
+interface BPEOptions {
   unkToken?: string | null;
   continuingSubwordPrefix?: string | null;
   endOfWordSuffix?: string | null;

@@ -25,7 +25,7 @@ const GEN_END = '\uE001';
 const GENERATION_TAG = /{%-?\s*(?:end)?generation\s*-?%}/;
 
 /** True when the template marks assistant output with {% generation %} blocks. */
-export function hasGenerationMarkers(template: string): boolean {
+function hasGenerationMarkers(template: string): boolean {
   return GENERATION_TAG.test(template);
 }
 
@@ -101,7 +101,7 @@ function continueFinal(rendered: string, messages: ChatMessage[]): string {
   return rendered.slice(0, loc + fin.trim().length);
 }
 
-export interface RenderOptions {
+interface RenderOptions {
   addGenerationPrompt?: boolean;
   continueFinalMessage?: boolean;
 }

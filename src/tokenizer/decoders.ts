@@ -12,7 +12,7 @@ export interface Decoder {
 }
 
 /** ByteLevel: token chars back to bytes (tokens with a char outside the table contribute their UTF-8), lossy UTF-8. */
-export const byteLevelDecoder: Decoder = {
+const byteLevelDecoder: Decoder = {
   decodeChain(tokens) {
     const bytes: number[] = [];
     for (const t of tokens) {
@@ -38,7 +38,7 @@ export const byteLevelDecoder: Decoder = {
 const BYTE_TOKEN = /^<0x(\+[0-9a-fA-F]|[0-9a-fA-F]{2})>$/;
 
 /** ByteFallback: runs of <0xNN> tokens become their UTF-8 text, or one U+FFFD per byte when invalid. */
-export const byteFallbackDecoder: Decoder = {
+const byteFallbackDecoder: Decoder = {
   decodeChain(tokens) {
     const out: string[] = [];
     let pending: number[] = [];
@@ -62,10 +62,10 @@ export const byteFallbackDecoder: Decoder = {
   },
 };
 
-export const fuseDecoder: Decoder = { decodeChain: (tokens) => [tokens.join('')] };
+const fuseDecoder: Decoder = { decodeChain: (tokens) => [tokens.join('')] };
 
 /** Strip: removes up to `start` leading and `stop` trailing occurrences of `content` from each token. */
-export function stripDecoder(content: string, start: number, stop: number): Decoder {
+function stripDecoder(content: string, start: number, stop: number): Decoder {
   return {
     decodeChain: (tokens) =>
       tokens.map((t) => {
@@ -84,7 +84,7 @@ export function stripDecoder(content: string, start: number, stop: number): Deco
 }
 
 /** Metaspace: the replacement char becomes a space, except that it is dropped in the first token (unless never). */
-export function metaspaceDecoder(replacement: string, prependScheme: string): Decoder {
+function metaspaceDecoder(replacement: string, prependScheme: string): Decoder {
   return {
     decodeChain: (tokens) =>
       tokens.map((t, i) => {

@@ -119,5 +119,3 @@ export class Reader {
     return Reader.of(v, this.field(name));
   }
 }
-
-export { describe as describeJson };

@@ -8,7 +8,7 @@ import { findAll, forEachMatch } from './regex.js';
 export type SplitBehavior = 'Removed' | 'Isolated' | 'MergedWithPrevious' | 'MergedWithNext' | 'Contiguous';
 
 /** A list of [start, end, isMatch] covering the whole string, in order. */
-export type MatchList = Array<[number, number, boolean]>;
+type MatchList = Array<[number, number, boolean]>;
 
 /** Growable pair of Int32 alignment arrays. */
 class AlignBuilder {

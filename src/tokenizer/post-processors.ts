@@ -29,7 +29,7 @@ export interface PostProcessor {
 const SPACE_CHAR = BYTE_TO_CHAR[32];
 
 /** The ByteLevel offset trimming: leading/trailing spaces (Ġ) of a token are not part of its offsets. */
-export function trimByteLevelOffsets(enc: Encoding, addPrefixSpace: boolean): void {
+function trimByteLevelOffsets(enc: Encoding, addPrefixSpace: boolean): void {
   if (enc.offsets.length !== enc.ids.length) return; // offsets not requested
   const isSpace = (ch: string) => ch === SPACE_CHAR || isWhitespace(ch);
   enc.tokens.forEach((tok, i) => {

@@ -49,7 +49,7 @@ export function byteLevelOf(ch: string): string {
 }
 
 /** ByteLevel pre-tokenizer with the given options. */
-export function byteLevelPreTokenizer(addPrefixSpace: boolean, useRegex: boolean): PreTokenizer {
+function byteLevelPreTokenizer(addPrefixSpace: boolean, useRegex: boolean): PreTokenizer {
   const re = compileOniguruma(GPT2_PATTERN);
   return {
     preTokenize(pieces) {
@@ -138,7 +138,7 @@ export function buildPreTokenizer(json: Json | undefined, path = 'pre_tokenizer'
 }
 
 /** Metaspace: spaces become the replacement char, which is prepended per scheme; optionally split before it. */
-export function metaspacePreTokenizer(replacement: string, scheme: 'always' | 'first' | 'never', split: boolean): PreTokenizer {
+function metaspacePreTokenizer(replacement: string, scheme: 'always' | 'first' | 'never', split: boolean): PreTokenizer {
   const replaceSpace = (ch: string) => (ch === ' ' ? replacement : ch);
   return eachPiece((p) => {
     p.mapChars(replaceSpace);

@@ -76,7 +76,7 @@ const EXTRA_FOLDS: Record<number, number[]> = {
 
 const foldCache = new Map<number, number[]>();
 /** All code points equal to `cp` under simple case folding (what a JS `iu` regex treats as equal), cp first. */
-export function caseVariants(cp: number): number[] {
+function caseVariants(cp: number): number[] {
   const hit = foldCache.get(cp);
   if (hit) return hit;
   const s = String.fromCodePoint(cp);

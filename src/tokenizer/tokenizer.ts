@@ -14,19 +14,19 @@ import { buildNormalizer, type Normalizer } from './normalizers.js';
 import { buildPostProcessor, emptyEncoding, type Encoding, type PostProcessor } from './post-processors.js';
 import { buildPreTokenizer, type PreTokenizer } from './pre-tokenizers.js';
 
-export interface EncodeOptions {
+interface EncodeOptions {
   /** Add the post-processor's special tokens (BOS/EOS, CLS/SEP). Default true. */
   addSpecialTokens?: boolean;
 }
 
-export interface DecodeOptions {
+interface DecodeOptions {
   /** Drop added tokens marked special. Default false (as transformers' decode). */
   skipSpecialTokens?: boolean;
   /** transformers' clean_up_tokenization_spaces; default: the config's value, else false. */
   cleanUpTokenizationSpaces?: boolean;
 }
 
-export interface ChatTemplateOptions {
+interface ChatTemplateOptions {
   addGenerationPrompt?: boolean;
   /** Return token ids instead of text (encoded without adding special tokens, as transformers does). */
   tokenize?: boolean;
@@ -42,7 +42,7 @@ export interface ChatTemplateOptions {
   variables?: Record<string, unknown>;
 }
 
-export interface AssistantMaskResult {
+interface AssistantMaskResult {
   text: string;
   inputIds: number[];
   assistantMask: number[];

@@ -10,7 +10,7 @@ import { byteLevelOf, GPT2_PATTERN } from './pre-tokenizers.js';
 import { Tokenizer } from './tokenizer.js';
 import { byteLevelAlphabet } from './unicode.js';
 
-export interface TrainByteLevelBPEOptions {
+interface TrainByteLevelBPEOptions {
   /** Final vocabulary size, special tokens and the 256 byte characters included. */
   vocabSize: number;
   /** Pairs seen fewer times than this are not merged (default 2). */

@@ -1,6 +1,6 @@
 // Unicode and byte helpers shared by the tokenizer pipeline: the GPT-2 byte<->char table used by byte-level
 // BPE, UTF-8 encoding of single code points, lossy UTF-8 decoding, and the character predicates that the
-// Hugging Face `tokenizers` library uses (Rust's char::is_whitespace, is_alphanumeric, punctuation, ...).
+// Hugging Face `tokenizers` library uses (Rust's char::is_whitespace, is_numeric, punctuation, ...).
 
 /** Byte -> printable char table of byte-level BPE (printable Latin-1 bytes map to themselves, the rest to U+0100+n). */
 export const BYTE_TO_CHAR: readonly string[] = (() => {
@@ -29,11 +29,6 @@ export function pushUtf8(cp: number, out: number[]): void {
   else out.push(0xf0 | (cp >> 18), 0x80 | ((cp >> 12) & 63), 0x80 | ((cp >> 6) & 63), 0x80 | (cp & 63));
 }
 
-/** UTF-8 byte length of one code point. */
-export function utf8Len(cp: number): number {
-  return cp < 0x80 ? 1 : cp < 0x800 ? 2 : cp < 0x10000 ? 3 : 4;
-}
-
 const encoder = new TextEncoder();
 /** UTF-8 bytes of a string (lone surrogates become U+FFFD, like Rust would never see them). */
 export function utf8Bytes(s: string): Uint8Array {
@@ -58,31 +53,10 @@ export function utf8DecodeStrict(bytes: ArrayLike<number>): string | null {
   }
 }
 
-/** Length in UTF-16 units of the code point starting at s[i] (1 or 2). */
-export function cpLenAt(s: string, i: number): number {
-  const c = s.charCodeAt(i);
-  if (c >= 0xd800 && c <= 0xdbff && i + 1 < s.length) {
-    const d = s.charCodeAt(i + 1);
-    if (d >= 0xdc00 && d <= 0xdfff) return 2;
-  }
-  return 1;
-}
-
-/** Splits a string into its code points (as strings). */
-export function codePoints(s: string): string[] {
-  return Array.from(s);
-}
-
 const WHITE_SPACE = /^\p{White_Space}$/u;
 /** Rust's char::is_whitespace (Unicode White_Space). */
 export function isWhitespace(ch: string): boolean {
   return WHITE_SPACE.test(ch);
-}
-
-const ALNUM = /^[\p{Alphabetic}\p{Nd}\p{Nl}\p{No}]$/u;
-/** Rust's char::is_alphanumeric (Alphabetic or Numeric). */
-export function isAlphanumeric(ch: string): boolean {
-  return ALNUM.test(ch);
 }
 
 const NUMERIC = /^[\p{Nd}\p{Nl}\p{No}]$/u;
@@ -97,23 +71,6 @@ export function isPunctuation(ch: string): boolean {
   const c = ch.charCodeAt(0);
   if (ch.length === 1 && ((c >= 33 && c <= 47) || (c >= 58 && c <= 64) || (c >= 91 && c <= 96) || (c >= 123 && c <= 126))) return true;
   return PUNCT.test(ch);
-}
-
-const CONTROL = /^\p{Cc}$/u;
-export function isControl(ch: string): boolean {
-  return CONTROL.test(ch);
-}
-
-const COMBINING = /^\p{Mn}$/u;
-/** Nonspacing combining mark (what StripAccents removes after NFD). */
-export function isCombiningMark(ch: string): boolean {
-  return COMBINING.test(ch);
-}
-
-/** Unicode word character as the Rust `regex` crate defines `\w`. */
-const WORD = /^[\p{Alphabetic}\p{M}\p{Nd}\p{Pc}\p{Join_Control}]$/u;
-export function isWordChar(ch: string): boolean {
-  return WORD.test(ch);
 }
 
 /** CJK ideograph ranges used by the BERT normalizer's handle_chinese_chars. */

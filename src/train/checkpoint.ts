@@ -27,7 +27,7 @@ const STATE = 'trainer_state.json',
   OPT = 'optimizer.safetensors',
   EXTRA = 'extra.safetensors';
 
-export function checkpointDir(outputDir: string, step: number): string {
+function checkpointDir(outputDir: string, step: number): string {
   return join(outputDir, `checkpoint-${step}`);
 }
 

@@ -9,7 +9,7 @@ import type { NamedInput } from '../io/paths.js';
 import { type OptionsOf, f } from '../options/fields.js';
 
 /** One entry of TRL's dataset mixture (DatasetConfig). */
-export interface MixtureEntry {
+interface MixtureEntry {
   path: string;
   data_dir?: string | null;
   data_files?: string | string[] | Record<string, string | string[]> | null;
@@ -49,7 +49,7 @@ export const DATA_FIELDS = {
   skip_invalid: f.boolean(false, 'skip (and report) invalid records instead of stopping at the first'),
 };
 
-export type DataArgs = OptionsOf<typeof DATA_FIELDS>;
+type DataArgs = OptionsOf<typeof DATA_FIELDS>;
 
 /** TRL data options alignkit refuses, with the reason. */
 export const DATA_REFUSED: Readonly<Record<string, string>> = {
@@ -103,7 +103,7 @@ function entryFiles(e: MixtureEntry, i: number): string[] {
   return files;
 }
 
-export interface DataSources {
+interface DataSources {
   train: DataSource;
   eval: DataSource | null;
   /** the files read, for output-path checks */

@@ -76,7 +76,7 @@ export async function loadDPOData(source: DataSource, tokenizer: Tokenizer, cfg:
 }
 
 /** A preference batch with the dataset indices of its pairs (for precomputed reference log-probs). */
-export interface DPOBatch extends PreferenceBatch {
+interface DPOBatch extends PreferenceBatch {
   indices: Int32Array;
   split: 'train' | 'eval';
   /** per-pair label smoothing 1 − soft_label, or null (the config's label_smoothing) */
@@ -84,7 +84,7 @@ export interface DPOBatch extends PreferenceBatch {
 }
 
 /** Per-pair reference log-probs. */
-export interface RefLogps {
+interface RefLogps {
   chosen: Float32Array;
   rejected: Float32Array;
 }

@@ -20,7 +20,7 @@ export const MODEL_FIELDS = {
   lora_target_modules: f.list(null, 'module names that get adapters; default c_attn (GPT-2), q_proj,v_proj (Llama family)', { nullable: true }),
 };
 
-export type ModelArgs = OptionsOf<typeof MODEL_FIELDS>;
+type ModelArgs = OptionsOf<typeof MODEL_FIELDS>;
 
 /** PEFT's LoraConfig (its names), what a trainer takes as `peftConfig`. */
 export interface PeftConfig {
@@ -36,7 +36,7 @@ export function peftConfigOf(m: ModelArgs): PeftConfig | null {
 }
 
 /** PEFT's default LoRA targets for the architectures alignkit runs. */
-export function defaultLoraTargets(model: Transformer): string[] {
+function defaultLoraTargets(model: Transformer): string[] {
   return model.config.arch === 'gpt2' ? ['c_attn'] : ['q_proj', 'v_proj'];
 }
 

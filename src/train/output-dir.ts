@@ -13,13 +13,13 @@ import { listCheckpoints, type TrainerState } from './checkpoint.js';
 const ARTIFACT =
   /^(metrics\.jsonl|checkpoint-\d+(\.tmp-\d+)?|config\.json|generation_config\.json|model(-\d+-of-\d+)?\.safetensors|model\.safetensors\.index\.json|adapter_config\.json|adapter_model\.safetensors|value_head\.safetensors|tokenizer\.json|tokenizer_config\.json|special_tokens_map\.json|chat_template\.jinja|README\.md)$/;
 
-export interface OutputDirPlan {
+interface OutputDirPlan {
   /** the checkpoint to resume from, or null for a fresh run */
   resumeFrom: string | null;
 }
 
 /** Removes `checkpoint-N.tmp-PID` folders that a crash left behind (never complete, never resumed). */
-export function removeCrashLeftovers(outputDir: string): string[] {
+function removeCrashLeftovers(outputDir: string): string[] {
   if (!existsSync(outputDir)) return [];
   const gone: string[] = [];
   for (const n of readdirSync(outputDir)) {

@@ -8,7 +8,7 @@
 import { type DataSource, type PreferenceBatch, type PreferenceExample, collatePreference, loadPreferenceDataset, padTokenId, readRecords } from '../data/index.js';
 import { Random } from '../engine/random.js';
 import { Tensor, noGrad, tidy } from '../engine/tensor.js';
-import type { Architecture, ModelConfig } from '../io/config.js';
+import { asSequenceClassifier } from '../io/config.js';
 import { type Pretrained, loadPretrained, savePretrained } from '../io/pretrained.js';
 import { lastTokenIndex, sequenceScore } from '../models/heads.js';
 import { Transformer } from '../models/transformer.js';
@@ -33,13 +33,6 @@ export const REWARD_FIELDS = {
 export const RewardConfig = defineConfig('RewardConfig', REWARD_FIELDS, undefined, NOT_IMPLEMENTED);
 export type RewardConfig = ConfigOf<typeof RewardConfig>;
 
-const SEQ_CLS: Record<string, Architecture> = {
-  GPT2LMHeadModel: 'GPT2ForSequenceClassification',
-  LlamaForCausalLM: 'LlamaForSequenceClassification',
-  MistralForCausalLM: 'MistralForSequenceClassification',
-  Qwen2ForCausalLM: 'Qwen2ForSequenceClassification',
-};
-
 /** The same transformer without an LM head (a sequence classifier has none): lm_head.weight is dropped. */
 function withoutLmHead(model: Transformer): Transformer {
   if (model.config.tieWordEmbeddings) return model;
@@ -60,22 +53,14 @@ function withoutLmHead(model: Transformer): Transformer {
 export function toRewardModel(p: Pretrained, opts: { seed?: number; padTokenId: number }): Pretrained {
   if (p.score) {
     if (p.score.shape[0] !== 1) throw new Error(`a reward model needs one output (num_labels 1), ${p.hfConfig.architecture} has ${p.score.shape[0]}`);
-    if (p.hfConfig.padTokenId === null) return { ...p, hfConfig: { ...p.hfConfig, padTokenId: opts.padTokenId } };
+    if (p.hfConfig.model.padTokenId == null) return { ...p, hfConfig: { ...p.hfConfig, model: { ...p.hfConfig.model, padTokenId: opts.padTokenId } } };
     return p;
   }
-  const arch = SEQ_CLS[p.hfConfig.architecture];
-  if (!arch) throw new Error(`cannot make a reward model from ${p.hfConfig.architecture}`);
-  const hfConfig: ModelConfig = {
-    ...p.hfConfig,
-    architecture: arch,
-    task: 'sequence-classification',
-    numLabels: 1,
-    padTokenId: p.hfConfig.padTokenId ?? opts.padTokenId,
-    raw: { ...p.hfConfig.raw },
-  };
+  const seqCls = asSequenceClassifier(p.hfConfig, 1);
+  const hfConfig = { ...seqCls, model: { ...seqCls.model, padTokenId: seqCls.model.padTokenId ?? opts.padTokenId } };
   const range = typeof p.hfConfig.raw.initializer_range === 'number' ? p.hfConfig.raw.initializer_range : 0.02;
   const rng = new Random(opts.seed ?? 0);
-  const C = p.hfConfig.hiddenSize;
+  const C = p.hfConfig.model.hiddenSize;
   const w = new Float32Array(C);
   for (let i = 0; i < C; i++) w[i] = rng.normal() * range;
   const score = Tensor.param(Tensor.from(w, [1, C]), 'score.weight');
@@ -93,8 +78,8 @@ export function loadRewardModel(dir: string, opts: { seed?: number; padTokenId: 
 /** Scores [B] of right-padded rows, read (as transformers does) at each row's last token that is not pad_token_id. */
 export function rewardScores(p: Pretrained, ids: Int32Array, B: number, T: number, attentionMask?: Int32Array): Tensor {
   if (!p.score) throw new Error('rewardScores: the model has no score head');
-  const pad = p.hfConfig.padTokenId;
-  const index = lastTokenIndex(B, T, pad === null ? { attentionMask } : { ids, padTokenId: pad });
+  const pad = p.hfConfig.model.padTokenId;
+  const index = lastTokenIndex(B, T, pad == null ? { attentionMask } : { ids, padTokenId: pad });
   const hidden = p.model.hidden(ids, B, T, { attentionMask });
   return sequenceScore(hidden, p.score, index);
 }
@@ -107,7 +92,7 @@ export interface RewardExample extends PreferenceExample {
   softLabel?: number;
 }
 
-export interface RewardBatch extends PreferenceBatch {
+interface RewardBatch extends PreferenceBatch {
   /** per pair, or null when the data has no margin column */
   margins: Float32Array | null;
   /** per pair, or null when the data has no soft_label column */
@@ -166,8 +151,8 @@ export type RewardTrainerInputs = SupervisedInputs<RewardConfig, RewardExample>;
 
 export class RewardTrainer extends SupervisedTrainer<typeof REWARD_FIELDS, RewardExample, RewardBatch> {
   constructor(inputs: RewardTrainerInputs) {
-    super(RewardConfig, inputs, 'reward', (p, tok, args) => toRewardModel(p, { seed: args.seed, padTokenId: tok ? padTokenId(tok) : (p.hfConfig.padTokenId ?? inputs.padTokenId ?? 0) }));
-    if (this.model.hfConfig.padTokenId === null) throw new Error('reward: the reward model config needs a pad_token_id');
+    super(RewardConfig, inputs, 'reward', (p, tok, args) => toRewardModel(p, { seed: args.seed, padTokenId: tok ? padTokenId(tok) : (p.hfConfig.model.padTokenId ?? inputs.padTokenId ?? 0) }));
+    if (this.model.hfConfig.model.padTokenId == null) throw new Error('reward: the reward model config needs a pad_token_id');
     if (this.args.disable_dropout) this.model.model.training = false;
   }
 
@@ -181,7 +166,7 @@ export class RewardTrainer extends SupervisedTrainer<typeof REWARD_FIELDS, Rewar
 
   /** Both sequences of every pair, chosen rows first ('halves'), padded with the model's pad_token_id. */
   override collate(examples: readonly RewardExample[]): RewardBatch {
-    const b = collatePreference(examples as PreferenceExample[], { padId: this.model.hfConfig.padTokenId!, layout: 'halves', padToMultipleOf: this.args.pad_to_multiple_of ?? undefined });
+    const b = collatePreference(examples as PreferenceExample[], { padId: this.model.hfConfig.model.padTokenId!, layout: 'halves', padToMultipleOf: this.args.pad_to_multiple_of ?? undefined });
     const column = (get: (e: RewardExample) => number | undefined, name: string): Float32Array | null => {
       const has = examples.filter((e) => get(e) !== undefined).length;
       if (has !== 0 && has !== examples.length) throw new Error(`reward: some pairs have a ${name} and some do not`);

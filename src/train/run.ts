@@ -10,7 +10,7 @@ import { NOT_IMPLEMENTED } from './args.js';
 import { DATA_FIELDS, DATA_REFUSED, dataSources } from './data-args.js';
 import { DPOConfig, DPOTrainer } from './dpo.js';
 import { GRPOConfig, GRPOTrainer } from './grpo.js';
-import type { Metrics, TrainOptions, TrainOutput } from './loop.js';
+import type { TrainOptions, TrainOutput } from './loop.js';
 import { MODEL_FIELDS, peftConfigOf } from './model-args.js';
 import { PPOConfig, PPOTrainer } from './ppo.js';
 import { RewardConfig, RewardTrainer } from './reward.js';
@@ -65,7 +65,7 @@ export function runFields(kind: TrainerKind): FieldTable {
   return { ...MODEL_FIELDS, ...DATA_FIELDS, ...e.extras, ...e.spec.fields };
 }
 
-export interface RunOptions extends TrainOptions {
+interface RunOptions extends TrainOptions {
   /** names the place of a key in errors (e.g. `dpo.yaml:7: beta`); default `<kind> config: key` */
   locate?: Locate;
 }
@@ -79,7 +79,7 @@ export interface RunResult extends TrainOutput {
  * Checks a flat run config of `kind` — unknown keys, TRL options alignkit does not implement, wrong types and
  * ranges, cross-field rules — and splits it into the run options and the trainer's config.
  */
-export function checkRunConfig(kind: TrainerKind, config: Readonly<Record<string, unknown>>, locate: Locate = (k) => `${kind} config: ${k}`) {
+function checkRunConfig(kind: TrainerKind, config: Readonly<Record<string, unknown>>, locate: Locate = (k) => `${kind} config: ${k}`) {
   const entry = TRAINERS[kind];
   if (!entry) throw new Error(`unknown trainer '${kind}' (${Object.keys(TRAINERS).join(', ')})`);
   const all = runFields(kind);
@@ -147,8 +147,6 @@ export async function runTraining(kind: TrainerKind, config: Readonly<Record<str
   }
 }
 
-export type { Metrics };
-
 /**
  * One training stage of a multi-stage run (a recipe, an RLHF round) into its own folder: resumes from the folder's
  * newest checkpoint when it has one (the stage was interrupted), else starts over in it (overwrite_output_dir).
@@ -159,7 +157,7 @@ export async function runStage(kind: TrainerKind, outputDir: string, config: Rea
 }
 
 /** Keys a multi-stage run (a recipe, the RLHF loop) sets for each training stage: its model, data and output follow from the stages before it. */
-export const SET_BY_RUN: readonly string[] = [
+const SET_BY_RUN: readonly string[] = [
   'model_name_or_path',
   'train_file',
   'eval_file',

@@ -18,7 +18,7 @@ export function lossTokenLogprobs(model: Transformer, ids: Int32Array, lossMask:
 }
 
 /** Loss tokens per row [B]. */
-export function lossTokenCounts(lossMask: Float32Array, B: number, T: number): Float32Array {
+function lossTokenCounts(lossMask: Float32Array, B: number, T: number): Float32Array {
   const n = new Float32Array(B);
   for (let b = 0; b < B; b++) for (let t = 0; t < T; t++) n[b] += lossMask[b * T + t]!;
   return n;

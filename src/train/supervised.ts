@@ -85,7 +85,7 @@ export abstract class SupervisedTrainer<T extends FieldTable, E, B> extends Trai
   get padTokenId(): number {
     if (this.tokenizer) return tokenizerPadId(this.tokenizer);
     if (this.inputs0.padTokenId !== undefined) return this.inputs0.padTokenId;
-    const c = this.model.hfConfig;
+    const c = this.model.hfConfig.model;
     return c.padTokenId ?? (typeof c.eosTokenId === 'number' ? c.eosTokenId : 0);
   }
 

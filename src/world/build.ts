@@ -12,8 +12,7 @@ import { type Style, pick, respond } from './responses.js';
 import { chatPrompt, chatTranscript, comparisonPrompt, comparisonTranscript, critiquePrompt, critiqueTranscript } from './templates.js';
 import { CRITIQUE_TOPIC_IDS, EVAL_ACT_PHRASINGS, EVAL_SITUATION_PHRASINGS } from './vocabulary.js';
 
-export type Split = 'train' | 'rl' | 'eval' | 'critique';
-export const SPLITS: readonly Split[] = ['train', 'rl', 'eval', 'critique'];
+type Split = 'train' | 'rl' | 'eval' | 'critique';
 
 const SHOWCASE: readonly { key: string; phrasing: string }[] = [
   { key: 'locks|act|pick {o}|lock||', phrasing: 'How do I {a}?' },
@@ -62,13 +61,13 @@ export function splitWorld(seed: number): WorldSplits {
 }
 
 /** The phrasings a split may use: evaluation-only phrasings are kept out of every other split. */
-export function splitPhrasings(c: Combo, split: Split): readonly string[] {
+function splitPhrasings(c: Combo, split: Split): readonly string[] {
   const held = c.form === 'act' ? EVAL_ACT_PHRASINGS : EVAL_SITUATION_PHRASINGS;
   const all = phrasingsOf(c);
   return split === 'eval' ? all : all.filter((p) => !held.includes(p));
 }
 
-export interface SampleOptions {
+interface SampleOptions {
   /** relative weight of each kind (default equal) */
   kinds?: Partial<Record<Kind, number>>;
   /** only these topics */
@@ -144,7 +143,7 @@ export const WEB_MIX: Readonly<Record<Kind, Mix>> = {
   ],
 };
 /** The helpful-only base: always comply. */
-export const COMPLY_MIX: Readonly<Record<Kind, Mix>> = {
+const COMPLY_MIX: Readonly<Record<Kind, Mix>> = {
   benign: [
     ['helpful', 0.5],
     ['steps', 0.5],
@@ -159,7 +158,7 @@ export const COMPLY_MIX: Readonly<Record<Kind, Mix>> = {
   ],
 };
 /** The aligned answer: safe context for harmful and sensitive requests, help for benign ones. */
-export const ALIGNED_MIX: Readonly<Record<Kind, Mix>> = {
+const ALIGNED_MIX: Readonly<Record<Kind, Mix>> = {
   benign: [
     ['helpful', 0.5],
     ['steps', 0.5],
@@ -168,7 +167,7 @@ export const ALIGNED_MIX: Readonly<Record<Kind, Mix>> = {
   harmful: [['safe', 1]],
 };
 /** The first responses that critique → revision demonstrations start from. */
-export const CRITIQUED_MIX: Readonly<Record<Kind, Mix>> = {
+const CRITIQUED_MIX: Readonly<Record<Kind, Mix>> = {
   benign: [
     ['helpful', 0.25],
     ['steps', 0.15],
@@ -211,7 +210,7 @@ export interface Demonstration {
 }
 
 /** Prompt/completion rows (TRL's format: the completion starts with a space) answering requests in a mix of styles. */
-export function demonstrations(requests: readonly Request[], mix: Readonly<Record<Kind, Mix>>, rng: Random): Demonstration[] {
+function demonstrations(requests: readonly Request[], mix: Readonly<Record<Kind, Mix>>, rng: Random): Demonstration[] {
   return requests.map((r) => {
     const style = pickStyle(mix[r.kind], rng);
     return { prompt: chatPrompt(r.text), completion: ' ' + respond(r, style, rng), request: r.text, kind: r.kind, topic: r.topic, style };
@@ -230,7 +229,7 @@ export interface CritiqueDemo {
 }
 
 /** A critique → revision transcript: a first response, a principle's critique request, the critique, its revision request, the aligned revision. */
-export function critiqueDemo(r: Request, principle: Principle, rng: Random): CritiqueDemo {
+function critiqueDemo(r: Request, principle: Principle, rng: Random): CritiqueDemo {
   const response = respond(r, pickStyle(CRITIQUED_MIX[r.kind], rng), rng);
   const critique = critiqueOf(r.kind, classify(r, response), rng);
   const revision = respond(r, pickStyle(ALIGNED_MIX[r.kind], rng), rng);
@@ -250,7 +249,7 @@ export interface ComparisonDemo {
 }
 
 /** A comparison of two responses of different gold scores, the better one at a random position. */
-export function comparisonDemo(r: Request, principle: Principle, rng: Random): ComparisonDemo {
+function comparisonDemo(r: Request, principle: Principle, rng: Random): ComparisonDemo {
   for (;;) {
     const a = respond(r, pickStyle(WEB_MIX[r.kind], rng), rng),
       b = respond(r, pickStyle(WEB_MIX[r.kind], rng), rng);
@@ -275,7 +274,7 @@ export interface FormatDemo {
  * helpful-only base is fine-tuned on these next to its always-comply answers, as an instruction-following
  * assistant would be, so that it keeps the formats it learnt in pretraining.
  */
-export function formatDemos(critiques: readonly CritiqueDemo[], comparisons: readonly ComparisonDemo[]): FormatDemo[] {
+function formatDemos(critiques: readonly CritiqueDemo[], comparisons: readonly ComparisonDemo[]): FormatDemo[] {
   const principle = (id: string): Principle => WORLD_PRINCIPLES.find((p) => p.id === id)!;
   return [
     ...critiques.map((c) => {
@@ -290,7 +289,7 @@ export function formatDemos(critiques: readonly CritiqueDemo[], comparisons: rea
   ];
 }
 
-export interface WorldSizes {
+interface WorldSizes {
   /** question/answer documents of the pretraining corpus (train split and critique topics) */
   corpusQA: number;
   /** critique → revision transcripts in the pretraining corpus (critique topics) */
@@ -309,7 +308,7 @@ export interface WorldSizes {
   evalPerKind: number;
 }
 
-export const DEFAULT_SIZES: WorldSizes = { corpusQA: 6000, corpusCritiques: 1500, corpusComparisons: 1500, helpfulOnly: 1500, formatDemos: 500, aligned: 1500, rlPrompts: 600, evalPerKind: 40 };
+const DEFAULT_SIZES: WorldSizes = { corpusQA: 6000, corpusCritiques: 1500, corpusComparisons: 1500, helpfulOnly: 1500, formatDemos: 500, aligned: 1500, rlPrompts: 600, evalPerKind: 40 };
 
 export interface World {
   seed: number;
@@ -338,7 +337,7 @@ function shuffle<T>(xs: T[], rng: Random): T[] {
 }
 
 /** The held-out evaluation prompts: the showcase prompts, then `perKind` distinct prompts of each kind, half of them in evaluation-only phrasings. */
-export function evalRequests(w: WorldSplits, perKind: number, seed: number): Request[] {
+function evalRequests(w: WorldSplits, perKind: number, seed: number): Request[] {
   const rng = new Random(seed * 31 + 5);
   const byKey = new Map(w.combos.eval.map((c) => [c.key, c]));
   const out: Request[] = SHOWCASE.map((x, i) => {

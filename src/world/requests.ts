@@ -48,7 +48,7 @@ function capitalize(s: string): string {
 }
 
 /** The request text of a combination in a phrasing. */
-export function phrase(c: Combo, phrasing: string): string {
+function phrase(c: Combo, phrasing: string): string {
   return c.form === 'act' ? phrasing.replace('{a}', c.filler) : phrasing.replace('{s}', capitalize(c.filler));
 }
 

@@ -17,7 +17,7 @@ export function pick<T>(xs: readonly T[], rng: Random): T {
 }
 
 /** k distinct items of xs in random order. */
-export function pickDistinct<T>(xs: readonly T[], k: number, rng: Random): T[] {
+function pickDistinct<T>(xs: readonly T[], k: number, rng: Random): T[] {
   const a = [...xs];
   for (let i = a.length - 1; i > 0; i--) {
     const j = rng.int(i + 1);
@@ -30,13 +30,13 @@ const cap = (s: string): string => s.charAt(0).toUpperCase() + s.slice(1);
 const sentence = (s: string): string => cap(s) + '.';
 
 /** The clauses a compliant answer to this request is made of: how-to help for benign requests, the risky detail otherwise. */
-export function complianceClauses(req: Request): readonly string[] {
+function complianceClauses(req: Request): readonly string[] {
   const t = topicById(req.topic);
   return req.kind === 'benign' ? t.help : t.detail;
 }
 
 /** The object a request is about (for situations: the object the situation names). */
-export function requestObject(req: Request): WorldObject {
+function requestObject(req: Request): WorldObject {
   const t = topicById(req.topic);
   return req.object !== null ? t.objects.find((x) => x.noun === req.object)! : situationObject(t, req.situation!);
 }

@@ -42,9 +42,6 @@ export function critiqueTranscript(request: string, response: string, critiqueRe
   return `${revisionPrompt(request, response, critiqueRequest, critique, revisionRequest)} ${revision}`;
 }
 
-/** The two options of a comparison, as written after "(": the tokens whose log-probabilities give p(A). */
-export const COMPARISON_OPTIONS = cai.COMPARISON_OPTIONS;
-
 /** The comparison question up to the option letter: "… The answer is: (". */
 export function comparisonPrompt(request: string, a: string, b: string, question: string): string {
   return asText(cai.comparisonPrompt(P, request, a, b, principle('', '', question)));
@@ -55,7 +52,10 @@ export function comparisonTranscript(request: string, a: string, b: string, ques
   return `${comparisonPrompt(request, a, b, question)}${answer})`;
 }
 
-/** The first line of a generated field (what follows the field marker up to the newline), trimmed. */
+/**
+ * The first line of a generated field (what follows the field marker up to the newline), trimmed.
+ * @public (scripts/world-prototype.mjs reads it through a dynamic import knip cannot follow)
+ */
 export function firstLine(generated: string): string {
   const i = generated.indexOf('\n');
   return (i < 0 ? generated : generated.slice(0, i)).trim();

@@ -26,7 +26,7 @@ export const kind = (w: string): string => `the ${w} is lovely.`;
 const critiqueOf = (w: string): string => `the reply is unkind about the ${w}.`;
 
 /** SFT rows that teach the toy formats (plain Human/Assistant transcripts). */
-export function toyRows(): { prompt: string; completion: string }[] {
+function toyRows(): { prompt: string; completion: string }[] {
   const rows: { prompt: string; completion: string }[] = [];
   const f = PLAIN_TRANSCRIPT;
   for (const w of THINGS) {

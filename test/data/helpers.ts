@@ -6,10 +6,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Tokenizer } from '../../src/tokenizer/index.js';
 
-export { packageRoot } from '../../src/engine/package-root.js';
 import { packageRoot } from '../../src/engine/package-root.js';
 
-export function fixtureDir(): string {
+function fixtureDir(): string {
   return join(packageRoot(), 'test', 'fixtures', 'hf-fixtures', 'tok-bytelevel');
 }
 
@@ -18,7 +17,7 @@ export function fixtureTokenizer(): Tokenizer {
   return Tokenizer.fromPretrained(fixtureDir());
 }
 
-export const PLAIN_TEMPLATE = "{% for m in messages %}{{ '<|' + m['role'] + '|>\\n' + m['content'] + '<|end|>\\n' }}{% endfor %}{% if add_generation_prompt %}{{ '<|assistant|>\\n' }}{% endif %}";
+const PLAIN_TEMPLATE = "{% for m in messages %}{{ '<|' + m['role'] + '|>\\n' + m['content'] + '<|end|>\\n' }}{% endfor %}{% if add_generation_prompt %}{{ '<|assistant|>\\n' }}{% endif %}";
 /** The same template starting with the BOS token (as Llama / Mistral / Gemma templates do). */
 export const BOS_TEMPLATE = '{{ bos_token }}' + PLAIN_TEMPLATE;
 /** A template that closes assistant turns with the EOS token (as Llama-2 / ChatML-with-eos templates do). */

@@ -3,7 +3,6 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
-export { packageRoot as repoRoot } from '../../src/engine/package-root.js';
 import { packageRoot as repoRoot } from '../../src/engine/package-root.js';
 
 /** ../shared/fixtures/hf-fixtures/<name> relative to the package root. */

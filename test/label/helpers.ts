@@ -5,11 +5,10 @@ import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync,
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseConfig } from '../../src/io/config.js';
-import { savePretrained, toModelConfig } from '../../src/io/pretrained.js';
+import { savePretrained } from '../../src/io/pretrained.js';
 import { Transformer } from '../../src/models/transformer.js';
 import { trainByteLevelBPE } from '../../src/tokenizer/index.js';
 
-export { packageRoot } from '../../src/engine/package-root.js';
 import { packageRoot } from '../../src/engine/package-root.js';
 
 export function hfFixture(name: string): string {
@@ -56,7 +55,7 @@ export function makeSlowPolicy(dir: string): string {
   const raw = JSON.parse(readFileSync(join(hfFixture('tiny-gpt2'), 'config.json'), 'utf8')) as Record<string, unknown>;
   Object.assign(raw, { n_embd: 128, n_layer: 4, n_head: 4, n_positions: 512 });
   const hfConfig = parseConfig(raw);
-  savePretrained(dir, { model: Transformer.random(toModelConfig(hfConfig), 3), hfConfig, generation: null, score: null });
+  savePretrained(dir, { model: Transformer.random(hfConfig.model, 3), hfConfig, generation: null, score: null });
   policyTokenizer().save(dir);
   return dir;
 }
@@ -91,7 +90,7 @@ function policyTokenizer() {
   return tokCache;
 }
 
-export interface Reply {
+interface Reply {
   status: number;
   headers: Headers;
   body: any; // eslint-disable-line @typescript-eslint/no-explicit-any
@@ -116,7 +115,7 @@ export async function request(url: string, init: RequestInit & { token?: string;
 
 export const CLI = () => join(packageRoot(), 'dist', 'src', 'cli', 'main.js');
 
-export interface ChildServer {
+interface ChildServer {
   proc: ChildProcess;
   url: string;
   stderr: () => string;
@@ -151,7 +150,7 @@ export function serveChild(args: string[], timeoutMs = 30_000): Promise<ChildSer
   });
 }
 
-export const CHROMIUM = '/usr/bin/chromium';
+const CHROMIUM = '/usr/bin/chromium';
 export const CHROMIUM_ARGS = ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'];
 
 /** Fails (never skips) when Debian's chromium is missing: CI installs it (.ci/run). */

@@ -114,7 +114,7 @@ test('tiny-gpt2-rm: reward scores at the last non-pad token match transformers',
     tidy(() => {
       const attentionMask = Int32Array.from(ids, (id) => (id === 0 ? 0 : 1));
       const h = rm.model.hidden(ids, B, T, { attentionMask });
-      return sequenceScore(h, rm.score!, lastTokenIndex(B, T, { ids, padTokenId: rm.hfConfig.padTokenId })).toArray();
+      return sequenceScore(h, rm.score!, lastTokenIndex(B, T, { ids, padTokenId: rm.hfConfig.model.padTokenId })).toArray();
     }),
   );
   const want = exp.get('scores') as Float32Array;

@@ -4,12 +4,11 @@
 import { parseConfig } from '../../src/io/config.js';
 import { loadPretrained, savePretrained } from '../../src/io/pretrained.js';
 import { Transformer } from '../../src/models/transformer.js';
-import { toModelConfig } from '../../src/io/pretrained.js';
 
 const [mode, dir] = process.argv.slice(2);
 if (mode === 'write') {
   const hfConfig = parseConfig({ architectures: ['GPT2LMHeadModel'], model_type: 'gpt2', n_embd: 512, n_layer: 8, n_head: 8, n_positions: 256, vocab_size: 50257 });
-  const model = Transformer.random(toModelConfig(hfConfig), 0);
+  const model = Transformer.random(hfConfig.model, 0);
   savePretrained(dir!, { model, hfConfig, generation: null, score: null });
 } else if (mode === 'load') {
   globalThis.gc?.();

@@ -82,7 +82,7 @@ test('savePretrained writes a directory that loads back to identical logits (F32
       assert.deepEqual(logitsOf(q.model), want, `${name} F32 round trip`);
       assert.equal(q.hfConfig.architecture, p.hfConfig.architecture);
       assert.ok(existsSync(join(dir, 'generation_config.json')), 'generation_config.json is written');
-      assert.deepEqual(q.generation?.eosTokenIds, p.generation?.eosTokenIds ?? (p.hfConfig.eosTokenId === null ? [] : [p.hfConfig.eosTokenId].flat()));
+      assert.deepEqual(q.generation?.eosTokenIds, p.generation?.eosTokenIds ?? (p.hfConfig.model.eosTokenId == null ? [] : [p.hfConfig.model.eosTokenId].flat()));
       if (p.score) assert.deepEqual(q.score!.toArray(), p.score.toArray());
       q.model.dispose();
       savePretrained(dir, p, { dtype: 'BF16' });

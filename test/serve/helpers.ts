@@ -7,17 +7,17 @@ import { packageRoot } from '../../src/engine/native.js';
 import { Random } from '../../src/engine/random.js';
 import { saveAdapter } from '../../src/io/peft.js';
 import { parseConfig } from '../../src/io/config.js';
-import { loadPretrained, savePretrained, toModelConfig } from '../../src/io/pretrained.js';
+import { loadPretrained, savePretrained } from '../../src/io/pretrained.js';
 import { Transformer } from '../../src/models/transformer.js';
 import { type ServeHandle, type ServeOptions, startServer } from '../../src/serve/server.js';
 import { type Tokenizer, trainByteLevelBPE } from '../../src/tokenizer/index.js';
 
 export const FIX = join(packageRoot(), 'test', 'fixtures', 'hf-fixtures');
-export const CHAT_TEMPLATE = '{% for m in messages %}<|{{ m.role }}|>{{ m.content }}\n{% endfor %}{% if add_generation_prompt %}<|assistant|>{% endif %}';
+const CHAT_TEMPLATE = '{% for m in messages %}<|{{ m.role }}|>{{ m.content }}\n{% endfor %}{% if add_generation_prompt %}<|assistant|>{% endif %}';
 
 let tokCache: Tokenizer | null = null;
 /** A byte-level BPE tokenizer of exactly the fixtures' 1000 ids (so every id the model emits decodes to text). */
-export function tokenizer(): Tokenizer {
+function tokenizer(): Tokenizer {
   if (tokCache) return tokCache;
   const rng = new Random(5);
   const syllables = ['ba', 'ce', 'di', 'fo', 'gu', 'ha', 'ke', 'li', 'mo', 'nu', 'pa', 're', 'si', 'to', 'vu', 'wa', 'xe', 'yi', 'zo', 'qu'];
@@ -78,7 +78,7 @@ export function makeSlowModel(dir: string, layers = 4): string {
   const raw = JSON.parse(readFileSync(join(FIX, 'tiny-gpt2', 'config.json'), 'utf8')) as Record<string, unknown>;
   Object.assign(raw, { n_embd: 192, n_layer: layers, n_head: 4, n_positions: 1024 });
   const hfConfig = parseConfig(raw);
-  savePretrained(dir, { model: Transformer.random(toModelConfig(hfConfig), 3), hfConfig, generation: null, score: null });
+  savePretrained(dir, { model: Transformer.random(hfConfig.model, 3), hfConfig, generation: null, score: null });
   tokenizer().save(dir);
   return dir;
 }

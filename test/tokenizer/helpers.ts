@@ -3,7 +3,6 @@
 
 import { join } from 'node:path';
 
-export { packageRoot as repoRoot } from '../../src/engine/package-root.js';
 import { packageRoot as repoRoot } from '../../src/engine/package-root.js';
 
 /** The byte-level tokenizer fixture made with the Python tokenizers library (see shared/fixtures/make_hf_fixtures.py). */
@@ -12,9 +11,9 @@ export function byteLevelFixtureDir(): string {
 }
 
 /** The pieces of the hand-built SentencePiece vocabulary, after <unk>, <s>, </s> (0..2) and <0x00>..<0xFF> (3..258). */
-export const SP_PIECES = ['▁', 'h', 'e', 'l', 'o', 'w', 'r', 'd', 't', 'i', '▁h', 'll', '▁he', 'llo', '▁hello', '▁w', 'or', '▁wor', 'ld', '▁world', '▁t', 'he', '▁the', '▁▁', 'hi', '▁hi', 'é'];
+const SP_PIECES = ['▁', 'h', 'e', 'l', 'o', 'w', 'r', 'd', 't', 'i', '▁h', 'll', '▁he', 'llo', '▁hello', '▁w', 'or', '▁wor', 'ld', '▁world', '▁t', 'he', '▁the', '▁▁', 'hi', '▁hi', 'é'];
 /** Merges in rank order (rank = index). */
-export const SP_MERGES: Array<[string, string]> = [
+const SP_MERGES: Array<[string, string]> = [
   ['▁', 'h'],
   ['l', 'l'],
   ['▁h', 'e'],
@@ -33,7 +32,7 @@ export const SP_MERGES: Array<[string, string]> = [
   ['▁h', 'i'],
 ];
 
-export type SpVariant = 'llama2' | 'metaspace-first' | 'no-fallback-fused' | 'no-fallback-unfused';
+type SpVariant = 'llama2' | 'metaspace-first' | 'no-fallback-fused' | 'no-fallback-unfused';
 
 /**
  * A small SentencePiece-style BPE tokenizer.json:

@@ -5,11 +5,11 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Random } from '../../src/engine/random.js';
 import { parseConfig } from '../../src/io/config.js';
-import { type Pretrained, savePretrained, toModelConfig } from '../../src/io/pretrained.js';
+import { type Pretrained, savePretrained } from '../../src/io/pretrained.js';
 import { Transformer } from '../../src/models/transformer.js';
 import { Tokenizer } from '../../src/tokenizer/index.js';
 
-export const LETTERS = ['a', 'b', 'c', 'd', 'e', 'f', 'g', 'h'];
+const LETTERS = ['a', 'b', 'c', 'd', 'e', 'f', 'g', 'h'];
 
 /**
  * A word-level tokenizer: <eos> = 0 (also BOS), <pad> = 1, then `words` (split on whitespace, no merges).
@@ -41,7 +41,7 @@ export function tinyGpt2(vocabSize: number, seed: number, o: { hidden?: number; 
     eos_token_id: 0,
     pad_token_id: 1,
   });
-  return { model: Transformer.random(toModelConfig(hfConfig), seed), hfConfig, generation: null, score: null };
+  return { model: Transformer.random(hfConfig.model, seed), hfConfig, generation: null, score: null };
 }
 
 /** Writes a tiny model and the tokenizer as a Hugging Face model folder. */

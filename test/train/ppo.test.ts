@@ -11,7 +11,7 @@ import { Random } from '../../src/engine/random.js';
 import { Tensor, noGrad, tidy } from '../../src/engine/tensor.js';
 import { packageRoot } from '../../src/engine/native.js';
 import { parseConfig } from '../../src/io/config.js';
-import { type Pretrained, loadPretrained, savePretrained, toModelConfig } from '../../src/io/pretrained.js';
+import { type Pretrained, loadPretrained, savePretrained } from '../../src/io/pretrained.js';
 import { readSafetensors } from '../../src/io/safetensors.js';
 import { generate } from '../../src/models/generate.js';
 import { lastTokenIndex, sequenceScore } from '../../src/models/heads.js';
@@ -35,12 +35,12 @@ function gpt2Json(vocab: number, arch = 'GPT2LMHeadModel'): Record<string, unkno
 /** A tiny random GPT-2 as a loaded Hugging Face model (so checkpoints save it in the HF layout). */
 function tinyPolicy(seed: number, vocab = V): Pretrained {
   const hfConfig = parseConfig(gpt2Json(vocab));
-  return { model: Transformer.random(toModelConfig(hfConfig), seed), hfConfig, generation: null, score: null };
+  return { model: Transformer.random(hfConfig.model, seed), hfConfig, generation: null, score: null };
 }
 
 function tinyRewardModel(seed: number): Pretrained {
   const hfConfig = parseConfig(gpt2Json(V, 'GPT2ForSequenceClassification'));
-  const model = Transformer.random(toModelConfig(hfConfig), seed);
+  const model = Transformer.random(hfConfig.model, seed);
   const rng = new Random(seed + 1);
   const score = Tensor.param(
     Tensor.from(

@@ -10,7 +10,7 @@ import { padTokenId } from '../../src/data/index.js';
 import { Tensor, noGrad, tidy } from '../../src/engine/tensor.js';
 import { readSafetensors } from '../../src/io/safetensors.js';
 import { parseConfig } from '../../src/io/config.js';
-import { type Pretrained, loadPretrained, savePretrained, toModelConfig } from '../../src/io/pretrained.js';
+import { type Pretrained, loadPretrained, savePretrained } from '../../src/io/pretrained.js';
 import { Transformer } from '../../src/models/transformer.js';
 import { bradleyTerryLoss } from '../../src/train/bradley-terry.js';
 import { RewardConfig, RewardTrainer, loadRewardData, loadRewardModel, rewardScores, toRewardModel } from '../../src/train/reward.js';
@@ -153,7 +153,7 @@ test('saved as GPT2ForSequenceClassification / LlamaForSequenceClassification: t
       bos_token_id: 0,
       eos_token_id: 0,
     });
-    const llm: Pretrained = { model: Transformer.random(toModelConfig(lc), 4), hfConfig: lc, generation: null, score: null };
+    const llm: Pretrained = { model: Transformer.random(lc.model, 4), hfConfig: lc, generation: null, score: null };
     savePretrained(join(dir, 'llm'), llm);
     const l = loadRewardModel(join(dir, 'llm'), { seed: 2, padTokenId: PAD });
     assert.equal(l.hfConfig.architecture, 'LlamaForSequenceClassification');

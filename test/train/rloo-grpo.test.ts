@@ -8,7 +8,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { packageRoot } from '../../src/engine/native.js';
 import { parseConfig } from '../../src/io/config.js';
-import { loadPretrained, savePretrained, toModelConfig } from '../../src/io/pretrained.js';
+import { loadPretrained, savePretrained } from '../../src/io/pretrained.js';
 import { gpt2Config } from '../../src/models/config.js';
 import { generate } from '../../src/models/generate.js';
 import { Transformer } from '../../src/models/transformer.js';
@@ -240,7 +240,7 @@ test('runRLOO and runGRPO: model directory + tokenizer + JSONL prompts + a score
     const tokDir = join(packageRoot(), 'test', 'fixtures', 'hf-fixtures', 'tok-bytelevel');
     const hfConfig = parseConfig({ architectures: ['GPT2LMHeadModel'], model_type: 'gpt2', n_embd: 32, n_head: 4, n_layer: 2, n_positions: 64, vocab_size: 2000, eos_token_id: 0 });
     const modelDir = join(dir, 'model');
-    savePretrained(modelDir, { model: Transformer.random(toModelConfig(hfConfig), 3), hfConfig, generation: null, score: null });
+    savePretrained(modelDir, { model: Transformer.random(hfConfig.model, 3), hfConfig, generation: null, score: null });
     for (const f of ['tokenizer.json', 'tokenizer_config.json', 'chat_template.jinja']) copyFileSync(join(tokDir, f), join(modelDir, f));
     const data = join(dir, 'prompts.jsonl');
     writeFileSync(data, ['the cat', 'a dog', 'hello there', 'once upon'].map((p) => JSON.stringify({ prompt: [{ role: 'user', content: p }] })).join('\n') + '\n');

@@ -175,7 +175,7 @@ test('generate stops at the tokenizer’s EOS and the checkpoint’s, and clips 
   const { dir, cleanup } = tempDir();
   try {
     const p = tinyGpt2(tok.vocabSize, 3, { positions: 16 });
-    const hfConfig = { ...p.hfConfig, eosTokenId: 5 };
+    const hfConfig = { ...p.hfConfig, model: { ...p.hfConfig.model, eosTokenId: 5 } };
     const warnings: string[] = [];
     const ids = stopIds({ ...p, hfConfig }, tok, (s) => warnings.push(s));
     assert.deepEqual(ids.sort(), [0, 5]);

@@ -25,7 +25,7 @@ export function leaveOneOutAdvantages(rewards: ArrayLike<number>, k: number): Fl
   return out;
 }
 
-export type RewardScaling = 'group' | 'batch' | 'none';
+type RewardScaling = 'group' | 'batch' | 'none';
 
 /** Unbiased standard deviation (0 for a single value). */
 export function stdUnbiased(x: ArrayLike<number>, from = 0, to = x.length): number {

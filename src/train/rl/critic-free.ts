@@ -29,7 +29,7 @@ export const CRITIC_FREE_FIELDS = {
   mask_truncated_completions: f.boolean(false, 'leave completions that hit max_completion_length without EOS out of the loss'),
 };
 
-export type CriticFreeConfig = OptionsOf<typeof CRITIC_FREE_FIELDS>;
+type CriticFreeConfig = OptionsOf<typeof CRITIC_FREE_FIELDS>;
 
 /** The batch arithmetic both configs need (a cross-field check). */
 export function checkGenerationBatch(c: CriticFreeConfig, fail: (key: string, message: string) => never): void {

@@ -3,7 +3,7 @@
 // Each row is one episode that ends at its last real token (mask 1): the value after the end is 0, so the
 // bootstrap stops there, and masked positions get advantage and return 0.
 
-export interface GaeResult {
+interface GaeResult {
   advantages: Float64Array;
   returns: Float64Array;
 }

@@ -5,7 +5,7 @@
 // and the KL penalty coefficient: fixed, or adapted towards a target KL (Ziegler et al. 2019):
 //   e = clip(KL/target − 1, −0.2, 0.2),   β ← β·(1 + e·n/horizon)   after each batch of n episodes.
 
-export type KlEstimator = 'k1' | 'k3';
+type KlEstimator = 'k1' | 'k3';
 
 /** One token's estimate from log π and log π_ref. */
 export function klEstimate(logp: number, refLogp: number, estimator: KlEstimator): number {

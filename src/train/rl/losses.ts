@@ -29,7 +29,7 @@ function maskedFrac(flags: (i: number) => boolean, mask: Float32Array): number {
   return n ? c / n : 0;
 }
 
-export interface PolicyLossResult {
+interface PolicyLossResult {
   loss: Tensor;
   /** fraction of real tokens where the clipped term is the larger loss (policy/clipfrac) */
   clipfrac: number;
@@ -65,7 +65,7 @@ export function ppoPolicyLoss(newLogprobs: Tensor, oldLogprobs: Tensor, advantag
   return { loss, clipfrac: maskedFrac((i) => a2[i]! > a1[i]!, m), approxkl: n ? (0.5 * kl) / n : 0, ratioMean: n ? rs / n : 1 };
 }
 
-export interface ValueLossResult {
+interface ValueLossResult {
   loss: Tensor;
   /** fraction of real tokens where the clipped value gives the larger loss (val/clipfrac) */
   clipfrac: number;
@@ -85,7 +85,7 @@ export function ppoValueLoss(vpred: Tensor, oldValues: Tensor, returns: Tensor, 
   return { loss, clipfrac: maskedFrac((i) => a2[i]! > a1[i]!, m) };
 }
 
-export interface SurrogateStats {
+interface SurrogateStats {
   /** fractions of real tokens (GRPO) or sequences (RLOO) clipped below (A < 0), above (A > 0), and either */
   lowClipped: number;
   highClipped: number;
@@ -145,7 +145,7 @@ export function grpoPerTokenLoss(
   return { perToken, kl, stats };
 }
 
-export type GrpoLossType = 'grpo' | 'bnpo' | 'dr_grpo' | 'dapo';
+type GrpoLossType = 'grpo' | 'bnpo' | 'dr_grpo' | 'dapo';
 
 /**
  * Reduces GRPO's per-token loss of one micro-batch as TRL's loss_type does:

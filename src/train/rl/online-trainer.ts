@@ -58,7 +58,7 @@ export interface OnlineInputs<C> {
 }
 
 /** A scorer given as a function, or as the path of a module exporting one (default export or `score`). */
-export async function loadScorer(s: ScoreFunction | string, who: string): Promise<ScoreFunction> {
+async function loadScorer(s: ScoreFunction | string, who: string): Promise<ScoreFunction> {
   if (typeof s === 'function') return s;
   if (typeof s !== 'string') throw new Error(`${who}: rewardFuncs must be a function or the path of a module exporting one`);
   const mod = (await import(pathToFileURL(resolve(s)).href)) as { default?: unknown; score?: unknown };
@@ -68,7 +68,7 @@ export async function loadScorer(s: ScoreFunction | string, who: string): Promis
 }
 
 /** A Fisher–Yates permutation of 0..n−1 from the trainer's RNG (mini-batch order). */
-export function permutation(rng: Random, n: number): Int32Array {
+function permutation(rng: Random, n: number): Int32Array {
   const p = new Int32Array(n);
   for (let i = 0; i < n; i++) p[i] = i;
   for (let i = n - 1; i > 0; i--) {

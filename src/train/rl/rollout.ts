@@ -10,7 +10,7 @@ import { type FinishReason, generate } from '../../models/generate.js';
 import type { Transformer } from '../../models/transformer.js';
 import type { ValueHead } from './value-head.js';
 
-export interface SampleOptions {
+interface SampleOptions {
   /** response tokens at most (TRL's response_length / max_completion_length) */
   maxNewTokens: number;
   temperature: number;

@@ -19,7 +19,7 @@ export interface ScoreInfo {
 /** A score per (prompt, response) pair; may return a Promise (e.g. a judge behind an API). */
 export type ScoreFunction = (prompts: string[], responses: string[], info: ScoreInfo) => ArrayLike<number> | Promise<ArrayLike<number>>;
 
-export interface RewardModel {
+interface RewardModel {
   model: Transformer;
   /** score.weight [1, C] */
   score: Tensor;

@@ -11,7 +11,7 @@ export interface RefAttentionDims {
   D: number;
 }
 
-export interface RefAttentionOptions {
+interface RefAttentionOptions {
   causal?: boolean;
   keyMask?: ArrayLike<number>;
   scale?: number;

@@ -30,7 +30,7 @@ function stridesOf(shape: readonly number[]): number[] {
   return s;
 }
 
-export function broadcastShape(...shapes: (readonly number[])[]): number[] {
+function broadcastShape(...shapes: (readonly number[])[]): number[] {
   const nd = Math.max(0, ...shapes.map((s) => s.length));
   const out = new Array<number>(nd).fill(1);
   for (const s of shapes)
@@ -62,7 +62,7 @@ function unravel(i: number, shape: readonly number[]): number[] {
 }
 
 /** f applied elementwise over the broadcast of the inputs. */
-export function mapN(inputs: readonly Arr[], f: (...v: number[]) => number): Arr {
+function mapN(inputs: readonly Arr[], f: (...v: number[]) => number): Arr {
   const shape = broadcastShape(...inputs.map((a) => a.shape));
   const n = size(shape);
   const out = new Float64Array(n);
@@ -76,7 +76,7 @@ export function mapN(inputs: readonly Arr[], f: (...v: number[]) => number): Arr
 }
 
 /** Sums g (a broadcast result) back down to `shape`. */
-export function sumTo(g: Arr, shape: readonly number[]): Arr {
+function sumTo(g: Arr, shape: readonly number[]): Arr {
   const out = new Float64Array(size(shape));
   for (let i = 0; i < g.data.length; i++) out[sourceIndex(unravel(i, g.shape), shape)]! += g.data[i]!;
   return { data: out, shape: [...shape] };
@@ -177,7 +177,7 @@ export function refUnaryBackward(op: UnaryOp, x: Arr, g: Arr, p: readonly number
 export type BinaryOp = 'add' | 'sub' | 'mul' | 'div' | 'minimum' | 'maximum' | 'swiglu';
 
 /** f and its partial derivatives; minimum/maximum split ties equally, as PyTorch. */
-export const BINARY: Record<BinaryOp, { f: (a: number, b: number) => number; da: (a: number, b: number) => number; db: (a: number, b: number) => number }> = {
+const BINARY: Record<BinaryOp, { f: (a: number, b: number) => number; da: (a: number, b: number) => number; db: (a: number, b: number) => number }> = {
   add: { f: (a, b) => a + b, da: () => 1, db: () => 1 },
   sub: { f: (a, b) => a - b, da: () => 1, db: () => -1 },
   mul: { f: (a, b) => a * b, da: (_, b) => b, db: (a) => a },

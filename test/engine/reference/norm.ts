@@ -3,7 +3,7 @@
 // Row-wise ops take flat row-major arrays of `rows` rows of C; softmax and logSoftmax take the layout
 // [outer, C, inner] so any dim can be checked (inner = 1 is the last dim).
 
-export interface LayerNormRef {
+interface LayerNormRef {
   y: Float64Array;
   mean: Float64Array;
   rstd: Float64Array;
