@@ -628,21 +628,41 @@ export class Tensor {
       for (const i of t.node?.inputs ?? []) if (i && i.requiresGrad && !seen.has(i)) stack.push([i, false]);
     }
     backwardPass++;
+    // Tensors made during the pass are collected here (then handed to the enclosing tidy); a gradient made here
+    // is released as soon as no pending entry refers to it, so the pass holds the gradients of the nodes still
+    // to run rather than every node's until the tidy ends. Views keep their storage alive by reference, so a
+    // released gradient whose view was passed on keeps its memory until the view goes.
+    const made = new Set<Tensor>();
+    scopes.push(made);
     const grads = new Map<Tensor, Tensor>();
+    const refs = new Map<Tensor, number>(); // pending entries of grads that hold each gradient
+    const hold = (inp: Tensor, gt: Tensor) => {
+      grads.set(inp, gt);
+      refs.set(gt, (refs.get(gt) ?? 0) + 1);
+    };
+    const drop = (gt: Tensor) => {
+      const n = (refs.get(gt) ?? 0) - 1;
+      if (n > 0) return void refs.set(gt, n);
+      refs.delete(gt);
+      if (made.delete(gt)) gt.dispose();
+    };
     // Gradients this pass may add into in place: made here, or returned fresh by one backward closure
-    // (not the incoming gradient, not returned twice, sharing storage with nothing).
+    // (not returned twice, sharing storage with nothing), held by exactly one entry.
     const owned = new Set<Tensor>();
-    grads.set(this, grad ?? Tensor.ones(this.shape));
     const prevEnabled = gradEnabled;
     gradEnabled = false; // gradients are not themselves differentiated
     try {
+      hold(this, grad ?? Tensor.ones(this.shape));
       for (let k = order.length - 1; k >= 0; k--) {
         const t = order[k]!;
         const g = grads.get(t);
         if (!g) continue;
         grads.delete(t);
+        // Ownership of g moves with it: to the one input it is passed through to unchanged, else it ends here.
+        const gOwned = owned.delete(g);
         if (!t.node) {
-          accumulateLeaf(t, g, owned.has(g));
+          accumulateLeaf(t, g, gOwned); // an adopted g is kept (out of every scope), so drop leaves it alone
+          drop(g);
           continue;
         }
         const gs = t.node.backward(g);
@@ -652,27 +672,36 @@ export class Tensor {
           const gi = gs[i];
           if (!inp || !inp.requiresGrad || !gi) continue;
           if (!sameShape(gi.shape, inp.shape)) throw new Error(`autograd: ${t.node.name} gave a gradient ${gi.describe()} for input ${inp.describe()}`);
-          const fresh = gi !== g && gs.indexOf(gi) === i && gs.lastIndexOf(gi) === i && exclusive(gi);
+          const unique = gs.indexOf(gi) === i && gs.lastIndexOf(gi) === i;
+          const fresh = unique && (gi === g ? gOwned : exclusive(gi));
           const prev = grads.get(inp);
           if (!prev) {
-            grads.set(inp, gi);
+            hold(inp, gi);
             if (fresh) owned.add(gi);
           } else if (owned.has(prev)) {
             addInPlace(prev, gi);
           } else if (fresh) {
             addInPlace(gi, prev);
             owned.add(gi);
-            grads.set(inp, gi);
+            hold(inp, gi);
+            drop(prev);
           } else {
             const sum = prev.clone();
             addInPlace(sum, gi);
             owned.add(sum);
-            grads.set(inp, sum);
+            hold(inp, sum);
+            drop(prev);
           }
         }
+        // gradients the closure made that no entry took (added into another), and g itself
+        for (const gi of new Set(gs)) if (gi && gi !== g && !refs.has(gi) && made.delete(gi)) gi.dispose();
+        drop(g);
       }
     } finally {
       gradEnabled = prevEnabled;
+      scopes.pop();
+      const parent = scopes[scopes.length - 1];
+      if (parent) for (const m of made) if (!m.disposed) parent.add(m);
     }
   }
 

@@ -6,7 +6,7 @@ import { attention, rope } from '../engine/ops/attention.js';
 import { embedding, layerNorm, rmsNorm } from '../engine/ops/norm.js';
 import { matmul } from '../engine/ops/matmul.js';
 import { Random } from '../engine/random.js';
-import { Tensor, noGrad, shapeStr } from '../engine/tensor.js';
+import { Tensor, isGradEnabled, noGrad, shapeStr, tidy } from '../engine/tensor.js';
 import type { WeightLayout } from '../nn/linear.js';
 import { LoraAdapter, type LoraConfig, loraLinear } from '../nn/lora.js';
 import { type CausalLMConfig, validateConfig } from './config.js';
@@ -155,8 +155,18 @@ export class Transformer {
     } else {
       x = embedding(this.embedWeight, ids, [B, T]);
     }
+    // Without gradients nothing needs a layer's intermediates once it has run: each layer runs in its own tidy
+    // and its input is released, so a reference forward or a prefill holds one layer's activations, not all.
+    const free = !isGradEnabled();
     for (let i = 0; i < c.numLayers; i++) {
-      x = c.arch === 'gpt2' ? this.gpt2Block(i, x, B, T, keyMask, o.cache) : this.llamaBlock(i, x, B, T, positions, keyMask, o.cache);
+      const block = () => (c.arch === 'gpt2' ? this.gpt2Block(i, x, B, T, keyMask, o.cache) : this.llamaBlock(i, x, B, T, positions, keyMask, o.cache));
+      if (!free) {
+        x = block();
+        continue;
+      }
+      const next = tidy(block);
+      x.dispose();
+      x = next;
     }
     if (o.cache) o.cache.length += T;
     return c.arch === 'gpt2' ? layerNorm(x, this.p('transformer.ln_f.weight'), this.p('transformer.ln_f.bias'), c.normEps) : rmsNorm(x, this.p('model.norm.weight'), c.normEps);

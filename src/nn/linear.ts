@@ -53,14 +53,17 @@ export function linear(x: Tensor, weight: Tensor, bias: Tensor | null | undefine
     out,
     [x, weight, bias, lowRank?.A, lowRank?.B, sepInput],
     (g) => {
-      const g2 = (g.isContiguous ? g : g.clone()).reshape([R, N]);
+      // views made here are released at the end: a live view would keep g's memory until the step's tidy ends
+      const views: Tensor[] = [];
+      const v = (t: Tensor) => (views.push(t), t);
+      const g2 = v((g.isContiguous ? g : v(g.clone())).reshape([R, N]));
       const grads: (Tensor | null)[] = [null, null, null, null, null, null];
       let gU: Tensor | null = null;
       if (lowRank && U && xin2) {
         const { A, B, scaling } = lowRank;
         if (B.requiresGrad) {
           const gB = Tensor.empty(B.shape);
-          matmulInto(gB, g2.transpose(0, 1), U, scaling, 0, precision);
+          matmulInto(gB, v(g2.transpose(0, 1)), U, scaling, 0, precision);
           grads[4] = gB;
         }
         if (A.requiresGrad || x.requiresGrad || sepInput?.requiresGrad) {
@@ -69,32 +72,31 @@ export function linear(x: Tensor, weight: Tensor, bias: Tensor | null | undefine
         }
         if (A.requiresGrad && gU) {
           const gA = Tensor.empty(A.shape);
-          matmulInto(gA, gU.transpose(0, 1), xin2, 1, 0, precision);
+          matmulInto(gA, v(gU.transpose(0, 1)), xin2, 1, 0, precision);
           grads[3] = gA;
         }
         if (sepInput?.requiresGrad && gU) {
           const gIn = Tensor.empty(sepInput.shape);
-          matmulInto(gIn.reshape([R, K]), gU, A, 1, 0, precision);
+          matmulInto(v(gIn.reshape([R, K])), gU, A, 1, 0, precision);
           grads[5] = gIn;
         }
       }
       if (x.requiresGrad) {
         const gx = Tensor.empty(x.shape);
-        const gx2 = gx.reshape([R, K]);
-        matmulInto(gx2, g2, opW.transpose(0, 1), 1, 0, precision);
+        const gx2 = v(gx.reshape([R, K]));
+        matmulInto(gx2, g2, v(opW.transpose(0, 1)), 1, 0, precision);
         if (gU && !sepInput) matmulInto(gx2, gU, lowRank!.A, 1, 1, precision);
-        gx2.dispose();
         grads[0] = gx;
       }
       if (weight.requiresGrad) {
         const gW = Tensor.empty(weight.shape);
-        if (layout === 'in_out') matmulInto(gW, x2.transpose(0, 1), g2, 1, 0, precision);
-        else matmulInto(gW, g2.transpose(0, 1), x2, 1, 0, precision);
+        if (layout === 'in_out') matmulInto(gW, v(x2.transpose(0, 1)), g2, 1, 0, precision);
+        else matmulInto(gW, v(g2.transpose(0, 1)), x2, 1, 0, precision);
         grads[1] = gW;
       }
       if (bias?.requiresGrad) grads[2] = sum(g2, 0);
       gU?.dispose();
-      if (g2 !== g) g2.dispose();
+      for (const t of views) t.dispose();
       return grads;
     },
     'linear',

@@ -134,8 +134,12 @@ export function matmul(a: Tensor, b: Tensor, o: MatmulOptions = {}): Tensor {
     out,
     [a, b],
     (g) => {
+      // views made here are released before returning: a live view would keep its storage (g, a) until the
+      // step's tidy ends
       const mo: MatmulOptions = { precision };
-      const ga = a.requiresGrad ? matmul(g, b.transpose(-1, -2), mo) : null;
+      const bt = b.transpose(-1, -2);
+      const ga = a.requiresGrad ? matmul(g, bt, mo) : null;
+      bt.dispose();
       let gb: Tensor | null = null;
       if (b.requiresGrad) {
         const a2 = shared ? a.reshape([-1, K]) : a,
@@ -143,7 +147,11 @@ export function matmul(a: Tensor, b: Tensor, o: MatmulOptions = {}): Tensor {
         // Give b's gradient b's own memory layout: for b = Wᵀ (a weight stored [N, K]), compute (gᵀ·a)ᵀ so
         // that W's gradient comes out contiguous instead of as a transposed view that must be copied.
         const bIsTransposed = b.ndim === 2 && K > 1 && N > 1 && b.strides[0] === 1 && b.strides[1] === K;
-        gb = bIsTransposed ? matmul(g2.transpose(-1, -2), a2, mo).transpose(0, 1) : matmul(a2.transpose(-1, -2), g2, mo);
+        const [l, r] = bIsTransposed ? [g2.transpose(-1, -2), a2] : [a2.transpose(-1, -2), g2];
+        const p = matmul(l, r, mo);
+        gb = bIsTransposed ? p.transpose(0, 1) : p;
+        if (p !== gb) p.dispose();
+        for (const t of new Set([l, r, a2, g2])) if (t !== a && t !== g && t !== p) t.dispose();
       }
       return [ga, gb];
     },
