@@ -60,8 +60,9 @@ export function runLoraStep(
     tidy(() => {
       opt.zeroGrad();
       const loss = autocast(precision, () => {
-        const pol = sequenceLogps(model, ids, B, T, mask);
+        // the reference first, as DPOTrainer does: its forward then never overlaps the policy's activations
         const rl = noGrad(() => tidy(() => model.withoutAdapters(() => sequenceLogps(model, ids, B, T, mask))));
+        const pol = sequenceLogps(model, ids, B, T, mask);
         return dpoSigmoidLoss(pol, rl, o.pairs, 0.1);
       });
       loss.backward();

@@ -54,7 +54,7 @@ export function completionMask(B: number, T: number): Float32Array {
 
 /** Σ log p(completion tokens) per sequence [B], the LM head run on the completion positions only. */
 export function sequenceLogps(model: Transformer, ids: Int32Array, B: number, T: number, mask: Float32Array): Tensor {
-  return sum(nextTokenLogprobsAt(model, model.hidden(ids, B, T), ids, B, T, mask).logprobs, 1);
+  return sum(nextTokenLogprobsAt(model, model.hidden(ids, B, T), ids, B, T, mask, { reuseLogits: true }).logprobs, 1);
 }
 
 /**

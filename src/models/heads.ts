@@ -41,14 +41,15 @@ export interface SelectedLogprobs {
 /**
  * nextTokenLogprobs computed only where a loss reads it: the LM head runs on the rows of hidden [B, T, C] where
  * `where` (e.g. the loss mask) is nonzero, instead of on all B·T. Values and gradients equal
- * nextTokenLogprobs(model.logits(hidden), ...) at the selected positions; the rest are 0.
+ * nextTokenLogprobs(model.logits(hidden), ...) at the selected positions; the rest are 0. opts.reuseLogits: the
+ * backward pass reuses the logits' memory for their gradient and disposes `logits` (read them before backward).
  */
-export function nextTokenLogprobsAt(model: Transformer, hidden: Tensor, ids: Int32Array, B: number, T: number, where: ArrayLike<number>): SelectedLogprobs {
+export function nextTokenLogprobsAt(model: Transformer, hidden: Tensor, ids: Int32Array, B: number, T: number, where: ArrayLike<number>, opts: { reuseLogits?: boolean } = {}): SelectedLogprobs {
   if (ids.length !== B * T) throw new Error(`nextTokenLogprobsAt: ${ids.length} ids do not fill [${B}, ${T}]`);
   const rows = lossRows(where, B, T);
   const logits = model.logitsAt(hidden, rows);
   const targets = Int32Array.from(rows, (r) => ids[r + 1]!);
-  const logprobs = scatterRows(selectiveLogSoftmax(logits, targets), rows, B * T).reshape([B, T]);
+  const logprobs = scatterRows(selectiveLogSoftmax(logits, targets, opts), rows, B * T).reshape([B, T]);
   return { logprobs, logits, rows };
 }
 

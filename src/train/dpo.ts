@@ -267,7 +267,8 @@ export class DPOTrainer extends SupervisedTrainer<typeof DPO_FIELDS, DPOExample,
     const m = this.model.model;
     const ref = this.referenceLogps(b);
     const n = b.pairs;
-    const sel = lossTokenLogprobs(m, b.ids, b.lossMask, b.B, b.T, { attentionMask: b.attentionMask });
+    // the logits are read (metrics below) before backward only, so their gradient may take their memory
+    const sel = lossTokenLogprobs(m, b.ids, b.lossMask, b.B, b.T, { attentionMask: b.attentionMask }, { reuseLogits: true });
     const lp = sequenceLogps(sel.logprobs, b.lossMask, b.B, b.T, this.average);
     const res = dpoLossFromLogps(lp.slice(0, 0, n), lp.slice(0, n, 2 * n), ref.chosen, ref.rejected, { ...this.args, label_smoothing: b.smoothing ?? this.args.label_smoothing });
     res.metrics['logits/chosen'] = meanLossLogit(sel, b.T, 0, n);

@@ -13,8 +13,8 @@ import type { ForwardOptions, Transformer } from '../models/transformer.js';
  * The forward pass of a batch up to the loss: log p(ids[t+1] | ids[..t]) [B, T] at every loss position (0, and no
  * gradient, elsewhere), and the logits of the loss positions only, [R, V].
  */
-export function lossTokenLogprobs(model: Transformer, ids: Int32Array, lossMask: Float32Array, B: number, T: number, o: ForwardOptions = {}): SelectedLogprobs {
-  return nextTokenLogprobsAt(model, model.hidden(ids, B, T, o), ids, B, T, lossMask);
+export function lossTokenLogprobs(model: Transformer, ids: Int32Array, lossMask: Float32Array, B: number, T: number, o: ForwardOptions = {}, head: { reuseLogits?: boolean } = {}): SelectedLogprobs {
+  return nextTokenLogprobsAt(model, model.hidden(ids, B, T, o), ids, B, T, lossMask, head);
 }
 
 /** Loss tokens per row [B]. */

@@ -1,10 +1,12 @@
 // The backward pass's bookkeeping: a gradient passed through unchanged to two inputs (add) stays each input's
 // own when one of them gains more terms (it was shared, so b.grad came out as a.grad); gradients are released as
 // soon as no pending node needs them (a deep chain holds a few at a time, not one per node); a forward without
-// gradients holds one layer's activations.
+// gradients holds one layer's activations; selectiveLogSoftmax's reuseLogits writes the gradient into the logits'
+// memory (same gradients; the logits disposed after), and not when another view holds that memory.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { add, mul, scale, sum, tanh } from '../../src/engine/ops/elementwise.js';
+import { selectiveLogSoftmax } from '../../src/engine/ops/norm.js';
 import { matmul } from '../../src/engine/ops/matmul.js';
 import { Random } from '../../src/engine/random.js';
 import { Tensor, memoryStats, noGrad, resetPeakMemory, tidy } from '../../src/engine/tensor.js';
@@ -81,4 +83,43 @@ test('a forward without gradients holds one layer of activations at a time', () 
     without = peakOf(false);
   assert.ok(without * 4 < withGrad, `no-grad forward peak ${without} bytes vs ${withGrad} with the graph`);
   model.dispose();
+});
+
+test('selectiveLogSoftmax reuseLogits: the same gradients in the logits memory, or a fresh buffer when it is shared', () => {
+  const rng = new Random(8);
+  const [R, V, C] = [6, 300, 16];
+  const h = Tensor.param(
+    Tensor.from(
+      Float32Array.from({ length: R * C }, () => rng.normal()),
+      [R, C],
+    ),
+  );
+  const w = Tensor.from(
+    Float32Array.from({ length: C * V }, () => rng.normal() * 0.3),
+    [C, V],
+  );
+  const targets = Int32Array.from({ length: R }, (_, i) => (i * 37) % V);
+  const gradOf = (mode: 'plain' | 'reuse' | 'reuse-with-view') =>
+    tidy(() => {
+      h.grad = null;
+      const logits = matmul(h, w);
+      const view = mode === 'reuse-with-view' ? logits.slice(0, 0, 2) : null;
+      const lp = selectiveLogSoftmax(logits, targets, { reuseLogits: mode !== 'plain' });
+      sum(
+        mul(
+          lp,
+          Tensor.from(
+            Float32Array.from({ length: R }, (_, i) => i + 1),
+            [R],
+          ),
+        ),
+      ).backward();
+      if (mode === 'reuse') assert.throws(() => logits.toArray(), /disposed/, 'the logits are gone after backward');
+      else assert.equal(logits.toArray().length, R * V, 'the logits are intact');
+      if (view) assert.equal(view.toArray()[0], logits.toArray()[0]);
+      return h.grad!.toArray();
+    });
+  const plain = gradOf('plain');
+  assert.deepEqual(gradOf('reuse'), plain);
+  assert.deepEqual(gradOf('reuse-with-view'), plain);
 });

@@ -209,8 +209,11 @@ export function logSoftmax(x: Tensor, dim = -1): Tensor {
  * targets has one entry per row (N = product of the leading dims). A target < 0 (such as −100, the usual
  * ignore index) gives 0 and no gradient for its row; a target >= V is an error. Fused: only the per-row
  * log-sum-exp (N floats) is kept for the backward pass, which recomputes the softmax on the fly.
+ * reuseLogits: the backward pass writes the logits' gradient into the logits' own memory and disposes `logits`
+ * (so reading them after backward() fails loudly), when nothing else views that memory: for a caller that reads
+ * the logits before backward only, it saves one [rows × V] buffer at the pass's peak.
  */
-export function selectiveLogSoftmax(logits: Tensor, targets: Int32Array): Tensor {
+export function selectiveLogSoftmax(logits: Tensor, targets: Int32Array, opts: { reuseLogits?: boolean } = {}): Tensor {
   const op = 'selectiveLogSoftmax';
   const { rows, C: V } = rowsOf(logits, op);
   if (!(targets instanceof Int32Array)) throw new Error(`${op}: targets must be an Int32Array`);
@@ -225,9 +228,12 @@ export function selectiveLogSoftmax(logits: Tensor, targets: Int32Array): Tensor
     [lc],
     (g) => {
       const gc = g.contiguous();
-      const dx = Tensor.empty(lc.shape);
+      // in place only when lc is the caller's tensor and the sole holder of its whole storage
+      const inPlace = opts.reuseLogits === true && lc === logits && lc.storage.refs === 1 && lc.offset === 0 && lc.size === lc.data.length;
+      const dx = inPlace ? new Tensor(lc.storage.retain(), lc.shape) : Tensor.empty(lc.shape);
       k.selectiveLogSoftmaxBackward(lc.data, lc.offset, t, lse, gc.data, gc.offset, dx.data, 0, rows, V);
       drop(gc, g);
+      if (inPlace) logits.dispose();
       return [dx];
     },
     op,
