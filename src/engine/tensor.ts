@@ -699,6 +699,7 @@ export class Tensor {
       }
     } finally {
       gradEnabled = prevEnabled;
+      for (const t of afterPass.splice(0)) t.dispose();
       scopes.pop();
       const parent = scopes[scopes.length - 1];
       if (parent) for (const m of made) if (!m.disposed) parent.add(m);
@@ -737,6 +738,14 @@ function accumulateLeaf(t: Tensor, g: Tensor, owned: boolean): void {
  * grad is disabled or no input requires grad. `backward` gets the gradient of out (same shape) and
  * returns one gradient (or null) per input, each of that input's shape.
  */
+/** Tensors a backward closure asked to dispose once the pass is over (disposing during it would cut the tape). */
+const afterPass: Tensor[] = [];
+
+/** From inside a backward closure: dispose t when the current backward pass ends. */
+export function disposeAfterBackward(t: Tensor): void {
+  afterPass.push(t);
+}
+
 export function record(out: Tensor, inputs: readonly (Tensor | null | undefined)[], backward: (grad: Tensor) => readonly (Tensor | null | undefined)[], name: string): Tensor {
   if (!gradEnabled) return out;
   if (!inputs.some((t) => t?.requiresGrad)) return out;
