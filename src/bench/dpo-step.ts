@@ -43,7 +43,7 @@ export interface DpoBenchOptions {
   log?: (s: string) => void;
 }
 
-export type DpoShape = Required<Pick<DpoBenchOptions, 'layers' | 'd' | 'heads' | 'vocab' | 'T' | 'pairs' | 'steps'>>;
+type DpoShape = Required<Pick<DpoBenchOptions, 'layers' | 'd' | 'heads' | 'vocab' | 'T' | 'pairs' | 'steps'>>;
 
 /** The completion mask of the benchmark batch: the last 3/4 of each row (position t predicts token t+1). */
 export function completionMask(B: number, T: number): Float32Array {
@@ -86,7 +86,7 @@ export function timeSteps(steps: number, step: () => number, log: (s: string) =>
 }
 
 /** A GPT-2-shaped policy and reference, and one full-fine-tuning DPO step on them in `precision`. */
-export function alignkitDpoStep(o: DpoShape, precision: Precision, log: (s: string) => void): { tokensPerSecond: number; stepSeconds: number } {
+function alignkitDpoStep(o: DpoShape, precision: Precision, log: (s: string) => void): { tokensPerSecond: number; stepSeconds: number } {
   const cfg = gpt2Config({ vocabSize: o.vocab, hiddenSize: o.d, numLayers: o.layers, numHeads: o.heads, maxPositions: Math.max(1024, o.T) });
   const policy = Transformer.random(cfg, 1);
   const ref = Transformer.random(cfg, 2);
@@ -138,7 +138,7 @@ export function runTorch(script: string, args: Record<string, string | number>, 
 }
 
 /** PyTorch's thread settings to try: Debian's torch multiplies fp32 through OpenBLAS, whose threads compete with torch's own. */
-export function torchSettings(precision: Precision, quick: boolean): [number, number][] {
+function torchSettings(precision: Precision, quick: boolean): [number, number][] {
   if (precision === 'bf16') return [[2, 1]]; // bf16 matmuls run in oneDNN on torch's threads
   return quick
     ? [[1, 2]]

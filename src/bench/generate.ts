@@ -16,7 +16,7 @@ import { Transformer } from '../models/transformer.js';
 import { type BenchRow, row } from './report.js';
 import { torchMissing } from './torch.js';
 
-export interface GenerateBenchOptions {
+interface GenerateBenchOptions {
   json: boolean;
   quick?: boolean;
   layers?: number;

@@ -17,7 +17,7 @@ import { startServer } from '../serve/server.js';
 import { trainByteLevelBPE } from '../tokenizer/index.js';
 import { type BenchRow, row } from './report.js';
 
-export interface ServeBenchOptions {
+interface ServeBenchOptions {
   json: boolean;
   quick?: boolean;
   log?: (s: string) => void;

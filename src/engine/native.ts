@@ -16,7 +16,7 @@ if (!existsSync(addonPath)) {
 // eslint-disable-next-line @typescript-eslint/no-explicit-any
 export const native: Record<string, (...args: any[]) => any> = require(addonPath);
 
-export interface CoreKernels {
+interface CoreKernels {
   fill(dst: Float32Array, off: number, n: number, value: number): void;
   copyStrided(src: Float32Array, srcOff: number, shape: readonly number[], strides: readonly number[], dst: Float32Array, dstOff: number, dstStrides?: readonly number[]): void;
   axpy(y: Float32Array, yOff: number, x: Float32Array, xOff: number, n: number, alpha: number): void;

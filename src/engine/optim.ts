@@ -3,14 +3,14 @@
 import { core } from './native.js';
 import { Tensor, keep } from './tensor.js';
 
-export interface AdamWOptions {
+interface AdamWOptions {
   lr?: number;
   betas?: [number, number];
   eps?: number;
   weightDecay?: number;
 }
 
-export interface AdamWState {
+interface AdamWState {
   step: number;
   /** per parameter (same order as the params list): first and second moments */
   m: Float32Array[];
@@ -103,9 +103,9 @@ export function clipGradNorm(params: readonly Tensor[], maxNorm: number): number
   return norm;
 }
 
-export type ScheduleKind = 'constant' | 'constant_with_warmup' | 'linear' | 'cosine';
+type ScheduleKind = 'constant' | 'constant_with_warmup' | 'linear' | 'cosine';
 
-export interface ScheduleOptions {
+interface ScheduleOptions {
   kind: ScheduleKind;
   warmupSteps?: number;
   totalSteps?: number;

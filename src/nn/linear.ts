@@ -16,7 +16,7 @@ import { Tensor, record } from '../engine/tensor.js';
 export type WeightLayout = 'in_out' | 'out_in';
 
 /** A low-rank update s·(input·Aᵀ)·Bᵀ added to a linear layer's output: A [r, in], B [out, r]. */
-export interface LowRankUpdate {
+interface LowRankUpdate {
   A: Tensor;
   B: Tensor;
   scaling: number;

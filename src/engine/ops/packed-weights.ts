@@ -9,7 +9,7 @@ import { native } from '../native.js';
 import type { Storage, Tensor } from '../tensor.js';
 
 /** The native side: an opaque handle to op(B) packed for the GEMM driver. */
-export interface PackedGemm {
+interface PackedGemm {
   sgemmPackB(transB: boolean, K: number, N: number, B: Float32Array, bOff: number, ldb: number, bf16: boolean): object;
   sgemmPackedFree(handle: object): void;
   /** as sgemm with op(B) from the handle; B is the same matrix unpacked (the few-row path streams it) */
