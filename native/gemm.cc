@@ -846,9 +846,11 @@ void gemm(const Problem& P, bool par) {
   const Kernels& kern = kernels(P.bf16);
   const View A = P.ta ? View{P.A, 1, P.lda} : View{P.A, P.lda, 1};
   const View B = P.tb ? View{P.B, 1, P.ldb} : View{P.B, P.ldb, 1};
-  // (a few rows stay fp32 even when bf16 is asked for: they are bound by reading op(B), not by multiplying)
-  if (use_avx2() && M <= FEW_ROWS) return few_rows(M, N, K, P.alpha, A, B, P.beta, P.C, P.ldc, 1, par);
-  if (use_avx2() && N <= FEW_ROWS)  // C^T = op(B)^T·op(A)^T: the few columns become the few rows
+  // A few rows stay fp32 even when bf16 is asked for: they are bound by reading op(B), not by multiplying —
+  // unless op(B) is packed ahead in bf16, which halves what they read.
+  const bool pre_bf16 = P.pre && &kern == &kernels(true) && use_bf16();
+  if (use_avx2() && M <= FEW_ROWS && !pre_bf16) return few_rows(M, N, K, P.alpha, A, B, P.beta, P.C, P.ldc, 1, par);
+  if (use_avx2() && N <= FEW_ROWS && !P.pre)  // C^T = op(B)^T·op(A)^T: the few columns become the few rows
     return few_rows(N, M, K, P.alpha, View{B.p, B.cs, B.rs}, View{A.p, A.cs, A.rs}, P.beta, P.C, 1, P.ldc, par);
   const size_t T = par ? static_cast<size_t>(std::max(1, pool::threads())) : 1;
   if (T == 1) par = false;

@@ -1,5 +1,6 @@
 // Batched sampling with a KV cache: left-padded prompts, temperature, top-k, top-p, EOS ids and stop strings,
 // seeded; returns the new tokens, their log-probs (PPO needs them) and why each row stopped.
+import { matmulPrecision } from '../engine/autocast.js';
 import { Random } from '../engine/random.js';
 import { scale } from '../engine/ops/elementwise.js';
 import { logSoftmax, softmax } from '../engine/ops/norm.js';
@@ -35,8 +36,9 @@ export interface GenerateOptions {
   numReturnSequences?: number;
   /**
    * Pack the model's weights for the GEMM once and reuse them in every decoding step (default: when more than
-   * 8 rows decode at once; fewer rows stream the weights unpacked). Costs one extra copy of the weights (half
-   * of one under bf16) while generating; the results are identical either way.
+   * 8 rows decode at once, or under bf16; fewer fp32 rows stream the weights unpacked). Costs one extra copy of
+   * the weights (half of one under bf16) while generating. The results are identical either way, except for
+   * batches of up to 8 rows under bf16, whose products then run in bf16 (unpacked they stay fp32).
    */
   packWeights?: boolean;
 }
@@ -53,7 +55,7 @@ export interface GenerateResult {
 
 export function generate(model: Transformer, prompts: readonly (readonly number[])[], o: GenerateOptions): GenerateResult {
   const rows = prompts.length * (o.numReturnSequences ?? 1);
-  return (o.packWeights ?? rows > 8) ? withPackedWeights(model.parameters(), () => generateRows(model, prompts, o)) : generateRows(model, prompts, o);
+  return (o.packWeights ?? (rows > 8 || matmulPrecision() === 'bf16')) ? withPackedWeights(model.parameters(), () => generateRows(model, prompts, o)) : generateRows(model, prompts, o);
 }
 
 function generateRows(model: Transformer, prompts: readonly (readonly number[])[], o: GenerateOptions): GenerateResult {

@@ -4,7 +4,7 @@
 // the weights it was given, and a handle refuses a product of another shape or precision.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { autocast } from '../../src/engine/autocast.js';
+import { autocast, bf16Supported } from '../../src/engine/autocast.js';
 import { matmul } from '../../src/engine/ops/matmul.js';
 import { packedGemm, packedOperand, withPackedWeights } from '../../src/engine/ops/packed-weights.js';
 import { Random } from '../../src/engine/random.js';
@@ -61,7 +61,8 @@ test('the scope packs only its own weights, only for more than 8 rows, and nothi
   assert.equal(packedOperand(w, false, 48, 32, 'fp32'), null, 'no scope');
   withPackedWeights([w], () => {
     assert.ok(packedOperand(w, false, 48, 32, 'fp32'));
-    assert.equal(packedOperand(w, false, 48, 8, 'fp32'), null, '8 rows stream the weight unpacked');
+    assert.equal(packedOperand(w, false, 48, 8, 'fp32'), null, '8 fp32 rows stream the weight unpacked');
+    assert.ok(packedOperand(w, false, 48, 8, 'bf16'), 'under bf16 they read the bf16 panels');
     assert.equal(packedOperand(other, false, 48, 32, 'fp32'), null, 'not a weight of the scope');
     assert.equal(packedOperand(w, false, 48, 32, 'fp32'), packedOperand(w, false, 48, 32, 'fp32'), 'one handle per weight and layout');
     assert.notEqual(packedOperand(w, false, 48, 32, 'fp32'), packedOperand(w, false, 48, 32, 'bf16'), 'one per precision');
@@ -97,4 +98,28 @@ test('generate gives the same tokens and log-probs with the weights packed', () 
     assert.deepEqual(b.logprobs, a.logprobs, precision);
   }
   model.dispose();
+});
+
+test('under bf16 a product of up to 8 rows runs on the bf16 panels: within bf16 rounding of fp32, unlike the fp32 stream', { skip: !bf16Supported() && 'no AVX512_BF16 here' }, () => {
+  const rng = new Random(9);
+  const [M, K, N] = [5, 300, 70];
+  const x = rand([M, K], rng),
+    w = rand([K, N], rng);
+  const exact = noGrad(() => matmul(x, w, { precision: 'fp32' })).toArray();
+  const unpacked = noGrad(() => matmul(x, w, { precision: 'bf16' })).toArray();
+  assert.ok(bitsEqual(unpacked, exact), 'unpacked, a few rows stay fp32');
+  const packed = withPackedWeights([w], () => noGrad(() => matmul(x, w, { precision: 'bf16' })).toArray());
+  // |Σ a·b − Σ bf16(a)·bf16(b)| <= 2·2^-8·Σ|a·b| (+ fp32 accumulation), per element
+  const xa = x.toArray(),
+    wa = w.toArray();
+  let differs = false;
+  for (let i = 0; i < M; i++)
+    for (let j = 0; j < N; j++) {
+      let bound = 0;
+      for (let k = 0; k < K; k++) bound += Math.abs(xa[i * K + k]! * wa[k * N + j]!);
+      const d = Math.abs(packed[i * N + j]! - exact[i * N + j]!);
+      assert.ok(d <= 2 ** -7 * bound + 1e-5, `(${i}, ${j}): ${d} > bf16 bound ${2 ** -7 * bound}`);
+      if (d > 0) differs = true;
+    }
+  assert.ok(differs, 'the packed product did run in bf16');
 });

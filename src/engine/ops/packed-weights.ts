@@ -3,7 +3,9 @@
 // rows, so packing the weight costs about as much as the product itself. Inside withPackedWeights(weights, fn)
 // a matmul whose right operand is one of those weights (or a transposed view of one) packs it on first use and
 // reuses the panels until fn returns. The panels are exactly what the per-call packing produces, so results are
-// bit-identical; the weights must not change inside the scope (generation does not train).
+// bit-identical — except that under bf16 products of up to 8 rows, which the GEMM otherwise keeps in fp32
+// (streaming the fp32 weight), also run on the bf16 panels. The weights must not change inside the scope
+// (generation does not train).
 import type { Precision } from '../autocast.js';
 import { native } from '../native.js';
 import type { Storage, Tensor } from '../tensor.js';
@@ -34,7 +36,10 @@ interface PackedGemm {
 }
 export const packedGemm = native as unknown as PackedGemm;
 
-/** Products with at most this many rows stream the weight unpacked (the GEMM's few-row path), so need no panels. */
+/**
+ * fp32 products with at most this many rows stream the weight unpacked (the GEMM's few-row path), so need no
+ * panels; under bf16 they use bf16 panels too, which halve the bytes such a product reads.
+ */
 const FEW_ROWS = 8;
 
 interface Scope {
@@ -84,7 +89,7 @@ function release(sc: Scope, s: Storage): void {
  * one of its weights, or the product is one the few-row path computes unpacked.
  */
 export function packedOperand(b: Tensor, trans: boolean, ld: number, M: number, precision: Precision): object | null {
-  if (!scope || M <= FEW_ROWS || b.ndim !== 2) return null;
+  if (!scope || (M <= FEW_ROWS && precision !== 'bf16') || b.ndim !== 2) return null;
   const K = b.shape[0]!,
     N = b.shape[1]!;
   if (N <= FEW_ROWS || !scope.allowed.has(b.storage)) return null;
