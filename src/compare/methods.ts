@@ -10,8 +10,7 @@ import type { FeedbackDB } from '../label/db.js';
 import { readPrompts } from '../label/inputs.js';
 import type { LabelServer } from '../label/server.js';
 import { simulateAnnotators, simulatedTokens } from '../label/simulate.js';
-import { runRecipe } from '../cai/recipe.js';
-import { RECIPE_FIELDS } from '../cai/recipe.js';
+import { RECIPE_FIELDS, runRecipe } from '../cai/recipe.js';
 import { resolveOptions } from '../options/fields.js';
 import { runRlhf } from '../rlhf/loop.js';
 import { listCheckpoints } from '../train/checkpoint.js';
@@ -19,6 +18,7 @@ import { runStage } from '../train/run.js';
 import { goldJudgement, parseRequest, WORLD_PRINCIPLES } from '../world/index.js';
 import type { Constitution } from '../cai/constitution.js';
 import type { Method, Sizes } from './options.js';
+import type { MethodCosts } from './table.js';
 import type { WorldFiles } from './world-files.js';
 
 interface MethodContext {
@@ -38,17 +38,9 @@ interface MethodContext {
   log: (line: string) => void;
 }
 
-export interface MethodResult {
+export interface MethodResult extends MethodCosts {
   method: Method;
   policy: string;
-  human_demonstrations: number;
-  human_comparisons: number;
-  /** human judgements about harm: demonstrations and comparisons on harmful or sensitive prompts */
-  human_harm_labels: number;
-  ai_labels: number;
-  stages: number;
-  /** models in memory at once at the peak (policy, reference, reward model; the value head lives on the policy) */
-  models_at_peak: number;
   /** the reward model, where the method trains one */
   reward_model: string | null;
   /** policies along the way (for the reward–KL plot): name → folder */

@@ -2,16 +2,22 @@
 import { answerPart } from '../world/index.js';
 import type { Method } from './options.js';
 
-/** What one method (or the base) measured on one seed. */
-export interface SeedRow {
-  method: Method | 'base';
-  seed: number;
+/** What a method costs in data and complexity (the table's left columns), as the method itself reports it. */
+export interface MethodCosts {
   human_demonstrations: number;
   human_comparisons: number;
+  /** human judgements about harm: demonstrations and comparisons on harmful or sensitive prompts */
   human_harm_labels: number;
   ai_labels: number;
   stages: number;
+  /** models in memory at once at the peak (policy, reference, reward model; the value head lives on the policy) */
   models_at_peak: number;
+}
+
+/** What one method (or the base) measured on one seed. */
+export interface SeedRow extends MethodCosts {
+  method: Method | 'base';
+  seed: number;
   wall_s: number;
   peak_rss_mb: number;
   harmless_rate: number | null;

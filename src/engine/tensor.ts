@@ -694,7 +694,7 @@ export class Tensor {
           }
         }
         // gradients the closure made that no entry took (added into another), and g itself
-        for (const gi of new Set(gs)) if (gi && gi !== g && !refs.has(gi) && made.delete(gi)) gi.dispose();
+        for (const gi of gs) if (gi && gi !== g && !refs.has(gi) && made.delete(gi)) gi.dispose();
         drop(g);
       }
     } finally {
@@ -716,7 +716,7 @@ export class Tensor {
 }
 
 /** A contiguous tensor that is the only user of its whole storage. */
-function exclusive(t: Tensor): boolean {
+export function exclusive(t: Tensor): boolean {
   return t.storage.refs === 1 && t.offset === 0 && t.isContiguous && t.size === t.storage.data.length;
 }
 
@@ -733,11 +733,6 @@ function accumulateLeaf(t: Tensor, g: Tensor, owned: boolean): void {
   else t.grad = keep(owned ? g : g.clone());
 }
 
-/**
- * Records `out` as made from `inputs` by an op whose gradient map is `backward`. Does nothing when
- * grad is disabled or no input requires grad. `backward` gets the gradient of out (same shape) and
- * returns one gradient (or null) per input, each of that input's shape.
- */
 /** Tensors a backward closure asked to dispose once the pass is over (disposing during it would cut the tape). */
 const afterPass: Tensor[] = [];
 
@@ -746,6 +741,11 @@ export function disposeAfterBackward(t: Tensor): void {
   afterPass.push(t);
 }
 
+/**
+ * Records `out` as made from `inputs` by an op whose gradient map is `backward`. Does nothing when
+ * grad is disabled or no input requires grad. `backward` gets the gradient of out (same shape) and
+ * returns one gradient (or null) per input, each of that input's shape.
+ */
 export function record(out: Tensor, inputs: readonly (Tensor | null | undefined)[], backward: (grad: Tensor) => readonly (Tensor | null | undefined)[], name: string): Tensor {
   if (!gradEnabled) return out;
   if (!inputs.some((t) => t?.requiresGrad)) return out;

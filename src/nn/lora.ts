@@ -1,6 +1,7 @@
 // LoRA (Hu et al. 2021): a frozen linear layer plus a trainable low-rank update,
-//   y = x·Wᵀ + b + (α/r)·dropout(x)·Aᵀ·Bᵀ  (computed by linear() as one fused op),   A [r, in] (Kaiming-uniform), B [out, r] (zeros),
-// in PEFT's conventions, so adapters save and load as PEFT's adapter_model.safetensors.
+//   y = x·Wᵀ + b + (α/r)·dropout(x)·Aᵀ·Bᵀ,   A [r, in] (Kaiming-uniform), B [out, r] (zeros),
+// in PEFT's conventions, so adapters save and load as PEFT's adapter_model.safetensors. linear() computes the
+// layer and its update as one fused op.
 import { add, dropout, scale } from '../engine/ops/elementwise.js';
 import { matmul } from '../engine/ops/matmul.js';
 import { Random } from '../engine/random.js';

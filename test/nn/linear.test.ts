@@ -35,7 +35,8 @@ function composed(x: Tensor, w: Tensor, b: Tensor | null, layout: WeightLayout, 
 
 for (const precision of ['fp32', 'bf16'] as const) {
   test(`fused linear equals the composed ops, values and gradients (${precision})`, () => {
-    const tol = precision === 'fp32' ? 2e-5 : 2e-2;
+    // both sides round the same inputs to bf16 and differ only in fp32 summation order (observed <= 2e-7)
+    const tol = 1e-6;
     const rng = new Random(precision === 'fp32' ? 1 : 2);
     for (const layout of ['in_out', 'out_in'] as const) {
       for (const withBias of [false, true]) {

@@ -112,16 +112,11 @@ export function matmul(a: Tensor, b: Tensor, o: MatmulOptions = {}): Tensor {
   if (out.size > 0) {
     if (shared && M > 0) {
       // Fold the batch into M (a's rows evenly spaced): one large GEMM instead of many small ones.
-      const a2 = a.ndim === 2 || a.isContiguous ? a : a.clone();
-      const A = a2.ndim === 2 ? asMatrix(a2, 1) : { t: a2, trans: false, ld: K };
-      const B = asMatrix(b, 1);
-      const rows = batch * M;
-      const packed = B.t === b ? packedOperand(b, B.trans, B.ld, rows, precision) : null;
-      if (packed) packedGemm.sgemmPacked(A.trans, rows, N, K, 1, A.t.data, A.t.offset, A.ld, packed, b.data, b.offset, 0, out.data, 0, N, bf16);
-      else gemm.sgemm(A.trans, B.trans, rows, N, K, 1, A.t.data, A.t.offset, A.ld, B.t.data, B.t.offset, B.ld, 0, out.data, 0, N, bf16);
-      if (A.t !== a) A.t.dispose();
-      if (a2 !== a && a2 !== A.t) a2.dispose();
-      if (B.t !== b) B.t.dispose();
+      const ac = a.ndim === 2 || a.isContiguous ? a : a.clone();
+      const a2 = ac.ndim === 2 ? ac : ac.reshape([batch * M, K]);
+      const out2 = out.reshape([batch * M, N]);
+      matmulInto(out2, a2, b, 1, 0, precision);
+      for (const t of new Set([out2, a2, ac])) if (t !== a) t.dispose();
     } else {
       const A = asMatrix(a, batch),
         B = asMatrix(b, shared ? 1 : batch);
@@ -142,16 +137,16 @@ export function matmul(a: Tensor, b: Tensor, o: MatmulOptions = {}): Tensor {
       bt.dispose();
       let gb: Tensor | null = null;
       if (b.requiresGrad) {
-        const a2 = shared ? a.reshape([-1, K]) : a,
-          g2 = shared ? g.reshape([-1, N]) : g;
+        const views: Tensor[] = [];
+        const v = (t: Tensor) => (views.push(t), t);
+        const a2 = shared ? v(a.reshape([-1, K])) : a,
+          g2 = shared ? v(g.reshape([-1, N])) : g;
         // Give b's gradient b's own memory layout: for b = Wᵀ (a weight stored [N, K]), compute (gᵀ·a)ᵀ so
         // that W's gradient comes out contiguous instead of as a transposed view that must be copied.
         const bIsTransposed = b.ndim === 2 && K > 1 && N > 1 && b.strides[0] === 1 && b.strides[1] === K;
-        const [l, r] = bIsTransposed ? [g2.transpose(-1, -2), a2] : [a2.transpose(-1, -2), g2];
-        const p = matmul(l, r, mo);
-        gb = bIsTransposed ? p.transpose(0, 1) : p;
-        if (p !== gb) p.dispose();
-        for (const t of new Set([l, r, a2, g2])) if (t !== a && t !== g && t !== p) t.dispose();
+        if (bIsTransposed) gb = v(matmul(v(g2.transpose(-1, -2)), a2, mo)).transpose(0, 1);
+        else gb = matmul(v(a2.transpose(-1, -2)), g2, mo);
+        for (const t of views) t.dispose();
       }
       return [ga, gb];
     },

@@ -7,7 +7,7 @@
 // their inputs is kept as small per-row Float32Arrays (mean and rstd, log-sum-exp), never as a tensor of
 // the input's size; softmax and logSoftmax keep their own output, as their gradients are functions of it.
 import { native } from '../native.js';
-import { Tensor, disposeAfterBackward, isGradEnabled, record, shapeStr } from '../tensor.js';
+import { Tensor, disposeAfterBackward, exclusive, isGradEnabled, record, shapeStr } from '../tensor.js';
 
 export interface NormKernels {
   /** y = (x − mean)·rstd·w + b per row of C; writes mean[rows] and rstd[rows]. w, b may be null. */
@@ -229,7 +229,7 @@ export function selectiveLogSoftmax(logits: Tensor, targets: Int32Array, opts: {
     (g) => {
       const gc = g.contiguous();
       // in place only when lc is the caller's tensor and the sole holder of its whole storage
-      const inPlace = opts.reuseLogits === true && lc === logits && lc.storage.refs === 1 && lc.offset === 0 && lc.size === lc.data.length;
+      const inPlace = opts.reuseLogits === true && lc === logits && exclusive(lc);
       const dx = inPlace ? new Tensor(lc.storage.retain(), lc.shape) : Tensor.empty(lc.shape);
       k.selectiveLogSoftmaxBackward(lc.data, lc.offset, t, lse, gc.data, gc.offset, dx.data, 0, rows, V);
       drop(gc, g);
