@@ -60,6 +60,14 @@ uint8_t* u8(const Napi::CallbackInfo& info, size_t arg, size_t need) {
   return typed<uint8_t, napi_uint8_array>(info, arg, 0, need, "Uint8Array");
 }
 
+uint16_t* u16(const Napi::CallbackInfo& info, size_t arg, size_t offset_arg, size_t need) {
+  size_t off = static_cast<size_t>(int_arg(info, offset_arg));
+  return typed<uint16_t, napi_uint16_array>(info, arg, off, need, "Uint16Array");
+}
+bool is_u16(const Napi::CallbackInfo& info, size_t arg) {
+  return arg < info.Length() && info[arg].IsTypedArray() && info[arg].As<Napi::TypedArray>().TypedArrayType() == napi_uint16_array;
+}
+
 int64_t int_arg(const Napi::CallbackInfo& info, size_t arg) {
   if (arg >= info.Length() || !info[arg].IsNumber()) fail(info.Env(), "argument " + std::to_string(arg) + " must be a number");
   double d = info[arg].As<Napi::Number>().DoubleValue();

@@ -15,7 +15,8 @@
 //   (the split depends on the sizes only, so results do not depend on the thread count).
 //
 // Inputs are read through their strides (the innermost dim must have stride 1); outputs are written through
-// the strides the caller gives. Blocks that a tile walks many times are first copied to contiguous scratch:
+// the strides the caller gives. The forward pass also reads keys and values stored as bf16 (generation's bf16
+// KV cache: half the bytes of the stream that dominates decoding), widening each key block to fp32 scratch. Blocks that a tile walks many times are first copied to contiguous scratch:
 // the rows of a [B, T, H, D] view lie H·D floats apart, a stride at which a block's rows collide in the caches.
 // Tiles are products of three shapes (A·Bᵀ with B packed transposed, row dot products, and C += A·B over
 // rows), each with an AVX2+FMA micro-kernel (6 rows × 16 columns of accumulators) and a portable one; the tile
@@ -361,12 +362,20 @@ void pack_rows(const float* src, size_t ld, int rows, int D, float* dst) {
   for (int j = 0; j < rows; ++j) std::memcpy(dst + static_cast<size_t>(j) * D, src + j * ld, sizeof(float) * D);
 }
 
+// `rows` rows of D bf16 values from src (row stride ld) to dst as float32, contiguous (exact: bf16 ⊂ fp32).
+void widen_rows(const uint16_t* src, size_t ld, int rows, int D, float* dst) {
+  for (int r = 0; r < rows; ++r)
+    for (int d = 0; d < D; ++d) dst[static_cast<size_t>(r) * D + d] = bf16_widen(src[r * ld + d]);
+}
+
 // ---- argument structures ----------------------------------------------------------------------------
 
-struct View {  // a [B, H, T, D] operand: element (b, h, t, d) at p[b·s0 + h·s1 + t·s2 + d]
+struct View {  // a [B, H, T, D] operand: element (b, h, t, d) at p[b·s0 + h·s1 + t·s2 + d] (or at h[…] in bf16)
   float* p = nullptr;
+  const uint16_t* h = nullptr;  // bf16 keys or values (a bf16 KV cache; forward only)
   int64_t s0 = 0, s1 = 0, s2 = 0;
-  float* row(int64_t b, int64_t h, int64_t t) const { return p + b * s0 + h * s1 + t * s2; }
+  float* row(int64_t b, int64_t hd, int64_t t) const { return p + b * s0 + hd * s1 + t * s2; }
+  const uint16_t* hrow(int64_t b, int64_t hd, int64_t t) const { return h + b * s0 + hd * s1 + t * s2; }
 };
 
 struct Attn {
@@ -483,11 +492,12 @@ template <class Isa>
 void fwd_task(Isa isa, const Attn& a, size_t task) {
   const int D = static_cast<int>(a.D);
   thread_local std::vector<float> buf;
-  buf.resize(static_cast<size_t>(kBk) * kBq + 2 * static_cast<size_t>(D) * kBk + 3 * kBq);
+  buf.resize(static_cast<size_t>(kBk) * kBq + 3 * static_cast<size_t>(D) * kBk + 3 * kBq);
   float* ST = buf.data();                          // scores, then probabilities [kBk × kBq]
   float* QT = ST + static_cast<size_t>(kBk) * kBq;  // Qᵀ [D × kBq]
   float* Vp = QT + static_cast<size_t>(D) * kBq;    // V block rows [kBk × D]
-  float* m = Vp + static_cast<size_t>(D) * kBk;
+  float* Kp = Vp + static_cast<size_t>(D) * kBk;    // K block rows [kBk × D], widened from bf16
+  float* m = Kp + static_cast<size_t>(D) * kBk;
   float* l = m + kBq;
   float* alpha = l + kBq;
 
@@ -513,23 +523,38 @@ void fwd_task(Isa isa, const Attn& a, size_t task) {
     const int kb = static_cast<int>(j0 / kBk);
     if (block_empty(a, b, kb)) continue;
     const int bk = static_cast<int>(std::min<int64_t>(kBk, kend - j0));
-    const float* K = a.k.row(b, g, j0);
+    const float* K;
+    size_t lk = a.k.s2;
+    if (a.k.h) {  // bf16 cache: the block's rows widened to contiguous fp32 (exact)
+      widen_rows(a.k.hrow(b, g, j0), a.k.s2, bk, D, Kp);
+      K = Kp;
+      lk = D;
+    } else {
+      K = a.k.row(b, g, j0);
+    }
     if (few) {
-      mm_dot(isa, bk, bq, D, K, a.k.s2, Q, lq, ST);
+      mm_dot(isa, bk, bq, D, K, lk, Q, lq, ST);
       for (int j = 0; j < bk; ++j) std::fill(ST + static_cast<size_t>(j) * kBk + bq, ST + static_cast<size_t>(j) * kBk + n8, 0.f);
     } else {
-      mm_abt(isa, bk, n8, D, K, a.k.s2, QT, ST);
+      mm_abt(isa, bk, n8, D, K, lk, QT, ST);
     }
     if (tile_needs_mask(a, b, i0, j0, bk)) mask_tile_t(a, b, i0, bq, j0, bk, ST);
     softmax_cols(isa, ST, bk, n8, a.scale, m, l, alpha);
     for (int r = 0; r < bq; ++r)
       if (alpha[r] != 1.f) row_scale(isa, O + r * lo, D, alpha[r]);
-    const float* V = a.v.row(b, g, j0);
+    const float* V;
     size_t lv = a.v.s2;
-    if (!few) {  // contiguous rows: a [B, T, H, D] view's rows are H·D floats apart and collide in the caches
-      pack_rows(V, lv, bk, D, Vp);
+    if (a.v.h) {
+      widen_rows(a.v.hrow(b, g, j0), a.v.s2, bk, D, Vp);
       V = Vp;
       lv = D;
+    } else {
+      V = a.v.row(b, g, j0);
+      if (!few) {  // contiguous rows: a [B, T, H, D] view's rows are H·D floats apart and collide in the caches
+        pack_rows(V, lv, bk, D, Vp);
+        V = Vp;
+        lv = D;
+      }
     }
     mm_acc(isa, bq, D, bk, ST, 1, kBk, V, lv, O, lo);
   }
@@ -644,7 +669,9 @@ std::vector<int64_t> int_list(const Napi::CallbackInfo& info, size_t arg, size_t
 }
 
 // A [d0, d1, d2, D] operand at (arg: Float32Array, arg+1: offset, arg+2: strides[4]); inner stride must be 1.
-View view_arg(const Napi::CallbackInfo& info, size_t arg, int64_t d0, int64_t d1, int64_t d2, int64_t D, const char* what) {
+// With allow_bf16 the array may be a Uint16Array of bf16 values instead.
+View view_arg(const Napi::CallbackInfo& info, size_t arg, int64_t d0, int64_t d1, int64_t d2, int64_t D, const char* what,
+              bool allow_bf16 = false) {
   auto st = int_list(info, arg + 2, 4, what);
   if (st[3] != 1 && D > 1) fail(info.Env(), std::string(what) + ": the last dim must have stride 1");
   for (auto s : st)
@@ -652,7 +679,10 @@ View view_arg(const Napi::CallbackInfo& info, size_t arg, int64_t d0, int64_t d1
   size_t need = 0;
   if (d0 > 0 && d1 > 0 && d2 > 0 && D > 0) need = 1 + (d0 - 1) * st[0] + (d1 - 1) * st[1] + (d2 - 1) * st[2] + (D - 1);
   View v;
-  v.p = f32(info, arg, arg + 1, need);
+  if (allow_bf16 && is_u16(info, arg))
+    v.h = u16(info, arg, arg + 1, need);
+  else
+    v.p = f32(info, arg, arg + 1, need);
   v.s0 = st[0];
   v.s1 = st[1];
   v.s2 = st[2];
@@ -666,7 +696,8 @@ bool is_nullish(const Napi::CallbackInfo& info, size_t arg) {
 // Shared by forward and backward:
 //   0-2 q, qOff, qStrides; 3-5 k; 6-8 v; 9 dims [B, Hq, Hkv, Tq, Tk, D]; 10 mask (Uint8Array [B·Tk] or null);
 //   11 causal; 12 queryOffset; 13 scale; 14-16 out, outOff, outStrides; 17 lse (Float32Array [B·Hq·Tq]).
-void parse_common(const Napi::CallbackInfo& info, Attn& a) {
+// Forward only: k and v may both be Uint16Arrays of bf16 values (a bf16 KV cache), widened to fp32 block by block.
+void parse_common(const Napi::CallbackInfo& info, Attn& a, bool allow_bf16 = false) {
   auto dims = int_list(info, 9, 6, "attention dims");
   a.B = dims[0];
   a.Hq = dims[1];
@@ -679,8 +710,9 @@ void parse_common(const Napi::CallbackInfo& info, Attn& a) {
   if (a.D < 1 || a.Hkv < 1 || a.Hq % a.Hkv != 0) fail(info.Env(), "attention: needs D >= 1 and Hq a multiple of Hkv");
   a.G = a.Hq / a.Hkv;
   a.q = view_arg(info, 0, a.B, a.Hq, a.Tq, a.D, "attention q");
-  a.k = view_arg(info, 3, a.B, a.Hkv, a.Tk, a.D, "attention k");
-  a.v = view_arg(info, 6, a.B, a.Hkv, a.Tk, a.D, "attention v");
+  a.k = view_arg(info, 3, a.B, a.Hkv, a.Tk, a.D, "attention k", allow_bf16);
+  a.v = view_arg(info, 6, a.B, a.Hkv, a.Tk, a.D, "attention v", allow_bf16);
+  if ((a.k.h == nullptr) != (a.v.h == nullptr)) fail(info.Env(), "attention: k and v must both be float32 or both bf16");
   a.mask = is_nullish(info, 10) ? nullptr : u8(info, 10, a.B * a.Tk);
   a.causal = bool_arg(info, 11);
   double qo = num_arg(info, 12);
@@ -701,7 +733,7 @@ void parse_common(const Napi::CallbackInfo& info, Attn& a) {
 
 Napi::Value AttentionForward(const Napi::CallbackInfo& info) {
   Attn a;
-  parse_common(info, a);
+  parse_common(info, a, true);
   if (a.B * a.Hq * a.Tq == 0) return info.Env().Undefined();
   const bool avx = use_avx2();
   pool::run(static_cast<size_t>(a.B * a.Hq * a.nqb), [&](size_t t, int) {

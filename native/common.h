@@ -27,6 +27,25 @@ float* f32(const Napi::CallbackInfo& info, size_t arg, size_t need);
 int32_t* i32(const Napi::CallbackInfo& info, size_t arg, size_t need);
 // A Uint8Array argument (boolean masks).
 uint8_t* u8(const Napi::CallbackInfo& info, size_t arg, size_t need);
+// A bfloat16 buffer: a Uint16Array (one bf16 value per element) plus an element offset into it.
+uint16_t* u16(const Napi::CallbackInfo& info, size_t arg, size_t offset_arg, size_t need);
+// Whether argument arg is a Uint16Array (a bf16 operand where a kernel also takes a Float32Array).
+bool is_u16(const Napi::CallbackInfo& info, size_t arg);
+
+// float32 → bfloat16, rounded to nearest even (NaN stays a quiet NaN of the same sign); bf16 → float32 is exact.
+inline uint16_t bf16_round(float f) {
+  uint32_t u;
+  __builtin_memcpy(&u, &f, 4);
+  if ((u & 0x7fffffffu) > 0x7f800000u) return static_cast<uint16_t>((u >> 16) | 0x40u);
+  u += 0x7fffu + ((u >> 16) & 1u);
+  return static_cast<uint16_t>(u >> 16);
+}
+inline float bf16_widen(uint16_t h) {
+  const uint32_t u = static_cast<uint32_t>(h) << 16;
+  float f;
+  __builtin_memcpy(&f, &u, 4);
+  return f;
+}
 
 int64_t int_arg(const Napi::CallbackInfo& info, size_t arg);
 double num_arg(const Napi::CallbackInfo& info, size_t arg);

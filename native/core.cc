@@ -22,7 +22,8 @@ Napi::Value Fill(const Napi::CallbackInfo& info) {
 }
 
 // copyStrided(src, srcOff, shape: number[], srcStrides: number[], dst, dstOff[, dstStrides: number[]]):
-// copies the strided view of src into dst, contiguously (row-major) or into dst's own strided view.
+// copies the strided view of src into dst, contiguously (row-major) or into dst's own strided view. dst may be
+// a Uint16Array: the values are then rounded to bfloat16 (nearest even), as a bf16 KV cache stores them.
 static std::vector<int64_t> int_list(const Napi::Env& env, const Napi::Value& v, const char* what) {
   if (!v.IsArray()) fail(env, std::string("copyStrided: ") + what + " must be an array");
   auto a = v.As<Napi::Array>();
@@ -56,8 +57,14 @@ Napi::Value CopyStrided(const Napi::CallbackInfo& info) {
   }
   if (n == 0) return env.Undefined();
   const float* s = f32(info, 0, 1, static_cast<size_t>(smax) + 1);
-  float* d = f32(info, 4, 5, static_cast<size_t>(dmax) + 1);
-  if (nd == 0) { d[0] = s[0]; return env.Undefined(); }
+  const bool to_bf16 = is_u16(info, 4);
+  float* d = to_bf16 ? nullptr : f32(info, 4, 5, static_cast<size_t>(dmax) + 1);
+  uint16_t* h = to_bf16 ? u16(info, 4, 5, static_cast<size_t>(dmax) + 1) : nullptr;
+  if (nd == 0) {
+    if (h) h[0] = bf16_round(s[0]);
+    else d[0] = s[0];
+    return env.Undefined();
+  }
   size_t inner = static_cast<size_t>(shape[nd - 1]);
   int64_t is = stride[nd - 1], id = dstride[nd - 1];
   size_t rows = n / inner;
@@ -72,6 +79,11 @@ Napi::Value CopyStrided(const Napi::CallbackInfo& info) {
         dof += i * dstride[k];
       }
       const float* sp = s + so;
+      if (h) {
+        uint16_t* hp = h + dof;
+        for (size_t j = 0; j < inner; ++j) hp[j * id] = bf16_round(sp[j * is]);
+        continue;
+      }
       float* dp = d + dof;
       if (is == 1 && id == 1) std::memcpy(dp, sp, inner * sizeof(float));
       else for (size_t j = 0; j < inner; ++j) dp[j * id] = sp[j * is];

@@ -18,9 +18,10 @@ export const native: Record<string, (...args: any[]) => any> = require(addonPath
 
 interface CoreKernels {
   fill(dst: Float32Array, off: number, n: number, value: number): void;
-  copyStrided(src: Float32Array, srcOff: number, shape: readonly number[], strides: readonly number[], dst: Float32Array, dstOff: number, dstStrides?: readonly number[]): void;
+  /** dst may be a Uint16Array: the values are then stored as bf16 (rounded to nearest even) */
+  copyStrided(src: Float32Array, srcOff: number, shape: readonly number[], strides: readonly number[], dst: Float32Array | Uint16Array, dstOff: number, dstStrides?: readonly number[]): void;
   axpy(y: Float32Array, yOff: number, x: Float32Array, xOff: number, n: number, alpha: number): void;
-  release(a: Float32Array | Int32Array | Uint8Array): void;
+  release(a: Float32Array | Int32Array | Uint8Array | Uint16Array): void;
   getThreads(): number;
   setThreads(n: number): void;
   /** 'avx512bf16': AVX2 kernels plus the bf16 GEMM; 'avx2'; 'portable' (plain C++) */

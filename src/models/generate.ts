@@ -1,12 +1,12 @@
 // Batched sampling with a KV cache: left-padded prompts, temperature, top-k, top-p, EOS ids and stop strings,
 // seeded; returns the new tokens, their log-probs (PPO needs them) and why each row stopped.
-import { matmulPrecision } from '../engine/autocast.js';
+import { bf16Supported, matmulPrecision } from '../engine/autocast.js';
 import { Random } from '../engine/random.js';
 import { scale } from '../engine/ops/elementwise.js';
 import { logSoftmax, softmax } from '../engine/ops/norm.js';
 import { withPackedWeights } from '../engine/ops/packed-weights.js';
 import { Tensor, noGrad, tidy } from '../engine/tensor.js';
-import { KVCache } from './kv-cache.js';
+import { KVCache, type KVCacheDtype } from './kv-cache.js';
 import { sampleRow } from './sample.js';
 import type { Transformer } from './transformer.js';
 
@@ -41,6 +41,12 @@ export interface GenerateOptions {
    * batches of up to 8 rows under bf16, whose products then run in bf16 (unpacked they stay fp32).
    */
   packWeights?: boolean;
+  /**
+   * How the KV cache stores keys and values (default 'bf16' when products run in bf16 — under
+   * autocast('bf16') on a CPU with AVX512_BF16 — else 'fp32'). bf16 halves the bytes that every decoding step
+   * reads back, as a PyTorch bf16 model's cache does; keys and values are rounded to bf16 as they are stored.
+   */
+  kvCacheDtype?: KVCacheDtype;
 }
 
 export type FinishReason = 'eos' | 'stop' | 'length';
@@ -102,7 +108,8 @@ function generateRows(model: Transformer, prompts: readonly (readonly number[])[
     logprobs: number[][] = Array.from({ length: B }, () => []);
   const finish: (FinishReason | null)[] = new Array<FinishReason | null>(B).fill(null);
   const capacity = Tp + o.maxNewTokens;
-  let cache = new KVCache(model.config, P, capacity);
+  const kvDtype = o.kvCacheDtype ?? (matmulPrecision() === 'bf16' && bf16Supported() ? 'bf16' : 'fp32');
+  let cache = new KVCache(model.config, P, capacity, kvDtype);
   try {
     // per row: log-probabilities (greedy) or probabilities (sampling) at the sampling temperature, computed natively
     const dist = (rows: number, ids: Int32Array, T: number, attentionMask: Int32Array, positions: Int32Array): Float32Array =>

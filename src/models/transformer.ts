@@ -6,7 +6,7 @@ import { attention, rope } from '../engine/ops/attention.js';
 import { embedding, layerNorm, rmsNorm } from '../engine/ops/norm.js';
 import { matmul } from '../engine/ops/matmul.js';
 import { Random } from '../engine/random.js';
-import { Tensor, isGradEnabled, noGrad, shapeStr, tidy } from '../engine/tensor.js';
+import { Tensor, isGradEnabled, shapeStr, tidy } from '../engine/tensor.js';
 import type { WeightLayout } from '../nn/linear.js';
 import { LoraAdapter, type LoraConfig, loraLinear } from '../nn/lora.js';
 import { type CausalLMConfig, validateConfig } from './config.js';
@@ -229,19 +229,7 @@ export class Transformer {
 
   /** Causal attention over [B, H, T, D] heads (through the cache when generating) → [B, T, H·D]. */
   private attend(i: number, q: Tensor, k: Tensor, v: Tensor, B: number, T: number, keyMask: Int32Array | undefined, cache?: KVCache): Tensor {
-    let out: Tensor;
-    if (cache) {
-      const past = cache.length;
-      noGrad(() => {
-        cache.k[i]!.slice(2, past, past + T).copyFrom(k);
-        cache.v[i]!.slice(2, past, past + T).copyFrom(v);
-      });
-      const kAll = cache.k[i]!.slice(2, 0, past + T),
-        vAll = cache.v[i]!.slice(2, 0, past + T);
-      out = attention(q, kAll, vAll, { causal: true, keyMask, queryOffset: past });
-    } else {
-      out = attention(q, k, v, { causal: true, keyMask });
-    }
+    const out = cache ? cache.attend(i, q, k, v, keyMask!) : attention(q, k, v, { causal: true, keyMask });
     return out.transpose(1, 2).reshape([B, T, this.config.numHeads * this.config.headDim]);
   }
 

@@ -36,16 +36,17 @@ export interface AttentionKernels {
   /**
    * out = softmax(q·kᵀ·scale + masks)·v for q [B, Hq, Tq, D], k and v [B, Hkv, Tk, D] (strides given, last one
    * 1), dims = [B, Hq, Hkv, Tq, Tk, D]; mask [B·Tk] (1 = may attend) or null; writes out through outStrides and
-   * lse [B·Hq·Tq] (−inf for a query that sees no key, whose output is 0).
+   * lse [B·Hq·Tq] (−inf for a query that sees no key, whose output is 0). k and v may both be Uint16Arrays of
+   * bf16 values (a bf16 KV cache); the kernel widens them to fp32 exactly.
    */
   attentionForward(
     q: Float32Array,
     qOff: number,
     qStrides: readonly number[],
-    k: Float32Array,
+    k: Float32Array | Uint16Array,
     kOff: number,
     kStrides: readonly number[],
-    v: Float32Array,
+    v: Float32Array | Uint16Array,
     vOff: number,
     vStrides: readonly number[],
     dims: readonly number[],
