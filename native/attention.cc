@@ -16,7 +16,8 @@
 //
 // Inputs are read through their strides (the innermost dim must have stride 1); outputs are written through
 // the strides the caller gives. The forward pass also reads keys and values stored as bf16 (generation's bf16
-// KV cache: half the bytes of the stream that dominates decoding), widening each key block to fp32 scratch. Blocks that a tile walks many times are first copied to contiguous scratch:
+// KV cache: half the bytes of the stream that dominates decoding): a few queries read them in place, widening
+// each load to fp32; more queries widen each key block into the fp32 scratch they pack into anyway. Blocks that a tile walks many times are first copied to contiguous scratch:
 // the rows of a [B, T, H, D] view lie H·D floats apart, a stride at which a block's rows collide in the caches.
 // Tiles are products of three shapes (A·Bᵀ with B packed transposed, row dot products, and C += A·B over
 // rows), each with an AVX2+FMA micro-kernel (6 rows × 16 columns of accumulators) and a portable one; the tile
@@ -169,39 +170,52 @@ AK_AVX2 void mm_abt(Avx, int M, int N8, int K, const float* A, size_t lda, const
   }
 }
 
+// Element loads for operands that may be bf16 (a bf16 KV cache's keys and values): widened to fp32 exactly, so a
+// product reads the same numbers, in the same order, whichever way its operand is stored.
+inline float ld1(const float* p) { return *p; }
+inline float ld1(const uint16_t* p) { return bf16_widen(*p); }
+AK_AVX2 inline __m256 ld8(const float* p) { return _mm256_loadu_ps(p); }
+AK_AVX2 inline __m256 ld8(const uint16_t* p) {
+  const __m256i w = _mm256_cvtepu16_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p)));
+  return _mm256_castsi256_ps(_mm256_slli_epi32(w, 16));
+}
+
 // mm_dot: C[r·kBk + j] = Σ_d A[r·lda + d] · B[j·ldb + d] for r < M, j < N (rows of B read in place; used when
 // there are too few queries to pay for packing the keys, as in token-by-token decoding).
-void mm_dot(Port, int M, int N, int K, const float* A, size_t lda, const float* B, size_t ldb, float* C) {
+template <class TA>
+void mm_dot(Port, int M, int N, int K, const TA* A, size_t lda, const float* B, size_t ldb, float* C) {
   for (int r = 0; r < M; ++r)
     for (int j = 0; j < N; ++j) {
-      const float *a = A + r * lda, *b = B + j * ldb;
+      const TA* a = A + r * lda;
+      const float* b = B + j * ldb;
       float s = 0.f;
-      for (int d = 0; d < K; ++d) s += a[d] * b[d];
+      for (int d = 0; d < K; ++d) s += ld1(a + d) * b[d];
       C[static_cast<size_t>(r) * kBk + j] = s;
     }
 }
 
-AK_AVX2 void mm_dot(Avx, int M, int N, int K, const float* A, size_t lda, const float* B, size_t ldb, float* C) {
+template <class TA>
+AK_AVX2 void mm_dot(Avx, int M, int N, int K, const TA* A, size_t lda, const float* B, size_t ldb, float* C) {
   const int K8 = K & ~7;
   int r = 0;
   for (; r + 4 <= M; r += 4) {
-    const float *a0 = A + r * lda, *a1 = a0 + lda, *a2 = a1 + lda, *a3 = a2 + lda;
+    const TA *a0 = A + r * lda, *a1 = a0 + lda, *a2 = a1 + lda, *a3 = a2 + lda;
     for (int j = 0; j < N; ++j) {
       const float* b = B + j * ldb;
       __m256 s0 = _mm256_setzero_ps(), s1 = s0, s2 = s0, s3 = s0;
       for (int d = 0; d < K8; d += 8) {
         __m256 bv = _mm256_loadu_ps(b + d);
-        s0 = _mm256_fmadd_ps(_mm256_loadu_ps(a0 + d), bv, s0);
-        s1 = _mm256_fmadd_ps(_mm256_loadu_ps(a1 + d), bv, s1);
-        s2 = _mm256_fmadd_ps(_mm256_loadu_ps(a2 + d), bv, s2);
-        s3 = _mm256_fmadd_ps(_mm256_loadu_ps(a3 + d), bv, s3);
+        s0 = _mm256_fmadd_ps(ld8(a0 + d), bv, s0);
+        s1 = _mm256_fmadd_ps(ld8(a1 + d), bv, s1);
+        s2 = _mm256_fmadd_ps(ld8(a2 + d), bv, s2);
+        s3 = _mm256_fmadd_ps(ld8(a3 + d), bv, s3);
       }
       float t0 = hsum8(s0), t1 = hsum8(s1), t2 = hsum8(s2), t3 = hsum8(s3);
       for (int d = K8; d < K; ++d) {
-        t0 += a0[d] * b[d];
-        t1 += a1[d] * b[d];
-        t2 += a2[d] * b[d];
-        t3 += a3[d] * b[d];
+        t0 += ld1(a0 + d) * b[d];
+        t1 += ld1(a1 + d) * b[d];
+        t2 += ld1(a2 + d) * b[d];
+        t3 += ld1(a3 + d) * b[d];
       }
       float* c = C + static_cast<size_t>(r) * kBk + j;
       c[0] = t0;
@@ -211,13 +225,13 @@ AK_AVX2 void mm_dot(Avx, int M, int N, int K, const float* A, size_t lda, const 
     }
   }
   for (; r < M; ++r) {
-    const float* a = A + r * lda;
+    const TA* a = A + r * lda;
     for (int j = 0; j < N; ++j) {
       const float* b = B + j * ldb;
       __m256 s0 = _mm256_setzero_ps();
-      for (int d = 0; d < K8; d += 8) s0 = _mm256_fmadd_ps(_mm256_loadu_ps(a + d), _mm256_loadu_ps(b + d), s0);
+      for (int d = 0; d < K8; d += 8) s0 = _mm256_fmadd_ps(ld8(a + d), _mm256_loadu_ps(b + d), s0);
       float t = hsum8(s0);
-      for (int d = K8; d < K; ++d) t += a[d] * b[d];
+      for (int d = K8; d < K; ++d) t += ld1(a + d) * b[d];
       C[static_cast<size_t>(r) * kBk + j] = t;
     }
   }
@@ -225,27 +239,28 @@ AK_AVX2 void mm_dot(Avx, int M, int N, int K, const float* A, size_t lda, const 
 
 // mm_acc: C[r·ldc + n] += Σ_k A[r·ars + k·aks] · B[k·ldb + n] for r < M, n < N. With (ars, aks) = (kBk, 1) A is
 // a score tile (O += P·V, dQ += dS·K); with (1, kBk) it is that tile transposed (dV += Pᵀ·dO, dK += dSᵀ·Q).
-void mm_acc(Port, int M, int N, int K, const float* A, size_t ars, size_t aks, const float* B, size_t ldb, float* C,
+template <class TB>
+void mm_acc(Port, int M, int N, int K, const float* A, size_t ars, size_t aks, const TB* B, size_t ldb, float* C,
             size_t ldc) {
   for (int r = 0; r < M; ++r) {
     float* c = C + r * ldc;
     for (int k = 0; k < K; ++k) {
       float a = A[r * ars + k * aks];
-      const float* b = B + k * ldb;
-      for (int n = 0; n < N; ++n) c[n] += a * b[n];
+      const TB* b = B + k * ldb;
+      for (int n = 0; n < N; ++n) c[n] += a * ld1(b + n);
     }
   }
 }
 
-template <int R, int NV>
-AK_AVX2 __attribute__((always_inline)) inline void acc_tile(int K, const float* A, size_t ars, size_t aks, const float* B,
+template <int R, int NV, class TB>
+AK_AVX2 __attribute__((always_inline)) inline void acc_tile(int K, const float* A, size_t ars, size_t aks, const TB* B,
                                                              size_t ldb, float* C, size_t ldc) {
   __m256 c[R][NV];
   for (int r = 0; r < R; ++r)
     for (int v = 0; v < NV; ++v) c[r][v] = _mm256_loadu_ps(C + r * ldc + 8 * v);
   for (int k = 0; k < K; ++k, B += ldb, A += aks) {
     __m256 b[NV];
-    for (int v = 0; v < NV; ++v) b[v] = _mm256_loadu_ps(B + 8 * v);
+    for (int v = 0; v < NV; ++v) b[v] = ld8(B + 8 * v);
     for (int r = 0; r < R; ++r) {
       __m256 x = _mm256_broadcast_ss(A + r * ars);
       for (int v = 0; v < NV; ++v) c[r][v] = _mm256_fmadd_ps(x, b[v], c[r][v]);
@@ -255,10 +270,16 @@ AK_AVX2 __attribute__((always_inline)) inline void acc_tile(int K, const float* 
     for (int v = 0; v < NV; ++v) _mm256_storeu_ps(C + r * ldc + 8 * v, c[r][v]);
 }
 
-template <int R>
+template <int R, class TB>
 AK_AVX2 __attribute__((always_inline)) inline void acc_rows(int N, int K, const float* A, size_t ars, size_t aks,
-                                                             const float* B, size_t ldb, float* C, size_t ldc) {
+                                                             const TB* B, size_t ldb, float* C, size_t ldc) {
   int n = 0;
+  // One or two rows (a decoding query): wider tiles, so that enough independent accumulator chains hide the
+  // FMA latency (each element still sums its k in order, so results do not depend on the tile width).
+  if constexpr (R == 1)
+    for (; n + 64 <= N; n += 64) acc_tile<R, 8>(K, A, ars, aks, B + n, ldb, C + n, ldc);
+  if constexpr (R == 2)
+    for (; n + 32 <= N; n += 32) acc_tile<R, 4>(K, A, ars, aks, B + n, ldb, C + n, ldc);
   for (; n + 16 <= N; n += 16) acc_tile<R, 2>(K, A, ars, aks, B + n, ldb, C + n, ldc);
   if (n + 8 <= N) {
     acc_tile<R, 1>(K, A, ars, aks, B + n, ldb, C + n, ldc);
@@ -267,12 +288,13 @@ AK_AVX2 __attribute__((always_inline)) inline void acc_rows(int N, int K, const 
   for (; n < N; ++n)  // the last N mod 8 columns
     for (int r = 0; r < R; ++r) {
       float y = C[r * ldc + n];
-      for (int k = 0; k < K; ++k) y += A[r * ars + k * aks] * B[k * ldb + n];
+      for (int k = 0; k < K; ++k) y += A[r * ars + k * aks] * ld1(B + k * ldb + n);
       C[r * ldc + n] = y;
     }
 }
 
-AK_AVX2 void mm_acc(Avx, int M, int N, int K, const float* A, size_t ars, size_t aks, const float* B, size_t ldb,
+template <class TB>
+AK_AVX2 void mm_acc(Avx, int M, int N, int K, const float* A, size_t ars, size_t aks, const TB* B, size_t ldb,
                     float* C, size_t ldc) {
   int r = 0;
   for (; r + kMR <= M; r += kMR) acc_rows<kMR>(N, K, A + r * ars, ars, aks, B, ldb, C + r * ldc, ldc);
@@ -523,40 +545,31 @@ void fwd_task(Isa isa, const Attn& a, size_t task) {
     const int kb = static_cast<int>(j0 / kBk);
     if (block_empty(a, b, kb)) continue;
     const int bk = static_cast<int>(std::min<int64_t>(kBk, kend - j0));
-    const float* K;
-    size_t lk = a.k.s2;
-    if (a.k.h) {  // bf16 cache: the block's rows widened to contiguous fp32 (exact)
-      widen_rows(a.k.hrow(b, g, j0), a.k.s2, bk, D, Kp);
-      K = Kp;
-      lk = D;
-    } else {
-      K = a.k.row(b, g, j0);
-    }
-    if (few) {
-      mm_dot(isa, bk, bq, D, K, lk, Q, lq, ST);
+    if (few) {  // keys read in place (bf16 ones widened as they are loaded)
+      if (a.k.h)
+        mm_dot(isa, bk, bq, D, a.k.hrow(b, g, j0), a.k.s2, Q, lq, ST);
+      else
+        mm_dot(isa, bk, bq, D, a.k.row(b, g, j0), a.k.s2, Q, lq, ST);
       for (int j = 0; j < bk; ++j) std::fill(ST + static_cast<size_t>(j) * kBk + bq, ST + static_cast<size_t>(j) * kBk + n8, 0.f);
+    } else if (a.k.h) {  // bf16 cache: the block's rows widened to contiguous fp32 (exact)
+      widen_rows(a.k.hrow(b, g, j0), a.k.s2, bk, D, Kp);
+      mm_abt(isa, bk, n8, D, Kp, D, QT, ST);
     } else {
-      mm_abt(isa, bk, n8, D, K, lk, QT, ST);
+      mm_abt(isa, bk, n8, D, a.k.row(b, g, j0), a.k.s2, QT, ST);
     }
     if (tile_needs_mask(a, b, i0, j0, bk)) mask_tile_t(a, b, i0, bq, j0, bk, ST);
     softmax_cols(isa, ST, bk, n8, a.scale, m, l, alpha);
     for (int r = 0; r < bq; ++r)
       if (alpha[r] != 1.f) row_scale(isa, O + r * lo, D, alpha[r]);
-    const float* V;
-    size_t lv = a.v.s2;
-    if (a.v.h) {
-      widen_rows(a.v.hrow(b, g, j0), a.v.s2, bk, D, Vp);
-      V = Vp;
-      lv = D;
-    } else {
-      V = a.v.row(b, g, j0);
-      if (!few) {  // contiguous rows: a [B, T, H, D] view's rows are H·D floats apart and collide in the caches
-        pack_rows(V, lv, bk, D, Vp);
-        V = Vp;
-        lv = D;
-      }
+    if (few && a.v.h) {
+      mm_acc(isa, bq, D, bk, ST, 1, kBk, a.v.hrow(b, g, j0), a.v.s2, O, lo);
+    } else if (few) {
+      mm_acc(isa, bq, D, bk, ST, 1, kBk, a.v.row(b, g, j0), a.v.s2, O, lo);
+    } else {  // contiguous rows: a [B, T, H, D] view's rows are H·D floats apart and collide in the caches
+      if (a.v.h) widen_rows(a.v.hrow(b, g, j0), a.v.s2, bk, D, Vp);
+      else pack_rows(a.v.row(b, g, j0), a.v.s2, bk, D, Vp);
+      mm_acc(isa, bq, D, bk, ST, 1, kBk, static_cast<const float*>(Vp), D, O, lo);
     }
-    mm_acc(isa, bq, D, bk, ST, 1, kBk, V, lv, O, lo);
   }
   float* L = a.lse + (b * a.Hq + h) * a.Tq + i0;
   for (int r = 0; r < bq; ++r) {
