@@ -3,7 +3,9 @@
 // a bf16 cache against a float32 one.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
 import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { attention } from '../../src/engine/ops/attention.js';
 import { core, packageRoot } from '../../src/engine/native.js';
 import { Random } from '../../src/engine/random.js';
@@ -116,6 +118,16 @@ for (const dtype of ['fp32', 'bf16'] as const) {
     cache.dispose();
   });
 }
+
+test('the portable (non-AVX2) kernels pass the same bit-for-bit cache tests (child process, ALIGNKIT_PORTABLE=1)', { skip: process.env.ALIGNKIT_PORTABLE === '1' }, () => {
+  const r = spawnSync(process.execPath, ['--test', '--test-name-pattern=bit for bit', fileURLToPath(import.meta.url)], {
+    env: { ...process.env, ALIGNKIT_PORTABLE: '1', NODE_TEST_CONTEXT: undefined }, // a plain run, not a subtest stream
+    encoding: 'utf8',
+    timeout: 120_000,
+  });
+  assert.equal(r.status, 0, `child failed:\n${r.stdout}\n${r.stderr}`);
+  assert.match(r.stdout, /# pass 2\b/, r.stdout);
+});
 
 test('KVCache refuses a bad dtype, a full cache and gradients', () => {
   const config = llamaConfig({ vocabSize: 10, hiddenSize: 16, numLayers: 1, numHeads: 2, intermediateSize: 8 });
