@@ -17,8 +17,9 @@
 // Inputs are read through their strides (the innermost dim must have stride 1); outputs are written through
 // the strides the caller gives. The forward pass also reads keys and values stored as bf16 (generation's bf16
 // KV cache: half the bytes of the stream that dominates decoding): a few queries read them in place, widening
-// each load to fp32; more queries widen each key block into the fp32 scratch they pack into anyway. Blocks that a tile walks many times are first copied to contiguous scratch:
-// the rows of a [B, T, H, D] view lie H·D floats apart, a stride at which a block's rows collide in the caches.
+// each load to fp32; more queries widen each key block into the fp32 scratch they pack into anyway. Blocks that
+// a tile walks many times are first copied to contiguous scratch: the rows of a [B, T, H, D] view lie H·D
+// floats apart, a stride at which a block's rows collide in the caches.
 // Tiles are products of three shapes (A·Bᵀ with B packed transposed, row dot products, and C += A·B over
 // rows), each with an AVX2+FMA micro-kernel (6 rows × 16 columns of accumulators) and a portable one; the tile
 // loops are templates over an ISA tag, compiled once plain and once inside AK_AVX2 functions.

@@ -31,7 +31,9 @@ function bench(name: Which | 'all', summary: string): Command {
     async run(ctx) {
       const o = ctx.values as { json: boolean; quick: boolean; shape?: 'gpt2' | 'qwen2.5-0.5b' };
       const rows: BenchRow[] = [];
-      for (const w of name === 'all' ? (['gemm', 'dpo-step', 'generate'] as const) : [name]) rows.push(...(await rowsOf(w, o)));
+      if (name !== 'all') rows.push(...(await rowsOf(name, o)));
+      // every bar's benchmark: the DPO step in both shapes (GPT-2 full fine-tuning, Qwen2.5-0.5B's shape with LoRA)
+      else for (const [w, shape] of [['gemm'], ['dpo-step', 'gpt2'], ['dpo-step', 'qwen2.5-0.5b'], ['generate']] as const) rows.push(...(await rowsOf(w, { ...o, shape })));
       printRows(rows, o.json, (s) => ctx.out.write(s + '\n'));
       return 0;
     },

@@ -14,10 +14,12 @@ import { torchMissing } from './torch.js';
 
 export async function benchDpoLora(opts: DpoBenchOptions): Promise<BenchRow[]> {
   const log = opts.log ?? ((s: string) => process.stderr.write(s + '\n'));
-  const o = { T: opts.T ?? 256, pairs: opts.pairs ?? 2, steps: opts.steps ?? 2, ...(opts.layers ? { layers: opts.layers } : {}), ...(opts.vocab ? { vocab: opts.vocab } : {}) };
+  // --quick: a smoke run (2 of the 24 layers, 64 tokens), so that `bench all --quick` stays quick
+  const layers = opts.layers ?? (opts.quick ? 2 : undefined);
+  const o = { T: opts.T ?? (opts.quick ? 64 : 256), pairs: opts.pairs ?? 2, steps: opts.steps ?? 2, ...(layers ? { layers } : {}), ...(opts.vocab ? { vocab: opts.vocab } : {}) };
   const precisions = opts.precisions ?? (['fp32', 'bf16'] as const);
   const rounds = opts.rounds ?? 1;
-  const name = `dpo-step qwen2.5-0.5b shape, LoRA r16 all linear, ${o.pairs}x2x${o.T}`;
+  const name = `dpo-step qwen2.5-0.5b shape${layers ? ` (${layers} layers)` : ''}, LoRA r16 all linear, ${o.pairs}x2x${o.T}`;
   log(`bench dpo-step: ${name}`);
   const runner = join(fileURLToPath(new URL('.', import.meta.url)), 'dpo-lora-run.js');
   const missing = torchMissing();
