@@ -52,25 +52,26 @@ export class KVCache {
     for (let b = 0; b < this.batch; b++) for (let t = 0; t < T; t++) this.keyMask[b * this.capacity + this.length + t] = mask ? mask[b * T + t]! : 1;
   }
 
-  /** The key mask over the first n positions, laid out [batch × n]. */
-  maskPrefix(n: number): Int32Array {
-    const out = new Int32Array(this.batch * n);
-    for (let b = 0; b < this.batch; b++) out.set(this.keyMask.subarray(b * this.capacity, b * this.capacity + n), b * n);
+  /** The key mask over the first n positions, laid out [batch × n], as the attention kernel reads it (1 = may attend). */
+  maskPrefix(n: number): Uint8Array {
+    const out = new Uint8Array(this.batch * n);
+    for (let b = 0; b < this.batch; b++) for (let j = 0; j < n; j++) out[b * n + j] = this.keyMask[b * this.capacity + j] ? 1 : 0;
     return out;
   }
 
   /**
    * Causal attention of layer i's queries q [batch, heads, T, D] over the cached positions and the T new ones,
    * whose keys and values k, v [batch, kvHeads, T, D] (any views with a unit inner stride) are written into the
-   * cache first, at positions length … length + T − 1. keyMask [batch × (length + T)] marks the attendable keys.
+   * cache first, at positions length … length + T − 1. keyMask is maskPrefix(length + T) (one per step, shared
+   * by the layers).
    * Returns [batch, heads, T, D] laid out [batch, T, heads, D], as `attention` does. No gradient.
    */
-  attend(i: number, q: Tensor, k: Tensor, v: Tensor, keyMask: Int32Array): Tensor {
+  attend(i: number, q: Tensor, k: Tensor, v: Tensor, keyMask: Uint8Array): Tensor {
     const [B, Hq, T, D] = q.shape as [number, number, number, number];
     const Hkv = this.config.numKvHeads;
     if (isGradEnabled() && (q.requiresGrad || k.requiresGrad || v.requiresGrad)) throw new Error('KVCache.attend: generation through a KV cache runs without gradients (call it under noGrad)');
-    if (B !== this.batch || D !== this.config.headDim || k.shape[1] !== Hkv || k.shape[2] !== T)
-      throw new Error(`KVCache.attend: q [${q.shape}] and k [${k.shape}] do not fit a cache of ${this.batch} rows, ${Hkv} kv heads of ${this.config.headDim}`);
+    if (B !== this.batch || D !== this.config.headDim || k.shape[1] !== Hkv || k.shape[2] !== T || v.shape.some((d, j) => d !== k.shape[j]))
+      throw new Error(`KVCache.attend: q [${q.shape}], k [${k.shape}] and v [${v.shape}] do not fit a cache of ${this.batch} rows, ${Hkv} kv heads of ${this.config.headDim}`);
     if (this.length + T > this.capacity) throw new Error(`KV cache full: ${this.length} + ${T} > capacity ${this.capacity}`);
     for (const [t, name] of [
       [q, 'q'],
@@ -81,11 +82,10 @@ export class KVCache {
     const past = this.length,
       Tk = past + T,
       cs = this.strides();
+    if (keyMask.length !== B * Tk) throw new Error(`KVCache.attend: keyMask has ${keyMask.length} entries, expected batch·(length + T) = ${B * Tk}`);
     // the new positions, into the cache (rounded to bf16 when it holds bf16)
     core.copyStrided(k.data, k.offset, k.shape, k.strides, this.k[i]!, past * D, cs);
     core.copyStrided(v.data, v.offset, v.shape, v.strides, this.v[i]!, past * D, cs);
-    const mask = new Uint8Array(B * Tk);
-    for (let j = 0; j < mask.length; j++) mask[j] = keyMask[j] ? 1 : 0;
     const outStrides = [T * Hq * D, D, Hq * D, 1];
     const out = new Tensor(allocStorage(B * T * Hq * D), [B, Hq, T, D], outStrides, 0); // every row is written
     if (out.size > 0)
@@ -100,7 +100,7 @@ export class KVCache {
         0,
         cs,
         [B, Hq, Hkv, T, Tk, D],
-        mask,
+        keyMask,
         true,
         past,
         1 / Math.sqrt(D),

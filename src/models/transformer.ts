@@ -192,7 +192,7 @@ export class Transformer {
     return this.logits(this.hidden(ids, B, T, o));
   }
 
-  private gpt2Block(i: number, x: Tensor, B: number, T: number, keyMask: Int32Array | undefined, cache?: KVCache): Tensor {
+  private gpt2Block(i: number, x: Tensor, B: number, T: number, keyMask: Int32Array | Uint8Array | undefined, cache?: KVCache): Tensor {
     const c = this.config,
       C = c.hiddenSize,
       H = c.numHeads,
@@ -208,7 +208,7 @@ export class Transformer {
     return add(x, this.lin(h + 'mlp.c_proj', f, 'in_out'));
   }
 
-  private llamaBlock(i: number, x: Tensor, B: number, T: number, positions: Int32Array, keyMask: Int32Array | undefined, cache?: KVCache): Tensor {
+  private llamaBlock(i: number, x: Tensor, B: number, T: number, positions: Int32Array, keyMask: Int32Array | Uint8Array | undefined, cache?: KVCache): Tensor {
     const c = this.config,
       D = c.headDim,
       l = `model.layers.${i}.`;
@@ -228,8 +228,8 @@ export class Transformer {
   }
 
   /** Causal attention over [B, H, T, D] heads (through the cache when generating) → [B, T, H·D]. */
-  private attend(i: number, q: Tensor, k: Tensor, v: Tensor, B: number, T: number, keyMask: Int32Array | undefined, cache?: KVCache): Tensor {
-    const out = cache ? cache.attend(i, q, k, v, keyMask!) : attention(q, k, v, { causal: true, keyMask });
+  private attend(i: number, q: Tensor, k: Tensor, v: Tensor, B: number, T: number, keyMask: Int32Array | Uint8Array | undefined, cache?: KVCache): Tensor {
+    const out = cache ? cache.attend(i, q, k, v, keyMask as Uint8Array) : attention(q, k, v, { causal: true, keyMask });
     return out.transpose(1, 2).reshape([B, T, this.config.numHeads * this.config.headDim]);
   }
 

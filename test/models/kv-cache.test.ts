@@ -136,7 +136,11 @@ test('KVCache refuses a bad dtype, a full cache and gradients', () => {
   assert.throws(() => cache.appendMask(5), /KV cache full: 0 \+ 5 > capacity 4/);
   const q = Tensor.param(Tensor.zeros([1, 2, 1, 8])),
     k = Tensor.zeros([1, 2, 1, 8]);
-  assert.throws(() => cache.attend(0, q, k, k, Int32Array.of(1)), /runs without gradients/);
+  assert.throws(() => cache.attend(0, q, k, k, Uint8Array.of(1)), /runs without gradients/);
+  const q0 = Tensor.zeros([1, 2, 1, 8]);
+  assert.throws(() => cache.attend(0, q0, k, k, new Uint8Array(3)), /keyMask has 3 entries, expected batch·\(length \+ T\) = 1/);
+  assert.throws(() => cache.attend(0, q0, k, Tensor.zeros([1, 2, 2, 8]), Uint8Array.of(1)), /k \[1,2,1,8\] and v \[1,2,2,8\] do not fit a cache of 1 rows, 2 kv heads of 8/);
+  assert.equal(cache.length, 0);
   cache.dispose();
 });
 
